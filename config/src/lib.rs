@@ -1,1 +1,246 @@
-//! keel-config
+//! keel's configuration: the TOML file given by `--config FILE`, with command-line flags
+//! layered on top (flags win). Validation happens here, once, so every process sees the
+//! same checked values; a bad file or value is a [`ConfigError`] whose `Display` is the
+//! one line the server prints before exiting with code 2.
+//!
+//! Architecture Invariant: `config` depends on no other keel crate and does no I/O
+//! except reading the config file in [`Config::from_file`].
+
+#![deny(unsafe_code)]
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// When a write is acknowledged (DESIGN §3). See `keel_storage::Durability`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Ack after the write reached the kernel; survives the keel process being killed.
+    Relaxed,
+    /// Ack after write + fdatasync; survives an OS crash. The default.
+    Kernel,
+    /// As kernel plus a device cache flush; survives power loss (same as kernel on Linux).
+    Power,
+}
+
+impl FromStr for Durability {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        match s.to_ascii_lowercase().as_str() {
+            "relaxed" => Ok(Durability::Relaxed),
+            "kernel" => Ok(Durability::Kernel),
+            "power" => Ok(Durability::Power),
+            _ => Err(ConfigError::Invalid(format!(
+                "invalid durability '{s}': expected relaxed, kernel or power"
+            ))),
+        }
+    }
+}
+
+impl Durability {
+    /// The lowercase name used in flags, the config file and INFO.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Durability::Relaxed => "relaxed",
+            Durability::Kernel => "kernel",
+            Durability::Power => "power",
+        }
+    }
+}
+
+/// A configuration problem; `Display` is a single line for stderr.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {msg}")]
+    Parse { path: PathBuf, msg: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The file form: every key optional, unknown keys rejected.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub resp_addr: Option<String>,
+    pub shards: Option<u32>,
+    pub durability: Option<Durability>,
+    /// vLog segment size, bytes.
+    pub segment_bytes: Option<u64>,
+    /// Values up to this many bytes stay in RAM in the keydir.
+    pub inline_value_max: Option<usize>,
+    /// Router executors (threads); default: online CPUs.
+    pub router_threads: Option<usize>,
+    /// Largest accepted bulk string, bytes (Redis `proto-max-bulk-len`).
+    pub max_bulk_len: Option<usize>,
+}
+
+/// Values given on the command line; `None` = not given.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub resp_addr: Option<String>,
+    pub shards: Option<u32>,
+    pub durability: Option<String>,
+    pub router_threads: Option<usize>,
+}
+
+/// The effective, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub resp_addr: SocketAddr,
+    /// Shard processes, 1..=1024.
+    pub shards: u32,
+    pub durability: Durability,
+    /// vLog segment size, bytes (1 MiB ..= 4 GiB; default 64 MiB).
+    pub segment_bytes: u64,
+    /// Inline value limit, bytes (0 ..= 64 KiB; default 256).
+    pub inline_value_max: usize,
+    /// Router executors, 1..=256 (default: online CPUs).
+    pub router_threads: usize,
+    /// Largest bulk string accepted from clients, bytes (default 512 MiB).
+    pub max_bulk_len: usize,
+}
+
+impl FileConfig {
+    /// Reads and parses a TOML file. Errors: `Read`, `Parse` (unknown keys, wrong types).
+    pub fn from_file(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Self::from_toml(&text).map_err(|msg| ConfigError::Parse { path: path.to_owned(), msg })
+    }
+
+    /// Parses TOML text; the error is a one-line message.
+    pub fn from_toml(text: &str) -> Result<FileConfig, String> {
+        toml::from_str(text).map_err(|e| e.message().replace('\n', " "))
+    }
+}
+
+impl Config {
+    /// Layers `flags` over `file` over the defaults and validates the result.
+    /// `online_cpus` is the default for `shards` and `router_threads`.
+    pub fn resolve(file: FileConfig, flags: Overrides, online_cpus: usize) -> Result<Config, ConfigError> {
+        let durability = match flags.durability {
+            Some(s) => s.parse()?,
+            None => file.durability.unwrap_or(Durability::Kernel),
+        };
+        let addr_text = flags.resp_addr.or(file.resp_addr).unwrap_or_else(|| "127.0.0.1:6379".into());
+        let resp_addr = parse_addr(&addr_text)?;
+        let shards = flags.shards.or(file.shards).unwrap_or(online_cpus.max(1) as u32);
+        if !(1..=1024).contains(&shards) {
+            return Err(ConfigError::Invalid(format!("invalid shard count {shards}: expected 1..=1024")));
+        }
+        let router_threads = flags.router_threads.or(file.router_threads).unwrap_or(online_cpus.max(1));
+        if !(1..=256).contains(&router_threads) {
+            return Err(ConfigError::Invalid(format!(
+                "invalid router_threads {router_threads}: expected 1..=256"
+            )));
+        }
+        let segment_bytes = file.segment_bytes.unwrap_or(64 << 20);
+        if !((1 << 20)..=(4 << 30)).contains(&segment_bytes) {
+            return Err(ConfigError::Invalid(format!(
+                "invalid segment_bytes {segment_bytes}: expected 1 MiB ..= 4 GiB"
+            )));
+        }
+        let inline_value_max = file.inline_value_max.unwrap_or(256);
+        if inline_value_max > 64 << 10 {
+            return Err(ConfigError::Invalid(format!(
+                "invalid inline_value_max {inline_value_max}: expected at most 65536"
+            )));
+        }
+        let max_bulk_len = file.max_bulk_len.unwrap_or(512 << 20);
+        if !(1024..=(512 << 20)).contains(&max_bulk_len) {
+            return Err(ConfigError::Invalid(format!(
+                "invalid max_bulk_len {max_bulk_len}: expected 1 KiB ..= 512 MiB"
+            )));
+        }
+        let data_dir = flags.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data"));
+        if data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid("invalid data dir: empty path".into()));
+        }
+        Ok(Config {
+            data_dir,
+            resp_addr,
+            shards,
+            durability,
+            segment_bytes,
+            inline_value_max,
+            router_threads,
+            max_bulk_len,
+        })
+    }
+
+    /// The effective configuration as TOML (logged at start, written to the data dir).
+    pub fn to_toml(&self) -> String {
+        format!(
+            "data_dir = {:?}\nresp_addr = \"{}\"\nshards = {}\ndurability = \"{}\"\nsegment_bytes = {}\ninline_value_max = {}\nrouter_threads = {}\nmax_bulk_len = {}\n",
+            self.data_dir.display().to_string(),
+            self.resp_addr,
+            self.shards,
+            self.durability.as_str(),
+            self.segment_bytes,
+            self.inline_value_max,
+            self.router_threads,
+            self.max_bulk_len
+        )
+    }
+}
+
+fn parse_addr(s: &str) -> Result<SocketAddr, ConfigError> {
+    use std::net::ToSocketAddrs;
+    let bad = || ConfigError::Invalid(format!("invalid resp address '{s}': expected HOST:PORT"));
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    // Host names such as localhost:6379.
+    s.to_socket_addrs().map_err(|_| bad())?.next().ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(toml: &str, flags: Overrides) -> Result<Config, String> {
+        let file = FileConfig::from_toml(toml)?;
+        Config::resolve(file, flags, 4).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = resolve("", Overrides::default()).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.resp_addr.to_string(), "127.0.0.1:6379");
+        assert_eq!(c.shards, 4);
+        assert_eq!(c.durability, Durability::Kernel);
+    }
+
+    #[test]
+    fn flags_override_file() {
+        let flags = Overrides { shards: Some(2), durability: Some("relaxed".into()), ..Default::default() };
+        let c = resolve("shards = 8\ndurability = \"power\"\nresp_addr = \"127.0.0.1:7000\"", flags).unwrap();
+        assert_eq!(c.shards, 2);
+        assert_eq!(c.durability, Durability::Relaxed);
+        assert_eq!(c.resp_addr.port(), 7000);
+    }
+
+    #[test]
+    fn unknown_key_rejected() {
+        let e = resolve("shardz = 2", Overrides::default()).unwrap_err();
+        assert!(e.contains("unknown field `shardz`"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_rejected() {
+        assert!(resolve("durability = \"fast\"", Overrides::default()).is_err());
+        assert!(resolve("shards = 0", Overrides::default()).unwrap_err().contains("invalid shard count"));
+        let flags = Overrides { durability: Some("sometimes".into()), ..Default::default() };
+        assert!(resolve("", flags).unwrap_err().contains("invalid durability"));
+        let flags = Overrides { resp_addr: Some("nonsense".into()), ..Default::default() };
+        assert!(resolve("", flags).unwrap_err().contains("invalid resp address"));
+    }
+}

@@ -1,17 +1,145 @@
-fn main() {
-    let p = std::env::args().nth(1).unwrap();
-    std::fs::write(format!("{p}.probe"), vec![0u8; 4096]).unwrap();
-    let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound).io_memory(1<<20).make().unwrap();
-    ex.run(async move {
-        let pf = glommio::io::DmaFile::open(format!("{p}.probe")).await.unwrap();
-        let _ = pf.read_at_aligned(0, 4096).await.unwrap();
-        let f = glommio::io::OpenOptions::new().read(true).write(true).create(true).dma_open(&p).await.unwrap();
-        let mut b = f.alloc_dma_buffer(4096);
-        b.as_bytes_mut().fill(7);
-        f.write_at(b, 0).await.unwrap();
-        f.fdatasync().await.unwrap();
-        let r = f.read_at_aligned(0, 4096).await.unwrap();
-        let r2 = f.read_at(10, 100).await.unwrap();
-        println!("ok {} {}", r[0], r2.len());
-    });
+//! `keel`: the one binary. `keel` / `keel serve` runs the router (DESIGN §1), which
+//! starts `keel shard …` processes (a hidden subcommand of this same binary);
+//! `keel bench` is the vector benchmark client.
+
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+mod bench;
+mod cmd;
+mod conn;
+mod link;
+mod meta;
+mod router;
+mod sync;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// keel — a Redis-compatible key-value and vector store for machines where something
+/// else owns most of the memory.
+#[derive(Parser, Debug)]
+#[command(name = "keel", version, about, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server in the foreground (the default).
+    Serve(ServeArgs),
+    /// Load an .fvecs data set into a running keel and measure search QPS, latency and recall.
+    Bench(bench::BenchArgs),
+    /// Internal: one shard process, started by the router.
+    #[command(hide = true)]
+    Shard(ShardArgs),
+}
+
+/// Server flags; they override the TOML file given by `--config`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ServeArgs {
+    /// TOML config file (keys: data_dir, resp_addr, shards, durability, segment_bytes,
+    /// inline_value_max, router_threads, max_bulk_len).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory [default: ./data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// RESP listen address [default: 127.0.0.1:6379]; port 0 picks a free port.
+    #[arg(long, value_name = "HOST:PORT")]
+    resp_addr: Option<String>,
+    /// Shard processes [default: online CPUs]; fixed for a data dir.
+    #[arg(long, value_name = "N")]
+    shards: Option<u32>,
+    /// When writes are acknowledged: relaxed | kernel | power [default: kernel].
+    #[arg(long, value_name = "TIER")]
+    durability: Option<String>,
+    /// Router executor threads [default: online CPUs].
+    #[arg(long, value_name = "N", hide = true)]
+    router_threads: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+struct ShardArgs {
+    #[arg(long)]
+    id: u32,
+    #[arg(long)]
+    shards: u32,
+    #[arg(long)]
+    dir: PathBuf,
+    #[arg(long)]
+    socket: PathBuf,
+    #[arg(long)]
+    core: Option<usize>,
+    #[arg(long)]
+    durability: String,
+    #[arg(long)]
+    segment_bytes: u64,
+    #[arg(long)]
+    inline_value_max: usize,
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KEEL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Bench(args)) => match bench::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("keel bench: {e:#}");
+                ExitCode::from(1)
+            }
+        },
+        Some(Command::Shard(args)) => {
+            init_logging();
+            run_shard(args)
+        }
+        Some(Command::Serve(args)) => {
+            init_logging();
+            router::main(args)
+        }
+        None => {
+            init_logging();
+            router::main(cli.serve)
+        }
+    }
+}
+
+fn run_shard(a: ShardArgs) -> ExitCode {
+    let durability = match a.durability.parse::<keel_config::Durability>() {
+        Ok(d) => router::storage_durability(d),
+        Err(e) => {
+            eprintln!("keel shard: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cfg = keel_shard::ShardConfig {
+        id: a.id,
+        n_shards: a.shards,
+        dir: a.dir,
+        socket: a.socket,
+        core: a.core,
+        store: keel_storage::StoreOptions {
+            durability,
+            segment_bytes: a.segment_bytes,
+            inline_value_max: a.inline_value_max,
+            ..Default::default()
+        },
+    };
+    match keel_shard::run(cfg) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("shard {} stopped: {e:#}", a.id);
+            ExitCode::from(1)
+        }
+    }
 }

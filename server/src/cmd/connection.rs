@@ -1,0 +1,141 @@
+//! Connection commands answered by the router: PING, HELLO, SELECT, CLIENT.
+
+use super::{parse_i64, ConnState, Router};
+use keel_protocol::resp::RespVersion;
+use keel_protocol::Value;
+use std::rc::Rc;
+
+/// `PING [message]` → `+PONG` or the message as a bulk string.
+pub fn ping(_conn: &ConnState, argv: &[Vec<u8>]) -> Value {
+    match argv.len() {
+        1 => Value::Simple("PONG".into()),
+        2 => Value::Bulk(argv[1].clone()),
+        _ => Value::err("ERR wrong number of arguments for 'ping' command"),
+    }
+}
+
+/// `HELLO [protover [AUTH username password] [SETNAME clientname]]`: switches the
+/// connection to RESP2/RESP3 and replies with the server map (in the new protocol).
+pub fn hello(rt: &Rc<Router>, conn: &mut ConnState, argv: &[Vec<u8>]) -> Value {
+    let mut version = conn.resp;
+    let mut name = None;
+    if argv.len() >= 2 {
+        match parse_i64(&argv[1]) {
+            Some(2) => version = RespVersion::Resp2,
+            Some(3) => version = RespVersion::Resp3,
+            Some(_) => return Value::err("NOPROTO unsupported protocol version"),
+            None => return Value::err("ERR Protocol version is not an integer or out of range"),
+        }
+        let mut i = 2;
+        while i < argv.len() {
+            let opt = argv[i].to_ascii_uppercase();
+            let more = argv.len() - i - 1;
+            if opt == b"AUTH" && more >= 2 {
+                // No users are configured yet: the default user has no password (as Redis
+                // with `nopass`), so any credentials are accepted.
+                i += 3;
+            } else if opt == b"SETNAME" && more >= 1 {
+                if let Err(e) = check_client_name(&argv[i + 1]) {
+                    return e;
+                }
+                name = Some(argv[i + 1].clone());
+                i += 2;
+            } else {
+                return Value::err(format!(
+                    "ERR Syntax error in HELLO option '{}'",
+                    String::from_utf8_lossy(&argv[i])
+                ));
+            }
+        }
+    }
+    conn.resp = version;
+    if let Some(n) = name {
+        conn.name = Some(n);
+    }
+    let proto = if version == RespVersion::Resp3 { 3 } else { 2 };
+    let _ = rt;
+    Value::Map(vec![
+        (Value::bulk("server"), Value::bulk("redis")),
+        (Value::bulk("version"), Value::bulk(crate::router::REDIS_COMPAT_VERSION)),
+        (Value::bulk("proto"), Value::Integer(proto)),
+        (Value::bulk("id"), Value::Integer(conn.id as i64)),
+        (Value::bulk("mode"), Value::bulk("standalone")),
+        (Value::bulk("role"), Value::bulk("master")),
+        (Value::bulk("modules"), Value::Array(vec![])),
+    ])
+}
+
+/// `SELECT index`: keel has one database.
+pub fn select(argv: &[Vec<u8>]) -> Value {
+    match parse_i64(&argv[1]) {
+        Some(0) => Value::ok(),
+        Some(_) => Value::err("ERR DB index is out of range"),
+        None => Value::err("ERR value is not an integer or out of range"),
+    }
+}
+
+fn check_client_name(n: &[u8]) -> Result<(), Value> {
+    if n.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
+        return Err(Value::err("ERR Client names cannot contain spaces, newlines or special characters."));
+    }
+    Ok(())
+}
+
+fn client_line(conn: &ConnState) -> String {
+    let name = conn.name.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+    let lib = conn.lib_name.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+    let ver = conn.lib_ver.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+    let resp = if conn.resp == RespVersion::Resp3 { 3 } else { 2 };
+    format!("id={} addr={} name={} db=0 resp={} lib-name={} lib-ver={}\n", conn.id, conn.addr, name, resp, lib, ver)
+}
+
+/// `CLIENT ID | GETNAME | SETNAME name | SETINFO attr value | INFO | LIST | NO-EVICT | NO-TOUCH`.
+pub fn client(conn: &mut ConnState, argv: &[Vec<u8>]) -> Value {
+    let sub = argv[1].to_ascii_uppercase();
+    let wrong = || {
+        Value::err(format!(
+            "ERR wrong number of arguments for 'client|{}' command",
+            String::from_utf8_lossy(&argv[1]).to_ascii_lowercase()
+        ))
+    };
+    match sub.as_slice() {
+        b"ID" if argv.len() == 2 => Value::Integer(conn.id as i64),
+        b"GETNAME" if argv.len() == 2 => match &conn.name {
+            Some(n) => Value::Bulk(n.clone()),
+            None => Value::Null,
+        },
+        b"SETNAME" if argv.len() == 3 => {
+            if let Err(e) = check_client_name(&argv[2]) {
+                return e;
+            }
+            conn.name = if argv[2].is_empty() { None } else { Some(argv[2].clone()) };
+            Value::ok()
+        }
+        b"SETINFO" if argv.len() == 4 => {
+            let attr = argv[2].to_ascii_uppercase();
+            if check_client_name(&argv[3]).is_err() && !argv[3].is_empty() {
+                return Value::err("ERR lib-name and lib-ver cannot contain spaces, newlines or special characters.");
+            }
+            match attr.as_slice() {
+                b"LIB-NAME" => conn.lib_name = Some(argv[3].clone()),
+                b"LIB-VER" => conn.lib_ver = Some(argv[3].clone()),
+                _ => {
+                    return Value::err(format!(
+                        "ERR Unrecognized option '{}'",
+                        String::from_utf8_lossy(&argv[2])
+                    ))
+                }
+            }
+            Value::ok()
+        }
+        b"INFO" if argv.len() == 2 => Value::Verbatim("txt".into(), client_line(conn).into_bytes()),
+        // Only this connection is listed: router executors keep no shared client registry yet.
+        b"LIST" => Value::Verbatim("txt".into(), client_line(conn).into_bytes()),
+        b"NO-EVICT" | b"NO-TOUCH" if argv.len() == 3 => Value::ok(),
+        b"ID" | b"GETNAME" | b"SETNAME" | b"SETINFO" | b"INFO" | b"NO-EVICT" | b"NO-TOUCH" => wrong(),
+        _ => Value::err(format!(
+            "ERR unknown subcommand '{}'. Try CLIENT HELP.",
+            String::from_utf8_lossy(&argv[1])
+        )),
+    }
+}

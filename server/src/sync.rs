@@ -1,0 +1,135 @@
+//! Tiny single-executor synchronisation primitives (`Rc`-based, `!Send`): a one-shot
+//! reply slot and a latched event. glommio's channels are built for cross-task streams;
+//! these are the one-value and one-edge cases the router needs on every request.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+struct SlotInner<T> {
+    value: Option<T>,
+    waker: Option<Waker>,
+}
+
+/// The sending half of a one-shot slot.
+pub struct SlotTx<T>(Rc<RefCell<SlotInner<T>>>);
+
+/// The receiving half: a future resolving to the value.
+pub struct SlotRx<T>(Rc<RefCell<SlotInner<T>>>);
+
+/// A one-shot slot: the sender fills it once, the receiver awaits it.
+pub fn slot<T>() -> (SlotTx<T>, SlotRx<T>) {
+    let inner = Rc::new(RefCell::new(SlotInner { value: None, waker: None }));
+    (SlotTx(inner.clone()), SlotRx(inner))
+}
+
+impl<T> SlotTx<T> {
+    /// Stores the value and wakes the receiver.
+    pub fn send(self, v: T) {
+        let waker = {
+            let mut s = self.0.borrow_mut();
+            s.value = Some(v);
+            s.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+impl<T> Future for SlotRx<T> {
+    type Output = T;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let mut s = self.0.borrow_mut();
+        match s.value.take() {
+            Some(v) => Poll::Ready(v),
+            None => {
+                s.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// A latched event: once set, every current and future `wait` resolves.
+#[derive(Clone, Default)]
+pub struct Event(Rc<RefCell<(bool, Vec<Waker>)>>);
+
+impl Event {
+    pub fn set(&self) {
+        let wakers = {
+            let mut s = self.0.borrow_mut();
+            s.0 = true;
+            std::mem::take(&mut s.1)
+        };
+        for w in wakers {
+            w.wake();
+        }
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.0.borrow().0
+    }
+
+    /// Resolves once the event is set.
+    pub fn wait(&self) -> EventWait {
+        EventWait(self.clone())
+    }
+}
+
+pub struct EventWait(Event);
+
+impl Future for EventWait {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut s = (self.0).0.borrow_mut();
+        if s.0 {
+            Poll::Ready(())
+        } else {
+            if !s.1.iter().any(|w| w.will_wake(cx.waker())) {
+                s.1.push(cx.waker().clone());
+            }
+            Poll::Pending
+        }
+    }
+}
+
+/// A re-armable wake-up for one waiting task (e.g. "the write buffer is non-empty").
+#[derive(Clone, Default)]
+pub struct Notify(Rc<RefCell<(bool, Option<Waker>)>>);
+
+impl Notify {
+    pub fn notify(&self) {
+        let w = {
+            let mut s = self.0.borrow_mut();
+            s.0 = true;
+            s.1.take()
+        };
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
+
+    /// Resolves after the next (or a pending) `notify`, consuming it.
+    pub fn notified(&self) -> Notified {
+        Notified(self.clone())
+    }
+}
+
+pub struct Notified(Notify);
+
+impl Future for Notified {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut s = (self.0).0.borrow_mut();
+        if s.0 {
+            s.0 = false;
+            Poll::Ready(())
+        } else {
+            s.1 = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+}
