@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# KV benchmark: keel against redis-server with redis-benchmark, at equal promises, in
+# one run, interleaved (DEVELOPERS: keel `kernel` vs Redis `appendonly yes, appendfsync
+# always`; keel `relaxed` vs Redis without persistence).
+#
+#   scripts/bench-kv.sh [OUT]        (OUT defaults to bench-results/kv.md)
+#
+# Env: N (requests per test, default 200000), CLIENTS (default 50), TESTS
+# (default set,get,incr,mset), KEEL (binary, default target/release/keel, built if missing).
+# Installs redis-server/redis-tools with apt-get when missing. Loopback only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-bench-results/kv.md}
+N=${N:-200000}
+CLIENTS=${CLIENTS:-50}
+TESTS=${TESTS:-set,get,incr,mset}
+KEEL=${KEEL:-target/release/keel}
+
+if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
+  echo "installing redis-server and redis-tools (apt-get)" >&2
+  if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server redis-tools >/dev/null
+fi
+[ -x "$KEEL" ] || cargo build --release -p keel-server
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+WORK=$(mktemp -d /tmp/keel-bench-XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+wait_ping() { for _ in $(seq 1 300); do redis-cli -p "$1" ping 2>/dev/null | grep -q PONG && return 0; sleep 0.1; done; echo "server on port $1 did not answer PING" >&2; return 1; }
+
+start_keel() { # tier
+  local port; port=$(free_port)
+  rm -rf "$WORK/keel-$1"
+  "$KEEL" --data-dir "$WORK/keel-$1" --resp-addr "127.0.0.1:$port" --durability "$1" 2>"$WORK/keel-$1.log" &
+  PIDS+=($!); KPID=$!; KPORT=$port; wait_ping "$port"
+}
+start_redis() { # persistence: always|none
+  local port; port=$(free_port)
+  mkdir -p "$WORK/redis-$1"
+  local opts=(--port "$port" --bind 127.0.0.1 --dir "$WORK/redis-$1" --save "" --daemonize no --logfile "$WORK/redis-$1.log")
+  if [ "$1" = always ]; then opts+=(--appendonly yes --appendfsync always); else opts+=(--appendonly no); fi
+  redis-server "${opts[@]}" &
+  PIDS+=($!); RPID=$!; RPORT=$port; wait_ping "$port"
+}
+stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+# run PORT P -> lines "test,rps,p50"
+run() {
+  redis-benchmark -p "$1" -t "$TESTS" -n "$N" -c "$CLIENTS" -P "$2" -r 100000 --csv 2>/dev/null |
+    python3 -c '
+import csv, sys
+for row in csv.reader(sys.stdin):
+    if not row or row[0] == "test": continue
+    name = row[0].split(" ")[0]
+    print(f"{name},{float(row[1]):.0f},{float(row[4]) if len(row) > 4 else 0:.3f}")'
+}
+
+declare -A R
+for pair in "kernel always" "relaxed none"; do
+  set -- $pair; tier=$1; rp=$2
+  for P in 1 16; do
+    # Interleave: keel, redis, keel, redis — fresh servers each time; keep the better of two.
+    for round in 1 2; do
+      start_keel "$tier"; while IFS=, read -r t rps p50; do R["keel,$tier,$P,$t,$round"]="$rps,$p50"; done < <(run "$KPORT" "$P"); stop "$KPID"
+      start_redis "$rp"; while IFS=, read -r t rps p50; do R["redis,$rp,$P,$t,$round"]="$rps,$p50"; done < <(run "$RPORT" "$P"); stop "$RPID"
+      echo "done: $tier/$rp -P $P round $round" >&2
+    done
+  done
+done
+
+best() { # key-prefix -> "rps,p50" of the round with the higher rps
+  local a=${R["$1,1"]:-0,0} b=${R["$1,2"]:-0,0}
+  if [ "${a%%,*}" -ge "${b%%,*}" ]; then echo "$a"; else echo "$b"; fi
+}
+
+{
+  echo "# KV benchmark: keel vs Redis (redis-benchmark)"
+  echo
+  echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/{print $2}') GiB RAM, Linux $(uname -r)"
+  echo "- keel $("$KEEL" --version | awk '{print $2}') ($(git rev-parse --short HEAD 2>/dev/null || echo '?')), default shards (= $(nproc)), release build; $(redis-server --version | awk '{print $1, $2, $3}')"
+  echo "- command: \`scripts/bench-kv.sh\` (N=$N CLIENTS=$CLIENTS TESTS=$TESTS): per row \`redis-benchmark -t $TESTS -n $N -c $CLIENTS -P {1,16} -r 100000 --csv\`,"
+  echo "  fresh servers, keel and Redis interleaved, two rounds each, the better round reported."
+  echo "- equal promises: keel \`--durability kernel\` (ack after fdatasync) vs Redis \`appendonly yes, appendfsync always\`;"
+  echo "  keel \`--durability relaxed\` (ack after write(2), fdatasync every 100 ms) vs Redis without persistence."
+  echo
+  for pair in "kernel always" "relaxed none"; do
+    set -- $pair; tier=$1; rp=$2
+    for P in 1 16; do
+      echo "## keel $tier vs Redis appendfsync=$rp, -P $P"
+      echo
+      echo "| test | keel rps | redis rps | keel/redis | keel p50 ms | redis p50 ms |"
+      echo "|---|---:|---:|---:|---:|---:|"
+      for t in $(echo "$TESTS" | tr , ' '); do
+        T=$(echo "$t" | tr a-z A-Z)
+        k=$(best "keel,$tier,$P,$T"); r=$(best "redis,$rp,$P,$T")
+        ratio=$(python3 -c "k=float('${k%%,*}'); r=float('${r%%,*}'); print(f'{k/r:.2f}' if r else 'n/a')")
+        echo "| $T | ${k%%,*} | ${r%%,*} | $ratio | ${k##*,} | ${r##*,} |"
+      done
+      echo
+    done
+  done
+} > "$OUT.tmp"
+mv "$OUT.tmp" "$OUT"
+cat "$OUT"
