@@ -2,16 +2,19 @@
 //!
 //! Shards answer with a [`Value`]; the router encodes it for the client's protocol
 //! (RESP2 or RESP3 today; native and JSON later). RESP2 downgrades are defined in
-//! [`crate::resp::encode`]: `Double` → bulk string, `Map` → flat array, `Set` → array,
-//! `Bool` → integer 1/0, `Null` → null bulk string (`$-1`).
+//! [`crate::resp::encode`]: `Double` → bulk string (Redis's number formatting), `Map` →
+//! flat array, `Set` → array, `Bool` → integer 1/0, `Null` → null bulk string (`$-1`),
+//! `NullArray` → `*-1`, `Verbatim` → bulk string of the text. Between router and shard
+//! a `Value` travels losslessly in the binary encoding of [`crate::shard::encode_value`].
 
 /// One reply value (RESP3 data model, <https://github.com/redis/redis-specifications/blob/master/protocol/RESP3.md>).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
-    /// `+OK` — a short status line; must not contain `\r` or `\n`.
+    /// `+OK` — a short status line; must not contain `\r` or `\n` (the RESP encoder
+    /// replaces them with spaces).
     Simple(String),
     /// `-ERR …` — the full error line including its code prefix (`ERR`, `WRONGTYPE`, …);
-    /// must not contain `\r` or `\n`.
+    /// must not contain `\r` or `\n` (the RESP encoder replaces them with spaces).
     Error(String),
     /// `:123`
     Integer(i64),
@@ -31,7 +34,8 @@ pub enum Value {
     Set(Vec<Value>),
     /// RESP3 `#t`/`#f`; RESP2 `:1`/`:0`.
     Bool(bool),
-    /// RESP3 `=N\r\ntxt:…` verbatim string (format is 3 bytes, e.g. `txt`); RESP2 a bulk string.
+    /// RESP3 `=N\r\ntxt:…` verbatim string: (format, text). The format is 3 bytes, e.g.
+    /// `txt` or `mkd` (any other is sent as `txt`); RESP2 sends the text as a bulk string.
     Verbatim(String, Vec<u8>),
 }
 

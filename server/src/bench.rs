@@ -1,0 +1,838 @@
+//! `keel bench`: load a vector data set into a running keel and measure search
+//! throughput, latency and recall.
+//!
+//! A plain client program: blocking `std::net::TcpStream`s and OS threads, RESP2
+//! through `keel_protocol::resp`. The flow is: drop and re-create the index
+//! (`SKEG.VINDEX.DROP` / `SKEG.VINDEX.CREATE <name> <dim> f32 flat`), load every base
+//! vector with pipelined `SKEG.VSET <name> <row> <blob>`, then for each client count run
+//! the query set (repeated until at least `--min-queries` queries) with one
+//! `SKEG.VSEARCH <name> <k> <l_search> <blob>` in flight per client, and report QPS,
+//! p50/p99 latency and recall@1/@10 against the ground truth. The first 100 queries are
+//! sent once, untimed, before the first measurement.
+//!
+//! Data set files (the TEXMEX formats, all little-endian): `base.fvecs` and
+//! `query.fvecs` hold, per vector, an i32 dimension then that many f32; `gt.ivecs`
+//! holds, per query, an i32 count then that many i32 ids of the true nearest base rows,
+//! nearest first, 0-based. Vector ids in keel are the base row numbers.
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use keel_protocol::resp::{encode_request, parse_value, Limits};
+use keel_protocol::Value;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Barrier;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Options of `keel bench`.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Address of the running keel (RESP).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:6379")]
+    pub addr: String,
+    /// Data set directory holding base.fvecs, query.fvecs and gt.ivecs.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Index name (routes like a key).
+    #[arg(long, value_name = "NAME", default_value = "bench:vec")]
+    pub index: String,
+    /// Neighbours requested per query.
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// Search list size passed to SKEG.VSEARCH (recall/latency knob; flat ignores it).
+    #[arg(long, value_name = "L", default_value_t = 100)]
+    pub l_search: usize,
+    /// Concurrent search clients, one measurement per value (comma-separated).
+    #[arg(long, value_name = "N,N,..", value_delimiter = ',', default_value = "1,8")]
+    pub clients: Vec<usize>,
+    /// SKEG.VSET commands in flight per loading connection.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub pipeline: usize,
+    /// Loading connections (each loads a contiguous share of the base rows).
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub load_clients: usize,
+    /// Keep the existing index and data: search only.
+    #[arg(long)]
+    pub skip_load: bool,
+    /// Minimum queries per measurement; the query set is repeated to reach it.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub min_queries: usize,
+    /// Also write the report as Markdown to this file.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// The server's pid: its RSS and its children's (the shard processes) is reported.
+    #[arg(long, value_name = "PID")]
+    pub server_pid: Option<u32>,
+}
+
+/// Runs the benchmark. Errors: unreadable or inconsistent data files, connection
+/// failures, and any `-ERR` reply (except to the initial `SKEG.VINDEX.DROP`).
+pub fn run(args: BenchArgs) -> Result<()> {
+    ensure!(args.k > 0, "--k must be at least 1");
+    ensure!(args.pipeline > 0 && args.load_clients > 0, "--pipeline and --load-clients must be at least 1");
+    ensure!(!args.clients.is_empty() && args.clients.iter().all(|&c| c > 0), "--clients must list counts >= 1");
+
+    let data = DataSet::open(&args.data)?;
+    eprintln!("{}", data.describe());
+    let load = if args.skip_load { None } else { Some(load(&args, &data.base)?) };
+    let rss_after_load = server_rss(&args);
+
+    warm_up(&args, &data.queries)?;
+    let mut runs = Vec::new();
+    for &clients in &args.clients {
+        let r = search(&args, &data, clients)?;
+        eprintln!("{} clients: {:.0} QPS", clients, r.qps);
+        runs.push(r);
+    }
+    let report = Report {
+        command: shell_join(std::env::args()),
+        date: utc_datetime(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()),
+        machine: machine_description(),
+        data: data.describe(),
+        index: format!("`{}` (flat, f32, cosine), k = {}, l_search = {}", args.index, args.k, args.l_search),
+        load,
+        load_setup: format!("{} connections, pipeline {}", args.load_clients, args.pipeline),
+        rss_after_load,
+        rss_end: server_rss(&args),
+        runs,
+    };
+    print!("{}", report.text());
+    if let Some(path) = &args.out {
+        std::fs::write(path, report.markdown()).with_context(|| format!("write report {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Vectors as the raw bytes of an `.fvecs` file: row `i` is `dim` f32 LE at
+/// `bytes[i*(4+4*dim)+4 ..]`, which is exactly the blob keel expects.
+#[derive(Debug)]
+struct Fvecs {
+    dim: usize,
+    n: usize,
+    bytes: Vec<u8>,
+}
+
+impl Fvecs {
+    /// Validates that every record has the same positive dimension and the file ends on
+    /// a record boundary.
+    fn parse(bytes: Vec<u8>) -> Result<Fvecs> {
+        if bytes.is_empty() {
+            return Ok(Fvecs { dim: 0, n: 0, bytes });
+        }
+        let dim = read_dim(&bytes, 0)?;
+        ensure!(dim > 0, "dimension 0 in the first record");
+        let rec = 4 + 4 * dim;
+        let len = bytes.len();
+        ensure!(len % rec == 0, "length {len} is not a multiple of the record size {rec} (dim {dim})");
+        let n = bytes.len() / rec;
+        for i in 0..n {
+            let d = read_dim(&bytes, i * rec)?;
+            ensure!(d == dim, "record {i} has dimension {d}, the first has {dim}");
+        }
+        Ok(Fvecs { dim, n, bytes })
+    }
+
+    /// Row `i` as little-endian f32 bytes (`4 * dim` of them).
+    fn blob(&self, i: usize) -> &[u8] {
+        let rec = 4 + 4 * self.dim;
+        &self.bytes[i * rec + 4..(i + 1) * rec]
+    }
+}
+
+/// Reads an i32 LE dimension/count at `at` as a usize (negative is an error).
+fn read_dim(bytes: &[u8], at: usize) -> Result<usize> {
+    let b = bytes.get(at..at + 4).ok_or_else(|| anyhow!("truncated at byte {at}"))?;
+    let v = i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    usize::try_from(v).map_err(|_| anyhow!("negative length {v} at byte {at}"))
+}
+
+/// Parses `.ivecs`: per row an i32 count then that many i32 (non-negative ids).
+fn parse_ivecs(bytes: &[u8]) -> Result<Vec<Vec<u32>>> {
+    let mut rows = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let n = read_dim(bytes, at)?;
+        at += 4;
+        let body = bytes.get(at..at + 4 * n).ok_or_else(|| anyhow!("row {} truncated at byte {at}", rows.len()))?;
+        let row = body
+            .chunks_exact(4)
+            .map(|c| {
+                let v = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                u32::try_from(v).map_err(|_| anyhow!("negative id {v} in row {}", rows.len()))
+            })
+            .collect::<Result<Vec<u32>>>()?;
+        rows.push(row);
+        at += 4 * n;
+    }
+    Ok(rows)
+}
+
+/// The three files of a data set, checked for consistency.
+struct DataSet {
+    dir: PathBuf,
+    base: Fvecs,
+    queries: Fvecs,
+    gt: Vec<Vec<u32>>,
+}
+
+impl DataSet {
+    fn open(dir: &Path) -> Result<DataSet> {
+        let read = |name: &str| {
+            let p = dir.join(name);
+            std::fs::read(&p).with_context(|| format!("read {}", p.display()))
+        };
+        let base = Fvecs::parse(read("base.fvecs")?).context("parse base.fvecs")?;
+        let queries = Fvecs::parse(read("query.fvecs")?).context("parse query.fvecs")?;
+        let gt = parse_ivecs(&read("gt.ivecs")?).context("parse gt.ivecs")?;
+        ensure!(base.n > 0 && queries.n > 0, "base.fvecs and query.fvecs must not be empty");
+        ensure!(base.dim == queries.dim, "query dim {} differs from base dim {}", queries.dim, base.dim);
+        ensure!(gt.len() >= queries.n, "gt.ivecs has {} rows for {} queries", gt.len(), queries.n);
+        Ok(DataSet { dir: dir.to_path_buf(), base, queries, gt })
+    }
+
+    fn describe(&self) -> String {
+        let gt_k = self.gt.iter().map(Vec::len).min().unwrap_or(0);
+        format!(
+            "`{}`: base {} × {} ({:.1} MiB), queries {}, ground truth {} × {}",
+            self.dir.display(),
+            self.base.n,
+            self.base.dim,
+            (self.base.n * self.base.dim * 4) as f64 / (1 << 20) as f64,
+            self.queries.n,
+            self.gt.len(),
+            gt_k
+        )
+    }
+}
+
+/// One blocking RESP2 connection with its own read and write buffers.
+struct Conn {
+    stream: TcpStream,
+    rbuf: Vec<u8>,
+    /// Bytes of `rbuf` already parsed.
+    rpos: usize,
+    wbuf: Vec<u8>,
+    limits: Limits,
+}
+
+impl Conn {
+    fn connect(addr: &str) -> Result<Conn> {
+        let stream = TcpStream::connect(addr).with_context(|| format!("connect to keel at {addr}"))?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+        Ok(Conn { stream, rbuf: Vec::with_capacity(64 << 10), rpos: 0, wbuf: Vec::new(), limits: Limits::default() })
+    }
+
+    /// Queues one command; sent by the next [`Conn::flush`].
+    fn queue(&mut self, argv: &[&[u8]]) {
+        encode_request(argv, &mut self.wbuf);
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.stream.write_all(&self.wbuf).context("send to keel")?;
+        self.wbuf.clear();
+        Ok(())
+    }
+
+    /// A reply already buffered, if a complete one is.
+    fn try_reply(&mut self) -> Result<Option<Value>> {
+        match parse_value(&self.rbuf[self.rpos..], &self.limits) {
+            Ok(Some((v, used))) => {
+                self.rpos += used;
+                Ok(Some(v))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => bail!("malformed reply from keel: {e}"),
+        }
+    }
+
+    /// The next reply, reading from the socket as needed.
+    fn reply(&mut self) -> Result<Value> {
+        loop {
+            if let Some(v) = self.try_reply()? {
+                return Ok(v);
+            }
+            if self.rpos > 0 {
+                self.rbuf.drain(..self.rpos);
+                self.rpos = 0;
+            }
+            let len = self.rbuf.len();
+            self.rbuf.resize(len + (64 << 10), 0);
+            let got = self.stream.read(&mut self.rbuf[len..]);
+            self.rbuf.truncate(len + got.as_ref().map_or(0, |&n| n));
+            match got {
+                Ok(0) => bail!("keel closed the connection"),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e).context("read reply from keel"),
+            }
+        }
+    }
+
+    /// Sends one command and returns its reply; `-ERR` becomes an error naming `what`.
+    fn call(&mut self, argv: &[&[u8]], what: &str) -> Result<Value> {
+        self.queue(argv);
+        self.flush()?;
+        check(self.reply()?, what)
+    }
+}
+
+/// Turns an error reply into an error naming the command.
+fn check(v: Value, what: &str) -> Result<Value> {
+    match v {
+        Value::Error(e) => bail!("keel replied to {what}: -{e}"),
+        v => Ok(v),
+    }
+}
+
+/// Drops and re-creates the index, then loads every base row; returns (vectors, time).
+fn load(args: &BenchArgs, base: &Fvecs) -> Result<(usize, Duration)> {
+    let mut conn = Conn::connect(&args.addr)?;
+    let name = args.index.as_bytes();
+    conn.queue(&[b"SKEG.VINDEX.DROP", name]);
+    conn.flush()?;
+    let _ = conn.reply()?; // "no such index" is fine
+    let dim = base.dim.to_string();
+    conn.call(&[b"SKEG.VINDEX.CREATE", name, dim.as_bytes(), b"f32", b"flat"], "SKEG.VINDEX.CREATE")?;
+
+    let bar = ProgressBar::new(base.n as u64);
+    bar.set_style(
+        ProgressStyle::with_template("loading {bar:40} {pos}/{len} vectors, {per_sec}, eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let failed = AtomicBool::new(false);
+    let start = Instant::now();
+    let per = base.n.div_ceil(args.load_clients);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..args.load_clients)
+            .map(|c| {
+                let rows = (c * per).min(base.n)..((c + 1) * per).min(base.n);
+                let (bar, failed) = (&bar, &failed);
+                s.spawn(move || {
+                    let r = load_rows(args, base, rows, bar, failed);
+                    if r.is_err() {
+                        failed.store(true, Ordering::Relaxed);
+                    }
+                    r
+                })
+            })
+            .collect();
+        workers.into_iter().try_for_each(|w| w.join().map_err(|_| anyhow!("loader thread panicked"))?)
+    })?;
+    let took = start.elapsed();
+    bar.finish_and_clear();
+    let secs = took.as_secs_f64();
+    eprintln!("loaded {} vectors in {secs:.2} s ({:.0} vectors/s)", base.n, base.n as f64 / secs);
+    Ok((base.n, took))
+}
+
+/// Loads `rows` on one connection, keeping up to `--pipeline` SKEG.VSET in flight.
+fn load_rows(
+    args: &BenchArgs,
+    base: &Fvecs,
+    rows: std::ops::Range<usize>,
+    bar: &ProgressBar,
+    failed: &AtomicBool,
+) -> Result<()> {
+    let mut conn = Conn::connect(&args.addr)?;
+    let (mut next, end) = (rows.start, rows.end);
+    let mut in_flight = 0;
+    while next < end || in_flight > 0 {
+        if failed.load(Ordering::Relaxed) {
+            bail!("another loader failed");
+        }
+        while next < end && in_flight < args.pipeline {
+            let id = next.to_string();
+            conn.queue(&[b"SKEG.VSET", args.index.as_bytes(), id.as_bytes(), base.blob(next)]);
+            next += 1;
+            in_flight += 1;
+        }
+        conn.flush()?;
+        // Wait for one reply, then take every other one that already arrived.
+        let mut done = 0;
+        let mut reply = Some(conn.reply()?);
+        while let Some(v) = reply {
+            check(v, "SKEG.VSET")?;
+            done += 1;
+            reply = if done < in_flight { conn.try_reply()? } else { None };
+        }
+        in_flight -= done;
+        bar.inc(done as u64);
+    }
+    Ok(())
+}
+
+/// Untimed queries sent before the first measurement (caches, lazy allocations).
+const WARMUP_QUERIES: usize = 100;
+
+/// Sends up to [`WARMUP_QUERIES`] queries on one connection, checking only for errors.
+fn warm_up(args: &BenchArgs, queries: &Fvecs) -> Result<()> {
+    let mut conn = Conn::connect(&args.addr)?;
+    let cmd = VSearch::new(args);
+    for q in 0..queries.n.min(WARMUP_QUERIES) {
+        result_ids(&conn.call(&cmd.argv(queries.blob(q)), "SKEG.VSEARCH")?)?;
+    }
+    Ok(())
+}
+
+/// The fixed arguments of `SKEG.VSEARCH <index> <k> <l_search> <blob>`, formatted once.
+struct VSearch<'a> {
+    index: &'a [u8],
+    k: String,
+    l_search: String,
+}
+
+impl<'a> VSearch<'a> {
+    fn new(args: &'a BenchArgs) -> Self {
+        VSearch { index: args.index.as_bytes(), k: args.k.to_string(), l_search: args.l_search.to_string() }
+    }
+
+    fn argv<'b>(&'b self, blob: &'b [u8]) -> [&'b [u8]; 5] {
+        [b"SKEG.VSEARCH", self.index, self.k.as_bytes(), self.l_search.as_bytes(), blob]
+    }
+}
+
+/// One search measurement.
+#[derive(Debug, Clone)]
+struct SearchRun {
+    clients: usize,
+    queries: usize,
+    qps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    recall1: Option<f64>,
+    recall10: Option<f64>,
+}
+
+/// Per-thread tallies of a search run.
+#[derive(Default)]
+struct Tally {
+    latencies: Vec<Duration>,
+    recall1: (f64, usize),
+    recall10: (f64, usize),
+}
+
+/// Runs the query set (repeated to at least `--min-queries`) on `clients` connections,
+/// one query in flight each; queries are handed out from a shared counter.
+fn search(args: &BenchArgs, data: &DataSet, clients: usize) -> Result<SearchRun> {
+    let nq = data.queries.n;
+    let total = nq * args.min_queries.div_ceil(nq).max(1);
+    let next = AtomicUsize::new(0);
+    let barrier = Barrier::new(clients + 1);
+    let failed = AtomicBool::new(false);
+    let (tallies, took) = std::thread::scope(|s| -> Result<(Vec<Tally>, Duration)> {
+        let workers: Vec<_> = (0..clients)
+            .map(|_| {
+                let (next, barrier, failed) = (&next, &barrier, &failed);
+                s.spawn(move || -> Result<Tally> {
+                    let conn = Conn::connect(&args.addr);
+                    barrier.wait();
+                    let mut conn = conn?;
+                    let mut t = Tally::default();
+                    let cmd = VSearch::new(args);
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= total || failed.load(Ordering::Relaxed) {
+                            return Ok(t);
+                        }
+                        let q = i % nq;
+                        let t0 = Instant::now();
+                        let reply = conn.call(&cmd.argv(data.queries.blob(q)), "SKEG.VSEARCH");
+                        t.latencies.push(t0.elapsed());
+                        let ids = match reply.and_then(|v| result_ids(&v)) {
+                            Ok(ids) => ids,
+                            Err(e) => {
+                                failed.store(true, Ordering::Relaxed);
+                                return Err(e);
+                            }
+                        };
+                        for (at_k, acc) in [(1, &mut t.recall1), (10, &mut t.recall10)] {
+                            if args.k >= at_k {
+                                if let Some(r) = recall_at(&ids, &data.gt[q], at_k) {
+                                    acc.0 += r;
+                                    acc.1 += 1;
+                                }
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        barrier.wait();
+        let start = Instant::now();
+        let tallies = workers
+            .into_iter()
+            .map(|w| w.join().map_err(|_| anyhow!("search thread panicked"))?)
+            .collect::<Result<Vec<_>>>()?;
+        Ok((tallies, start.elapsed()))
+    })?;
+
+    let mut lat: Vec<Duration> = tallies.iter().flat_map(|t| t.latencies.iter().copied()).collect();
+    lat.sort_unstable();
+    let mean = |f: fn(&Tally) -> (f64, usize)| {
+        let (sum, n) = tallies.iter().map(f).fold((0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        (n > 0).then(|| sum / n as f64)
+    };
+    let ms = |d: Option<Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64() * 1e3);
+    Ok(SearchRun {
+        clients,
+        queries: lat.len(),
+        qps: lat.len() as f64 / took.as_secs_f64(),
+        p50_ms: ms(percentile(&lat, 50.0)),
+        p99_ms: ms(percentile(&lat, 99.0)),
+        recall1: mean(|t| t.recall1),
+        recall10: mean(|t| t.recall10),
+    })
+}
+
+/// Ids from a SKEG.VSEARCH reply: a flat array `id, score, id, score, …` (ids as
+/// integers or decimal bulk strings); `[id, score]` pairs and RESP3 maps are accepted.
+fn result_ids(v: &Value) -> Result<Vec<u64>> {
+    fn id(v: &Value) -> Result<u64> {
+        match v {
+            Value::Integer(i) => u64::try_from(*i).map_err(|_| anyhow!("negative id {i} in SKEG.VSEARCH reply")),
+            Value::Bulk(b) | Value::Verbatim(_, b) => std::str::from_utf8(b)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| anyhow!("non-numeric id {:?} in SKEG.VSEARCH reply", String::from_utf8_lossy(b))),
+            Value::Simple(s) => s.parse().map_err(|_| anyhow!("non-numeric id {s:?} in SKEG.VSEARCH reply")),
+            other => bail!("unexpected id {other:?} in SKEG.VSEARCH reply"),
+        }
+    }
+    match v {
+        Value::Array(items) if !items.is_empty() && matches!(&items[0], Value::Array(_)) => items
+            .iter()
+            .map(|p| match p {
+                Value::Array(p) if p.len() == 2 => id(&p[0]),
+                other => bail!("expected an [id, score] pair in SKEG.VSEARCH reply, got {other:?}"),
+            })
+            .collect(),
+        Value::Array(items) => {
+            ensure!(items.len() % 2 == 0, "SKEG.VSEARCH reply has an odd number ({}) of elements", items.len());
+            items.iter().step_by(2).map(id).collect()
+        }
+        Value::Map(pairs) => pairs.iter().map(|(k, _)| id(k)).collect(),
+        other => bail!("SKEG.VSEARCH replied {other:?}, expected an array"),
+    }
+}
+
+/// `|R[:k] ∩ G[:k]| / k`; `None` if the ground truth has fewer than `k` ids.
+fn recall_at(result: &[u64], gt: &[u32], k: usize) -> Option<f64> {
+    let g = gt.get(..k)?;
+    let hits = result.iter().take(k).filter(|&&id| g.iter().any(|&t| u64::from(t) == id)).count();
+    Some(hits as f64 / k as f64)
+}
+
+/// Nearest-rank percentile (`p` in 0..=100) of ascending `sorted`; `None` if empty.
+fn percentile<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+/// Server memory: RSS of `--server-pid` and its descendants (`/proc`), and the
+/// `used_memory_rss` of `INFO memory` when keel reports it. Failures become text.
+fn server_rss(args: &BenchArgs) -> String {
+    let mut parts = Vec::new();
+    if let Some(pid) = args.server_pid {
+        match tree_rss_bytes(pid) {
+            Ok((bytes, procs)) => parts.push(format!("{} (pid {pid} and {} children)", mib(bytes), procs - 1)),
+            Err(e) => parts.push(format!("unknown for pid {pid} ({e})")),
+        }
+    }
+    let info = Conn::connect(&args.addr).and_then(|mut c| c.call(&[b"INFO", b"memory"], "INFO memory"));
+    if let Ok(Value::Bulk(text) | Value::Verbatim(_, text)) = info {
+        let text = String::from_utf8_lossy(&text);
+        if let Some(rss) = info_field(&text, "used_memory_rss").and_then(|v| v.parse::<u64>().ok()) {
+            parts.push(format!("{} (INFO used_memory_rss)", mib(rss)));
+        }
+    }
+    if parts.is_empty() {
+        "n/a (pass --server-pid)".to_string()
+    } else {
+        parts.join("; ")
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+}
+
+/// The value of `field:` in an `INFO` text.
+fn info_field<'a>(info: &'a str, field: &str) -> Option<&'a str> {
+    info.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':')).map(str::trim)
+}
+
+/// Sum of VmRSS over `pid` and all its descendants, and how many processes that is.
+fn tree_rss_bytes(pid: u32) -> Result<(u64, usize)> {
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let Some(p) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) {
+            // Fields after the parenthesised command name: state, ppid, ...
+            let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok());
+            if let Some(ppid) = ppid {
+                children.entry(ppid).or_default().push(p);
+            }
+        }
+    }
+    let (mut total, mut n, mut stack) = (0, 0, vec![pid]);
+    while let Some(p) = stack.pop() {
+        let path = format!("/proc/{p}/status");
+        let status = match std::fs::read_to_string(&path) {
+            Ok(s) => s,
+            Err(_) if p != pid => continue, // a child that just exited
+            Err(e) => return Err(e).with_context(|| format!("read {path}")),
+        };
+        let kb = info_field(&status, "VmRSS").and_then(|v| v.trim_end_matches("kB").trim().parse::<u64>().ok());
+        total += kb.unwrap_or(0) * 1024;
+        n += 1;
+        stack.extend(children.get(&p).into_iter().flatten());
+    }
+    Ok((total, n))
+}
+
+/// Everything the report shows.
+struct Report {
+    command: String,
+    date: String,
+    machine: String,
+    data: String,
+    index: String,
+    load: Option<(usize, Duration)>,
+    load_setup: String,
+    rss_after_load: String,
+    rss_end: String,
+    runs: Vec<SearchRun>,
+}
+
+impl Report {
+    fn load_line(&self) -> String {
+        match self.load {
+            Some((n, took)) => format!(
+                "{n} vectors in {:.2} s = {:.0} vectors/s ({})",
+                took.as_secs_f64(),
+                n as f64 / took.as_secs_f64(),
+                self.load_setup
+            ),
+            None => "skipped (--skip-load)".to_string(),
+        }
+    }
+
+    fn rows(&self) -> Vec<[String; 7]> {
+        let r = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.4}"));
+        self.runs
+            .iter()
+            .map(|s| {
+                [
+                    s.clients.to_string(),
+                    s.queries.to_string(),
+                    format!("{:.0}", s.qps),
+                    format!("{:.3}", s.p50_ms),
+                    format!("{:.3}", s.p99_ms),
+                    r(s.recall1),
+                    r(s.recall10),
+                ]
+            })
+            .collect()
+    }
+
+    /// The plain-text report for stdout.
+    fn text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "data:   {}\nindex:  {}\nload:   {}", self.data, self.index, self.load_line());
+        let _ = writeln!(out, "RSS:    after load {}; at end {}\n", self.rss_after_load, self.rss_end);
+        let line = |cells: &[String]| -> String {
+            cells.iter().zip(WIDTHS).map(|(c, w)| format!("{c:>w$}")).collect::<Vec<_>>().join(" ")
+        };
+        let _ = writeln!(out, "{}", line(&HEADER.map(String::from)));
+        for c in self.rows() {
+            let _ = writeln!(out, "{}", line(&c));
+        }
+        out
+    }
+
+    /// The Markdown report for `--out`.
+    fn markdown(&self) -> String {
+        let mut out = String::from("# keel vector benchmark\n\n");
+        let _ = writeln!(out, "- Date: {}", self.date);
+        let _ = writeln!(out, "- Machine: {}", self.machine);
+        let _ = writeln!(out, "- Command: `{}`", self.command);
+        let _ = writeln!(out, "- Data set: {}", self.data);
+        let _ = writeln!(out, "- Index: {}", self.index);
+        let _ = writeln!(out, "- Load: {}", self.load_line());
+        let _ = writeln!(out, "- Server RSS after load: {}", self.rss_after_load);
+        let _ = writeln!(out, "- Server RSS at end: {}\n", self.rss_end);
+        let _ = writeln!(out, "| {} |", HEADER.join(" | "));
+        let _ = writeln!(out, "|{}", "---:|".repeat(HEADER.len()));
+        for c in self.rows() {
+            let _ = writeln!(out, "| {} |", c.join(" | "));
+        }
+        out
+    }
+}
+
+const HEADER: [&str; 7] = ["clients", "queries", "QPS", "p50 ms", "p99 ms", "recall@1", "recall@10"];
+/// Column widths of the stdout table.
+const WIDTHS: [usize; 7] = [7, 8, 9, 8, 8, 9, 9];
+
+/// "N CPUs, <model>, Linux <release>" from the standard library and `/proc`.
+fn machine_description() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| Some(l.strip_prefix("model name")?.split_once(':')?.1.trim().to_string())))
+        .unwrap_or_else(|| "unknown CPU".to_string());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease");
+    let kernel = kernel.map_or_else(|_| "unknown".to_string(), |s| s.trim().to_string());
+    format!("{cpus} CPUs, {model}, {} {kernel}", std::env::consts::OS)
+}
+
+/// Joins arguments into a command line, single-quoting those a shell would split.
+fn shell_join(args: impl IntoIterator<Item = String>) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./:=,@+%".contains(c);
+    args.into_iter()
+        .map(|a| if !a.is_empty() && a.chars().all(safe) { a } else { format!("'{}'", a.replace('\'', r"'\''")) })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` for seconds since the Unix epoch (proleptic Gregorian).
+fn utc_datetime(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Days to civil date: Howard Hinnant's algorithm (eras of 400 years from 0000-03-01).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem / 60 % 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fvecs_bytes(rows: &[&[f32]]) -> Vec<u8> {
+        let mut b = Vec::new();
+        for r in rows {
+            b.extend((r.len() as i32).to_le_bytes());
+            for x in *r {
+                b.extend(x.to_le_bytes());
+            }
+        }
+        b
+    }
+
+    fn ivecs_bytes(rows: &[&[i32]]) -> Vec<u8> {
+        let mut b = Vec::new();
+        for r in rows {
+            b.extend((r.len() as i32).to_le_bytes());
+            for x in *r {
+                b.extend(x.to_le_bytes());
+            }
+        }
+        b
+    }
+
+    #[test]
+    fn fvecs_rows_are_blobs() {
+        let f = Fvecs::parse(fvecs_bytes(&[&[1.0, 2.0], &[3.0, -4.5]])).unwrap();
+        assert_eq!((f.n, f.dim), (2, 2));
+        assert_eq!(f.blob(1), [3.0f32.to_le_bytes(), (-4.5f32).to_le_bytes()].concat());
+        let empty = Fvecs::parse(Vec::new()).unwrap();
+        assert_eq!(empty.n, 0);
+    }
+
+    #[test]
+    fn fvecs_rejects_bad_files() {
+        let err = |b: Vec<u8>| Fvecs::parse(b).unwrap_err().to_string();
+        assert!(err(fvecs_bytes(&[&[1.0, 2.0], &[3.0]])).contains("not a multiple"));
+        assert!(err(fvecs_bytes(&[&[1.0, 2.0], &[3.0, 4.0, 5.0], &[1.0]])).contains("record 1 has dimension 3"));
+        let mut truncated = fvecs_bytes(&[&[1.0, 2.0], &[3.0, 4.0]]);
+        truncated.pop();
+        assert!(err(truncated).contains("not a multiple"));
+        assert!(err((-1i32).to_le_bytes().to_vec()).contains("negative length -1"));
+        assert!(err(vec![1, 0]).contains("truncated"));
+    }
+
+    #[test]
+    fn ivecs_parses_and_rejects() {
+        assert_eq!(parse_ivecs(&ivecs_bytes(&[&[3, 1, 2], &[], &[7]])).unwrap(), vec![vec![3, 1, 2], vec![], vec![7]]);
+        assert!(parse_ivecs(&ivecs_bytes(&[&[1, -2]])).unwrap_err().to_string().contains("negative id -2"));
+        let mut short = ivecs_bytes(&[&[1, 2]]);
+        short.truncate(8);
+        assert!(parse_ivecs(&short).unwrap_err().to_string().contains("row 0 truncated"));
+    }
+
+    #[test]
+    fn recall() {
+        let gt = [5, 1, 9, 3];
+        assert_eq!(recall_at(&[5, 2], &gt, 1), Some(1.0));
+        assert_eq!(recall_at(&[1, 5], &gt, 1), Some(0.0));
+        assert_eq!(recall_at(&[1, 5], &gt, 2), Some(1.0));
+        assert_eq!(recall_at(&[9, 7, 3, 5], &gt, 4), Some(0.75));
+        // Fewer results than k count as misses; the denominator stays k.
+        assert_eq!(recall_at(&[5], &gt, 4), Some(0.25));
+        assert_eq!(recall_at(&[5], &gt, 10), None);
+    }
+
+    #[test]
+    fn percentiles() {
+        let v: Vec<u32> = (1..=100).collect();
+        assert_eq!(percentile(&v, 50.0), Some(50));
+        assert_eq!(percentile(&v, 99.0), Some(99));
+        assert_eq!(percentile(&v, 100.0), Some(100));
+        assert_eq!(percentile(&v, 0.0), Some(1));
+        assert_eq!(percentile(&[7], 99.0), Some(7));
+        assert_eq!(percentile(&[1, 2, 3], 50.0), Some(2));
+        assert_eq!(percentile::<u32>(&[], 50.0), None);
+    }
+
+    #[test]
+    fn reply_ids() {
+        let b = |s: &str| Value::bulk(s);
+        let flat = Value::Array(vec![b("7"), b("0.99"), Value::Integer(3), Value::Double(0.5)]);
+        assert_eq!(result_ids(&flat).unwrap(), vec![7, 3]);
+        let pairs = Value::Array(vec![Value::Array(vec![b("4"), b("1")]), Value::Array(vec![b("2"), b("0.1")])]);
+        assert_eq!(result_ids(&pairs).unwrap(), vec![4, 2]);
+        assert_eq!(result_ids(&Value::Array(vec![])).unwrap(), Vec::<u64>::new());
+        assert!(result_ids(&Value::Array(vec![b("1")])).is_err());
+        assert!(result_ids(&Value::Array(vec![b("x"), b("1")])).is_err());
+    }
+
+    #[test]
+    fn info_and_status_fields() {
+        let info = "# Memory\r\nused_memory:100\r\nused_memory_rss:2048\r\n";
+        assert_eq!(info_field(info, "used_memory_rss"), Some("2048"));
+        assert_eq!(info_field(info, "used_memory"), Some("100"));
+        assert_eq!(info_field("VmRSS:\t  1234 kB\n", "VmRSS"), Some("1234 kB"));
+    }
+
+    #[test]
+    fn dates_and_command_lines() {
+        assert_eq!(utc_datetime(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc_datetime(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc_datetime(1_767_225_599), "2025-12-31 23:59:59 UTC");
+        let args = ["keel", "bench", "--data", "/d/my set", "--clients", "1,8", "it's"].map(String::from);
+        assert_eq!(shell_join(args), r"keel bench --data '/d/my set' --clients 1,8 'it'\''s'");
+    }
+
+    #[test]
+    fn own_process_rss_is_positive() {
+        let (bytes, n) = tree_rss_bytes(std::process::id()).unwrap();
+        assert!(bytes > 0 && n >= 1);
+    }
+}
