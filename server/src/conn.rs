@@ -10,7 +10,7 @@ use crate::cmd::{dispatch, ConnState, Pending, Router};
 use crate::sync::Event;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
-use keel_protocol::resp::{encode, parse_request, Limits, RespVersion};
+use keel_protocol::resp::{encode, Limits, RequestParser, RespVersion};
 use keel_protocol::Value;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -35,6 +35,7 @@ pub async fn serve(rt: Rc<Router>, mut stream: TcpStream, shutdown: Event) {
     let mut chunk = vec![0u8; 16 << 10];
     let mut out: Vec<u8> = Vec::with_capacity(16 << 10);
     let mut pending: Vec<(Pending, RespVersion)> = Vec::new();
+    let mut parser = RequestParser::new();
     'conn: loop {
         let read = futures_lite::future::or(async { Some(stream.read(&mut chunk).await) }, async {
             shutdown.wait().await;
@@ -49,7 +50,7 @@ pub async fn serve(rt: Rc<Router>, mut stream: TcpStream, shutdown: Event) {
         let mut used = 0;
         let mut protocol_error = None;
         loop {
-            match parse_request(&inbuf[used..], &limits) {
+            match parser.parse(&inbuf[used..], &limits) {
                 Ok(Some((argv, n))) => {
                     used += n;
                     if argv.is_empty() {

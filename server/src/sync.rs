@@ -69,10 +69,6 @@ impl Event {
         }
     }
 
-    pub fn is_set(&self) -> bool {
-        self.0.borrow().0
-    }
-
     /// Resolves once the event is set.
     pub fn wait(&self) -> EventWait {
         EventWait(self.clone())
