@@ -1,0 +1,330 @@
+//! keel at the byte level (mini-redis `tests/server.rs` style): inline commands,
+//! pipelining, partial writes, malformed input and limits, QUIT. Each check writes
+//! exact bytes and compares exact reply bytes.
+
+mod common;
+
+use common::{rss_bytes, Scratch, Server};
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+fn server() -> (Scratch, Server) {
+    let scratch = Scratch::new();
+    let srv = Server::start(&scratch, &[]);
+    (scratch, srv)
+}
+
+/// Reads until exactly `want.len()` bytes arrived and compares them.
+#[track_caller]
+fn expect(s: &mut TcpStream, want: &[u8]) {
+    let mut got = vec![0u8; want.len()];
+    if let Err(e) = s.read_exact(&mut got) {
+        panic!("reading {:?}: {e}", String::from_utf8_lossy(want));
+    }
+    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
+}
+
+/// Writes `req` and checks that the reply is exactly `reply`.
+#[track_caller]
+fn check(s: &mut TcpStream, req: &[u8], reply: &[u8]) {
+    s.write_all(req).unwrap();
+    expect(s, reply);
+}
+
+/// Reads one CRLF-terminated line (without the CRLF).
+fn read_line(s: &mut TcpStream) -> String {
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => panic!("connection closed mid-line after {:?}", String::from_utf8_lossy(&line)),
+            Ok(_) => {
+                line.push(b[0]);
+                if line.ends_with(b"\r\n") {
+                    line.truncate(line.len() - 2);
+                    return String::from_utf8_lossy(&line).into_owned();
+                }
+            }
+            Err(e) => panic!("read: {e} after {:?}", String::from_utf8_lossy(&line)),
+        }
+    }
+}
+
+/// Asserts the server closed the connection: a read returns 0 (or a reset).
+#[track_caller]
+fn expect_closed(s: &mut TcpStream) {
+    let mut b = [0u8; 64];
+    match s.read(&mut b) {
+        Ok(0) => {}
+        Ok(n) => panic!("expected the connection to be closed, got {:?}", String::from_utf8_lossy(&b[..n])),
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("expected the connection to be closed, got {e}"),
+    }
+}
+
+fn req(argv: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", argv.len()).into_bytes();
+    for a in argv {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+#[test]
+fn inline_commands() {
+    let (_d, srv) = server();
+    let mut s = srv.raw();
+    check(&mut s, b"PING\r\n", b"+PONG\r\n");
+    check(&mut s, b"ping\n", b"+PONG\r\n");
+    // Empty lines are skipped.
+    check(&mut s, b"\r\n\r\nPING\r\n", b"+PONG\r\n");
+    check(&mut s, b"SET \"a b\" \"c d\"\r\n", b"+OK\r\n");
+    check(&mut s, &req(&[b"GET", b"a b"]), b"$3\r\nc d\r\n");
+    check(&mut s, b"GET \"a b\"\r\n", b"$3\r\nc d\r\n");
+    check(&mut s, b"ECHO 'single quoted'\r\n", b"$13\r\nsingle quoted\r\n");
+    check(&mut s, b"ECHO \"tab\\there\"\r\n", b"$8\r\ntab\there\r\n");
+    check(&mut s, b"  SET   x:1    v1  \r\n", b"+OK\r\n");
+    check(&mut s, b"GET x:1\r\n", b"$2\r\nv1\r\n");
+    check(&mut s, b"GET x:missing\r\n", b"$-1\r\n");
+    check(&mut s, b"INCR x:n\r\n", b":1\r\n");
+    check(&mut s, b"NOSUCH a b\r\n", b"-ERR unknown command 'NOSUCH', with args beginning with: 'a' 'b' \r\n");
+    check(&mut s, b"GET\r\n", b"-ERR wrong number of arguments for 'get' command\r\n");
+    // Unbalanced quotes are a protocol error, and the connection is closed.
+    s.write_all(b"SET \"a b\r\n").unwrap();
+    let line = read_line(&mut s);
+    assert!(line.starts_with("-ERR Protocol error"), "{line}");
+    expect_closed(&mut s);
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let (_d, srv) = server();
+    let mut s = srv.raw();
+    // 100 requests in one write, over tenants on both shards plus router-local ones.
+    let mut batch = Vec::new();
+    let mut want = Vec::new();
+    let mut totals = std::collections::HashMap::new();
+    for i in 0..100u64 {
+        let tenant = format!("p{}", i % 7);
+        match i % 4 {
+            0 | 1 => {
+                let key = format!("{tenant}:sum");
+                let t = totals.entry(key.clone()).or_insert(0u64);
+                *t += i;
+                batch.extend(req(&[b"INCRBY", key.as_bytes(), i.to_string().as_bytes()]));
+                want.extend(format!(":{t}\r\n").into_bytes());
+            }
+            2 => {
+                let v = format!("value-{i}");
+                batch.extend(req(&[b"SET", format!("{tenant}:s").as_bytes(), v.as_bytes()]));
+                batch.extend(req(&[b"GET", format!("{tenant}:s").as_bytes()]));
+                want.extend(b"+OK\r\n");
+                want.extend(format!("${}\r\n{v}\r\n", v.len()).into_bytes());
+            }
+            _ => {
+                let m = format!("echo-{i}");
+                batch.extend(req(&[b"ECHO", m.as_bytes()]));
+                want.extend(format!("${}\r\n{m}\r\n", m.len()).into_bytes());
+            }
+        }
+    }
+    assert!(batch.len() > 1000);
+    s.write_all(&batch).unwrap();
+    expect(&mut s, &want);
+
+    // The same pipeline, inline, in one write.
+    let mut batch = Vec::new();
+    let mut want = Vec::new();
+    for i in 0..100 {
+        batch.extend(format!("INCR inl{}:n\r\n", i % 3).into_bytes());
+        want.extend(format!(":{}\r\n", i / 3 + 1).into_bytes());
+    }
+    s.write_all(&batch).unwrap();
+    expect(&mut s, &want);
+}
+
+#[test]
+fn requests_split_across_writes() {
+    let (_d, srv) = server();
+    let mut s = srv.raw();
+    let r = req(&[b"SET", b"split:k", b"hello world"]);
+    for chunk in r.chunks(3) {
+        s.write_all(chunk).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    expect(&mut s, b"+OK\r\n");
+    // Byte by byte, with a second request glued to the end of the first.
+    let mut two = req(&[b"GET", b"split:k"]);
+    two.extend(b"PIN");
+    for b in &two {
+        s.write_all(&[*b]).unwrap();
+    }
+    expect(&mut s, b"$11\r\nhello world\r\n");
+    check(&mut s, b"G\r\n", b"+PONG\r\n");
+}
+
+#[test]
+fn malformed_resp_closes_only_that_connection() {
+    let (_d, srv) = server();
+    let mut other = srv.raw();
+    check(&mut other, &req(&[b"SET", b"o:k", b"1"]), b"+OK\r\n");
+
+    for bad in [&b"*1\r\n$x\r\n"[..], b"*x\r\n", b"*2\r\n$3\r\nGET\r\n:1\r\n", b"*1\r\n$+3\r\nGET\r\n", b"*1\r\n$-5\r\n"] {
+        let mut s = srv.raw();
+        // A good request before the bad one in the same write is still answered.
+        let mut bytes = req(&[b"INCR", b"o:n"]);
+        bytes.extend_from_slice(bad);
+        s.write_all(&bytes).unwrap();
+        let first = read_line(&mut s);
+        assert!(first.starts_with(':'), "{first}");
+        let line = read_line(&mut s);
+        assert!(line.starts_with("-ERR Protocol error"), "{:?} → {line}", String::from_utf8_lossy(bad));
+        expect_closed(&mut s);
+        // The other client never noticed.
+        check(&mut other, &req(&[b"INCR", b"o:k"]), b":2\r\n");
+        check(&mut other, &req(&[b"DECR", b"o:k"]), b":1\r\n");
+    }
+    check(&mut other, &req(&[b"GET", b"o:n"]), b"$1\r\n5\r\n");
+}
+
+#[test]
+fn oversized_lengths_are_refused_without_allocating() {
+    let (_d, srv) = server();
+    let mut other = srv.raw();
+    check(&mut other, b"PING\r\n", b"+PONG\r\n");
+    let rss_before = rss_bytes(srv.pid);
+    for bad in [
+        &b"*1\r\n$99999999999\r\n"[..],
+        b"*1\r\n$536870913\r\n",            // 512 MiB + 1: over proto-max-bulk-len
+        b"*99999999999\r\n",
+        b"*1\r\n$18446744073709551616\r\n", // u64 overflow
+        b"*2147483648\r\n",
+    ] {
+        let mut s = srv.raw();
+        s.write_all(bad).unwrap();
+        let line = read_line(&mut s);
+        assert!(line.starts_with("-ERR Protocol error"), "{:?} → {line}", String::from_utf8_lossy(bad));
+        expect_closed(&mut s);
+        check(&mut other, b"PING\r\n", b"+PONG\r\n");
+    }
+    // An over-long inline line (no newline in sight) is refused too, not buffered forever.
+    // (64 KiB + 1 bytes, so that the server has read everything when it refuses and
+    // closes with a FIN, not a reset that could discard its error reply.)
+    let mut s = srv.raw();
+    let junk = vec![b'a'; (64 << 10) + 1];
+    s.write_all(&junk).unwrap();
+    let line = read_line(&mut s);
+    assert!(line.starts_with("-ERR Protocol error"), "{line}");
+    expect_closed(&mut s);
+
+    let rss_after = rss_bytes(srv.pid);
+    assert!(
+        rss_after < rss_before + (64 << 20),
+        "router RSS grew from {rss_before} to {rss_after} bytes on refused requests"
+    );
+    check(&mut other, &req(&[b"SET", b"o:k", b"v"]), b"+OK\r\n");
+    check(&mut other, &req(&[b"GET", b"o:k"]), b"$1\r\nv\r\n");
+}
+
+#[test]
+fn a_slow_client_does_not_block_others() {
+    let (_d, srv) = server();
+    // A client stuck in the middle of a large bulk string…
+    let mut slow = srv.raw();
+    slow.write_all(b"*3\r\n$3\r\nSET\r\n$6\r\nslow:k\r\n$100000\r\nabc").unwrap();
+    // …while another client works normally.
+    let mut other = srv.raw();
+    let t0 = Instant::now();
+    for i in 0..50 {
+        check(&mut other, &req(&[b"SET", format!("fast:{i}").as_bytes(), b"x"]), b"+OK\r\n");
+    }
+    assert!(t0.elapsed() < Duration::from_secs(15));
+    // The slow client finishes its request and gets its reply.
+    slow.write_all(&vec![b'z'; 100_000 - 3]).unwrap();
+    slow.write_all(b"\r\n").unwrap();
+    expect(&mut slow, b"+OK\r\n");
+    check(&mut slow, &req(&[b"STRLEN", b"slow:k"]), b":100000\r\n");
+}
+
+#[test]
+fn quit_replies_ok_then_closes() {
+    let (_d, srv) = server();
+    let mut s = srv.raw();
+    check(&mut s, &req(&[b"SET", b"q:k", b"v"]), b"+OK\r\n");
+    // Requests pipelined after QUIT are not executed.
+    let mut bytes = req(&[b"QUIT"]);
+    bytes.extend(req(&[b"SET", b"q:k", b"after-quit"]));
+    s.write_all(&bytes).unwrap();
+    expect(&mut s, b"+OK\r\n");
+    expect_closed(&mut s);
+    let mut s = srv.raw();
+    check(&mut s, &req(&[b"GET", b"q:k"]), b"$1\r\nv\r\n");
+    check(&mut s, b"QUIT\r\n", b"+OK\r\n");
+    expect_closed(&mut s);
+}
+
+/// A decoded reply, for the few checks that look inside aggregates.
+#[derive(Debug, PartialEq)]
+enum Raw {
+    Line(char, String),
+    Bulk(Option<Vec<u8>>),
+    Agg(char, Vec<Raw>),
+}
+
+fn read_value(s: &mut TcpStream) -> Raw {
+    let line = read_line(s);
+    let (kind, rest) = line.split_at(1);
+    let kind = kind.chars().next().unwrap();
+    match kind {
+        '$' | '=' => {
+            let n: i64 = rest.parse().unwrap();
+            if n < 0 {
+                return Raw::Bulk(None);
+            }
+            let mut b = vec![0u8; n as usize + 2];
+            s.read_exact(&mut b).unwrap();
+            assert_eq!(&b[n as usize..], b"\r\n");
+            b.truncate(n as usize);
+            Raw::Bulk(Some(b))
+        }
+        '*' | '~' | '>' => {
+            let n: usize = rest.parse().unwrap();
+            Raw::Agg(kind, (0..n).map(|_| read_value(s)).collect())
+        }
+        '%' => {
+            let n: usize = rest.parse().unwrap();
+            Raw::Agg(kind, (0..2 * n).map(|_| read_value(s)).collect())
+        }
+        _ => Raw::Line(kind, rest.to_string()),
+    }
+}
+
+/// The value after key `name` in a flat key/value aggregate.
+fn field<'a>(items: &'a [Raw], name: &str) -> Option<&'a Raw> {
+    items.chunks(2).find(|kv| kv[0] == Raw::Bulk(Some(name.as_bytes().to_vec()))).map(|kv| &kv[1])
+}
+
+#[test]
+fn resp3_encoding_after_hello_3() {
+    let (_d, srv) = server();
+    let mut s = srv.raw();
+    check(&mut s, &req(&[b"GET", b"r:nope"]), b"$-1\r\n");
+    s.write_all(&req(&[b"HELLO", b"3"])).unwrap();
+    match read_value(&mut s) {
+        Raw::Agg('%', items) => assert_eq!(field(&items, "proto"), Some(&Raw::Line(':', "3".into())), "{items:?}"),
+        other => panic!("HELLO 3 must reply with a RESP3 map: {other:?}"),
+    }
+    check(&mut s, &req(&[b"GET", b"r:nope"]), b"_\r\n");
+    check(&mut s, &req(&[b"SET", b"r:k", b"v"]), b"+OK\r\n");
+    check(&mut s, &req(&[b"CONFIG", b"GET", b"databases"]), b"%1\r\n$9\r\ndatabases\r\n$1\r\n1\r\n");
+    s.write_all(&req(&[b"HELLO", b"2"])).unwrap();
+    match read_value(&mut s) {
+        Raw::Agg('*', items) => assert_eq!(field(&items, "proto"), Some(&Raw::Line(':', "2".into())), "{items:?}"),
+        other => panic!("HELLO 2 must reply with a RESP2 array: {other:?}"),
+    }
+    check(&mut s, &req(&[b"GET", b"r:nope"]), b"$-1\r\n");
+    check(&mut s, &req(&[b"CONFIG", b"GET", b"databases"]), b"*2\r\n$9\r\ndatabases\r\n$1\r\n1\r\n");
+}
