@@ -1,0 +1,289 @@
+//! One router connection: frames in, replies out (DESIGN §2).
+//!
+//! Four tasks share a [`Conn`]:
+//! - the reader decodes request frames and runs each one's synchronous part (and the
+//!   disk read of a read-modify-write command) in arrival order; an immediate reply is
+//!   appended to the out buffer, a write's reply is queued behind its commit, a plain
+//!   read of a value on disk is queued while its I/O is in flight;
+//! - the committer awaits queued commits in order (group commit resolves them in order,
+//!   so the ones behind the first are usually ready at once) and appends their replies;
+//! - the fetcher does the same for queued disk reads (kept apart so that a read is not
+//!   held up by an fdatasync);
+//! - the writer sends whatever the out buffer holds with one socket write per wake-up,
+//!   so all replies produced in one executor tick leave together.
+//!
+//! A malformed frame is logged and closes the connection (the router reconnects).
+
+use crate::shard::{storage_error, LaterValue, Reply, Shard};
+use crate::sync::{Event, Notify};
+use futures_lite::io::{ReadHalf, WriteHalf};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::UnixStream;
+use keel_protocol::shard::{decode_frame, decode_request, encode_reply, Kind, MAX_FRAME};
+use keel_protocol::Value;
+use keel_storage::Commit;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+/// Bytes asked of the socket per read (and the read buffer's resting size).
+const READ_CHUNK: usize = 64 << 10;
+/// The reader pauses while this many reply bytes wait to be written (back-pressure).
+const MAX_PENDING_OUT: usize = 16 << 20;
+/// Buffers larger than this are given back to the allocator when they empty.
+const SHRINK_ABOVE: usize = 1 << 20;
+
+/// A reply still on its way.
+enum Pending {
+    Commit { commit: Commit, ok: Value },
+    Read(LaterValue),
+}
+
+impl Pending {
+    async fn resolve(self) -> Value {
+        match self {
+            Pending::Commit { commit, ok } => match commit.await {
+                Ok(()) => ok,
+                Err(e) => storage_error(&e),
+            },
+            Pending::Read(v) => v.await,
+        }
+    }
+}
+
+/// Pending replies resolved in order by one task.
+#[derive(Default)]
+struct Queue {
+    items: RefCell<VecDeque<(u64, Pending)>>,
+    wake: Notify,
+}
+
+impl Queue {
+    fn push(&self, req_id: u64, p: Pending) {
+        let mut q = self.items.borrow_mut();
+        let was_empty = q.is_empty();
+        q.push_back((req_id, p));
+        drop(q);
+        if was_empty {
+            self.wake.notify();
+        }
+    }
+}
+
+#[derive(Default)]
+struct Conn {
+    out: RefCell<Vec<u8>>,
+    commits: Queue,
+    reads: Queue,
+    wake_writer: Notify,
+    wake_reader: Notify,
+    reader_done: Cell<bool>,
+    closing: Cell<bool>,
+    /// Set when a socket write failed: replies are dropped, the reader stops.
+    dead: Event,
+}
+
+impl Conn {
+    fn push(&self, req_id: u64, v: &Value) {
+        if self.dead.is_set() {
+            return;
+        }
+        let mut out = self.out.borrow_mut();
+        let was_empty = out.is_empty();
+        encode_reply(req_id, v, &mut out);
+        drop(out);
+        if was_empty {
+            self.wake_writer.notify();
+        }
+    }
+}
+
+/// Why the reader stopped.
+enum End {
+    Eof,
+    Shutdown,
+    WriterDead,
+    ReadError(std::io::Error),
+    Malformed(String),
+}
+
+/// Serves one router connection until it closes, breaks, sends a malformed frame, or
+/// `shutdown` is set; then answers every request already received and flushes.
+pub(crate) async fn serve(shard: Rc<Shard>, stream: UnixStream, shutdown: Event) {
+    let (r, w) = futures_lite::io::split(stream);
+    let conn = Rc::new(Conn::default());
+    let writer = glommio::spawn_local(writer(conn.clone(), w));
+    let committer = glommio::spawn_local(resolve_in_order(conn.clone(), |c| &c.commits));
+    let fetcher = glommio::spawn_local(resolve_in_order(conn.clone(), |c| &c.reads));
+    match reader(&shard, &conn, r, &shutdown).await {
+        End::Eof => tracing::debug!("router connection closed"),
+        End::Shutdown => tracing::debug!("router connection: shutting down"),
+        End::WriterDead => {}
+        End::ReadError(e) => tracing::warn!("router connection: read failed: {e}"),
+        End::Malformed(e) => tracing::warn!("router connection: malformed frame ({e}); closing it"),
+    }
+    conn.reader_done.set(true);
+    conn.commits.wake.notify();
+    conn.reads.wake.notify();
+    committer.await;
+    fetcher.await;
+    conn.closing.set(true);
+    conn.wake_writer.notify();
+    writer.await;
+}
+
+async fn reader(shard: &Shard, conn: &Conn, mut r: ReadHalf<UnixStream>, shutdown: &Event) -> End {
+    let mut buf = vec![0u8; READ_CHUNK];
+    let (mut start, mut end) = (0usize, 0usize);
+    loop {
+        if shutdown.is_set() {
+            return End::Shutdown;
+        }
+        while conn.out.borrow().len() > MAX_PENDING_OUT && !conn.dead.is_set() {
+            conn.wake_reader.notified().await;
+        }
+        if conn.dead.is_set() {
+            return End::WriterDead;
+        }
+        if let Err(e) = make_room(&mut buf, &mut start, &mut end) {
+            return End::Malformed(e);
+        }
+        let read = async { Some(r.read(&mut buf[end..]).await) };
+        let stop = async {
+            futures_lite::future::or(shutdown.wait(), conn.dead.wait()).await;
+            None
+        };
+        match futures_lite::future::or(read, stop).await {
+            None => continue, // the loop head says which
+            Some(Ok(0)) => return End::Eof,
+            Some(Ok(n)) => end += n,
+            Some(Err(e)) => return End::ReadError(e),
+        }
+        loop {
+            let (req_id, argv, used) = match decode_frame(&buf[start..end]) {
+                Ok(None) => break,
+                Ok(Some((frame, used))) => {
+                    if frame.kind != Kind::Request {
+                        return End::Malformed(format!("unexpected frame kind {:?}", frame.kind));
+                    }
+                    match decode_request(frame.payload) {
+                        Ok(argv) => (frame.req_id, argv, used),
+                        Err(e) => return End::Malformed(e.to_string()),
+                    }
+                }
+                Err(e) => return End::Malformed(e.to_string()),
+            };
+            start += used;
+            match shard.handle(argv).await {
+                Reply::Ready(v) => conn.push(req_id, &v),
+                Reply::AfterCommit { commit, ok } => conn.commits.push(req_id, Pending::Commit { commit, ok }),
+                Reply::Later(v) => conn.reads.push(req_id, Pending::Read(v)),
+            }
+        }
+        if start == end {
+            start = 0;
+            end = 0;
+            if buf.len() > SHRINK_ABOVE {
+                buf = vec![0u8; READ_CHUNK];
+            }
+        }
+        // Let the committer, the writer and the store's group commit run before reading
+        // more: one reply write per tick.
+        futures_lite::future::yield_now().await;
+    }
+}
+
+/// Ensures `buf[end..]` is not empty: moves the unread bytes to the front, or grows the
+/// buffer to hold the whole frame that starts at `start`.
+fn make_room(buf: &mut Vec<u8>, start: &mut usize, end: &mut usize) -> Result<(), String> {
+    if *end < buf.len() {
+        return Ok(());
+    }
+    if *start > 0 {
+        buf.copy_within(*start..*end, 0);
+        *end -= *start;
+        *start = 0;
+        if *end < buf.len() {
+            return Ok(());
+        }
+    }
+    // One frame fills the whole buffer: grow it to the frame's size.
+    let want = match buf.get(..4) {
+        Some(len) => 4 + u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize,
+        None => READ_CHUNK,
+    };
+    if want > 4 + MAX_FRAME {
+        return Err(format!("frame too large: {} bytes", want - 4));
+    }
+    let new_len = want.max(buf.len() + READ_CHUNK).min(4 + MAX_FRAME).max(buf.len() + 1);
+    buf.resize(new_len, 0);
+    Ok(())
+}
+
+/// Resolves the pending replies of one queue in order and sends them; returns once the
+/// reader is done and the queue is empty.
+async fn resolve_in_order(conn: Rc<Conn>, queue: fn(&Conn) -> &Queue) {
+    loop {
+        let next = queue(&conn).items.borrow_mut().pop_front();
+        match next {
+            Some((req_id, p)) => {
+                let v = p.resolve().await;
+                conn.push(req_id, &v);
+            }
+            None if conn.reader_done.get() => return,
+            None => queue(&conn).wake.notified().await,
+        }
+    }
+}
+
+async fn writer(conn: Rc<Conn>, mut w: WriteHalf<UnixStream>) {
+    let mut spare: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    loop {
+        if conn.out.borrow().is_empty() {
+            if conn.closing.get() {
+                break;
+            }
+            conn.wake_writer.notified().await;
+            continue;
+        }
+        std::mem::swap(&mut *conn.out.borrow_mut(), &mut spare);
+        if let Err(e) = w.write_all(&spare).await {
+            tracing::warn!("router connection: write failed: {e}");
+            conn.dead.set();
+            conn.out.borrow_mut().clear();
+            conn.wake_reader.notify();
+            return;
+        }
+        spare.clear();
+        if spare.capacity() > SHRINK_ABOVE {
+            spare = Vec::with_capacity(READ_CHUNK);
+        }
+        conn.wake_reader.notify();
+    }
+    let _ = w.close().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn make_room_compacts_then_grows() {
+        let mut buf = vec![0u8; 8];
+        let (mut s, mut e) = (3, 8);
+        make_room(&mut buf, &mut s, &mut e).unwrap();
+        assert_eq!((s, e, buf.len()), (0, 5, 8));
+
+        // A frame header announcing 100 bytes fills the buffer: grow to hold it.
+        let mut buf = vec![0u8; 8];
+        buf[..4].copy_from_slice(&100u32.to_le_bytes());
+        let (mut s, mut e) = (0, 8);
+        make_room(&mut buf, &mut s, &mut e).unwrap();
+        assert!(buf.len() >= 104);
+
+        let mut buf = vec![0u8; 8];
+        buf[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        let (mut s, mut e) = (0, 8);
+        assert!(make_room(&mut buf, &mut s, &mut e).is_err());
+    }
+}

@@ -1,0 +1,238 @@
+//! The shard's vector index registry: name → index, its persistent metadata record and
+//! its rebuild from the vLog at start.
+//!
+//! Persistence (all in this shard's vLog):
+//! - `NS_INDEX`, key = index name, value = [`IndexMeta`] (16 bytes, versioned, below).
+//! - `NS_VECTOR`, key = uid u64 LE ‖ vector id u64 LE, value = the raw f32 LE blob.
+//!
+//! A dropped index's meta record is deleted durably; its vectors are only forgotten from
+//! the keydir (no tombstones), so at start vector records whose uid is not a live index
+//! are forgotten again until compaction removes them. That is why a uid is never reused:
+//! a new index always gets a uid above every uid still visible in the keydir.
+
+use keel_index::FlatIndex;
+use keel_storage::{Store, NS_INDEX, NS_VECTOR};
+use std::collections::{BTreeMap, HashMap};
+
+/// Format version of the meta record.
+const META_VERSION: u8 = 1;
+const META_LEN: usize = 16;
+
+/// Vector element kinds (meta byte values).
+pub const KIND_F32: u8 = 0;
+/// Index backends (meta byte values).
+pub const BACKEND_FLAT: u8 = 0;
+/// Metrics (meta byte values).
+pub const METRIC_COSINE: u8 = 0;
+
+/// The persistent description of one index.
+///
+/// Encoding (16 bytes, little-endian): `[u8 version=1][u64 uid][u32 dim][u8 kind]
+/// [u8 backend][u8 metric]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexMeta {
+    pub uid: u64,
+    pub dim: u32,
+    pub kind: u8,
+    pub backend: u8,
+    pub metric: u8,
+}
+
+impl IndexMeta {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(META_LEN);
+        v.push(META_VERSION);
+        v.extend_from_slice(&self.uid.to_le_bytes());
+        v.extend_from_slice(&self.dim.to_le_bytes());
+        v.extend_from_slice(&[self.kind, self.backend, self.metric]);
+        v
+    }
+
+    pub fn decode(b: &[u8]) -> Result<IndexMeta, String> {
+        match b.first() {
+            None => return Err("empty record".into()),
+            Some(&META_VERSION) => {}
+            Some(&v) => return Err(format!("unsupported meta version {v} (this keel reads version {META_VERSION})")),
+        }
+        if b.len() != META_LEN {
+            return Err(format!("meta record is {} bytes, expected {META_LEN}", b.len()));
+        }
+        let meta = IndexMeta {
+            uid: u64::from_le_bytes(b[1..9].try_into().expect("8 bytes")),
+            dim: u32::from_le_bytes(b[9..13].try_into().expect("4 bytes")),
+            kind: b[13],
+            backend: b[14],
+            metric: b[15],
+        };
+        if meta.kind != KIND_F32 || meta.backend != BACKEND_FLAT || meta.metric != METRIC_COSINE {
+            return Err(format!(
+                "unsupported kind/backend/metric {}/{}/{} (this keel knows f32/flat/cosine)",
+                meta.kind, meta.backend, meta.metric
+            ));
+        }
+        if meta.dim == 0 || meta.dim > crate::ops::vector::MAX_DIM {
+            return Err(format!("invalid dimension {}", meta.dim));
+        }
+        Ok(meta)
+    }
+}
+
+/// One live index.
+pub struct IndexEntry {
+    pub meta: IndexMeta,
+    pub index: FlatIndex,
+}
+
+/// name → index, sorted by name (for `SKEG.VINDEX.LIST`).
+#[derive(Default)]
+pub struct Registry {
+    pub by_name: BTreeMap<Vec<u8>, IndexEntry>,
+    /// The next uid to hand out; above every uid seen in the keydir.
+    pub next_uid: u64,
+}
+
+/// What [`rebuild`] found.
+#[derive(Debug, Default)]
+pub struct RebuildReport {
+    pub indexes: usize,
+    pub vectors: usize,
+    /// Vector records of dropped indexes forgotten from the keydir.
+    pub orphans_forgotten: usize,
+    /// Vector records that failed validation (logged; not loaded).
+    pub bad_vectors: usize,
+}
+
+/// The keydir key of vector `id` in the index with `uid`.
+pub fn vector_key(uid: u64, id: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(16);
+    k.extend_from_slice(&uid.to_le_bytes());
+    k.extend_from_slice(&id.to_le_bytes());
+    k
+}
+
+/// The (uid, id) of a vector key; `None` if it is not 16 bytes.
+pub fn split_vector_key(k: &[u8]) -> Option<(u64, u64)> {
+    if k.len() != 16 {
+        return None;
+    }
+    Some((u64::from_le_bytes(k[..8].try_into().ok()?), u64::from_le_bytes(k[8..].try_into().ok()?)))
+}
+
+impl Registry {
+    /// Hands out a uid never used before in this store.
+    pub fn allocate_uid(&mut self, store: &Store) -> u64 {
+        let uid = self.next_uid.max(store.stats().last_seq.saturating_add(1)).max(1);
+        self.next_uid = uid + 1;
+        uid
+    }
+
+    pub fn n_vectors(&self) -> usize {
+        self.by_name.values().map(|e| e.index.len()).sum()
+    }
+
+    pub fn memory_bytes(&self) -> usize {
+        self.by_name.values().map(|e| e.index.memory_bytes()).sum()
+    }
+}
+
+/// Reads every index meta record, then every vector record into its index; forgets
+/// vector records of indexes that no longer exist. A meta record this keel cannot read
+/// stops the start (dropping it would silently lose the index's vectors).
+pub async fn rebuild(store: &Store) -> anyhow::Result<(Registry, RebuildReport)> {
+    let mut by_uid: HashMap<u64, (Vec<u8>, IndexEntry)> = HashMap::new();
+    let mut bad_meta: Option<String> = None;
+    store
+        .for_each_live(NS_INDEX, &mut |name, value| {
+            if bad_meta.is_some() {
+                return;
+            }
+            match IndexMeta::decode(value) {
+                Ok(meta) => {
+                    if let Some((other, _)) = by_uid.get(&meta.uid) {
+                        bad_meta = Some(format!(
+                            "indexes '{}' and '{}' share uid {}",
+                            crate::args::show(other),
+                            crate::args::show(name),
+                            meta.uid
+                        ));
+                        return;
+                    }
+                    let entry = IndexEntry { meta, index: FlatIndex::new(meta.dim as usize) };
+                    by_uid.insert(meta.uid, (name.to_vec(), entry));
+                }
+                Err(e) => bad_meta = Some(format!("index '{}': {e}", crate::args::show(name))),
+            }
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("read vector index metadata: {e}"))?;
+    if let Some(e) = bad_meta {
+        anyhow::bail!("read vector index metadata: {e}");
+    }
+
+    let mut report = RebuildReport { indexes: by_uid.len(), ..Default::default() };
+    let mut max_uid = by_uid.keys().copied().max().unwrap_or(0);
+    store
+        .for_each_live(NS_VECTOR, &mut |key, value| {
+            let Some((uid, id)) = split_vector_key(key) else { return };
+            max_uid = max_uid.max(uid);
+            let Some((name, entry)) = by_uid.get_mut(&uid) else { return };
+            let loaded = keel_index::parse_f32_blob(value, entry.meta.dim as usize).and_then(|v| entry.index.upsert(id, &v));
+            match loaded {
+                Ok(()) => report.vectors += 1,
+                Err(e) => {
+                    report.bad_vectors += 1;
+                    tracing::error!("load vector {id} of index '{}': {e}; skipped", crate::args::show(name));
+                }
+            }
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("read vectors: {e}"))?;
+
+    report.orphans_forgotten = store.forget_where(NS_VECTOR, &mut |key| match split_vector_key(key) {
+        Some((uid, _)) => !by_uid.contains_key(&uid),
+        None => true,
+    });
+
+    let registry = Registry {
+        by_name: by_uid.into_values().collect(),
+        next_uid: max_uid.saturating_add(1).max(store.stats().last_seq.saturating_add(1)),
+    };
+    Ok((registry, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_round_trips() {
+        let m = IndexMeta { uid: 77, dim: 128, kind: KIND_F32, backend: BACKEND_FLAT, metric: METRIC_COSINE };
+        let b = m.encode();
+        assert_eq!(b.len(), META_LEN);
+        assert_eq!(IndexMeta::decode(&b), Ok(m));
+    }
+
+    #[test]
+    fn meta_rejects_unknown_versions_and_shapes() {
+        let good = IndexMeta { uid: 1, dim: 4, kind: KIND_F32, backend: BACKEND_FLAT, metric: METRIC_COSINE }.encode();
+        let mut v2 = good.clone();
+        v2[0] = 2;
+        assert!(IndexMeta::decode(&v2).unwrap_err().contains("version 2"));
+        assert!(IndexMeta::decode(&good[..10]).is_err());
+        assert!(IndexMeta::decode(&[]).is_err());
+        let mut kind = good.clone();
+        kind[13] = 9;
+        assert!(IndexMeta::decode(&kind).is_err());
+        let mut dim0 = good;
+        dim0[9..13].copy_from_slice(&0u32.to_le_bytes());
+        assert!(IndexMeta::decode(&dim0).is_err());
+    }
+
+    #[test]
+    fn vector_keys() {
+        let k = vector_key(5, u64::MAX);
+        assert_eq!(k.len(), 16);
+        assert_eq!(split_vector_key(&k), Some((5, u64::MAX)));
+        assert_eq!(split_vector_key(&k[..15]), None);
+    }
+}

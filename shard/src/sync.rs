@@ -1,0 +1,87 @@
+//! Tiny single-executor wake-up primitives (`Rc`-based, `!Send`).
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+/// A latched event: once set, every current and future `wait` resolves.
+#[derive(Clone, Default)]
+pub struct Event(Rc<RefCell<(bool, Vec<Waker>)>>);
+
+impl Event {
+    pub fn set(&self) {
+        let wakers = {
+            let mut s = self.0.borrow_mut();
+            s.0 = true;
+            std::mem::take(&mut s.1)
+        };
+        for w in wakers {
+            w.wake();
+        }
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.0.borrow().0
+    }
+
+    /// Resolves once the event is set.
+    pub fn wait(&self) -> EventWait {
+        EventWait(self.clone())
+    }
+}
+
+pub struct EventWait(Event);
+
+impl Future for EventWait {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut s = (self.0).0.borrow_mut();
+        if s.0 {
+            return Poll::Ready(());
+        }
+        if !s.1.iter().any(|w| w.will_wake(cx.waker())) {
+            s.1.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+/// A re-armable wake-up for one waiting task (e.g. "the reply buffer is non-empty").
+#[derive(Clone, Default)]
+pub struct Notify(Rc<RefCell<(bool, Option<Waker>)>>);
+
+impl Notify {
+    pub fn notify(&self) {
+        let waker = {
+            let mut s = self.0.borrow_mut();
+            s.0 = true;
+            s.1.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Resolves after the next (or an already pending) `notify`, consuming it.
+    pub fn notified(&self) -> Notified {
+        Notified(self.clone())
+    }
+}
+
+pub struct Notified(Notify);
+
+impl Future for Notified {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut s = (self.0).0.borrow_mut();
+        if s.0 {
+            s.0 = false;
+            Poll::Ready(())
+        } else {
+            s.1 = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! The skeg vector dialect through `Shard::exec`, including restart.
+
+use crate::*;
+use keel_protocol::Value;
+
+/// The ids of a VSEARCH reply, and checks the scores are doubles sorted best first.
+async fn search_ids(s: &Shard, name: &str, k: usize, q: &[f32]) -> Vec<String> {
+    let reply = s.exec(argv!["SKEG.VSEARCH", name, k.to_string(), "10", blob(q)]).await;
+    let Value::Array(items) = reply else { panic!("VSEARCH reply {reply:?}") };
+    assert_eq!(items.len() % 2, 0);
+    let mut ids = Vec::new();
+    let mut last = f64::INFINITY;
+    for pair in items.chunks(2) {
+        let (Value::Bulk(id), Value::Double(score)) = (&pair[0], &pair[1]) else { panic!("pair {pair:?}") };
+        assert!(*score <= last + 1e-6, "scores not best first");
+        last = *score;
+        ids.push(String::from_utf8(id.clone()).unwrap());
+    }
+    ids
+}
+
+#[test]
+fn create_list_drop() {
+    on_executor(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path()).await;
+        check(&s, argv!["SKEG.VINDEX.LIST"], Value::Array(vec![])).await;
+        check(&s, argv!["SKEG.VINDEX.CREATE", "t:b", "3", "f32", "flat"], ok()).await;
+        check(&s, argv!["skeg.vindex.create", "t:a", "2", "F32", "FLAT"], ok()).await;
+        check(&s, argv!["SKEG.VINDEX.CREATE", "t:a", "2", "f32", "flat"], err("ERR index already exists")).await;
+        for bad in ["0", "65537", "-1", "x", "1.5", ""] {
+            check(&s, argv!["SKEG.VINDEX.CREATE", "t:c", bad, "f32", "flat"], err("ERR invalid dimension")).await;
+        }
+        check(&s, argv!["SKEG.VINDEX.CREATE", "t:c", "65536", "f32", "flat"], ok()).await;
+        check(&s, argv!["SKEG.VINDEX.DROP", "t:c"], ok()).await;
+        check(
+            &s,
+            argv!["SKEG.VINDEX.CREATE", "t:c", "4", "f16", "flat"],
+            err("ERR unsupported vector kind 'f16' (supported: f32)"),
+        )
+        .await;
+        check(
+            &s,
+            argv!["SKEG.VINDEX.CREATE", "t:c", "4", "f32", "hnsw"],
+            err("ERR unsupported index backend 'hnsw' (supported: flat)"),
+        )
+        .await;
+        check(&s, argv!["SKEG.VSET", "t:b", "1", blob(&[1.0, 0.0, 0.0])], ok()).await;
+        check(
+            &s,
+            argv!["SKEG.VINDEX.LIST"],
+            Value::Array(vec![
+                bulk("name=t:a dim=2 kind=f32 backend=flat n_vectors=0"),
+                bulk("name=t:b dim=3 kind=f32 backend=flat n_vectors=1"),
+            ]),
+        )
+        .await;
+        check(&s, argv!["SKEG.VINDEX.DROP", "t:b"], ok()).await;
+        check(&s, argv!["SKEG.VINDEX.DROP", "t:b"], err("ERR no such index 't:b'")).await;
+        check(&s, argv!["SKEG.VINDEX.LIST"], Value::Array(vec![bulk("name=t:a dim=2 kind=f32 backend=flat n_vectors=0")]))
+            .await;
+        // A re-created index of the same name starts empty.
+        check(&s, argv!["SKEG.VINDEX.CREATE", "t:b", "3", "f32", "flat"], ok()).await;
+        assert_eq!(search_ids(&s, "t:b", 5, &[1.0, 0.0, 0.0]).await, Vec::<String>::new());
+    });
+}
+
+#[test]
+fn set_search_delete() {
+    on_executor(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path()).await;
+        check(&s, argv!["SKEG.VINDEX.CREATE", "v", "3", "f32", "flat"], ok()).await;
+        check(&s, argv!["SKEG.VSET", "v", "1", blob(&[1.0, 0.0, 0.0])], ok()).await;
+        check(&s, argv!["SKEG.VSET", "v", "2", blob(&[0.0, 1.0, 0.0])], ok()).await;
+        check(&s, argv!["SKEG.VSET", "v", "3", blob(&[1.0, 1.0, 0.0])], ok()).await;
+        check(&s, argv!["SKEG.VSET", "v", "18446744073709551615", blob(&[0.0, 0.0, 1.0])], ok()).await;
+        assert_eq!(search_ids(&s, "v", 2, &[1.0, 0.1, 0.0]).await, ["1", "3"]);
+        assert_eq!(search_ids(&s, "v", 10, &[0.0, 0.0, 2.0]).await[0], "18446744073709551615");
+        assert_eq!(search_ids(&s, "v", 10, &[1.0, 0.0, 0.0]).await.len(), 4);
+        // The exact score of an identical direction is 1.
+        let reply = s.exec(argv!["SKEG.VSEARCH", "v", "1", "1", blob(&[2.0, 0.0, 0.0])]).await;
+        let Value::Array(items) = reply else { panic!() };
+        assert_eq!(items[0], bulk("1"));
+        let Value::Double(score) = items[1] else { panic!() };
+        assert!((score - 1.0).abs() < 1e-5, "{score}");
+
+        // Replace moves the vector.
+        check(&s, argv!["SKEG.VSET", "v", "1", blob(&[0.0, 1.0, 0.0])], ok()).await;
+        assert_eq!(search_ids(&s, "v", 1, &[1.0, 0.0, 0.0]).await, ["3"]);
+
+        // Errors, and nothing is written when they happen.
+        check(&s, argv!["SKEG.VSET", "v", "-1", blob(&[1.0, 0.0, 0.0])], err("ERR invalid id")).await;
+        check(&s, argv!["SKEG.VSET", "v", "01", blob(&[1.0, 0.0, 0.0])], err("ERR invalid id")).await;
+        check(&s, argv!["SKEG.VSET", "v", "x", blob(&[1.0, 0.0, 0.0])], err("ERR invalid id")).await;
+        check(&s, argv!["SKEG.VSET", "v", "9", blob(&[1.0, 0.0])], err("ERR vector blob is 8 bytes, expected 12 (4 x dim 3)"))
+            .await;
+        check(&s, argv!["SKEG.VSET", "v", "9", blob(&[1.0, f32::NAN, 0.0])], err("ERR vector component 1 is NaN or infinite"))
+            .await;
+        check(&s, argv!["SKEG.VSET", "v", "9", blob(&[0.0, 0.0, 0.0])], err("ERR zero vector has no cosine similarity"))
+            .await;
+        check(&s, argv!["SKEG.VSET", "nope", "9", blob(&[1.0, 0.0, 0.0])], err("ERR no such index 'nope'")).await;
+        assert_eq!(search_ids(&s, "v", 10, &[1.0, 0.0, 0.0]).await.len(), 4);
+
+        check(&s, argv!["SKEG.VSEARCH", "v", "0", "10", blob(&[1.0, 0.0, 0.0])], err("ERR k must be between 1 and 10000"))
+            .await;
+        check(&s, argv!["SKEG.VSEARCH", "v", "10001", "10", blob(&[1.0, 0.0, 0.0])], err("ERR k must be between 1 and 10000"))
+            .await;
+        check(&s, argv!["SKEG.VSEARCH", "v", "x", "10", blob(&[1.0, 0.0, 0.0])], err("ERR k must be between 1 and 10000"))
+            .await;
+        check(&s, argv!["SKEG.VSEARCH", "v", "1", "0", blob(&[1.0, 0.0, 0.0])], err("ERR l_search must be a positive integer"))
+            .await;
+        check(&s, argv!["SKEG.VSEARCH", "v", "1", "10", blob(&[1.0])], err("ERR vector blob is 4 bytes, expected 12 (4 x dim 3)"))
+            .await;
+        check(&s, argv!["SKEG.VSEARCH", "nope", "1", "10", blob(&[1.0])], err("ERR no such index 'nope'")).await;
+
+        check(&s, argv!["SKEG.VDEL", "v", "3"], int(1)).await;
+        check(&s, argv!["SKEG.VDEL", "v", "3"], int(0)).await;
+        check(&s, argv!["SKEG.VDEL", "v", "x"], err("ERR invalid id")).await;
+        check(&s, argv!["SKEG.VDEL", "nope", "1"], err("ERR no such index 'nope'")).await;
+        assert_eq!(search_ids(&s, "v", 10, &[1.0, 0.0, 0.0]).await.len(), 3);
+
+        let Value::Map(fields) = s.exec(argv!["KEEL.INFO"]).await else { panic!() };
+        assert_eq!(fields[2], (bulk("indexes"), int(1)));
+        assert_eq!(fields[3], (bulk("vectors"), int(3)));
+        assert!(matches!(fields[10].1, Value::Integer(n) if n > 0), "index_memory_bytes");
+
+        // Vectors are not KV keys.
+        check(&s, argv!["DBSIZE"], int(0)).await;
+        check(&s, argv!["FLUSHALL"], ok()).await;
+        check(&s, argv!["SKEG.VINDEX.LIST"], Value::Array(vec![])).await;
+        check(&s, argv!["SKEG.VSET", "v", "1", blob(&[1.0, 0.0, 0.0])], err("ERR no such index 'v'")).await;
+    });
+}
+
+#[test]
+fn restart_rebuilds_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let dim = 64;
+    let vector = |i: u64| -> Vec<f32> { (0..dim).map(|j| ((i * 31 + j as u64 * 7) % 17) as f32 + 1.0).collect() };
+    on_executor(|| async {
+        let s = open(&path).await;
+        check(&s, argv!["SKEG.VINDEX.CREATE", "keep", dim.to_string(), "f32", "flat"], ok()).await;
+        check(&s, argv!["SKEG.VINDEX.CREATE", "gone", dim.to_string(), "f32", "flat"], ok()).await;
+        for i in 0..50u64 {
+            check(&s, argv!["SKEG.VSET", "keep", i.to_string(), blob(&vector(i))], ok()).await;
+            check(&s, argv!["SKEG.VSET", "gone", i.to_string(), blob(&vector(i))], ok()).await;
+        }
+        check(&s, argv!["SKEG.VDEL", "keep", "7"], int(1)).await;
+        check(&s, argv!["SKEG.VINDEX.DROP", "gone"], ok()).await;
+        // Same name again: must not see the dropped index's vectors, now or after restart.
+        check(&s, argv!["SKEG.VINDEX.CREATE", "gone", dim.to_string(), "f32", "flat"], ok()).await;
+        check(&s, argv!["SKEG.VSET", "gone", "1000", blob(&vector(3))], ok()).await;
+        check(&s, argv!["SET", "kv", "1"], ok()).await;
+        s.sync().await.unwrap();
+    });
+    let before = std::cell::RefCell::new(Vec::new());
+    on_executor(|| async {
+        let s = open(&path).await;
+        check(
+            &s,
+            argv!["SKEG.VINDEX.LIST"],
+            Value::Array(vec![
+                bulk(format!("name=gone dim={dim} kind=f32 backend=flat n_vectors=1")),
+                bulk(format!("name=keep dim={dim} kind=f32 backend=flat n_vectors=49")),
+            ]),
+        )
+        .await;
+        assert_eq!(search_ids(&s, "gone", 10, &vector(3)).await, ["1000"]);
+        let ids = search_ids(&s, "keep", 5, &vector(7)).await;
+        assert!(!ids.contains(&"7".to_string()));
+        *before.borrow_mut() = ids;
+        check(&s, argv!["GET", "kv"], bulk("1")).await;
+        check(&s, argv!["DBSIZE"], int(1)).await;
+        // Keep using it after the restart; then restart once more.
+        check(&s, argv!["SKEG.VINDEX.DROP", "gone"], ok()).await;
+        check(&s, argv!["SKEG.VINDEX.CREATE", "new", "2", "f32", "flat"], ok()).await;
+        check(&s, argv!["SKEG.VSET", "new", "1", blob(&[1.0, 2.0])], ok()).await;
+        s.sync().await.unwrap();
+    });
+    on_executor(|| async {
+        let s = open(&path).await;
+        check(
+            &s,
+            argv!["SKEG.VINDEX.LIST"],
+            Value::Array(vec![
+                bulk(format!("name=keep dim={dim} kind=f32 backend=flat n_vectors=49")),
+                bulk("name=new dim=2 kind=f32 backend=flat n_vectors=1"),
+            ]),
+        )
+        .await;
+        assert_eq!(search_ids(&s, "keep", 5, &vector(7)).await, *before.borrow());
+    });
+}
