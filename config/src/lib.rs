@@ -97,7 +97,7 @@ pub struct Config {
     /// Shard processes, 1..=1024.
     pub shards: u32,
     pub durability: Durability,
-    /// vLog segment size, bytes (1 MiB ..= 4 GiB; default 64 MiB).
+    /// vLog segment size, bytes (1 MiB ..= 2 GiB; default 64 MiB).
     pub segment_bytes: u64,
     /// Inline value limit, bytes (0 ..= 64 KiB; default 256).
     pub inline_value_max: usize,
@@ -142,9 +142,9 @@ impl Config {
             )));
         }
         let segment_bytes = file.segment_bytes.unwrap_or(64 << 20);
-        if !((1 << 20)..=(4 << 30)).contains(&segment_bytes) {
+        if !((1 << 20)..=(2 << 30)).contains(&segment_bytes) {
             return Err(ConfigError::Invalid(format!(
-                "invalid segment_bytes {segment_bytes}: expected 1 MiB ..= 4 GiB"
+                "invalid segment_bytes {segment_bytes}: expected 1 MiB ..= 2 GiB"
             )));
         }
         let inline_value_max = file.inline_value_max.unwrap_or(256);

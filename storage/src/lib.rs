@@ -1,39 +1,80 @@
 //! keel's per-shard storage engine: a Bitcask-style value log (vLog) with an in-RAM
 //! keydir, group commit through glommio `DmaFile` (O_DIRECT, io_uring), three
-//! durability tiers, crash recovery and compaction. Byte format: `storage/FORMAT.md`.
+//! durability tiers, crash recovery and compaction. Byte format and the numbered commit
+//! and recovery steps: `storage/FORMAT.md`.
 //!
-//! INTERFACE STUB — to be implemented. The shapes below are the contract the shard
-//! codes against; implementation may add items but must keep these.
+//! Trade-offs:
+//! - Every live key sits in RAM (the keydir: key bytes plus about 100 B, plus the value
+//!   itself when it is at most `inline_value_max` bytes). Lookups never touch the disk
+//!   for small values; a large value costs one O_DIRECT read.
+//! - Writes never wait inside [`Store::apply`]: the keydir changes at once and the record
+//!   goes to an in-RAM append buffer; one committer task writes each round of records
+//!   with one aligned write and one fdatasync (group commit), so the cost of a sync is
+//!   shared by every write that arrived meanwhile. Readers see a write before it is
+//!   durable; only its acknowledgement waits.
+//! - Space is reclaimed by copying live records forward (compaction), which rewrites
+//!   live data once per compaction of its segment.
+//!
+//! **Architecture invariant:** every acknowledged write is in the vLog at its tier before
+//! its ack; a bad record is never skipped silently (torn tail of the newest segment →
+//! truncated and logged; anywhere else → `Corrupt{file, offset}`); after a write or sync
+//! failure the store is poisoned and refuses writes. All I/O after startup goes through
+//! glommio; the crate runs on one executor thread and never blocks it except for short
+//! directory operations at open.
 
-use std::path::Path;
+#![deny(unsafe_code)]
 
-/// Keydir namespaces. User KV keys live in [`NS_KV`]; the shard stores vector index
-/// metadata in [`NS_INDEX`] (key = index name) and vectors in [`NS_VECTOR`]
-/// (key = index uid u64 LE ‖ vector id u64 LE, 16 bytes).
+mod compaction;
+mod keydir;
+mod probe;
+mod recovery;
+mod store;
+mod util;
+mod vlog;
+
+#[cfg(test)]
+mod test;
+
+pub use probe::probe_direct_io;
+pub use store::Store;
+
+/// Keydir namespace, one byte (0..=255; the shard uses the three below). Each namespace
+/// has its own key space, counts and SCAN order. User KV keys live in [`NS_KV`]; the
+/// shard stores vector index metadata in [`NS_INDEX`] (key = index name) and vectors in
+/// [`NS_VECTOR`] (key = index uid u64 LE ‖ vector id u64 LE, 16 bytes).
 pub type Ns = u8;
+/// User key-value keys.
 pub const NS_KV: Ns = 0;
+/// Vector index metadata (key = index name).
 pub const NS_INDEX: Ns = 1;
+/// Vectors (key = index uid u64 LE ‖ vector id u64 LE).
 pub const NS_VECTOR: Ns = 2;
 
 /// When a write is acknowledged (DESIGN §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
     /// Ack after the batch's write completed; background fdatasync every 100 ms.
+    /// Survives the keel process being killed, not an OS crash.
     Relaxed,
-    /// Ack after write + fdatasync of the batch (and of the directory on segment creation).
+    /// Ack after write + fdatasync of the batch (and of the directory on segment
+    /// creation). Survives an OS crash.
     Kernel,
     /// As `Kernel`; on Linux fdatasync already flushes the device cache, so identical.
     Power,
 }
 
+/// Tuning of one [`Store`].
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
-    /// Segment size at which the active segment is rolled, bytes (default 64 MiB).
+    /// Segment size at which the active segment is rolled, bytes (default 64 MiB;
+    /// clamped to 8 KiB ..= 2 GiB). A record larger than this gets a segment of its own.
     pub segment_bytes: u64,
+    /// Acknowledgement tier of every write (default `Kernel`).
     pub durability: Durability,
     /// Values up to this many bytes are also kept in RAM in the keydir (default 256).
     pub inline_value_max: usize,
-    /// A sealed segment whose dead bytes / total bytes passes this is compacted (default 0.5).
+    /// A sealed segment whose dead bytes / data bytes reaches this is compacted
+    /// (default 0.5; 0.0 compacts any segment with dead bytes, above 1.0 never).
     pub compaction_dead_ratio: f64,
 }
 
@@ -43,23 +84,35 @@ impl Default for StoreOptions {
     }
 }
 
-/// One change; a `Vec<Mutation>` passed to [`Store::apply`] is all-or-nothing.
+/// One change; a `Vec<Mutation>` passed to [`Store::apply`] is all-or-nothing (one
+/// record, one CRC). Keys and values may be empty; a record is at most 1 GiB.
 #[derive(Debug, Clone)]
 pub enum Mutation {
+    /// Sets `key` in `ns` to `value`.
     Put { ns: Ns, key: Vec<u8>, value: Vec<u8> },
+    /// Removes `key` from `ns` (a tombstone is written even if the key is missing).
     Delete { ns: Ns, key: Vec<u8> },
 }
 
+/// Errors of the storage engine.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
+    /// An I/O operation failed; `op` says what was being done, as a verb phrase with
+    /// the file ("write vlog segment 00000003.vlog at offset 8192").
     #[error("I/O error: {op}: {source}")]
-    Io { op: String, #[source] source: std::io::Error },
-    /// A bad record that is not a torn tail.
+    Io {
+        op: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A bad record that is not a torn tail: `file` is the segment's path, `offset` the
+    /// byte offset of the bad record (or header) in it.
     #[error("corrupt vlog segment {file} at offset {offset}: {reason}")]
     Corrupt { file: String, offset: u64, reason: String },
     /// An earlier write or sync failed; the store refuses writes from then on.
     #[error("storage is poisoned after an earlier I/O failure; refusing writes")]
     Poisoned,
+    /// The record for one `apply` would exceed 1 GiB (its size in bytes).
     #[error("record too large: {0} bytes")]
     TooLarge(usize),
 }
@@ -67,88 +120,46 @@ pub enum StorageError {
 /// What recovery found.
 #[derive(Debug, Clone, Default)]
 pub struct RecoveryReport {
+    /// Segment files after recovery.
     pub segments: usize,
+    /// Valid records replayed (including dead and duplicate ones).
     pub records: u64,
+    /// Live keys over all namespaces.
     pub live_keys: usize,
-    /// Set when a torn tail was truncated: (file, offset truncated at).
+    /// Set when a torn tail was truncated: (file path, offset truncated at).
     pub truncated_tail: Option<(String, u64)>,
 }
 
+/// Counters of one store.
 #[derive(Debug, Clone, Default)]
 pub struct StoreStats {
+    /// Live keys in namespaces 0, 1, 2.
     pub keys_per_ns: [usize; 3],
+    /// Segment files (including one not yet created on disk).
     pub segments: usize,
+    /// Bytes of data in all segments (logical ends, including 4 KiB headers).
     pub disk_bytes: u64,
+    /// Bytes kept alive by live keys.
     pub live_bytes: u64,
+    /// `disk_bytes` − `live_bytes` − headers: overwritten values, tombstones, batch
+    /// overhead.
     pub dead_bytes: u64,
+    /// Segments compacted (deleted) since open.
     pub compactions: u64,
+    /// Highest sequence number used (one per `apply`/`clear_all`); never decreases,
+    /// also across restarts.
     pub last_seq: u64,
 }
 
-/// Resolves when the batch is acknowledged at the store's durability tier.
+/// Resolves when the batch is acknowledged at the store's durability tier; fails with
+/// `StorageError::Io` if its write or fdatasync failed (the store is then poisoned).
+/// `'static`: it may be moved into another task. Dropping it does not cancel the write.
 pub type Commit = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StorageError>>>>;
 
-/// A shard's store. Cheap to clone (`Rc`); `!Send`; must live on one glommio executor.
-#[derive(Clone)]
-pub struct Store {
-    _p: std::rc::Rc<()>,
-}
-
-impl Store {
-    /// Opens or creates the store in `dir` (creates `dir/vlog/`), replays every segment to
-    /// rebuild the keydir, truncates a torn tail, and starts background compaction and (at
-    /// `Relaxed`) the 100 ms sync task. Errors: `Corrupt` with file and offset, `Io`.
-    pub async fn open(dir: &Path, opts: StoreOptions) -> Result<(Store, RecoveryReport), StorageError> {
-        let _ = (dir, opts);
-        todo!()
-    }
-
-    /// Number of live keys in `ns`.
-    pub fn len(&self, ns: Ns) -> usize { let _ = ns; todo!() }
-
-    pub fn contains(&self, ns: Ns, key: &[u8]) -> bool { let _ = (ns, key); todo!() }
-
-    /// Length in bytes of the live value, without reading it.
-    pub fn value_len(&self, ns: Ns, key: &[u8]) -> Option<usize> { let _ = (ns, key); todo!() }
-
-    /// The value if it is held in RAM (inline or still in the unwritten buffer):
-    /// `Ok(Some(Some(v)))`; `Ok(Some(None))`… — see [`Lookup`].
-    pub fn lookup(&self, ns: Ns, key: &[u8]) -> Lookup { let _ = (ns, key); todo!() }
-
-    /// Reads the live value (from RAM when possible, else one O_DIRECT read).
-    pub async fn get(&self, ns: Ns, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> { let _ = (ns, key); todo!() }
-
-    /// Appends the batch as one all-or-nothing unit and updates the keydir *now* (later
-    /// lookups see it at once); the returned future resolves when the batch is durable at
-    /// the store's tier. Errors now: `Poisoned`, `TooLarge`.
-    pub fn apply(&self, muts: Vec<Mutation>) -> Result<Commit, StorageError> { let _ = muts; todo!() }
-
-    /// Removes every key of every namespace (FLUSHALL), durably as one record.
-    pub fn clear_all(&self) -> Result<Commit, StorageError> { todo!() }
-
-    /// Drops keydir entries of `ns` for which `pred(key)` is true, without writing any
-    /// record (used when their owner, e.g. a dropped index, is already gone durably).
-    pub fn forget_where(&self, ns: Ns, pred: &mut dyn FnMut(&[u8]) -> bool) -> usize { let _ = (ns, pred); todo!() }
-
-    /// Keys of `ns` for which `pred(key)` is true.
-    pub fn keys_where(&self, ns: Ns, pred: &mut dyn FnMut(&[u8]) -> bool) -> Vec<Vec<u8>> { let _ = (ns, pred); todo!() }
-
-    /// Cursor scan over `ns`: returns up to about `count` keys from `cursor` on and the next
-    /// cursor (0 when the walk is complete). Cursors are < 2^48. Every key present for the
-    /// whole walk is returned at least once.
-    pub fn scan(&self, ns: Ns, cursor: u64, count: usize) -> (u64, Vec<Vec<u8>>) { let _ = (ns, cursor, count); todo!() }
-
-    /// Calls `f(key, value)` for every live key of `ns`, reading values in segment order.
-    pub async fn for_each_live(&self, ns: Ns, f: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), StorageError> { let _ = (ns, f); todo!() }
-
-    /// Writes out everything buffered and fdatasyncs (shutdown).
-    pub async fn sync(&self) -> Result<(), StorageError> { todo!() }
-
-    pub fn stats(&self) -> StoreStats { todo!() }
-}
-
 /// Result of [`Store::lookup`].
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
+    /// No live value.
     Missing,
     /// The value, from RAM.
     InMemory(Vec<u8>),

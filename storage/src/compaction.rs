@@ -1,0 +1,188 @@
+//! Compaction: rewrites a sealed segment's live records into the active segment, then
+//! deletes the old segment.
+//!
+//! Steps for one segment S (each step is crash-safe; see FORMAT.md "Compaction"):
+//! 1. Read S record by record. For each put, check synchronously that the keydir still
+//!    points at this very record (segment and offset); if so, append a copy with the
+//!    same sequence number and point the keydir at the copy, with no await in between.
+//!    Tombstones (deletes, clear-all) are copied only while a segment older than S
+//!    exists (only those can hold what they delete), and a delete only if its key is not
+//!    live again.
+//! 2. Wait until the copies are written and fdatasynced.
+//! 3. Unlink S and fsync the directory.
+//!
+//! A crash before 3 leaves duplicates that replay resolves by sequence number. Closing
+//! the store abandons a compaction the same way.
+
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use crate::store::Inner;
+use crate::util::{gio_err, io_err};
+use crate::vlog::reader::{SegmentReader, Step};
+use crate::vlog::record::{self, segment_file_name, Op, OpKind, RecOp, SEGMENT_HEADER_LEN};
+use crate::StorageError;
+
+/// How often the background task looks for segments to compact.
+const INTERVAL: Duration = Duration::from_secs(1);
+
+/// The background compaction task; ends when the store is dropped or poisoned.
+pub(crate) async fn background(weak: Weak<Inner>) {
+    loop {
+        glommio::timer::sleep(INTERVAL).await;
+        let Some(inner) = weak.upgrade() else { return };
+        if inner.is_poisoned() || inner.closed.get() {
+            return;
+        }
+        if let Err(e) = pass(&inner).await {
+            tracing::error!("vlog compaction failed: {e}");
+        }
+    }
+}
+
+/// Compacts every segment that qualifies, one at a time; returns how many. Stops early
+/// (without deleting the segment in progress) once the store is closed.
+pub(crate) async fn pass(inner: &Rc<Inner>) -> Result<usize, StorageError> {
+    let _permit = inner.compaction_lock.acquire_permit(1).await.map_err(gio_err("lock compaction"))?;
+    let mut done = 0;
+    // Bounded so that a pathological threshold cannot keep this loop going forever.
+    let limit = inner.segs.borrow().len();
+    while done < limit && !inner.closed.get() {
+        let Some(id) = pick(inner) else { break };
+        if let Err(e) = compact_segment(inner, id).await {
+            if let Some(s) = inner.segs.borrow_mut().get_mut(&id) {
+                s.skip_compaction = true;
+            }
+            return Err(e);
+        }
+        done += 1;
+        glommio::yield_if_needed().await;
+    }
+    Ok(done)
+}
+
+/// The sealed, fully written segment with the highest dead ratio at or above the
+/// threshold. Tombstone bytes count as live, except in the oldest segment (no segment
+/// older than it can hold what they delete).
+fn pick(inner: &Inner) -> Option<u32> {
+    let log = inner.log.borrow();
+    let segs = inner.segs.borrow();
+    let oldest = *segs.keys().next()?;
+    let mut best: Option<(f64, u32)> = None;
+    for (&id, s) in segs.iter() {
+        if s.skip_compaction || s.file.is_none() || log.tails.iter().any(|t| t.seg == id) {
+            continue;
+        }
+        let data = s.end - SEGMENT_HEADER_LEN;
+        let kept = s.live + if id == oldest { 0 } else { s.tomb };
+        let dead = data.saturating_sub(kept);
+        let ratio = if data == 0 { 1.0 } else { dead as f64 / data as f64 };
+        let qualifies = (data == 0 || dead > 0) && ratio >= inner.opts.compaction_dead_ratio;
+        let better = match best {
+            None => true,
+            Some((r, _)) => ratio > r,
+        };
+        if qualifies && better {
+            best = Some((ratio, id));
+        }
+    }
+    best.map(|(_, id)| id)
+}
+
+async fn compact_segment(inner: &Rc<Inner>, id: u32) -> Result<(), StorageError> {
+    let name = segment_file_name(id);
+    let (file, end) = {
+        let segs = inner.segs.borrow();
+        let s = &segs[&id];
+        (s.file.clone().expect("picked segments have a file"), s.end)
+    };
+    let path = inner.vlog_dir.join(&name).display().to_string();
+    let mut reader = SegmentReader::new(file.clone(), end);
+    let mut copied = 0u64;
+    loop {
+        glommio::yield_if_needed().await;
+        let step = reader.next().await;
+        if inner.closed.get() {
+            return Ok(()); // abandoned: the copies made so far are harmless duplicates
+        }
+        match step.map_err(io_err(format!("read vlog segment {path} for compaction")))? {
+            Step::Record { off, header } => {
+                let rec = reader.slice(off, header.total_len());
+                // Synchronous from the liveness check to the append (no await).
+                let older_exists = inner.segs.borrow().range(..id).next().is_some();
+                let mut ops = Vec::new();
+                record::visit(&header, rec, |op| ops.push(op)).expect("the reader checked the record");
+                for op in ops {
+                    copied += copy_if_needed(inner, id, off, header.seq, op, older_exists) as u64;
+                }
+            }
+            Step::End { .. } => break,
+            Step::Bad { off, reason } => return Err(StorageError::Corrupt { file: path, offset: off, reason }),
+        }
+    }
+    // Make the copies durable before the originals go.
+    let round = inner.request_sync();
+    inner.wait_round(round).await?;
+    if inner.closed.get() {
+        return Ok(());
+    }
+    if let Some(s) = inner.segs.borrow_mut().remove(&id) {
+        debug_assert_eq!(s.live, 0, "every live entry of a compacted segment was moved");
+    }
+    file.remove().await.map_err(gio_err(format!("delete compacted vlog segment {path}")))?;
+    inner.dir_handle.sync().await.map_err(gio_err("fsync the vlog directory after deleting a segment"))?;
+    inner.compactions.set(inner.compactions.get() + 1);
+    tracing::debug!("compacted vlog segment {name}: {copied} records copied forward");
+    Ok(())
+}
+
+/// Appends a copy of `op` (from the record at `rec_off` of segment `id`) if it is still
+/// needed; returns whether it did.
+fn copy_if_needed(inner: &Rc<Inner>, id: u32, rec_off: u64, seq: u64, op: RecOp<'_>, older_exists: bool) -> bool {
+    match op.kind {
+        OpKind::Put => {
+            let value_off = rec_off + op.value_off as u64;
+            let live = inner.keydir.borrow().get(op.ns, op.key).is_some_and(|e| e.seg == id && e.off as u64 == value_off);
+            if !live {
+                return false;
+            }
+            let ops = [Op::Put { ns: op.ns, key: op.key, value: op.value }];
+            let mut placed = (0, 0);
+            let (seg, new_off, _) = inner.append(record::encoded_len(&ops), |buf| {
+                record::encode(buf, seq, &ops, |_, value_off, foot| placed = (value_off, foot))
+            });
+            let mut entry = inner.keydir.borrow().get(op.ns, op.key).cloned().expect("checked live above");
+            entry.seg = seg;
+            entry.off = (new_off + placed.0 as u64) as u32;
+            entry.foot = placed.1;
+            inner.set_entry(op.ns, op.key, entry);
+            true
+        }
+        OpKind::Delete => {
+            if !older_exists || inner.keydir.borrow().get(op.ns, op.key).is_some() {
+                return false;
+            }
+            let ops = [Op::Delete { ns: op.ns, key: op.key }];
+            let mut foot = 0;
+            let (seg, _, _) = inner.append(record::encoded_len(&ops), |buf| record::encode(buf, seq, &ops, |_, _, f| foot = f));
+            add_tomb(inner, seg, foot as u64);
+            true
+        }
+        OpKind::ClearAll => {
+            if !older_exists {
+                return false;
+            }
+            let (seg, _, _) = inner.append(record::HEADER_LEN, |buf| {
+                record::encode_clear_all(buf, seq);
+            });
+            add_tomb(inner, seg, record::HEADER_LEN as u64);
+            true
+        }
+    }
+}
+
+fn add_tomb(inner: &Inner, seg: u32, bytes: u64) {
+    if let Some(s) = inner.segs.borrow_mut().get_mut(&seg) {
+        s.tomb += bytes;
+    }
+}

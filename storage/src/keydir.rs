@@ -1,0 +1,374 @@
+//! The keydir: in RAM, (namespace, key) → where the live value is.
+//!
+//! Per namespace, a hash map from the key's 48-bit xxh3 hash to a bucket (almost always
+//! one key) gives GET one hash computation and one probe; a `BTreeSet` of the same
+//! hashes orders the keys for SCAN, whose cursor is simply the next hash to visit. A
+//! hash position does not move when other keys come and go, which gives Redis's SCAN
+//! guarantee: a key present for the whole walk is returned at least once (exactly once
+//! when nothing changes), and cursors stay below 2^48.
+
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
+
+use crate::Ns;
+
+/// Cursors and bucket hashes are below `1 << CURSOR_BITS`.
+pub(crate) const CURSOR_BITS: u32 = 48;
+const HASH_MASK: u64 = (1 << CURSOR_BITS) - 1;
+
+/// The 48-bit hash that orders a key for SCAN.
+pub(crate) fn key_hash(key: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(key) & HASH_MASK
+}
+
+/// Where one live value is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    /// Sequence number of the record that wrote it.
+    pub seq: u64,
+    /// Segment id.
+    pub seg: u32,
+    /// File offset of the value's first byte in the segment.
+    pub off: u32,
+    /// Value length, bytes.
+    pub len: u32,
+    /// Bytes of the segment this entry keeps alive (for the dead ratio).
+    pub foot: u32,
+    /// The value itself when it is at most `inline_value_max` bytes.
+    pub inline: Option<Box<[u8]>>,
+}
+
+enum Bucket {
+    One(Box<[u8]>, Entry),
+    /// Hash collisions (rare): kept sorted by key.
+    Many(Vec<(Box<[u8]>, Entry)>),
+}
+
+impl Bucket {
+    fn get(&self, key: &[u8]) -> Option<&Entry> {
+        match self {
+            Bucket::One(k, e) => (**k == *key).then_some(e),
+            Bucket::Many(v) => v.iter().find(|(k, _)| **k == *key).map(|(_, e)| e),
+        }
+    }
+
+    fn get_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        match self {
+            Bucket::One(k, e) => (**k == *key).then_some(e),
+            Bucket::Many(v) => v.iter_mut().find(|(k, _)| **k == *key).map(|(_, e)| e),
+        }
+    }
+
+    fn for_each(&self, f: &mut dyn FnMut(&[u8], &Entry)) {
+        match self {
+            Bucket::One(k, e) => f(k, e),
+            Bucket::Many(v) => v.iter().for_each(|(k, e)| f(k, e)),
+        }
+    }
+}
+
+/// Turns the 48-bit key hash into a well-mixed map hash (hashbrown uses the top bits).
+#[derive(Default)]
+struct MixHasher(u64);
+
+impl Hasher for MixHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+#[derive(Default)]
+struct Space {
+    map: HashMap<u64, Bucket, BuildHasherDefault<MixHasher>>,
+    order: BTreeSet<u64>,
+    len: usize,
+}
+
+/// All namespaces' keys.
+pub(crate) struct Keydir {
+    spaces: Vec<Space>,
+    /// Whether the SCAN order is maintained (off during recovery's bulk load).
+    ordered: bool,
+}
+
+impl Default for Keydir {
+    fn default() -> Self {
+        Keydir { spaces: (0..=Ns::MAX as usize).map(|_| Space::default()).collect(), ordered: true }
+    }
+}
+
+impl Keydir {
+    /// A keydir that does not maintain the SCAN order until [`Keydir::build_order`]
+    /// (random inserts into the ordered set dominate a bulk load otherwise).
+    pub fn unordered() -> Keydir {
+        Keydir { ordered: false, ..Keydir::default() }
+    }
+
+    /// Builds the SCAN order from scratch (bulk: sort, then build the set in one pass).
+    pub fn build_order(&mut self) {
+        for space in &mut self.spaces {
+            let mut hashes: Vec<u64> = space.map.keys().copied().collect();
+            hashes.sort_unstable();
+            space.order = hashes.into_iter().collect();
+        }
+        self.ordered = true;
+    }
+
+    /// Live keys in `ns`.
+    pub fn len(&self, ns: Ns) -> usize {
+        self.spaces[ns as usize].len
+    }
+
+    pub fn get(&self, ns: Ns, key: &[u8]) -> Option<&Entry> {
+        self.spaces[ns as usize].map.get(&key_hash(key))?.get(key)
+    }
+
+    /// Sets `key` to `entry`; returns the entry it replaced.
+    pub fn insert(&mut self, ns: Ns, key: &[u8], entry: Entry) -> Option<Entry> {
+        let space = &mut self.spaces[ns as usize];
+        let h = key_hash(key);
+        let Some(bucket) = space.map.get_mut(&h) else {
+            space.map.insert(h, Bucket::One(key.into(), entry));
+            if self.ordered {
+                space.order.insert(h);
+            }
+            space.len += 1;
+            return None;
+        };
+        if let Some(e) = bucket.get_mut(key) {
+            return Some(std::mem::replace(e, entry));
+        }
+        space.len += 1;
+        match bucket {
+            Bucket::One(..) => {
+                let Bucket::One(k, e) = std::mem::replace(bucket, Bucket::Many(Vec::new())) else { unreachable!() };
+                let mut v = vec![(k, e), (key.into(), entry)];
+                v.sort_by(|a, b| a.0.cmp(&b.0));
+                *bucket = Bucket::Many(v);
+            }
+            Bucket::Many(v) => {
+                let at = v.partition_point(|(k, _)| **k < *key);
+                v.insert(at, (key.into(), entry));
+            }
+        }
+        None
+    }
+
+    /// Removes `key`; returns its entry.
+    pub fn remove(&mut self, ns: Ns, key: &[u8]) -> Option<Entry> {
+        let space = &mut self.spaces[ns as usize];
+        let h = key_hash(key);
+        let bucket = space.map.get_mut(&h)?;
+        let removed = match bucket {
+            Bucket::One(k, _) if **k == *key => {
+                let Some(Bucket::One(_, e)) = space.map.remove(&h) else { unreachable!() };
+                space.order.remove(&h);
+                e
+            }
+            Bucket::One(..) => return None,
+            Bucket::Many(v) => {
+                let at = v.iter().position(|(k, _)| **k == *key)?;
+                let (_, e) = v.remove(at);
+                if v.len() == 1 {
+                    let (k, e) = v.pop().expect("one left");
+                    *bucket = Bucket::One(k, e);
+                }
+                e
+            }
+        };
+        space.len -= 1;
+        Some(removed)
+    }
+
+    /// Keeps the keys of `ns` for which `keep(key, entry)` is true; calls `removed` with
+    /// each dropped entry.
+    pub fn retain(&mut self, ns: Ns, keep: &mut dyn FnMut(&[u8], &Entry) -> bool, removed: &mut dyn FnMut(Entry)) {
+        let space = &mut self.spaces[ns as usize];
+        let mut emptied = Vec::new();
+        let mut n_removed = 0;
+        for (h, bucket) in space.map.iter_mut() {
+            match bucket {
+                Bucket::One(k, e) => {
+                    if !keep(k, e) {
+                        emptied.push(*h);
+                    }
+                }
+                Bucket::Many(v) => {
+                    let mut i = 0;
+                    while i < v.len() {
+                        if keep(&v[i].0, &v[i].1) {
+                            i += 1;
+                        } else {
+                            removed(v.remove(i).1);
+                            n_removed += 1;
+                        }
+                    }
+                    match v.len() {
+                        0 => emptied.push(*h),
+                        1 => {
+                            let (k, e) = v.pop().expect("one left");
+                            *bucket = Bucket::One(k, e);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        for h in emptied {
+            if let Some(Bucket::One(_, e)) = space.map.remove(&h) {
+                removed(e);
+                n_removed += 1;
+            }
+            space.order.remove(&h);
+        }
+        space.len -= n_removed;
+    }
+
+    /// Calls `f` for every key of `ns`, in no particular order.
+    pub fn for_each(&self, ns: Ns, f: &mut dyn FnMut(&[u8], &Entry)) {
+        for bucket in self.spaces[ns as usize].map.values() {
+            bucket.for_each(f);
+        }
+    }
+
+    /// Calls `f` for every key of every namespace.
+    pub fn for_each_all(&self, f: &mut dyn FnMut(Ns, &[u8], &Entry)) {
+        for ns in 0..=Ns::MAX {
+            self.for_each(ns, &mut |k, e| f(ns, k, e));
+        }
+    }
+
+    /// Keys of `ns` from hash position `cursor` on, whole buckets at a time, until at
+    /// least `count` (≥ 1) keys are collected; returns them and the next cursor (0 when
+    /// the walk is complete).
+    pub fn scan(&self, ns: Ns, cursor: u64, count: usize) -> (u64, Vec<Vec<u8>>) {
+        debug_assert!(self.ordered);
+        let space = &self.spaces[ns as usize];
+        let count = count.max(1);
+        let mut keys = Vec::with_capacity(count.min(1024));
+        for &h in space.order.range(cursor..) {
+            if keys.len() >= count {
+                return (h, keys);
+            }
+            space.map[&h].for_each(&mut |k, _| keys.push(k.to_vec()));
+        }
+        (0, keys)
+    }
+
+    /// Empties every namespace.
+    pub fn clear(&mut self) {
+        for space in &mut self.spaces {
+            *space = Space::default();
+        }
+    }
+
+    /// Test helper: the SCAN order matches the map.
+    #[cfg(test)]
+    fn order_is_consistent(&self) -> bool {
+        self.spaces.iter().all(|s| s.order.len() == s.map.len() && s.order.iter().all(|h| s.map.contains_key(h)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seq: u64) -> Entry {
+        Entry { seq, seg: 1, off: 0, len: 0, foot: 1, inline: None }
+    }
+
+    /// A keydir whose namespace 0 holds `keys`, and a check that a full scan with
+    /// `count` returns exactly them.
+    fn check_scan(keys: &[Vec<u8>], count: usize) {
+        let mut kd = Keydir::default();
+        for (i, k) in keys.iter().enumerate() {
+            kd.insert(0, k, entry(i as u64));
+        }
+        check_scan_of(&kd, keys, count);
+    }
+
+    fn check_scan_of(kd: &Keydir, keys: &[Vec<u8>], count: usize) {
+        let (mut cursor, mut seen) = (0, Vec::new());
+        loop {
+            let (next, batch) = kd.scan(0, cursor, count);
+            assert!(next < 1 << CURSOR_BITS);
+            seen.extend(batch);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        seen.sort();
+        let mut want = keys.to_vec();
+        want.sort();
+        want.dedup();
+        assert_eq!(seen, want);
+    }
+
+    #[test]
+    fn scan_returns_every_key_once() {
+        let keys: Vec<Vec<u8>> = (0..1000).map(|i| format!("key:{i}").into_bytes()).collect();
+        check_scan(&keys, 1);
+        check_scan(&keys, 7);
+        check_scan(&keys, 5000);
+        check_scan(&[], 10);
+    }
+
+    #[test]
+    fn bulk_load_builds_the_same_order() {
+        let mut kd = Keydir::unordered();
+        for i in 0..500 {
+            kd.insert(0, format!("k{i}").as_bytes(), entry(i));
+        }
+        for i in 0..100 {
+            kd.remove(0, format!("k{i}").as_bytes());
+        }
+        kd.build_order();
+        assert!(kd.order_is_consistent());
+        check_scan_of(&kd, &(100..500).map(|i| format!("k{i}").into_bytes()).collect::<Vec<_>>(), 9);
+    }
+
+    #[test]
+    fn insert_get_remove_retain() {
+        let mut kd = Keydir::default();
+        assert_eq!(kd.insert(1, b"a", entry(1)), None);
+        assert_eq!(kd.insert(1, b"a", entry(2)).map(|e| e.seq), Some(1));
+        assert_eq!(kd.insert(1, b"b", entry(3)), None);
+        assert_eq!(kd.len(1), 2);
+        assert_eq!(kd.len(0), 0);
+        assert_eq!(kd.get(1, b"a").map(|e| e.seq), Some(2));
+        assert!(kd.get(0, b"a").is_none());
+        assert_eq!(kd.remove(1, b"a").map(|e| e.seq), Some(2));
+        assert_eq!(kd.remove(1, b"a"), None);
+        kd.insert(1, b"c", entry(4));
+        let mut dropped = vec![];
+        kd.retain(1, &mut |k, _| k != b"b", &mut |e| dropped.push(e.seq));
+        assert_eq!(dropped, vec![3]);
+        assert_eq!(kd.len(1), 1);
+        assert_eq!(kd.scan(1, 0, 10).1, vec![b"c".to_vec()]);
+    }
+
+    #[test]
+    fn colliding_buckets_behave_like_single_keys() {
+        // Force collisions by inserting straight into one bucket.
+        let mut kd = Keydir::default();
+        let h = key_hash(b"x");
+        let space = &mut kd.spaces[0];
+        space.map.insert(h, Bucket::Many(vec![(b"x".to_vec().into(), entry(1)), (b"y".to_vec().into(), entry(2))]));
+        space.order.insert(h);
+        space.len = 2;
+        assert_eq!(kd.scan(0, 0, 1).1.len(), 2, "a bucket is never split");
+        let mut n = 0;
+        kd.retain(0, &mut |k, _| k == b"x", &mut |_| n += 1);
+        assert_eq!((n, kd.len(0)), (1, 1));
+        assert_eq!(kd.get(0, b"x").map(|e| e.seq), Some(1));
+    }
+}

@@ -1,0 +1,523 @@
+//! [`Store`]: the keydir plus the vLog, and the operations the shard calls.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::rc::{Rc, Weak};
+use std::time::{Duration, Instant};
+
+use glommio::io::{Directory, OpenOptions};
+use glommio::sync::Semaphore;
+
+use crate::keydir::{Entry, Keydir};
+use crate::util::{gio_err, io_err};
+use crate::vlog::record::{self, segment_file_name, segment_header, Op, HEADER_LEN, MAX_BODY, SEGMENT_HEADER_LEN};
+use crate::vlog::writer::{self, LogState, Tail};
+use crate::vlog::SegInfo;
+use crate::{compaction, probe_direct_io, recovery, Commit, Durability, Lookup, Mutation, Ns, RecoveryReport, StorageError, StoreOptions, StoreStats};
+
+/// Smallest and largest accepted `segment_bytes` (offsets in the keydir are `u32`).
+const MIN_SEGMENT_BYTES: u64 = 2 * SEGMENT_HEADER_LEN;
+const MAX_SEGMENT_BYTES: u64 = 2 << 30;
+/// Bytes per O_DIRECT read in [`Store::for_each_live`].
+const READ_WINDOW: u64 = 1 << 20;
+
+/// State shared by the [`Store`] handles and the background tasks.
+pub(crate) struct Inner {
+    pub vlog_dir: PathBuf,
+    pub opts: StoreOptions,
+    pub dir_handle: Directory,
+    pub keydir: RefCell<Keydir>,
+    pub segs: RefCell<BTreeMap<u32, SegInfo>>,
+    pub log: RefCell<LogState>,
+    pub next_seq: Cell<u64>,
+    pub compactions: Cell<u64>,
+    /// One compaction pass at a time.
+    pub compaction_lock: Semaphore,
+    /// The last [`Store`] handle is gone: compaction stops, the committer only writes
+    /// out what was appended before.
+    pub closed: Cell<bool>,
+    /// Test hook: make the next group-commit write fail.
+    #[cfg(test)]
+    pub fail_writes: Cell<bool>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Let the committer notice that the store is gone and end.
+        self.log.get_mut().wake_committer();
+    }
+}
+
+impl Inner {
+    fn take_seq(&self) -> u64 {
+        let seq = self.next_seq.get();
+        self.next_seq.set(seq + 1);
+        seq
+    }
+
+    /// Points `key` at a new entry, keeping the segments' live byte counts right.
+    pub(crate) fn set_entry(&self, ns: Ns, key: &[u8], entry: Entry) {
+        let mut segs = self.segs.borrow_mut();
+        if let Some(s) = segs.get_mut(&entry.seg) {
+            s.live += entry.foot as u64;
+        }
+        if let Some(old) = self.keydir.borrow_mut().insert(ns, key, entry) {
+            if let Some(s) = segs.get_mut(&old.seg) {
+                s.live -= old.foot as u64;
+            }
+        }
+    }
+
+    /// Removes `key` from the keydir, keeping the live byte counts right.
+    fn drop_entry(&self, ns: Ns, key: &[u8]) {
+        if let Some(old) = self.keydir.borrow_mut().remove(ns, key) {
+            if let Some(s) = self.segs.borrow_mut().get_mut(&old.seg) {
+                s.live -= old.foot as u64;
+            }
+        }
+    }
+
+    /// The value of `e` if it is in RAM (inline, or not yet written).
+    fn ram_value(&self, e: &Entry) -> Option<Vec<u8>> {
+        if let Some(v) = &e.inline {
+            return Some(v.to_vec());
+        }
+        if e.len == 0 {
+            return Some(Vec::new());
+        }
+        self.log.borrow().ram(e.seg, e.off as u64, e.len as usize).map(<[u8]>::to_vec)
+    }
+}
+
+/// A shard's store. Cheap to clone (`Rc`); `!Send`; must live on one glommio executor.
+///
+/// Dropping the last handle stops compaction; records appended but not yet written are
+/// still written by the committer in the background (best effort, nobody waits): call
+/// [`Store::sync`] first on shutdown. Opening the same directory again on this thread
+/// waits until the old instance has finished.
+#[derive(Clone)]
+pub struct Store {
+    handle: Rc<Handle>,
+}
+
+/// Shared by the clones of one [`Store`]; dropping it closes the store.
+struct Handle {
+    inner: Rc<Inner>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.inner.closed.set(true);
+        if let Ok(mut log) = self.inner.log.try_borrow_mut() {
+            log.wake_committer();
+        }
+    }
+}
+
+thread_local! {
+    /// Stores opened on this thread, by vlog directory, so a reopen can wait for the old
+    /// instance's background work to end.
+    static OPEN_STORES: RefCell<HashMap<PathBuf, Weak<Inner>>> = RefCell::new(HashMap::new());
+}
+
+/// How long [`Store::open`] waits for a closed instance on the same directory to end.
+const REOPEN_WAIT: Duration = Duration::from_secs(30);
+
+/// Waits until no other instance of the store in `vlog_dir` is alive on this thread.
+async fn wait_for_previous_instance(vlog_dir: &Path) -> Result<(), StorageError> {
+    let started = Instant::now();
+    loop {
+        let weak = OPEN_STORES.with(|m| m.borrow().get(vlog_dir).cloned());
+        let closed = match weak.as_ref().and_then(Weak::upgrade) {
+            None => return Ok(()),
+            Some(inner) => inner.closed.get(),
+        };
+        let op = || format!("open store in {}", vlog_dir.display());
+        if !closed {
+            let source = std::io::Error::new(std::io::ErrorKind::AlreadyExists, "the store is already open on this thread");
+            return Err(StorageError::Io { op: op(), source });
+        }
+        if started.elapsed() > REOPEN_WAIT {
+            let source = std::io::Error::new(std::io::ErrorKind::TimedOut, "the previous instance did not finish its background work");
+            return Err(StorageError::Io { op: op(), source });
+        }
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+impl Store {
+    /// Opens or creates the store in `dir` (creates `dir/vlog/`), probes O_DIRECT I/O
+    /// there ([`probe_direct_io`]), replays every segment to rebuild the keydir,
+    /// truncates a torn tail of the newest segment, and starts the background tasks:
+    /// group commit, compaction (checks every second) and, at `Relaxed`, the 100 ms
+    /// fdatasync. Must run inside a glommio executor, before any other `DmaFile` of this
+    /// thread is opened on the same device (see [`probe_direct_io`]).
+    ///
+    /// Errors: `Corrupt` with file and offset for a bad record that is not a torn tail,
+    /// `Io` for a failed probe, open, read or write.
+    pub async fn open(dir: &Path, opts: StoreOptions) -> Result<(Store, RecoveryReport), StorageError> {
+        let mut opts = opts;
+        opts.segment_bytes = opts.segment_bytes.clamp(MIN_SEGMENT_BYTES, MAX_SEGMENT_BYTES);
+        let vlog_dir = dir.join("vlog");
+        let fresh = !vlog_dir.exists();
+        std::fs::create_dir_all(&vlog_dir).map_err(io_err(format!("create vlog directory {}", vlog_dir.display())))?;
+        let vlog_dir = vlog_dir.canonicalize().map_err(io_err(format!("resolve vlog directory {}", vlog_dir.display())))?;
+        wait_for_previous_instance(&vlog_dir).await?;
+        probe_direct_io(dir).await?;
+        let dir_handle = Directory::open(&vlog_dir).await.map_err(gio_err(format!("open vlog directory {}", vlog_dir.display())))?;
+        if fresh {
+            let parent = Directory::open(dir).await.map_err(gio_err(format!("open data directory {}", dir.display())))?;
+            parent.sync().await.map_err(gio_err(format!("fsync data directory {}", dir.display())))?;
+        }
+        let recovered = recovery::recover(&vlog_dir, &opts).await?;
+        let mut segs = recovered.segs;
+        let tail = match recovered.tail {
+            Some(t) => t,
+            None => {
+                let file = create_first_segment(&vlog_dir, &dir_handle).await?;
+                segs.insert(1, SegInfo::new(Some(file), SEGMENT_HEADER_LEN));
+                Tail { seg: 1, base: SEGMENT_HEADER_LEN, buf: Vec::new(), written: SEGMENT_HEADER_LEN, created: true, sealed: false }
+            }
+        };
+        let mut report = recovered.report;
+        report.segments = segs.len();
+        let inner = Rc::new(Inner {
+            vlog_dir,
+            opts,
+            dir_handle,
+            keydir: RefCell::new(recovered.keydir),
+            segs: RefCell::new(segs),
+            log: RefCell::new(LogState::new(tail)),
+            next_seq: Cell::new(recovered.next_seq),
+            compactions: Cell::new(0),
+            compaction_lock: Semaphore::new(1),
+            closed: Cell::new(false),
+            #[cfg(test)]
+            fail_writes: Cell::new(false),
+        });
+        glommio::spawn_local(writer::committer(Rc::downgrade(&inner))).detach();
+        glommio::spawn_local(compaction::background(Rc::downgrade(&inner))).detach();
+        if inner.opts.durability == Durability::Relaxed {
+            glommio::spawn_local(writer::relaxed_syncer(Rc::downgrade(&inner))).detach();
+        }
+        OPEN_STORES.with(|m| m.borrow_mut().insert(inner.vlog_dir.clone(), Rc::downgrade(&inner)));
+        Ok((Store { handle: Rc::new(Handle { inner }) }, report))
+    }
+
+    /// Number of live keys in `ns`.
+    pub fn len(&self, ns: Ns) -> usize {
+        self.handle.inner.keydir.borrow().len(ns)
+    }
+
+    /// True when `ns` holds no key.
+    pub fn is_empty(&self, ns: Ns) -> bool {
+        self.len(ns) == 0
+    }
+
+    /// Whether `key` is live in `ns`.
+    pub fn contains(&self, ns: Ns, key: &[u8]) -> bool {
+        self.handle.inner.keydir.borrow().get(ns, key).is_some()
+    }
+
+    /// Length in bytes of the live value, without reading it.
+    pub fn value_len(&self, ns: Ns, key: &[u8]) -> Option<usize> {
+        self.handle.inner.keydir.borrow().get(ns, key).map(|e| e.len as usize)
+    }
+
+    /// The value if it is held in RAM (inline because it is at most `inline_value_max`
+    /// bytes, or still in the unwritten append buffer): see [`Lookup`]. Never does I/O.
+    pub fn lookup(&self, ns: Ns, key: &[u8]) -> Lookup {
+        let keydir = self.handle.inner.keydir.borrow();
+        match keydir.get(ns, key) {
+            None => Lookup::Missing,
+            Some(e) => match self.handle.inner.ram_value(e) {
+                Some(v) => Lookup::InMemory(v),
+                None => Lookup::OnDisk,
+            },
+        }
+    }
+
+    /// Reads the live value: from RAM when possible, else with one O_DIRECT read of the
+    /// blocks holding it. Errors: `Io` if the read fails or comes back short.
+    pub async fn get(&self, ns: Ns, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        let (file, seg, off, len) = {
+            let keydir = self.handle.inner.keydir.borrow();
+            let Some(e) = keydir.get(ns, key) else { return Ok(None) };
+            if let Some(v) = self.handle.inner.ram_value(e) {
+                return Ok(Some(v));
+            }
+            let file = self.handle.inner.segs.borrow().get(&e.seg).and_then(|s| s.file.clone());
+            (file, e.seg, e.off as u64, e.len as usize)
+        };
+        let op = || format!("read value from vlog segment {} at offset {off}", segment_file_name(seg));
+        let Some(file) = file else {
+            return Err(StorageError::Io { op: op(), source: std::io::Error::other("segment file is missing") });
+        };
+        let r = file.read_at(off, len).await.map_err(gio_err(op()))?;
+        if r.len() != len {
+            let source = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("read {} of {len} bytes", r.len()));
+            return Err(StorageError::Io { op: op(), source });
+        }
+        Ok(Some(r.to_vec()))
+    }
+
+    /// Appends the batch as one all-or-nothing record and updates the keydir *now*
+    /// (later lookups see it at once); the returned future resolves when the batch is
+    /// acknowledged at the store's tier (see `Durability`). When a key appears more than
+    /// once, the last mutation wins. An empty batch resolves at once.
+    ///
+    /// Errors now: `Poisoned` after an earlier write failure, `TooLarge` when the record
+    /// would exceed 1 GiB. The future fails with `Io` if the write or fdatasync fails.
+    pub fn apply(&self, muts: Vec<Mutation>) -> Result<Commit, StorageError> {
+        let inner = &self.handle.inner;
+        if inner.is_poisoned() {
+            return Err(StorageError::Poisoned);
+        }
+        if muts.is_empty() {
+            return Ok(Box::pin(std::future::ready(Ok(()))));
+        }
+        let muts = dedupe(muts);
+        let ops: Vec<Op<'_>> = muts
+            .iter()
+            .map(|m| match m {
+                Mutation::Put { ns, key, value } => Op::Put { ns: *ns, key, value },
+                Mutation::Delete { ns, key } => Op::Delete { ns: *ns, key },
+            })
+            .collect();
+        let len = record::encoded_len(&ops);
+        if len > HEADER_LEN + MAX_BODY {
+            return Err(StorageError::TooLarge(len));
+        }
+        let seq = inner.take_seq();
+        let mut placed = Vec::with_capacity(ops.len());
+        let (seg, rec_off, round) = inner.append(len, |buf| record::encode(buf, seq, &ops, |_, value_off, foot| placed.push((value_off, foot))));
+        drop(ops);
+        for (m, (value_off, foot)) in muts.into_iter().zip(placed) {
+            match m {
+                Mutation::Put { ns, key, value } => {
+                    let entry = Entry {
+                        seq,
+                        seg,
+                        off: (rec_off + value_off as u64) as u32,
+                        len: value.len() as u32,
+                        foot,
+                        inline: (value.len() <= inner.opts.inline_value_max).then(|| value.into_boxed_slice()),
+                    };
+                    inner.set_entry(ns, &key, entry);
+                }
+                Mutation::Delete { ns, key } => {
+                    inner.drop_entry(ns, &key);
+                    if let Some(s) = inner.segs.borrow_mut().get_mut(&seg) {
+                        s.tomb += foot as u64;
+                    }
+                }
+            }
+        }
+        Ok(Box::pin(inner.wait_round(round)))
+    }
+
+    /// Removes every key of every namespace (FLUSHALL), durably as one record; the
+    /// future resolves like [`Store::apply`]'s. Errors now: `Poisoned`.
+    pub fn clear_all(&self) -> Result<Commit, StorageError> {
+        let inner = &self.handle.inner;
+        if inner.is_poisoned() {
+            return Err(StorageError::Poisoned);
+        }
+        let seq = inner.take_seq();
+        let (seg, _, round) = inner.append(HEADER_LEN, |buf| {
+            record::encode_clear_all(buf, seq);
+        });
+        inner.keydir.borrow_mut().clear();
+        for (id, s) in inner.segs.borrow_mut().iter_mut() {
+            s.live = 0;
+            if *id == seg {
+                s.tomb += HEADER_LEN as u64;
+            }
+        }
+        Ok(Box::pin(inner.wait_round(round)))
+    }
+
+    /// Drops keydir entries of `ns` for which `pred(key)` is true, without writing any
+    /// record (used when their owner, e.g. a dropped index, is already gone durably; a
+    /// restart finds them again in the log, so the caller must forget them again).
+    /// Returns how many were dropped.
+    pub fn forget_where(&self, ns: Ns, pred: &mut dyn FnMut(&[u8]) -> bool) -> usize {
+        let mut segs = self.handle.inner.segs.borrow_mut();
+        let mut n = 0;
+        self.handle.inner.keydir.borrow_mut().retain(ns, &mut |k, _| !pred(k), &mut |e| {
+            n += 1;
+            if let Some(s) = segs.get_mut(&e.seg) {
+                s.live -= e.foot as u64;
+            }
+        });
+        n
+    }
+
+    /// Keys of `ns` for which `pred(key)` is true, in no particular order.
+    pub fn keys_where(&self, ns: Ns, pred: &mut dyn FnMut(&[u8]) -> bool) -> Vec<Vec<u8>> {
+        let mut keys = Vec::new();
+        self.handle.inner.keydir.borrow().for_each(ns, &mut |k, _| {
+            if pred(k) {
+                keys.push(k.to_vec());
+            }
+        });
+        keys
+    }
+
+    /// Cursor scan over `ns`: returns at least `count` keys (whole hash buckets, so
+    /// occasionally a few more) from `cursor` on, or all that are left, and the next
+    /// cursor (0 when the walk is complete). Start with cursor 0. Cursors are < 2^48.
+    /// Every key present for the whole walk is returned at least once; with no
+    /// concurrent writes, exactly once. Keys come in hash order, not key order.
+    pub fn scan(&self, ns: Ns, cursor: u64, count: usize) -> (u64, Vec<Vec<u8>>) {
+        self.handle.inner.keydir.borrow().scan(ns, cursor, count)
+    }
+
+    /// Calls `f(key, value)` for every live key of `ns`: first those whose values are in
+    /// RAM, then the rest in segment order, read in 1 MiB O_DIRECT windows. The set of
+    /// keys is taken when the call starts; values overwritten during the walk may show
+    /// either version. Errors: `Io` if a read fails or comes back short.
+    pub async fn for_each_live(&self, ns: Ns, f: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), StorageError> {
+        let mut on_disk: Vec<(u32, u64, u32, Vec<u8>)> = Vec::new();
+        let mut in_ram: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        self.handle.inner.keydir.borrow().for_each(ns, &mut |k, e| match self.handle.inner.ram_value(e) {
+            Some(v) => in_ram.push((k.to_vec(), v)),
+            None => on_disk.push((e.seg, e.off as u64, e.len, k.to_vec())),
+        });
+        // `f` runs with no borrow held, so it may call back into the store.
+        for (k, v) in in_ram {
+            f(&k, &v);
+        }
+        on_disk.sort_unstable_by_key(|(seg, off, ..)| (*seg, *off));
+        let files: BTreeMap<u32, _> = {
+            let segs = self.handle.inner.segs.borrow();
+            on_disk.iter().map(|(seg, ..)| (*seg, segs.get(seg).and_then(|s| s.file.clone()))).collect()
+        };
+        let mut i = 0;
+        while i < on_disk.len() {
+            glommio::yield_if_needed().await;
+            let seg = on_disk[i].0;
+            let op = || format!("read values from vlog segment {}", segment_file_name(seg));
+            let Some(file) = files[&seg].clone() else {
+                return Err(StorageError::Io { op: op(), source: std::io::Error::other("segment file is missing") });
+            };
+            // One window: consecutive entries of this segment that fit in READ_WINDOW
+            // (or one larger entry alone).
+            let start = on_disk[i].1 - on_disk[i].1 % 4096;
+            let mut j = i;
+            let mut end = start;
+            while j < on_disk.len() && on_disk[j].0 == seg {
+                let e_end = on_disk[j].1 + on_disk[j].2 as u64;
+                if j > i && e_end - start > READ_WINDOW {
+                    break;
+                }
+                end = end.max(e_end);
+                j += 1;
+            }
+            let r = file.read_at(start, (end - start) as usize).await.map_err(gio_err(op()))?;
+            for (_, off, len, key) in &on_disk[i..j] {
+                let at = (off - start) as usize;
+                let Some(value) = r.get(at..at + *len as usize) else {
+                    let source = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "value past the end of the segment file");
+                    return Err(StorageError::Io { op: op(), source });
+                };
+                f(key, value);
+            }
+            i = j;
+        }
+        Ok(())
+    }
+
+    /// Writes out everything buffered and fdatasyncs it, at every tier (shutdown, tests).
+    /// Errors: `Poisoned`, or `Io` if this write or sync fails.
+    pub async fn sync(&self) -> Result<(), StorageError> {
+        if self.handle.inner.is_poisoned() {
+            return Err(StorageError::Poisoned);
+        }
+        let round = self.handle.inner.request_sync();
+        self.handle.inner.wait_round(round).await
+    }
+
+    /// Runs one compaction pass now (the background task does the same every second):
+    /// compacts every sealed segment whose dead ratio is at least
+    /// `compaction_dead_ratio`. Returns the number of segments compacted (deleted).
+    /// Errors: `Corrupt` if a segment to compact has a bad record, `Io`, `Poisoned`.
+    pub async fn compact_now(&self) -> Result<usize, StorageError> {
+        compaction::pass(&self.handle.inner).await
+    }
+
+    /// Group-commit rounds completed since open (each: one write per segment touched and
+    /// at most one fdatasync each). Many concurrent applies share a round.
+    pub fn commit_rounds(&self) -> u64 {
+        self.handle.inner.log.borrow().done_round
+    }
+
+    /// Bytes appended but not yet written (the group-commit backlog); a caller may
+    /// throttle writes when this grows.
+    pub fn unwritten_bytes(&self) -> u64 {
+        self.handle.inner.log.borrow().unwritten()
+    }
+
+    /// Counters for INFO and tests.
+    pub fn stats(&self) -> StoreStats {
+        let keydir = self.handle.inner.keydir.borrow();
+        let segs = self.handle.inner.segs.borrow();
+        let disk_bytes: u64 = segs.values().map(|s| s.end).sum();
+        let live_bytes: u64 = segs.values().map(|s| s.live).sum();
+        StoreStats {
+            keys_per_ns: [keydir.len(0), keydir.len(1), keydir.len(2)],
+            segments: segs.len(),
+            disk_bytes,
+            live_bytes,
+            dead_bytes: disk_bytes.saturating_sub(live_bytes + segs.len() as u64 * SEGMENT_HEADER_LEN),
+            compactions: self.handle.inner.compactions.get(),
+            last_seq: self.handle.inner.next_seq.get() - 1,
+        }
+    }
+
+    /// Test hook: makes the next group-commit write fail.
+    #[cfg(test)]
+    pub(crate) fn inject_write_failure(&self) {
+        self.handle.inner.fail_writes.set(true);
+    }
+}
+
+/// Keeps only the last mutation of each (namespace, key), in order.
+fn dedupe(muts: Vec<Mutation>) -> Vec<Mutation> {
+    if muts.len() < 2 {
+        return muts;
+    }
+    let mut seen = HashSet::with_capacity(muts.len());
+    let keep: Vec<bool> = {
+        let mut keep: Vec<bool> = muts.iter().rev().map(|m| seen.insert(m.target())).collect();
+        keep.reverse();
+        keep
+    };
+    if keep.iter().all(|&k| k) {
+        return muts;
+    }
+    muts.into_iter().zip(keep).filter_map(|(m, k)| k.then_some(m)).collect()
+}
+
+impl Mutation {
+    fn target(&self) -> (Ns, &[u8]) {
+        match self {
+            Mutation::Put { ns, key, .. } | Mutation::Delete { ns, key } => (*ns, key),
+        }
+    }
+}
+
+/// Creates `00000001.vlog` with its header, durably (file and directory).
+async fn create_first_segment(vlog_dir: &Path, dir_handle: &Directory) -> Result<Rc<glommio::io::DmaFile>, StorageError> {
+    let path = vlog_dir.join(segment_file_name(1));
+    let op = |what: &str| format!("{what} vlog segment {}", path.display());
+    let file = OpenOptions::new().read(true).write(true).create_new(true).dma_open(&path).await.map_err(gio_err(op("create")))?;
+    let header = segment_header(1);
+    let mut buf = file.alloc_dma_buffer(header.len());
+    buf.as_bytes_mut().copy_from_slice(&header);
+    file.write_at(buf, 0).await.map_err(gio_err(op("write header of")))?;
+    file.fdatasync().await.map_err(gio_err(op("fdatasync")))?;
+    dir_handle.sync().await.map_err(gio_err("fsync the vlog directory after creating a segment"))?;
+    Ok(Rc::new(file))
+}

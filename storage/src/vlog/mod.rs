@@ -1,0 +1,31 @@
+//! The value log: segment files `vlog/00000001.vlog …`, their records, the write path
+//! (append buffer and group commit) and sequential reading.
+
+pub(crate) mod reader;
+pub(crate) mod record;
+pub(crate) mod writer;
+
+use std::rc::Rc;
+
+use glommio::io::DmaFile;
+
+/// What the store knows about one segment file.
+pub(crate) struct SegInfo {
+    /// Open handle; `None` while the committer has not created the file yet (its bytes
+    /// are then all in the segment's [`writer::Tail`]).
+    pub file: Option<Rc<DmaFile>>,
+    /// Logical end of the data (offset just past the last record), bytes.
+    pub end: u64,
+    /// Bytes kept alive by keydir entries pointing into this segment.
+    pub live: u64,
+    /// Bytes of tombstones (deletes, clear-all) in this segment.
+    pub tomb: u64,
+    /// Set after compaction of this segment failed, so it is not retried in a loop.
+    pub skip_compaction: bool,
+}
+
+impl SegInfo {
+    pub fn new(file: Option<Rc<DmaFile>>, end: u64) -> SegInfo {
+        SegInfo { file, end, live: 0, tomb: 0, skip_compaction: false }
+    }
+}

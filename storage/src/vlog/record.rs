@@ -1,0 +1,437 @@
+//! Record and segment-header encoding and decoding. Pure: bytes in, bytes out, no I/O.
+//! The byte layout is specified in `storage/FORMAT.md` (the only copy of it); the
+//! constants here must match that document.
+
+use crate::Ns;
+
+/// Bytes of the fixed record header.
+pub(crate) const HEADER_LEN: usize = 28;
+/// Bytes of the header of one entry inside a batch record's body.
+pub(crate) const ENTRY_HEADER_LEN: usize = 10;
+/// Largest record body accepted by the writer and by recovery, bytes.
+pub(crate) const MAX_BODY: usize = 1 << 30;
+/// Bytes of the segment header block at offset 0 of every segment file.
+pub(crate) const SEGMENT_HEADER_LEN: u64 = 4096;
+/// Segment magic, ASCII.
+pub(crate) const MAGIC: [u8; 8] = *b"KEELVLOG";
+/// Format version written to and accepted from segment headers.
+pub(crate) const FORMAT_VERSION: u32 = 1;
+
+const KIND_PUT: u8 = 1;
+const KIND_DELETE: u8 = 2;
+const KIND_BATCH: u8 = 3;
+const KIND_CLEAR_ALL: u8 = 4;
+
+/// One mutation to encode.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Op<'a> {
+    Put { ns: Ns, key: &'a [u8], value: &'a [u8] },
+    Delete { ns: Ns, key: &'a [u8] },
+}
+
+/// What one decoded operation does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OpKind {
+    Put,
+    Delete,
+    ClearAll,
+}
+
+/// One operation found in a record, borrowing the record's bytes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RecOp<'a> {
+    pub kind: OpKind,
+    pub ns: Ns,
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+    /// Offset of the value's first byte, relative to the record start.
+    pub value_off: usize,
+    /// Bytes of the segment this operation accounts for (see FORMAT.md "Accounting").
+    pub foot: u32,
+}
+
+/// A decoded, plausibility-checked record header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub crc: u32,
+    pub body_len: u32,
+    kind: u8,
+    pub ns: Ns,
+    pub seq: u64,
+    pub key_len: u32,
+    pub value_len: u32,
+}
+
+impl Header {
+    /// Header plus body, bytes.
+    pub fn total_len(&self) -> usize {
+        HEADER_LEN + self.body_len as usize
+    }
+}
+
+/// Encoded size of a record holding `ops` (one op: a put/delete record; more: a batch).
+pub(crate) fn encoded_len(ops: &[Op<'_>]) -> usize {
+    match ops {
+        [Op::Put { key, value, .. }] => HEADER_LEN + key.len() + value.len(),
+        [Op::Delete { key, .. }] => HEADER_LEN + key.len(),
+        _ => HEADER_LEN + 4 + ops.iter().map(entry_len).sum::<usize>(),
+    }
+}
+
+fn entry_len(op: &Op<'_>) -> usize {
+    match op {
+        Op::Put { key, value, .. } => ENTRY_HEADER_LEN + key.len() + value.len(),
+        Op::Delete { key, .. } => ENTRY_HEADER_LEN + key.len(),
+    }
+}
+
+/// Appends the record for `ops` (non-empty) with sequence number `seq` to `out`, and
+/// calls `placed(i, value_off, foot)` for each op with its value offset relative to the
+/// record start and its accounted bytes. Callers check [`encoded_len`] ≤ `HEADER_LEN +
+/// MAX_BODY` first.
+pub(crate) fn encode(out: &mut Vec<u8>, seq: u64, ops: &[Op<'_>], mut placed: impl FnMut(usize, usize, u32)) {
+    debug_assert!(!ops.is_empty());
+    let start = out.len();
+    let total = encoded_len(ops);
+    out.reserve(total);
+    match ops {
+        [Op::Put { ns, key, value }] => {
+            push_header(out, KIND_PUT, *ns, seq, total - HEADER_LEN, key.len(), value.len());
+            out.extend_from_slice(key);
+            out.extend_from_slice(value);
+            placed(0, HEADER_LEN + key.len(), total as u32);
+        }
+        [Op::Delete { ns, key }] => {
+            push_header(out, KIND_DELETE, *ns, seq, key.len(), key.len(), 0);
+            out.extend_from_slice(key);
+            placed(0, total, total as u32);
+        }
+        _ => {
+            push_header(out, KIND_BATCH, 0, seq, total - HEADER_LEN, 0, 0);
+            out.extend_from_slice(&(ops.len() as u32).to_le_bytes());
+            for (i, op) in ops.iter().enumerate() {
+                let entry_start = out.len() - start;
+                let (kind, ns, key, value): (u8, Ns, &[u8], &[u8]) = match op {
+                    Op::Put { ns, key, value } => (KIND_PUT, *ns, key, value),
+                    Op::Delete { ns, key } => (KIND_DELETE, *ns, key, &[]),
+                };
+                out.push(kind);
+                out.push(ns);
+                out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+                out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+                out.extend_from_slice(key);
+                out.extend_from_slice(value);
+                placed(i, entry_start + ENTRY_HEADER_LEN + key.len(), entry_len(op) as u32);
+            }
+        }
+    }
+    seal(&mut out[start..]);
+    debug_assert_eq!(out.len() - start, total);
+}
+
+/// Appends a clear-all record with sequence number `seq`; returns its length.
+pub(crate) fn encode_clear_all(out: &mut Vec<u8>, seq: u64) -> usize {
+    let start = out.len();
+    push_header(out, KIND_CLEAR_ALL, 0, seq, 0, 0, 0);
+    seal(&mut out[start..]);
+    HEADER_LEN
+}
+
+fn push_header(out: &mut Vec<u8>, kind: u8, ns: Ns, seq: u64, body_len: usize, key_len: usize, value_len: usize) {
+    out.extend_from_slice(&[0; 4]); // CRC, filled by `seal`
+    out.extend_from_slice(&(body_len as u32).to_le_bytes());
+    out.push(kind);
+    out.push(ns);
+    out.extend_from_slice(&[0; 2]);
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(&(key_len as u32).to_le_bytes());
+    out.extend_from_slice(&(value_len as u32).to_le_bytes());
+}
+
+fn seal(record: &mut [u8]) {
+    let crc = crc32c::crc32c(&record[4..]);
+    record[..4].copy_from_slice(&crc.to_le_bytes());
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+/// Decodes the record header in `b` (at least [`HEADER_LEN`] bytes). `Ok(None)`: the
+/// header is all zero, i.e. the end of the data (zero padding). `Err(reason)`: not a
+/// plausible header.
+pub(crate) fn parse_header(b: &[u8]) -> Result<Option<Header>, &'static str> {
+    let b = &b[..HEADER_LEN];
+    if b.iter().all(|&x| x == 0) {
+        return Ok(None);
+    }
+    let h = Header {
+        crc: u32_at(b, 0),
+        body_len: u32_at(b, 4),
+        kind: b[8],
+        ns: b[9],
+        seq: u64::from_le_bytes(b[12..20].try_into().expect("8 bytes")),
+        key_len: u32_at(b, 20),
+        value_len: u32_at(b, 24),
+    };
+    if b[10] != 0 || b[11] != 0 {
+        return Err("reserved header bytes are not zero");
+    }
+    if h.body_len as usize > MAX_BODY {
+        return Err("body length exceeds the 1 GiB limit");
+    }
+    let (body, key, value) = (h.body_len as u64, h.key_len as u64, h.value_len as u64);
+    let consistent = match h.kind {
+        KIND_PUT => body == key + value,
+        KIND_DELETE => value == 0 && body == key,
+        KIND_BATCH => h.ns == 0 && key == 0 && value == 0 && body >= 4,
+        KIND_CLEAR_ALL => h.ns == 0 && key == 0 && value == 0 && body == 0,
+        _ => return Err("unknown record kind"),
+    };
+    if !consistent {
+        return Err("header lengths are inconsistent with the record kind");
+    }
+    Ok(Some(h))
+}
+
+/// True when the CRC in `record` (header and body, exactly `h.total_len()` bytes) matches.
+pub(crate) fn crc_ok(h: &Header, record: &[u8]) -> bool {
+    crc32c::crc32c(&record[4..]) == h.crc
+}
+
+/// Validates the whole record (`h.total_len()` bytes, CRC already checked) and then
+/// calls `f` for each operation in order. Nothing is passed to `f` unless the whole
+/// record is well-formed, so a batch is visited all-or-nothing.
+pub(crate) fn visit<'a>(h: &Header, record: &'a [u8], mut f: impl FnMut(RecOp<'a>)) -> Result<(), String> {
+    let total = h.total_len();
+    let key_end = HEADER_LEN + h.key_len as usize;
+    match h.kind {
+        KIND_PUT => f(RecOp {
+            kind: OpKind::Put,
+            ns: h.ns,
+            key: &record[HEADER_LEN..key_end],
+            value: &record[key_end..total],
+            value_off: key_end,
+            foot: total as u32,
+        }),
+        KIND_DELETE => f(RecOp {
+            kind: OpKind::Delete,
+            ns: h.ns,
+            key: &record[HEADER_LEN..key_end],
+            value: &[],
+            value_off: key_end,
+            foot: total as u32,
+        }),
+        KIND_CLEAR_ALL => f(RecOp {
+            kind: OpKind::ClearAll,
+            ns: 0,
+            key: &[],
+            value: &[],
+            value_off: HEADER_LEN,
+            foot: total as u32,
+        }),
+        KIND_BATCH => {
+            let count = u32_at(record, HEADER_LEN) as usize;
+            // Pass 1: validate every entry.
+            let mut at = HEADER_LEN + 4;
+            for i in 0..count {
+                if total - at < ENTRY_HEADER_LEN {
+                    return Err(format!("batch entry {i} of {count} is cut off"));
+                }
+                let kind = record[at];
+                let (key_len, value_len) = (u32_at(record, at + 2) as usize, u32_at(record, at + 6) as usize);
+                let ok_kind = kind == KIND_PUT || (kind == KIND_DELETE && value_len == 0);
+                if !ok_kind {
+                    return Err(format!("batch entry {i} has bad kind {kind} or a delete with a value"));
+                }
+                let len = ENTRY_HEADER_LEN as u64 + key_len as u64 + value_len as u64;
+                if len > (total - at) as u64 {
+                    return Err(format!("batch entry {i} of {count} overruns the record"));
+                }
+                at += len as usize;
+            }
+            if at != total {
+                return Err(format!("{} trailing bytes after the last batch entry", total - at));
+            }
+            // Pass 2: visit.
+            let mut at = HEADER_LEN + 4;
+            for _ in 0..count {
+                let (kind, ns) = (record[at], record[at + 1]);
+                let (key_len, value_len) = (u32_at(record, at + 2) as usize, u32_at(record, at + 6) as usize);
+                let key_start = at + ENTRY_HEADER_LEN;
+                let value_off = key_start + key_len;
+                let len = ENTRY_HEADER_LEN + key_len + value_len;
+                f(RecOp {
+                    kind: if kind == KIND_PUT { OpKind::Put } else { OpKind::Delete },
+                    ns,
+                    key: &record[key_start..value_off],
+                    value: &record[value_off..value_off + value_len],
+                    value_off,
+                    foot: len as u32,
+                });
+                at += len;
+            }
+        }
+        _ => unreachable!("parse_header rejects unknown kinds"),
+    }
+    Ok(())
+}
+
+/// Offset of the first complete, CRC-valid record starting anywhere in `data`, if any.
+/// Used by recovery to tell a torn tail (nothing valid follows) from corruption.
+pub(crate) fn find_valid_record(data: &[u8]) -> Option<usize> {
+    let mut q = 0;
+    while q + HEADER_LEN <= data.len() {
+        if let Ok(Some(h)) = parse_header(&data[q..]) {
+            let total = h.total_len();
+            if total <= data.len() - q && crc_ok(&h, &data[q..q + total]) && visit(&h, &data[q..q + total], |_| {}).is_ok() {
+                return Some(q);
+            }
+        }
+        q += 1;
+    }
+    None
+}
+
+/// The 4096-byte segment header block for segment `id`.
+pub(crate) fn segment_header(id: u32) -> Vec<u8> {
+    let mut b = vec![0u8; SEGMENT_HEADER_LEN as usize];
+    b[..8].copy_from_slice(&MAGIC);
+    b[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    b[12..16].copy_from_slice(&id.to_le_bytes());
+    let crc = crc32c::crc32c(&b[..16]);
+    b[16..20].copy_from_slice(&crc.to_le_bytes());
+    b
+}
+
+/// Checks a segment header block (at least 20 bytes) against the expected id.
+pub(crate) fn check_segment_header(b: &[u8], id: u32) -> Result<(), String> {
+    if b.len() < 20 {
+        return Err("segment header is cut off".into());
+    }
+    if b[..8] != MAGIC {
+        return Err("bad segment magic".into());
+    }
+    if crc32c::crc32c(&b[..16]) != u32_at(b, 16) {
+        return Err("segment header CRC mismatch".into());
+    }
+    let version = u32_at(b, 8);
+    if version != FORMAT_VERSION {
+        return Err(format!("unsupported vlog format version {version} (this build reads {FORMAT_VERSION})"));
+    }
+    let found = u32_at(b, 12);
+    if found != id {
+        return Err(format!("segment header names segment {found}, file name says {id}"));
+    }
+    Ok(())
+}
+
+/// `00000042.vlog` for segment 42.
+pub(crate) fn segment_file_name(id: u32) -> String {
+    format!("{id:08}.vlog")
+}
+
+/// The segment id of a segment file name, if it is one.
+pub(crate) fn parse_segment_file_name(name: &str) -> Option<u32> {
+    let digits = name.strip_suffix(".vlog")?;
+    if digits.len() != 8 || !digits.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (kind, ns, key, value, value offset, accounted bytes) of each op.
+    type Decoded = (OpKind, Ns, Vec<u8>, Vec<u8>, usize, u32);
+
+    fn decode(rec: &[u8]) -> Vec<Decoded> {
+        let h = parse_header(rec).unwrap().unwrap();
+        assert_eq!(h.total_len(), rec.len());
+        assert!(crc_ok(&h, rec));
+        let mut v = Vec::new();
+        visit(&h, rec, |op| v.push((op.kind, op.ns, op.key.to_vec(), op.value.to_vec(), op.value_off, op.foot))).unwrap();
+        v
+    }
+
+    #[test]
+    fn put_round_trip() {
+        let mut out = vec![9u8; 3]; // records are appended after existing bytes
+        let mut placed = vec![];
+        encode(&mut out, 7, &[Op::Put { ns: 2, key: b"key", value: b"value" }], |i, off, foot| placed.push((i, off, foot)));
+        let rec = &out[3..];
+        assert_eq!(rec.len(), HEADER_LEN + 8);
+        assert_eq!(placed, vec![(0, HEADER_LEN + 3, 36)]);
+        assert_eq!(&rec[placed[0].1..], b"value");
+        assert_eq!(decode(rec), vec![(OpKind::Put, 2, b"key".to_vec(), b"value".to_vec(), HEADER_LEN + 3, 36)]);
+        assert_eq!(parse_header(rec).unwrap().unwrap().seq, 7);
+    }
+
+    #[test]
+    fn batch_round_trip_and_placement() {
+        let ops = [Op::Put { ns: 0, key: b"a", value: b"1" }, Op::Delete { ns: 1, key: b"bb" }, Op::Put { ns: 0, key: b"c", value: b"" }];
+        let mut out = vec![];
+        let mut placed = vec![];
+        encode(&mut out, 1, &ops, |i, off, foot| placed.push((i, off, foot)));
+        assert_eq!(out.len(), encoded_len(&ops));
+        let d = decode(&out);
+        assert_eq!(d.len(), 3);
+        assert_eq!(d[1], (OpKind::Delete, 1, b"bb".to_vec(), vec![], placed[1].1, 12));
+        for (i, op) in d.iter().enumerate() {
+            assert_eq!((op.4, op.5), (placed[i].1, placed[i].2));
+        }
+        assert_eq!(&out[placed[0].1..placed[0].1 + 1], b"1");
+    }
+
+    #[test]
+    fn zero_header_is_end_and_garbage_is_rejected() {
+        assert_eq!(parse_header(&[0; HEADER_LEN]), Ok(None));
+        let mut out = vec![];
+        encode_clear_all(&mut out, 3);
+        assert_eq!(decode(&out)[0].0, OpKind::ClearAll);
+        let mut bad = out.clone();
+        bad[8] = 99;
+        assert!(parse_header(&bad).is_err());
+        let mut flipped = out.clone();
+        flipped[15] ^= 1;
+        let h = parse_header(&flipped).unwrap().unwrap();
+        assert!(!crc_ok(&h, &flipped));
+    }
+
+    #[test]
+    fn malformed_batch_is_rejected_before_any_visit() {
+        let ops = [Op::Put { ns: 0, key: b"a", value: b"1" }, Op::Put { ns: 0, key: b"b", value: b"2" }];
+        let mut out = vec![];
+        encode(&mut out, 1, &ops, |_, _, _| {});
+        // Claim three entries, then re-seal so the CRC is valid.
+        out[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(&3u32.to_le_bytes());
+        seal(&mut out);
+        let h = parse_header(&out).unwrap().unwrap();
+        let mut seen = 0;
+        assert!(visit(&h, &out, |_| seen += 1).is_err());
+        assert_eq!(seen, 0);
+    }
+
+    #[test]
+    fn find_valid_record_skips_garbage() {
+        let mut data = vec![0x5a; 37];
+        let at = data.len();
+        encode(&mut data, 5, &[Op::Delete { ns: 0, key: b"k" }], |_, _, _| {});
+        assert_eq!(find_valid_record(&data), Some(at));
+        assert_eq!(find_valid_record(&data[..data.len() - 1]), None);
+    }
+
+    #[test]
+    fn segment_header_and_names() {
+        let h = segment_header(42);
+        assert_eq!(h.len(), 4096);
+        check_segment_header(&h, 42).unwrap();
+        assert!(check_segment_header(&h, 43).is_err());
+        assert_eq!(segment_file_name(42), "00000042.vlog");
+        assert_eq!(parse_segment_file_name("00000042.vlog"), Some(42));
+        assert_eq!(parse_segment_file_name("42.vlog"), None);
+        assert_eq!(parse_segment_file_name("0000004x.vlog"), None);
+    }
+}

@@ -1,0 +1,371 @@
+//! The write path: the in-RAM append buffer ("tails") and the group-commit task.
+//!
+//! `Store::apply` encodes a record at the end of the active tail and returns at once;
+//! the committer task turns everything appended since its last round into one O_DIRECT
+//! write per segment touched (4 KiB aligned: the partial last block is rewritten each
+//! round, zero padded), then one fdatasync, then wakes the round's waiters. While a round
+//! is in flight, new records accumulate for the next one. The numbered steps and the
+//! per-tier differences are in `storage/FORMAT.md` ("Group commit").
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::rc::{Rc, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use futures_lite::future::{poll_fn, yield_now};
+use glommio::io::{DmaFile, OpenOptions};
+
+use super::record::{segment_file_name, segment_header, SEGMENT_HEADER_LEN};
+use super::SegInfo;
+use crate::store::Inner;
+use crate::util::{clone_io, glommio_io};
+use crate::{Durability, StorageError};
+
+const ALIGN: u64 = 4096;
+/// A tail buffer with more capacity than this is shrunk once mostly empty, bytes.
+const SHRINK_ABOVE: usize = 4 << 20;
+
+/// The not-yet-durable end of one segment, held in RAM.
+pub(crate) struct Tail {
+    pub seg: u32,
+    /// File offset of `buf[0]`; 4 KiB aligned. Everything before it is written.
+    pub base: u64,
+    /// The bytes `[base, end)`: the partial block already on disk (rewritten by the next
+    /// write) followed by everything not yet written.
+    pub buf: Vec<u8>,
+    /// Offset up to which the data has been written.
+    pub written: u64,
+    /// Whether the segment file exists.
+    pub created: bool,
+    /// No more records go to this segment (a newer one is active).
+    pub sealed: bool,
+}
+
+impl Tail {
+    pub fn end(&self) -> u64 {
+        self.base + self.buf.len() as u64
+    }
+
+    /// Needs a round: unwritten bytes, no file yet, or sealed (a sealed tail is synced
+    /// and dropped by the next round, even when its bytes were all written before).
+    fn needs_round(&self) -> bool {
+        self.end() > self.written || !self.created || self.sealed
+    }
+
+    /// The bytes `[off, off + len)` if they are still in this buffer.
+    pub fn ram(&self, off: u64, len: usize) -> Option<&[u8]> {
+        if off < self.base {
+            return None;
+        }
+        let at = (off - self.base) as usize;
+        self.buf.get(at..at + len)
+    }
+}
+
+/// Why the store is poisoned.
+pub(crate) struct Poison {
+    pub op: String,
+    pub err: io::Error,
+}
+
+/// Shared state of the write path.
+pub(crate) struct LogState {
+    /// Back = the active segment; front ones are sealed and not yet fully written.
+    pub tails: VecDeque<Tail>,
+    /// Round that records appended now belong to.
+    pub open_round: u64,
+    /// Every round ≤ this one is acknowledged.
+    pub done_round: u64,
+    /// The open round must fdatasync even at `Relaxed` (a `sync()` is waiting).
+    pub force_sync: bool,
+    pub waiters: Vec<(u64, Waker)>,
+    pub poison: Option<Poison>,
+    pub committer: Option<Waker>,
+    /// `Relaxed`: data was written but not yet fdatasynced.
+    pub unsynced: bool,
+}
+
+impl LogState {
+    pub fn new(active: Tail) -> LogState {
+        LogState {
+            tails: VecDeque::from([active]),
+            open_round: 1,
+            done_round: 0,
+            force_sync: false,
+            waiters: Vec::new(),
+            poison: None,
+            committer: None,
+            unsynced: false,
+        }
+    }
+
+    pub fn active(&self) -> &Tail {
+        self.tails.back().expect("there is always an active tail")
+    }
+
+    fn has_work(&self) -> bool {
+        self.force_sync || self.tails.iter().any(Tail::needs_round)
+    }
+
+    pub fn wake_committer(&mut self) {
+        if let Some(w) = self.committer.take() {
+            w.wake();
+        }
+    }
+
+    /// Bytes appended but not yet written.
+    pub fn unwritten(&self) -> u64 {
+        self.tails.iter().map(|t| t.end() - t.written.max(t.base)).sum()
+    }
+
+    /// The value bytes at `[off, off + len)` of segment `seg` if they are still in RAM.
+    pub fn ram(&self, seg: u32, off: u64, len: usize) -> Option<&[u8]> {
+        self.tails.iter().find(|t| t.seg == seg)?.ram(off, len)
+    }
+}
+
+impl Inner {
+    /// Appends one record of `len` bytes written by `encode` at the end of the log,
+    /// rolling to a new segment first when the active one would pass `segment_bytes`.
+    /// Returns (segment id, record offset, commit round).
+    pub(crate) fn append(&self, len: usize, encode: impl FnOnce(&mut Vec<u8>)) -> (u32, u64, u64) {
+        let mut log = self.log.borrow_mut();
+        let active = log.active();
+        if active.end() > SEGMENT_HEADER_LEN && active.end() + len as u64 > self.opts.segment_bytes {
+            let id = active.seg + 1;
+            log.tails.back_mut().expect("active tail").sealed = true;
+            log.tails.push_back(Tail { seg: id, base: 0, buf: segment_header(id), written: 0, created: false, sealed: false });
+            self.segs.borrow_mut().insert(id, SegInfo::new(None, SEGMENT_HEADER_LEN));
+        }
+        let tail = log.tails.back_mut().expect("active tail");
+        let (seg, off) = (tail.seg, tail.end());
+        encode(&mut tail.buf);
+        debug_assert_eq!(tail.end(), off + len as u64);
+        let end = tail.end();
+        self.segs.borrow_mut().get_mut(&seg).expect("segment of the active tail").end = end;
+        let round = log.open_round;
+        log.wake_committer();
+        (seg, off, round)
+    }
+
+    /// A future that resolves when `round` is acknowledged (or fails if the store is
+    /// poisoned first).
+    pub(crate) fn wait_round(self: &Rc<Self>, round: u64) -> CommitWait {
+        CommitWait { inner: self.clone(), round }
+    }
+
+    /// Asks for a round that writes everything appended so far and fdatasyncs at every
+    /// tier; returns the round to wait for.
+    pub(crate) fn request_sync(&self) -> u64 {
+        let mut log = self.log.borrow_mut();
+        log.force_sync = true;
+        log.wake_committer();
+        log.open_round
+    }
+
+    /// Records the first failure, fails every waiter and stops the write path.
+    pub(crate) fn poison(&self, op: String, err: io::Error) {
+        tracing::error!("vlog {op} failed: {err}; the store is poisoned and refuses writes from now on");
+        let waiters = {
+            let mut log = self.log.borrow_mut();
+            if log.poison.is_none() {
+                log.poison = Some(Poison { op, err });
+            }
+            std::mem::take(&mut log.waiters)
+        };
+        for (_, w) in waiters {
+            w.wake();
+        }
+    }
+
+    pub(crate) fn is_poisoned(&self) -> bool {
+        self.log.borrow().poison.is_some()
+    }
+}
+
+/// Resolves when its round is acknowledged.
+pub(crate) struct CommitWait {
+    inner: Rc<Inner>,
+    round: u64,
+}
+
+impl Future for CommitWait {
+    type Output = Result<(), StorageError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut log = self.inner.log.borrow_mut();
+        if log.done_round >= self.round {
+            return Poll::Ready(Ok(()));
+        }
+        if let Some(p) = &log.poison {
+            return Poll::Ready(Err(StorageError::Io { op: p.op.clone(), source: clone_io(&p.err) }));
+        }
+        log.waiters.push((self.round, cx.waker().clone()));
+        Poll::Pending
+    }
+}
+
+/// The group-commit task: one per store, holding only a weak reference while idle so
+/// that dropping the last `Store` ends it.
+pub(crate) async fn committer(weak: Weak<Inner>) {
+    loop {
+        let go = poll_fn(|cx| {
+            let Some(inner) = weak.upgrade() else { return Poll::Ready(false) };
+            let mut log = inner.log.borrow_mut();
+            if log.poison.is_some() {
+                return Poll::Ready(false);
+            }
+            if log.has_work() {
+                return Poll::Ready(true);
+            }
+            log.committer = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await;
+        if !go {
+            return;
+        }
+        // Let the other tasks that are ready in this tick append to this round.
+        yield_now().await;
+        let Some(inner) = weak.upgrade() else { return };
+        match run_round(&inner).await {
+            Ok(round) => {
+                let woken: Vec<Waker> = {
+                    let mut log = inner.log.borrow_mut();
+                    log.done_round = round;
+                    let (done, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut log.waiters).into_iter().partition(|(r, _)| *r <= round);
+                    log.waiters = rest;
+                    done.into_iter().map(|(_, w)| w).collect()
+                };
+                woken.into_iter().for_each(Waker::wake);
+            }
+            Err((op, err)) => {
+                inner.poison(op, err);
+                return;
+            }
+        }
+    }
+}
+
+type RoundError = (String, io::Error);
+
+/// One group-commit round; returns its number.
+async fn run_round(inner: &Rc<Inner>) -> Result<u64, RoundError> {
+    let (round, force, plan) = {
+        let mut log = inner.log.borrow_mut();
+        let round = log.open_round;
+        log.open_round += 1;
+        let force = std::mem::take(&mut log.force_sync);
+        let plan: Vec<(u32, u64)> = log.tails.iter().filter(|t| t.needs_round()).map(|t| (t.seg, t.end())).collect();
+        (round, force, plan)
+    };
+    let relaxed = inner.opts.durability == Durability::Relaxed;
+    let mut synced = Vec::new();
+    for (seg, end) in plan {
+        let name = segment_file_name(seg);
+        #[cfg(test)]
+        if inner.fail_writes.get() {
+            return Err((format!("write vlog segment {name}"), io::Error::other("injected write failure")));
+        }
+        let existing = inner.segs.borrow().get(&seg).and_then(|s| s.file.clone());
+        let (file, created_now) = match existing {
+            Some(f) => (f, false),
+            None => (create_segment_file(inner, seg).await.map_err(|e| (format!("create vlog segment {name}"), e))?, true),
+        };
+        let (dma, base, len, sealed) = {
+            let log = inner.log.borrow();
+            let t = log.tails.iter().find(|t| t.seg == seg).expect("tail of a planned segment");
+            // Nothing new since the last write: no need to rewrite the partial block.
+            let n = if t.written == end { 0 } else { (end - t.base) as usize };
+            let len = n.div_ceil(ALIGN as usize) * ALIGN as usize;
+            let mut dma = file.alloc_dma_buffer(len.max(ALIGN as usize));
+            dma.trim_to_size(len);
+            let bytes = dma.as_bytes_mut();
+            bytes[..n].copy_from_slice(&t.buf[..n]);
+            bytes[n..].fill(0);
+            (dma, t.base, len, t.sealed)
+        };
+        if len > 0 {
+            let n = file
+                .write_at(dma, base)
+                .await
+                .map_err(|e| (format!("write vlog segment {name} at offset {base}"), glommio_io(e)))?;
+            if n != len {
+                let err = io::Error::new(io::ErrorKind::WriteZero, format!("short write: {n} of {len} bytes"));
+                return Err((format!("write vlog segment {name} at offset {base}"), err));
+            }
+        }
+        if !relaxed || sealed || created_now || force {
+            file.fdatasync().await.map_err(|e| (format!("fdatasync vlog segment {name}"), glommio_io(e)))?;
+            synced.push(seg);
+        } else {
+            inner.log.borrow_mut().unsynced = true;
+        }
+        if created_now {
+            inner.dir_handle.sync().await.map_err(|e| ("fsync the vlog directory after creating a segment".to_string(), glommio_io(e)))?;
+        }
+        let mut log = inner.log.borrow_mut();
+        let t = log.tails.iter_mut().find(|t| t.seg == seg).expect("tail of a planned segment");
+        t.written = end;
+        let new_base = end - end % ALIGN;
+        t.buf.drain(..(new_base - t.base) as usize);
+        t.base = new_base;
+        // Give back the memory of a past burst.
+        if t.buf.capacity() > SHRINK_ABOVE && t.buf.len() < t.buf.capacity() / 4 {
+            t.buf.shrink_to((t.buf.len() * 2).max(SHRINK_ABOVE / 4));
+        }
+        if t.sealed && t.written == t.end() && log.tails.len() > 1 {
+            log.tails.retain(|t| t.seg != seg);
+        }
+    }
+    if force && relaxed {
+        let active = inner.log.borrow().active().seg;
+        let file = inner.segs.borrow().get(&active).and_then(|s| s.file.clone());
+        if let (Some(file), false) = (file, synced.contains(&active)) {
+            file.fdatasync().await.map_err(|e| (format!("fdatasync vlog segment {}", segment_file_name(active)), glommio_io(e)))?;
+        }
+        inner.log.borrow_mut().unsynced = false;
+    }
+    Ok(round)
+}
+
+async fn create_segment_file(inner: &Rc<Inner>, seg: u32) -> io::Result<Rc<DmaFile>> {
+    let path = inner.vlog_dir.join(segment_file_name(seg));
+    let file = OpenOptions::new().read(true).write(true).create_new(true).dma_open(&path).await.map_err(glommio_io)?;
+    let file = Rc::new(file);
+    if let Some(s) = inner.segs.borrow_mut().get_mut(&seg) {
+        s.file = Some(file.clone());
+    }
+    if let Some(t) = inner.log.borrow_mut().tails.iter_mut().find(|t| t.seg == seg) {
+        t.created = true;
+    }
+    Ok(file)
+}
+
+/// `Relaxed` only: fdatasyncs the active segment every 100 ms if something was written.
+pub(crate) async fn relaxed_syncer(weak: Weak<Inner>) {
+    loop {
+        glommio::timer::sleep(Duration::from_millis(100)).await;
+        let Some(inner) = weak.upgrade() else { return };
+        let (seg, file) = {
+            let mut log = inner.log.borrow_mut();
+            if log.poison.is_some() {
+                return;
+            }
+            if !std::mem::take(&mut log.unsynced) {
+                continue;
+            }
+            let seg = log.active().seg;
+            (seg, inner.segs.borrow().get(&seg).and_then(|s| s.file.clone()))
+        };
+        if let Some(file) = file {
+            if let Err(e) = file.fdatasync().await {
+                inner.poison(format!("fdatasync vlog segment {}", segment_file_name(seg)), glommio_io(e));
+                return;
+            }
+        }
+    }
+}

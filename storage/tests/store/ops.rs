@@ -1,0 +1,182 @@
+//! SCAN, lookups, for_each_live, tiers and the smaller operations.
+
+use super::*;
+
+fn scan_all(store: &Store, count: usize, mut between: impl FnMut(usize)) -> Vec<Vec<u8>> {
+    let (mut cursor, mut seen, mut calls) = (0, Vec::new(), 0);
+    loop {
+        let (next, keys) = store.scan(NS_KV, cursor, count);
+        assert!(next < 1 << 48);
+        seen.extend(keys);
+        between(calls);
+        calls += 1;
+        if next == 0 {
+            return seen;
+        }
+        cursor = next;
+    }
+}
+
+#[test]
+fn scan_walks_every_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        let (store, _) = open(tmp.path(), &StoreOptions::default()).await;
+        let keys: BTreeSet<Vec<u8>> = (0..1000).map(|i| format!("key:{i}").into_bytes()).collect();
+        apply(&store, keys.iter().map(|k| Mutation::Put { ns: NS_KV, key: k.clone(), value: vec![] }).collect()).await;
+
+        // No concurrent writes: exactly once.
+        for count in [1, 10, 333, 5000] {
+            let mut seen = scan_all(&store, count, |_| {});
+            assert_eq!(seen.len(), keys.len(), "count {count}");
+            seen.sort();
+            assert_eq!(seen.into_iter().collect::<BTreeSet<_>>(), keys);
+        }
+
+        // Concurrent inserts and deletes of other keys: the original keys at least once.
+        let writer = store.clone();
+        let seen = scan_all(&store, 10, |call| {
+            let muts = (0..20).map(|j| Mutation::Put { ns: NS_KV, key: format!("new:{call}:{j}").into_bytes(), value: vec![] }).collect();
+            drop(writer.apply(muts).unwrap());
+            if call > 5 {
+                drop(writer.apply(vec![Mutation::Delete { ns: NS_KV, key: format!("new:{}:0", call - 5).into_bytes() }]).unwrap());
+            }
+        });
+        let seen: BTreeSet<Vec<u8>> = seen.into_iter().collect();
+        assert!(keys.is_subset(&seen));
+        store.sync().await.unwrap();
+    });
+}
+
+#[test]
+fn inline_and_on_disk_values() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        let opts = StoreOptions { inline_value_max: 16, ..StoreOptions::default() };
+        let (store, _) = open(tmp.path(), &opts).await;
+        let big = vec![42u8; 10_000];
+        let commit = store.apply(vec![put("small", b"tiny"), put("big", &big)]).unwrap();
+        // Before the write: both from RAM.
+        assert_eq!(store.lookup(NS_KV, b"small"), Lookup::InMemory(b"tiny".to_vec()));
+        assert_eq!(store.lookup(NS_KV, b"big"), Lookup::InMemory(big.clone()));
+        commit.await.unwrap();
+        // After: the small one stays inline, the big one is read from the segment.
+        assert_eq!(store.lookup(NS_KV, b"small"), Lookup::InMemory(b"tiny".to_vec()));
+        assert_eq!(store.lookup(NS_KV, b"big"), Lookup::OnDisk);
+        assert_eq!(get(&store, "big").await, Some(big.clone()));
+        // Unaligned offsets and lengths read back exactly.
+        for n in [1usize, 17, 4095, 4096, 4097] {
+            let v: Vec<u8> = (0..n).map(|i| (i * 7 % 256) as u8).collect();
+            apply(&store, vec![put(&format!("v{n}"), &v)]).await;
+            assert_eq!(get(&store, &format!("v{n}")).await, Some(v));
+        }
+        drop(store);
+        let (store, _) = open(tmp.path(), &opts).await;
+        assert_eq!(store.lookup(NS_KV, b"small"), Lookup::InMemory(b"tiny".to_vec()));
+        assert_eq!(store.lookup(NS_KV, b"big"), Lookup::OnDisk);
+        assert_eq!(get(&store, "big").await, Some(big));
+    });
+}
+
+#[test]
+fn for_each_live_reads_every_vector() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        let opts = StoreOptions { segment_bytes: 1 << 20, compaction_dead_ratio: 2.0, ..StoreOptions::default() };
+        let (store, _) = open(tmp.path(), &opts).await;
+        let vector = |id: u64| -> Vec<u8> { (0..1536).map(|i| (id as usize * 31 + i) as u8).collect() };
+        let key = |id: u64| -> Vec<u8> { [7u64.to_le_bytes(), id.to_le_bytes()].concat() };
+        let mut commits = Vec::new();
+        for chunk in 0..50u64 {
+            let muts = (0..100).map(|j| Mutation::Put { ns: NS_VECTOR, key: key(chunk * 100 + j), value: vector(chunk * 100 + j) }).collect();
+            commits.push(store.apply(muts).unwrap());
+        }
+        for c in commits {
+            c.await.unwrap();
+        }
+        // Some overwritten, some deleted, some small ones inline.
+        apply(&store, (0..100).map(|id| Mutation::Delete { ns: NS_VECTOR, key: key(id) }).collect()).await;
+        apply(&store, vec![Mutation::Put { ns: NS_VECTOR, key: key(5000), value: b"small".to_vec() }]).await;
+        drop(store);
+
+        let (store, _) = open(tmp.path(), &opts).await;
+        let mut seen = BTreeMap::new();
+        store
+            .for_each_live(NS_VECTOR, &mut |k, v| {
+                assert!(seen.insert(k.to_vec(), v.to_vec()).is_none(), "each key once");
+            })
+            .await
+            .unwrap();
+        assert_eq!(seen.len(), 4901);
+        assert_eq!(seen[&key(5000)], b"small");
+        for id in 100..5000 {
+            assert_eq!(seen[&key(id)], vector(id), "vector {id}");
+        }
+        let mut none = 0;
+        store.for_each_live(NS_KV, &mut |_, _| none += 1).await.unwrap();
+        assert_eq!(none, 0);
+    });
+}
+
+#[test]
+fn relaxed_durability_acknowledges_and_syncs() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        let opts = StoreOptions { durability: Durability::Relaxed, ..small_segments() };
+        let (store, _) = open(tmp.path(), &opts).await;
+        let mut want = BTreeMap::new();
+        for i in 0..100 {
+            let (k, v) = (format!("k{i}"), vec![i as u8; 900]);
+            apply(&store, vec![put(&k, &v)]).await;
+            want.insert(k, v);
+        }
+        glommio::timer::sleep(std::time::Duration::from_millis(250)).await;
+        store.sync().await.unwrap();
+        drop(store);
+        let (store, _) = open(tmp.path(), &opts).await;
+        check(&store, &want).await;
+    });
+}
+
+#[test]
+fn forget_and_keys_where() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        let (store, _) = open(tmp.path(), &StoreOptions::default()).await;
+        apply(&store, (0..10u8).map(|i| Mutation::Put { ns: NS_VECTOR, key: vec![i], value: vec![i] }).collect()).await;
+        let mut odd = store.keys_where(NS_VECTOR, &mut |k| k[0] % 2 == 1);
+        odd.sort();
+        assert_eq!(odd, (0..10u8).filter(|i| i % 2 == 1).map(|i| vec![i]).collect::<Vec<_>>());
+        assert_eq!(store.forget_where(NS_VECTOR, &mut |k| k[0] % 2 == 1), 5);
+        assert_eq!(store.len(NS_VECTOR), 5);
+        assert!(!store.contains(NS_VECTOR, &[3]));
+        assert_eq!(store.stats().keys_per_ns, [0, 0, 5]);
+    });
+}
+
+#[test]
+fn records_larger_than_a_segment_get_their_own() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        let opts = small_segments();
+        let (store, _) = open(tmp.path(), &opts).await;
+        apply(&store, vec![put("a", b"1")]).await;
+        let huge = vec![3u8; 200 << 10];
+        apply(&store, vec![put("huge", &huge), put("b", b"2")]).await;
+        apply(&store, vec![put("c", b"3")]).await;
+        assert_eq!(segment_ids(tmp.path()), vec![1, 2, 3]);
+        drop(store);
+        let (store, _) = open(tmp.path(), &opts).await;
+        assert_eq!(get(&store, "huge").await, Some(huge));
+        assert_eq!(get(&store, "c").await, Some(b"3".to_vec()));
+    });
+}
+
+#[test]
+fn probe_direct_io_succeeds_on_tmp() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        keel_storage::probe_direct_io(tmp.path()).await.unwrap();
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "the probe file is removed");
+    });
+}
