@@ -4,7 +4,7 @@ inline use) and redis-benchmark against a freshly started keel binary.
 
     python scripts/client_smoke.py path/to/keel
 
-Prints one line per check and closes with 'N passed, N failed'. Loopback only.
+Prints one line per check and closes with 'smoke: N passed, N failed'. Loopback only.
 """
 import os
 import signal
@@ -78,7 +78,7 @@ def main():
         results.append(("SIGTERM exits 0", None if ok else AssertionError(f"exit {rc}")))
         print(("ok   " if ok else "FAIL ") + "SIGTERM exits 0", flush=True)
     failed = sum(1 for _, e in results if e)
-    print(f"{len(results) - failed} passed, {failed} failed")
+    print(f"smoke: {len(results) - failed} passed, {failed} failed")
     return 1 if failed else 0
 
 

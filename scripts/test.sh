@@ -27,4 +27,15 @@ fi
 
 cargo build --workspace --all-targets
 cargo test --workspace 2>&1 | tee target/test-output.txt
-"$VENV/bin/python" scripts/client_smoke.py target/debug/keel
+"$VENV/bin/python" scripts/client_smoke.py target/debug/keel | tee target/smoke-output.txt
+# One closing line for the whole run (cargo's per-binary lines are above).
+python3 - <<'PY'
+import re
+passed = failed = 0
+for f in ("target/test-output.txt", "target/smoke-output.txt"):
+    for line in open(f):
+        m = re.search(r"(\d+) passed; (\d+) failed", line) or re.fullmatch(r"smoke: (\d+) passed, (\d+) failed\n?", line)
+        if m:
+            passed += int(m.group(1)); failed += int(m.group(2))
+print(f"total: {passed} passed, {failed} failed")
+PY

@@ -24,6 +24,6 @@ pub mod resp;
 pub mod shard;
 pub mod value;
 
-mod num;
+pub mod num;
 
 pub use value::Value;

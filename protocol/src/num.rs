@@ -6,7 +6,7 @@ const MAX_I64_TEXT: usize = 20;
 
 /// Parses `s` as Redis's `string2ll` does: optional `-`, no `+`, no leading zeros
 /// (except `0` itself), no `-0`, no spaces, at most 20 bytes, no overflow.
-pub(crate) fn parse_i64(s: &[u8]) -> Option<i64> {
+pub fn parse_i64(s: &[u8]) -> Option<i64> {
     if s.is_empty() || s.len() > MAX_I64_TEXT {
         return None;
     }

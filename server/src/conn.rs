@@ -7,7 +7,7 @@
 //! Redis does; nothing a client sends affects another connection.
 
 use crate::cmd::{dispatch, ConnState, Pending, Router};
-use crate::sync::Event;
+use keel_shard::sync::Event;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use keel_protocol::resp::{encode, Limits, RequestParser, RespVersion};

@@ -11,7 +11,7 @@ mod conn;
 mod link;
 mod meta;
 mod router;
-mod sync;
+
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;

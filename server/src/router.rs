@@ -9,7 +9,7 @@
 
 use crate::cmd::{Router, Shared};
 use crate::link::ShardLink;
-use crate::sync::Event;
+use keel_shard::sync::Event;
 use crate::ServeArgs;
 use glommio::{LocalExecutorBuilder, Placement};
 use keel_config::{Config, FileConfig, Overrides};

@@ -6,29 +6,9 @@ use keel_protocol::Value;
 pub const ERR_NOT_INTEGER: &str = "ERR value is not an integer or out of range";
 pub const ERR_SYNTAX: &str = "ERR syntax error";
 
-/// Redis `string2ll`: an optional `-`, then `0` alone or a digit 1-9 followed by digits;
-/// no `+`, no spaces, no leading zeros, at most 20 bytes, no overflow.
-pub fn parse_i64(b: &[u8]) -> Option<i64> {
-    if b.is_empty() || b.len() > 20 {
-        return None;
-    }
-    if b == b"0" {
-        return Some(0);
-    }
-    let (negative, digits) = match b[0] {
-        b'-' => (true, &b[1..]),
-        _ => (false, b),
-    };
-    let magnitude = parse_digits_no_leading_zero(digits)?;
-    if negative {
-        if magnitude > i64::MAX as u64 + 1 {
-            return None;
-        }
-        Some((magnitude as i64).wrapping_neg())
-    } else {
-        i64::try_from(magnitude).ok()
-    }
-}
+/// Redis `string2ll` (see [`keel_protocol::num::parse_i64`]): an optional `-`, then `0`
+/// alone or a digit 1-9 followed by digits; no `+`, no spaces, no leading zeros.
+pub use keel_protocol::num::parse_i64;
 
 /// A strict non-negative decimal u64: `0` or a digit 1-9 followed by digits, no sign.
 pub fn parse_u64(b: &[u8]) -> Option<u64> {

@@ -32,7 +32,7 @@ mod ops;
 mod process;
 mod registry;
 mod shard;
-mod sync;
+pub mod sync;
 mod sys;
 
 use std::path::PathBuf;

@@ -1,4 +1,6 @@
-//! Tiny single-executor wake-up primitives (`Rc`-based, `!Send`).
+//! Tiny single-executor synchronisation primitives (`Rc`-based, `!Send`): a latched
+//! event, a re-armable wake-up, and a one-shot slot (one reply for one request). Shared
+//! by the shard and the router (`keel-server` uses them through `keel_shard::sync`).
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -82,6 +84,51 @@ impl Future for Notified {
         } else {
             s.1 = Some(cx.waker().clone());
             Poll::Pending
+        }
+    }
+}
+
+struct SlotInner<T> {
+    value: Option<T>,
+    waker: Option<Waker>,
+}
+
+/// The sending half of a one-shot slot.
+pub struct SlotTx<T>(Rc<RefCell<SlotInner<T>>>);
+
+/// The receiving half: a future resolving to the value.
+pub struct SlotRx<T>(Rc<RefCell<SlotInner<T>>>);
+
+/// A one-shot slot: the sender fills it once, the receiver awaits it.
+pub fn slot<T>() -> (SlotTx<T>, SlotRx<T>) {
+    let inner = Rc::new(RefCell::new(SlotInner { value: None, waker: None }));
+    (SlotTx(inner.clone()), SlotRx(inner))
+}
+
+impl<T> SlotTx<T> {
+    /// Stores the value and wakes the receiver.
+    pub fn send(self, v: T) {
+        let waker = {
+            let mut s = self.0.borrow_mut();
+            s.value = Some(v);
+            s.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+impl<T> Future for SlotRx<T> {
+    type Output = T;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let mut s = self.0.borrow_mut();
+        match s.value.take() {
+            Some(v) => Poll::Ready(v),
+            None => {
+                s.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
         }
     }
 }

@@ -9,7 +9,7 @@ pub mod server;
 pub mod table;
 
 use crate::link::ShardLink;
-use crate::sync::SlotRx;
+use keel_shard::sync::SlotRx;
 use keel_protocol::resp::RespVersion;
 use keel_protocol::Value;
 use std::future::Future;
@@ -137,14 +137,7 @@ pub fn unknown_command(argv: &[Vec<u8>]) -> Value {
     Value::err(format!("ERR unknown command '{name}', with args beginning with: {args}"))
 }
 
-/// Parses a decimal i64 the way Redis's `string2ll` does (no spaces, no `+`).
-pub fn parse_i64(b: &[u8]) -> Option<i64> {
-    let s = std::str::from_utf8(b).ok()?;
-    if s.is_empty() || s.starts_with('+') || (s.len() > 1 && s.starts_with('0')) || s.starts_with("-0") {
-        return None;
-    }
-    s.parse().ok()
-}
+pub use keel_protocol::num::parse_i64;
 
 #[cfg(test)]
 mod tests {
