@@ -163,9 +163,10 @@ pub fn main(args: ServeArgs) -> ExitCode {
     }
 
     let cores = online_cpus();
+    let pin = pin_executors(&cfg, cores);
     let mut executors = Vec::new();
     for (t, listener) in listeners.into_iter().enumerate() {
-        let placement = if cfg.router_threads <= cores { Placement::Fixed(t) } else { Placement::Unbound };
+        let placement = if pin { Placement::Fixed(t % cores) } else { Placement::Unbound };
         let sh = shared.clone();
         let sockets = sockets.clone();
         let fd = listener.into_raw_fd();
@@ -210,6 +211,14 @@ pub fn main(args: ServeArgs) -> ExitCode {
 
 fn now_nanos() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+}
+
+/// DESIGN §7: executors are pinned to cores only when every pinned executor (router
+/// threads + shard processes) gets a core of its own. Measured on the 2-core machine
+/// (bench-results/kv.md): pinning 2 router threads and 2 shards onto 2 cores cost
+/// 15–30% of -P 1 throughput against letting the scheduler place them.
+fn pin_executors(cfg: &Config, cores: usize) -> bool {
+    cfg.router_threads + cfg.shards as usize <= cores
 }
 
 /// `data-dir/shard-III`.
@@ -288,8 +297,9 @@ fn supervise(
             .arg("--durability").arg(cfg.durability.as_str())
             .arg("--segment-bytes").arg(cfg.segment_bytes.to_string())
             .arg("--inline-value-max").arg(cfg.inline_value_max.to_string());
-        if cfg.shards as usize <= cores {
-            cmd.arg("--core").arg((i as usize % cores).to_string());
+        if pin_executors(cfg, cores) {
+            // Router executors take cores 0..T, shards the cores after them.
+            cmd.arg("--core").arg(((cfg.router_threads + i as usize) % cores).to_string());
         }
         let started = Instant::now();
         let mut child: Child = match cmd.spawn() {
