@@ -6,7 +6,8 @@
 #   scripts/bench-kv.sh [OUT]        (OUT defaults to bench-results/kv.md)
 #
 # Env: N (requests per test, default 200000), CLIENTS (default 50), TESTS
-# (default set,get,incr,mset), KEEL (binary, default target/release/keel, built if missing).
+# (default set,get,incr,mset), KEEL (binary, default target/release/keel, built if missing),
+# KEEL_ARGS (extra keel flags, e.g. "--router-threads 1").
 # Installs redis-server/redis-tools with apt-get when missing. Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,7 @@ N=${N:-200000}
 CLIENTS=${CLIENTS:-50}
 TESTS=${TESTS:-set,get,incr,mset}
 KEEL=${KEEL:-target/release/keel}
+KEEL_ARGS=${KEEL_ARGS:-}
 
 if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
   echo "installing redis-server and redis-tools (apt-get)" >&2
@@ -34,7 +36,7 @@ wait_ping() { for _ in $(seq 1 300); do redis-cli -p "$1" ping 2>/dev/null | gre
 start_keel() { # tier
   local port; port=$(free_port)
   rm -rf "$WORK/keel-$1"
-  "$KEEL" --data-dir "$WORK/keel-$1" --resp-addr "127.0.0.1:$port" --durability "$1" 2>"$WORK/keel-$1.log" &
+  "$KEEL" --data-dir "$WORK/keel-$1" --resp-addr "127.0.0.1:$port" --durability "$1" $KEEL_ARGS 2>"$WORK/keel-$1.log" &
   PIDS+=($!); KPID=$!; KPORT=$port; wait_ping "$port"
 }
 start_redis() { # persistence: always|none
@@ -81,8 +83,8 @@ best() { # key-prefix -> "rps,p50" of the round with the higher rps
   echo
   echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
   echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/{print $2}') GiB RAM, Linux $(uname -r)"
-  echo "- keel $("$KEEL" --version | awk '{print $2}') ($(git rev-parse --short HEAD 2>/dev/null || echo '?')), default shards (= $(nproc)), release build; $(redis-server --version | awk '{print $1, $2, $3}')"
-  echo "- command: \`scripts/bench-kv.sh\` (N=$N CLIENTS=$CLIENTS TESTS=$TESTS): per row \`redis-benchmark -t $TESTS -n $N -c $CLIENTS -P {1,16} -r 100000 --csv\`,"
+  echo "- keel $("$KEEL" --version | awk '{print $2}') ($(git rev-parse --short HEAD 2>/dev/null || echo '?')), default shards (= $(nproc)), flags: \`${KEEL_ARGS:-none}\`, release build; $(redis-server --version | awk '{print $1, $2, $3}')"
+  echo "- command: \`${KEEL_ARGS:+KEEL_ARGS=\"$KEEL_ARGS\" }scripts/bench-kv.sh $OUT\` (N=$N CLIENTS=$CLIENTS TESTS=$TESTS): per row \`redis-benchmark -t $TESTS -n $N -c $CLIENTS -P {1,16} -r 100000 --csv\`,"
   echo "  fresh servers, keel and Redis interleaved, two rounds each, the better round reported."
   echo "- equal promises: keel \`--durability kernel\` (ack after fdatasync) vs Redis \`appendonly yes, appendfsync always\`;"
   echo "  keel \`--durability relaxed\` (ack after write(2), fdatasync every 100 ms) vs Redis without persistence."
