@@ -87,7 +87,7 @@ best() { # key-prefix -> "rps,p50" of the round with the higher rps
   echo "- command: \`${KEEL_ARGS:+KEEL_ARGS=\"$KEEL_ARGS\" }scripts/bench-kv.sh $OUT\` (N=$N CLIENTS=$CLIENTS TESTS=$TESTS): per row \`redis-benchmark -t $TESTS -n $N -c $CLIENTS -P {1,16} -r 100000 --csv\`,"
   echo "  fresh servers, keel and Redis interleaved, two rounds each, the better round reported."
   echo "- equal promises: keel \`--durability kernel\` (ack after fdatasync) vs Redis \`appendonly yes, appendfsync always\`;"
-  echo "  keel \`--durability relaxed\` (ack after write(2), fdatasync every 100 ms) vs Redis without persistence."
+  echo "  keel \`--durability relaxed\` (ack after the batch's O_DIRECT write completed, fdatasync every 100 ms) vs Redis without persistence."
   echo
   for pair in "kernel always" "relaxed none"; do
     set -- $pair; tier=$1; rp=$2
