@@ -78,6 +78,13 @@ impl FlatIndex {
         Ok(())
     }
 
+    /// Checks that `v` would be accepted by [`upsert`](Self::upsert), without changing
+    /// anything: same errors, same order. Lets a caller validate before it writes the
+    /// vector durably, then upsert knowing it cannot fail.
+    pub fn check(&self, v: &[f32]) -> Result<(), IndexError> {
+        normalized(v, self.dim).map(|_| ())
+    }
+
     /// Removes `id`; true if it was present.
     ///
     /// O(dim): the last slot is moved into the freed one.

@@ -212,3 +212,16 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn check_agrees_with_upsert_and_changes_nothing() {
+    let mut idx = FlatIndex::new(3);
+    idx.upsert(1, &[1.0, 0.0, 0.0]).unwrap();
+    for bad in [&[0.0f32, 0.0, 0.0][..], &[1.0, 2.0][..], &[f32::NAN, 1.0, 0.0][..]] {
+        let want = idx.clone().upsert(9, bad).unwrap_err();
+        assert_eq!(idx.check(bad).unwrap_err(), want);
+    }
+    idx.check(&[0.0, 2.0, 0.0]).unwrap();
+    assert_eq!(idx.len(), 1);
+    assert!(!idx.contains(9));
+}

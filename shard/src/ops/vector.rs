@@ -124,22 +124,20 @@ pub fn vset(shard: &Shard, mut argv: Vec<Vec<u8>>) -> Reply {
         Ok(v) => v,
         Err(e) => return index_error(e),
     };
-    let was_present = entry.index.contains(id);
-    // The index validates what the blob parser does not (e.g. a zero vector).
-    if let Err(e) = entry.index.upsert(id, &v) {
+    // Everything is validated before anything is written; after a successful append the
+    // upsert cannot fail (same checks).
+    if let Err(e) = entry.index.check(&v) {
         return index_error(e);
     }
     let blob = std::mem::take(&mut argv[3]);
     match shard.store.apply(vec![Mutation::Put { ns: NS_VECTOR, key: vector_key(entry.meta.uid, id), value: blob }]) {
-        Ok(commit) => Reply::AfterCommit { commit, ok: Value::ok() },
-        Err(e) => {
-            // Nothing was written; undo what we can (a replaced vector stays replaced in
-            // RAM, but a failed apply means the store is poisoned and refuses all writes).
-            if !was_present {
-                entry.index.remove(id);
+        Ok(commit) => {
+            if let Err(e) = entry.index.upsert(id, &v) {
+                tracing::error!("vector {id} passed its check but upsert failed: {e}");
             }
-            storage_error(&e).into()
+            Reply::AfterCommit { commit, ok: Value::ok() }
         }
+        Err(e) => storage_error(&e).into(),
     }
 }
 
