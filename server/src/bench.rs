@@ -128,7 +128,7 @@ impl Fvecs {
         ensure!(dim > 0, "dimension 0 in the first record");
         let rec = 4 + 4 * dim;
         let len = bytes.len();
-        ensure!(len % rec == 0, "length {len} is not a multiple of the record size {rec} (dim {dim})");
+        ensure!(len.is_multiple_of(rec), "length {len} is not a multiple of the record size {rec} (dim {dim})");
         let n = bytes.len() / rec;
         for i in 0..n {
             let d = read_dim(&bytes, i * rec)?;
