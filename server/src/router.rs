@@ -65,6 +65,8 @@ pub fn main(args: ServeArgs) -> ExitCode {
     if let Err(e) = std::fs::create_dir_all(&cfg.data_dir) {
         return fail(2, format!("cannot create data dir {}: {e}", cfg.data_dir.display()));
     }
+    // Shown in logs as an absolute path; the configured form is kept for the sockets.
+    let data_dir_abs = cfg.data_dir.canonicalize().unwrap_or_else(|_| cfg.data_dir.clone());
     let _lock = match lock_data_dir(&cfg.data_dir) {
         Ok(f) => f,
         Err(e) => return fail(2, e),
@@ -95,7 +97,7 @@ pub fn main(args: ServeArgs) -> ExitCode {
     tracing::info!(
         "keel {} starting: data dir {}, {} shards, durability {}, {} router threads",
         env!("CARGO_PKG_VERSION"),
-        cfg.data_dir.display(),
+        data_dir_abs.display(),
         cfg.shards,
         cfg.durability.as_str(),
         cfg.router_threads
@@ -191,7 +193,7 @@ pub fn main(args: ServeArgs) -> ExitCode {
         "keel ready: serving RESP on {} (redis-cli -p {}), data in {}, {} shards, durability {}",
         cfg.resp_addr,
         port,
-        cfg.data_dir.display(),
+        data_dir_abs.display(),
         cfg.shards,
         cfg.durability.as_str()
     );

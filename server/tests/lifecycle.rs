@@ -184,6 +184,19 @@ fn sigterm_exits_0_and_relaxed_writes_survive() {
     srv.stop();
 }
 
+/// The README's run command uses the default, relative data dir `./data`.
+#[test]
+fn default_relative_data_dir_serves_and_persists() {
+    let scratch = Scratch::new();
+    let srv = Server::start_default_data_dir(&scratch);
+    let want = write_kv(&mut srv.con(), "d");
+    srv.stop();
+    assert!(scratch.path().join("data/keel.meta").is_file(), "data dir is not ./data under the working directory");
+    let srv = Server::start_default_data_dir(&scratch);
+    check_kv(&mut srv.con(), &want);
+    srv.stop();
+}
+
 #[test]
 fn sigint_exits_0_and_writes_survive() {
     let scratch = Scratch::new();

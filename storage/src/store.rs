@@ -162,6 +162,9 @@ impl Store {
         let vlog_dir = dir.join("vlog");
         let fresh = !vlog_dir.exists();
         std::fs::create_dir_all(&vlog_dir).map_err(io_err(format!("create vlog directory {}", vlog_dir.display())))?;
+        // glommio's `Directory::open` fails with EBADF on relative paths: work with
+        // absolute ones from here on.
+        let dir = &dir.canonicalize().map_err(io_err(format!("resolve data directory {}", dir.display())))?;
         let vlog_dir = vlog_dir.canonicalize().map_err(io_err(format!("resolve vlog directory {}", vlog_dir.display())))?;
         wait_for_previous_instance(&vlog_dir).await?;
         probe_direct_io(dir).await?;

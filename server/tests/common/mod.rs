@@ -96,6 +96,20 @@ impl Server {
         s
     }
 
+    /// As [`start`](Self::start) but without `--data-dir`, run from `scratch`'s directory:
+    /// the default, relative data dir `./data` (what the README's run command uses).
+    pub fn start_default_data_dir(scratch: &Scratch) -> Server {
+        let log = scratch.next_log();
+        let all: Vec<String> =
+            ["--resp-addr", "127.0.0.1:0", "--router-threads", "1", "--shards", "2"].iter().map(|s| s.to_string()).collect();
+        let child = spawn_keel_in(&all, &log, Some(scratch.path()));
+        let pid = child.id() as i32;
+        let data_dir = scratch.path().join("data");
+        let mut s = Server { child: Some(child), pid, addr: "127.0.0.1:1".parse().unwrap(), data_dir, log };
+        s.addr = s.wait_ready();
+        s
+    }
+
     fn wait_ready(&mut self) -> SocketAddr {
         let t0 = Instant::now();
         let addr = loop {
@@ -243,9 +257,16 @@ impl Drop for Server {
 }
 
 fn spawn_keel(args: &[String], log: &Path) -> Child {
+    spawn_keel_in(args, log, None)
+}
+
+fn spawn_keel_in(args: &[String], log: &Path, cwd: Option<&Path>) -> Child {
     let f = File::create(log).expect("create log file");
-    Command::new(keel_bin())
-        .args(args)
+    let mut cmd = Command::new(keel_bin());
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    cmd.args(args)
         .env("NO_COLOR", "1")
         .env_remove("KEEL_LOG")
         .stdin(Stdio::null())

@@ -180,3 +180,22 @@ fn probe_direct_io_succeeds_on_tmp() {
         assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "the probe file is removed");
     });
 }
+
+/// The server's default data dir is the relative `./data`: a relative path must work
+/// (glommio's `Directory::open` rejects relative paths with EBADF).
+#[test]
+fn relative_dir_works() {
+    let tmp = tempfile::tempdir_in(".").unwrap();
+    let rel = Path::new(".").join(tmp.path().file_name().unwrap()).join("shard-000");
+    assert!(rel.is_relative());
+    run(async {
+        let (store, _) = open(&rel, &StoreOptions::default()).await;
+        apply(&store, vec![put("a", b"1")]).await;
+        store.sync().await.unwrap();
+    });
+    run(async {
+        let (store, report) = open(&rel, &StoreOptions::default()).await;
+        assert_eq!(report.live_keys, 1);
+        assert_eq!(get(&store, "a").await.as_deref(), Some(&b"1"[..]));
+    });
+}
