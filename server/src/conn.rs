@@ -7,7 +7,7 @@
 //! Redis does; nothing a client sends affects another connection.
 
 use crate::cmd::{dispatch, ConnState, Pending, Router};
-use keel_shard::sync::Event;
+use keel_shard::sync::{unless, Event};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use keel_protocol::resp::{encode, Limits, RequestParser, RespVersion};
@@ -37,11 +37,7 @@ pub async fn serve(rt: Rc<Router>, mut stream: TcpStream, shutdown: Event) {
     let mut pending: Vec<(Pending, RespVersion)> = Vec::new();
     let mut parser = RequestParser::new();
     'conn: loop {
-        let read = futures_lite::future::or(async { Some(stream.read(&mut chunk).await) }, async {
-            shutdown.wait().await;
-            None
-        })
-        .await;
+        let read = unless(&shutdown, stream.read(&mut chunk)).await;
         let n = match read {
             None | Some(Ok(0)) | Some(Err(_)) => break,
             Some(Ok(n)) => n,

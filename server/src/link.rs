@@ -10,7 +10,7 @@ use keel_shard::sync::{slot, Notify, SlotRx, SlotTx};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::UnixStream;
 use glommio::timer::sleep;
-use keel_protocol::shard::{decode_frame, decode_value, encode_request, Kind};
+use keel_protocol::shard::{decode_frame, decode_value, encode_request_args, Kind};
 use keel_protocol::Value;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -52,8 +52,9 @@ impl ShardLink {
         self.state.borrow().up
     }
 
-    /// Sends `argv` to the shard; the returned future resolves to its reply.
-    pub fn call(&self, argv: &[&[u8]]) -> SlotRx<Value> {
+    /// Sends `argv` (any byte-like arguments, e.g. the client's `Vec<Vec<u8>>` as is) to
+    /// the shard; the returned future resolves to its reply.
+    pub fn call<A: AsRef<[u8]>>(&self, argv: &[A]) -> SlotRx<Value> {
         let (tx, rx) = slot();
         let mut st = self.state.borrow_mut();
         if !st.up {
@@ -64,7 +65,7 @@ impl ShardLink {
         let req_id = st.next_req;
         st.next_req += 1;
         let was_empty = st.out.is_empty();
-        encode_request(req_id, argv, &mut st.out);
+        encode_request_args(req_id, argv, &mut st.out);
         st.pending.insert(req_id, tx);
         drop(st);
         if was_empty {

@@ -383,11 +383,7 @@ async fn serve_executor(listener: glommio::net::TcpListener, shared: Arc<Shared>
     .detach();
     let live = Rc::new(std::cell::Cell::new(0usize));
     loop {
-        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
-            shutdown.wait().await;
-            None
-        })
-        .await;
+        let accepted = keel_shard::sync::unless(&shutdown, listener.accept()).await;
         match accepted {
             None => break,
             Some(Ok(stream)) => {

@@ -2,6 +2,7 @@
 //! `HELLO 3`): every command family, and the RESP3 reply shapes (maps, doubles,
 //! verbatim strings, nulls).
 
+#[macro_use]
 mod common;
 
 use common::check::{check, ok, s, Reply};
@@ -11,58 +12,12 @@ use redis::Value;
 
 const P: Proto = Proto::Resp3;
 
+protocol_suite!(P);
+
 fn server() -> (Scratch, Server) {
     let scratch = Scratch::new();
     let srv = Server::start(&scratch, &[]);
     (scratch, srv)
-}
-
-#[test]
-fn connection_commands() {
-    let (_d, srv) = server();
-    suite::connection_commands(&srv, P);
-}
-
-#[test]
-fn strings() {
-    let (_d, srv) = server();
-    suite::strings(&srv, P);
-}
-
-#[test]
-fn counters() {
-    let (_d, srv) = server();
-    suite::counters(&srv, P);
-}
-
-#[test]
-fn multi_key_commands_across_shards() {
-    let (_d, srv) = server();
-    suite::multi_key(&srv, P);
-}
-
-#[test]
-fn keyspace_commands_fan_out() {
-    let (_d, srv) = server();
-    suite::keyspace(&srv, P);
-}
-
-#[test]
-fn server_commands() {
-    let (_d, srv) = server();
-    suite::server_commands(&srv, P);
-}
-
-#[test]
-fn vectors() {
-    let (_d, srv) = server();
-    suite::vectors(&srv, P);
-}
-
-#[test]
-fn vector_errors_change_nothing() {
-    let (_d, srv) = server();
-    suite::vector_errors(&srv, P);
 }
 
 #[test]

@@ -50,6 +50,16 @@ impl Future for EventWait {
     }
 }
 
+/// Runs `f` until `stop` is set: `Some(output)` if `f` finished first, `None` once `stop`
+/// is set (then `f` is dropped, e.g. an accept or a read is abandoned).
+pub async fn unless<T>(stop: &Event, f: impl Future<Output = T>) -> Option<T> {
+    futures_lite::future::or(async { Some(f.await) }, async {
+        stop.wait().await;
+        None
+    })
+    .await
+}
+
 /// A re-armable wake-up for one waiting task (e.g. "the reply buffer is non-empty").
 #[derive(Clone, Default)]
 pub struct Notify(Rc<RefCell<(bool, Option<Waker>)>>);

@@ -26,8 +26,7 @@ fn group_by_shard(rt: &Router, keys: impl Iterator<Item = (usize, usize)>, argv:
 pub fn multi_key(rt: &Rc<Router>, name: &'static str, argv: &[Vec<u8>]) -> Pending {
     let groups = group_by_shard(rt, (1..argv.len()).map(|i| (i, i)), argv);
     if groups.len() == 1 {
-        let refs: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
-        return Pending::One(rt.links[groups[0].0].call(&refs));
+        return Pending::One(rt.links[groups[0].0].call(argv));
     }
     let calls: Vec<_> = groups
         .iter()
@@ -69,8 +68,7 @@ pub fn mset(rt: &Rc<Router>, argv: &[Vec<u8>]) -> Pending {
     }
     let groups = group_by_shard(rt, (1..argv.len()).step_by(2).map(|i| (i, i)), argv);
     if groups.len() == 1 {
-        let refs: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
-        return Pending::One(rt.links[groups[0].0].call(&refs));
+        return Pending::One(rt.links[groups[0].0].call(argv));
     }
     let calls: Vec<_> = groups
         .iter()
@@ -107,8 +105,7 @@ pub fn fan_out(rt: &Rc<Router>, name: &'static str, argv: &[Vec<u8>]) -> Pending
             return Pending::Ready(Value::err("ERR syntax error"));
         }
     }
-    let refs: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
-    let calls: Vec<_> = rt.links.iter().map(|l| l.call(&refs)).collect();
+    let calls: Vec<_> = rt.links.iter().map(|l| l.call(argv)).collect();
     Pending::Many(Box::pin(async move {
         let mut sum = 0i64;
         let mut items = Vec::new();

@@ -110,9 +110,7 @@ pub fn dispatch(rt: &Rc<Router>, conn: &mut ConnState, argv: Vec<Vec<u8>>) -> Pe
             _ => unknown_command(&argv),
         }),
         Route::Key => {
-            let link = &rt.links[rt.shard_of(&argv[1])];
-            let refs: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
-            Pending::One(link.call(&refs))
+            Pending::One(rt.links[rt.shard_of(&argv[1])].call(&argv))
         }
         Route::Keys => keyspace::multi_key(rt, spec.name, &argv),
         Route::Pairs => keyspace::mset(rt, &argv),

@@ -7,6 +7,62 @@
 
 #![allow(dead_code)]
 
+/// The command-family tests every protocol runs: one `#[test]` per family, each on its
+/// own server, calling the `suite` function of the same purpose with `$proto`.
+#[allow(unused_macros)]
+macro_rules! protocol_suite {
+    ($proto:expr) => {
+        #[test]
+        fn connection_commands() {
+            let scratch = common::Scratch::new();
+            let srv = common::Server::start(&scratch, &[]);
+            common::suite::connection_commands(&srv, $proto);
+        }
+        #[test]
+        fn strings() {
+            let scratch = common::Scratch::new();
+            let srv = common::Server::start(&scratch, &[]);
+            common::suite::strings(&srv, $proto);
+        }
+        #[test]
+        fn counters() {
+            let scratch = common::Scratch::new();
+            let srv = common::Server::start(&scratch, &[]);
+            common::suite::counters(&srv, $proto);
+        }
+        #[test]
+        fn multi_key_commands_across_shards() {
+            let scratch = common::Scratch::new();
+            let srv = common::Server::start(&scratch, &[]);
+            common::suite::multi_key(&srv, $proto);
+        }
+        #[test]
+        fn keyspace_commands_fan_out() {
+            let scratch = common::Scratch::new();
+            let srv = common::Server::start(&scratch, &[]);
+            common::suite::keyspace(&srv, $proto);
+        }
+        #[test]
+        fn server_commands() {
+            let scratch = common::Scratch::new();
+            let srv = common::Server::start(&scratch, &[]);
+            common::suite::server_commands(&srv, $proto);
+        }
+        #[test]
+        fn vectors() {
+            let scratch = common::Scratch::new();
+            let srv = common::Server::start(&scratch, &[]);
+            common::suite::vectors(&srv, $proto);
+        }
+        #[test]
+        fn vector_errors_change_nothing() {
+            let scratch = common::Scratch::new();
+            let srv = common::Server::start(&scratch, &[]);
+            common::suite::vector_errors(&srv, $proto);
+        }
+    };
+}
+
 pub mod check;
 pub mod suite;
 

@@ -24,8 +24,19 @@ fn index_error(e: keel_index::IndexError) -> Reply {
     Reply::err(format!("ERR {e}"))
 }
 
-fn parse_id(b: &[u8]) -> Option<u64> {
-    parse_u64(b)
+/// The index named by `argv[1]` and the vector id in `argv[2]` (VSET, VDEL), or the
+/// error reply.
+fn index_and_id<'r>(
+    reg: &'r mut crate::registry::Registry,
+    argv: &[Vec<u8>],
+) -> Result<(&'r mut IndexEntry, u64), Reply> {
+    let Some(entry) = reg.by_name.get_mut(&argv[1]) else {
+        return Err(no_such_index(&argv[1]));
+    };
+    let Some(id) = parse_u64(&argv[2]) else {
+        return Err(Reply::err("ERR invalid id"));
+    };
+    Ok((entry, id))
 }
 
 /// `SKEG.VINDEX.CREATE name dim [f32 [flat]]`
@@ -114,11 +125,9 @@ pub fn vset(shard: &Shard, mut argv: Vec<Vec<u8>>) -> Reply {
         return wrong_arity(&argv[0]).into();
     }
     let mut reg = shard.vectors.borrow_mut();
-    let Some(entry) = reg.by_name.get_mut(&argv[1]) else {
-        return no_such_index(&argv[1]);
-    };
-    let Some(id) = parse_id(&argv[2]) else {
-        return Reply::err("ERR invalid id");
+    let (entry, id) = match index_and_id(&mut reg, &argv) {
+        Ok(found) => found,
+        Err(reply) => return reply,
     };
     let v = match keel_index::parse_f32_blob(&argv[3], entry.meta.dim as usize) {
         Ok(v) => v,
@@ -147,11 +156,9 @@ pub fn vdel(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
         return wrong_arity(&argv[0]).into();
     }
     let mut reg = shard.vectors.borrow_mut();
-    let Some(entry) = reg.by_name.get_mut(&argv[1]) else {
-        return no_such_index(&argv[1]);
-    };
-    let Some(id) = parse_id(&argv[2]) else {
-        return Reply::err("ERR invalid id");
+    let (entry, id) = match index_and_id(&mut reg, &argv) {
+        Ok(found) => found,
+        Err(reply) => return reply,
     };
     if !entry.index.contains(id) {
         return Value::Integer(0).into();
