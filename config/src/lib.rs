@@ -53,10 +53,13 @@ impl Durability {
 /// A configuration problem; `Display` is a single line for stderr.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file given by `--config` could not be read.
     #[error("cannot read config file {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
+    /// Not TOML, a wrong type, or an unknown key (`msg` is one line from the parser).
     #[error("config file {path}: {msg}")]
     Parse { path: PathBuf, msg: String },
+    /// A value out of range (the message names the key, the value and the range).
     #[error("{0}")]
     Invalid(String),
 }
@@ -65,9 +68,13 @@ pub enum ConfigError {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
+    /// Data directory.
     pub data_dir: Option<PathBuf>,
+    /// RESP listen address, `HOST:PORT`.
     pub resp_addr: Option<String>,
+    /// Shard processes.
     pub shards: Option<u32>,
+    /// Acknowledgement tier.
     pub durability: Option<Durability>,
     /// vLog segment size, bytes.
     pub segment_bytes: Option<u64>,
@@ -82,20 +89,28 @@ pub struct FileConfig {
 /// Values given on the command line; `None` = not given.
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
+    /// `--data-dir`.
     pub data_dir: Option<PathBuf>,
+    /// `--resp-addr` (`HOST:PORT`, parsed in [`Config::resolve`]).
     pub resp_addr: Option<String>,
+    /// `--shards`.
     pub shards: Option<u32>,
+    /// `--durability` (parsed in [`Config::resolve`]).
     pub durability: Option<String>,
+    /// `--router-threads`.
     pub router_threads: Option<usize>,
 }
 
 /// The effective, validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Data directory (as given; may be relative to the working directory).
     pub data_dir: PathBuf,
+    /// RESP listen address (port 0 = pick a free port at start).
     pub resp_addr: SocketAddr,
     /// Shard processes, 1..=1024.
     pub shards: u32,
+    /// Acknowledgement tier.
     pub durability: Durability,
     /// vLog segment size, bytes (1 MiB ..= 2 GiB; default 64 MiB).
     pub segment_bytes: u64,

@@ -53,5 +53,6 @@ pub struct ShardConfig {
     pub socket: PathBuf,
     /// Pin the executor to this CPU; `None` leaves it unbound.
     pub core: Option<usize>,
+    /// Options for the shard's store (durability tier, segment size, inline limit).
     pub store: keel_storage::StoreOptions,
 }

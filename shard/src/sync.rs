@@ -13,6 +13,7 @@ use std::task::{Context, Poll, Waker};
 pub struct Event(Rc<RefCell<(bool, Vec<Waker>)>>);
 
 impl Event {
+    /// Sets the event and wakes every waiter; idempotent.
     pub fn set(&self) {
         let wakers = {
             let mut s = self.0.borrow_mut();
@@ -24,6 +25,7 @@ impl Event {
         }
     }
 
+    /// True once [`set`](Self::set) was called.
     pub fn is_set(&self) -> bool {
         self.0.borrow().0
     }
@@ -34,6 +36,7 @@ impl Event {
     }
 }
 
+/// The future of [`Event::wait`].
 pub struct EventWait(Event);
 
 impl Future for EventWait {
@@ -65,6 +68,7 @@ pub async fn unless<T>(stop: &Event, f: impl Future<Output = T>) -> Option<T> {
 pub struct Notify(Rc<RefCell<(bool, Option<Waker>)>>);
 
 impl Notify {
+    /// Wakes the waiting task, or lets its next `notified` resolve at once.
     pub fn notify(&self) {
         let waker = {
             let mut s = self.0.borrow_mut();
@@ -82,6 +86,7 @@ impl Notify {
     }
 }
 
+/// The future of [`Notify::notified`].
 pub struct Notified(Notify);
 
 impl Future for Notified {

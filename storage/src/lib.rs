@@ -89,8 +89,10 @@ impl Default for StoreOptions {
 #[derive(Debug, Clone)]
 pub enum Mutation {
     /// Sets `key` in `ns` to `value`.
+    /// Sets `key` in namespace `ns` to `value` (key and value each ≤ 1 GiB in one record).
     Put { ns: Ns, key: Vec<u8>, value: Vec<u8> },
     /// Removes `key` from `ns` (a tombstone is written even if the key is missing).
+    /// Removes `key` from namespace `ns` (writes a tombstone even if absent).
     Delete { ns: Ns, key: Vec<u8> },
 }
 
