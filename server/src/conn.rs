@@ -5,7 +5,11 @@
 //!
 //! Malformed input gets `-ERR Protocol error: …` and the connection is closed, as
 //! Redis does; nothing a client sends affects another connection.
+//!
+//! Between two batches a connection may move to another router executor
+//! (`crate::affinity`); [`resume`] continues it there.
 
+use crate::affinity::Handoff;
 use crate::cmd::{dispatch, ConnState, Pending, Router};
 use keel_shard::sync::{unless, Event};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -15,11 +19,12 @@ use keel_protocol::Value;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
-/// Serves `stream` until the client closes it, QUIT, a protocol error, or shutdown.
-pub async fn serve(rt: Rc<Router>, mut stream: TcpStream, shutdown: Event) {
+/// Serves a newly accepted `stream` until the client closes it, QUIT, a protocol error,
+/// shutdown, or a move to another executor.
+pub async fn serve(rt: Rc<Router>, stream: TcpStream, shutdown: Event) {
     let shared = rt.shared.clone();
     let _ = stream.set_nodelay(true);
-    let mut conn = ConnState {
+    let conn = ConnState {
         id: shared.next_client_id.fetch_add(1, Ordering::Relaxed),
         resp: RespVersion::Resp2,
         name: None,
@@ -27,9 +32,16 @@ pub async fn serve(rt: Rc<Router>, mut stream: TcpStream, shutdown: Event) {
         lib_ver: None,
         addr: stream.peer_addr().map(|a| a.to_string()).unwrap_or_default(),
         closing: false,
+        streak: Default::default(),
     };
     shared.connected_clients.fetch_add(1, Ordering::Relaxed);
     shared.total_connections.fetch_add(1, Ordering::Relaxed);
+    resume(rt, stream, conn, shutdown).await;
+}
+
+/// Serves a connection with its state: a new one, or one that moved here.
+pub async fn resume(rt: Rc<Router>, mut stream: TcpStream, mut conn: ConnState, shutdown: Event) {
+    let shared = rt.shared.clone();
     let limits = Limits { max_bulk_len: shared.cfg.max_bulk_len, ..Limits::default() };
     let mut inbuf: Vec<u8> = Vec::with_capacity(16 << 10);
     let mut chunk = vec![0u8; 16 << 10];
@@ -83,10 +95,38 @@ pub async fn serve(rt: Rc<Router>, mut stream: TcpStream, shutdown: Event) {
         if protocol_error.is_some() || conn.closing {
             break;
         }
+        if let Some(to) = conn.streak.end_batch().and_then(|s| rt.home_elsewhere(s)) {
+            // Between batches with nothing buffered: no request or reply can be lost.
+            if inbuf.is_empty() {
+                if let Some(fd) = dup_socket(&stream) {
+                    drop(stream); // this executor's descriptor only; the socket lives on in `fd`
+                    hand_off(&rt, fd, conn, to);
+                    return;
+                }
+            }
+        }
         if inbuf.capacity() > (1 << 20) && inbuf.len() < (16 << 10) {
             inbuf.shrink_to(16 << 10);
         }
     }
     let _ = stream.close().await;
     shared.connected_clients.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// A duplicate of the client socket's descriptor, to move the connection with; `None`
+/// when none is left (the connection then stays where it is).
+fn dup_socket(stream: &TcpStream) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: dup of a descriptor this task owns.
+    let fd = unsafe { libc::dup(stream.as_raw_fd()) };
+    // SAFETY: `fd` was just returned by dup and is owned by nobody else.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Moves the connection (socket `fd` and its state) to executor `to` (`crate::affinity`).
+fn hand_off(rt: &Router, fd: std::os::fd::OwnedFd, mut conn: ConnState, to: usize) {
+    conn.streak.reset();
+    tracing::trace!("client {} moves from router executor {} to {to}", conn.id, rt.me);
+    rt.shared.moved_connections.fetch_add(1, Ordering::Relaxed);
+    rt.shared.inboxes[to].push(Handoff { fd, conn });
 }

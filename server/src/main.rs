@@ -5,6 +5,7 @@
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+mod affinity;
 mod bench;
 mod cmd;
 mod conn;

@@ -7,6 +7,7 @@
 //! serving (bad flags or config file, data dir not creatable or locked, shard count
 //! mismatch, address in use); 1 when a shard cannot start.
 
+use crate::affinity::Inbox;
 use crate::cmd::{Router, Shared};
 use crate::link::ShardLink;
 use keel_shard::sync::Event;
@@ -103,11 +104,29 @@ pub fn main(args: ServeArgs) -> ExitCode {
         cfg.router_threads
     );
 
+    let cpus = allowed_cpus();
+    let placement = Layout::for_config(&cfg, &cpus);
+    let inboxes = if placement.colocated() {
+        match (0..cfg.router_threads).map(|_| Inbox::new()).collect::<std::io::Result<Vec<_>>>() {
+            Ok(v) => v,
+            Err(e) => return fail(1, format!("cannot create the router executors' hand-off sockets: {e}")),
+        }
+    } else {
+        Vec::new()
+    };
+    let home = if placement.colocated() {
+        (0..cfg.shards as usize).map(|s| (s < cfg.router_threads).then_some(s)).collect()
+    } else {
+        Vec::new()
+    };
     let shared = Arc::new(Shared {
+        home,
+        inboxes,
         next_client_id: AtomicU64::new(1),
         connected_clients: AtomicUsize::new(0),
         total_connections: AtomicU64::new(0),
         total_commands: AtomicU64::new(0),
+        moved_connections: AtomicU64::new(0),
         started: Instant::now(),
         run_id: format!("{:040x}", xxhash_rust::xxh3::xxh3_128(&std::process::id().to_le_bytes()) ^ now_nanos()),
         port,
@@ -164,21 +183,23 @@ pub fn main(args: ServeArgs) -> ExitCode {
         std::thread::sleep(Duration::from_millis(20));
     }
 
-    let cores = online_cpus();
-    let pin = pin_executors(&cfg, cores);
+    tracing::info!("{}", placement.describe(&cfg));
     let mut executors = Vec::new();
     for (t, listener) in listeners.into_iter().enumerate() {
-        let placement = if pin { Placement::Fixed(t % cores) } else { Placement::Unbound };
+        let pin = match placement.router_cpu(t) {
+            Some(cpu) => Placement::Fixed(cpu),
+            None => Placement::Unbound,
+        };
         let sh = shared.clone();
         let sockets = sockets.clone();
         let fd = listener.into_raw_fd();
-        let handle = LocalExecutorBuilder::new(placement)
+        let handle = LocalExecutorBuilder::new(pin)
             .name(&format!("keel-router-{t}"))
             .io_memory(512 << 10)
             .spawn(move || async move {
                 // SAFETY: `fd` is a listening TCP socket we own; ownership moves here.
                 let listener = unsafe { glommio::net::TcpListener::from_raw_fd(fd) };
-                serve_executor(listener, sh, sockets).await
+                serve_executor(t, listener, sh, sockets).await
             });
         match handle {
             Ok(h) => executors.push(h),
@@ -211,16 +232,106 @@ pub fn main(args: ServeArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Serves the connections other executors move to this one (`crate::affinity`) until
+/// shutdown; connections still queued then are closed.
+async fn serve_handoffs(rt: Rc<Router>, shutdown: Event, live: Rc<std::cell::Cell<usize>>) {
+    let Some(inbox) = rt.shared.inboxes.get(rt.me) else { return };
+    let Some(bell) = inbox.take_bell() else { return };
+    // SAFETY: the read end of the bell socket pair, owned from here on.
+    let mut bell = unsafe { glommio::net::UnixStream::from_raw_fd(bell.into_raw_fd()) };
+    let mut rings = [0u8; 256];
+    loop {
+        use futures_lite::AsyncReadExt;
+        match keel_shard::sync::unless(&shutdown, bell.read(&mut rings)).await {
+            Some(Ok(n)) if n > 0 => {}
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            _ => break,
+        }
+        for h in inbox.take() {
+            // SAFETY: the handoff owns this duplicate of a connected, non-blocking socket.
+            let stream = unsafe { glommio::net::TcpStream::from_raw_fd(h.fd.into_raw_fd()) };
+            let (rt, sd, live) = (rt.clone(), shutdown.clone(), live.clone());
+            live.set(live.get() + 1);
+            glommio::spawn_local(async move {
+                crate::conn::resume(rt, stream, h.conn, sd).await;
+                live.set(live.get() - 1);
+            })
+            .detach();
+        }
+    }
+    for h in inbox.take() {
+        drop(h);
+        rt.shared.connected_clients.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 fn now_nanos() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
 }
 
-/// DESIGN §7: executors are pinned to cores only when every pinned executor (router
-/// threads + shard processes) gets a core of its own. Measured on the 2-core machine
-/// (bench-results/kv.md): pinning 2 router threads and 2 shards onto 2 cores cost
-/// 15–30% of -P 1 throughput against letting the scheduler place them.
-fn pin_executors(cfg: &Config, cores: usize) -> bool {
-    cfg.router_threads + cfg.shards as usize <= cores
+/// Where executors run. DESIGN §7 pins executors only when each gets a core; keel
+/// refines that: router executor `i` and shard `i` deliberately share CPU `i` (they hand
+/// requests to each other, so sharing a core turns a cross-core wake-up into a plain
+/// context switch), and connections move to the executor beside their shard
+/// (`crate::affinity`). That layout is used when the router threads and the shards each
+/// fit the allowed CPUs; otherwise nothing is pinned and there is no affinity.
+/// Measured on the 2-core machine: bench-results/kv.md.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    /// CPU ids by index (the process's allowed CPUs, ascending); empty = unpinned.
+    cpus: Vec<usize>,
+}
+
+impl Layout {
+    pub fn for_config(cfg: &Config, allowed: &[usize]) -> Layout {
+        let fits = cfg.router_threads <= allowed.len() && cfg.shards as usize <= allowed.len();
+        Layout { cpus: if fits { allowed.to_vec() } else { Vec::new() } }
+    }
+
+    /// Router executor `i` and shard `i` share a pinned CPU.
+    pub fn colocated(&self) -> bool {
+        !self.cpus.is_empty()
+    }
+
+    pub fn router_cpu(&self, t: usize) -> Option<usize> {
+        self.cpus.get(t).copied()
+    }
+
+    pub fn shard_cpu(&self, i: u32) -> Option<usize> {
+        self.cpus.get(i as usize).copied()
+    }
+
+    fn describe(&self, cfg: &Config) -> String {
+        if self.colocated() {
+            format!(
+                "placement: router executor i and shard i pinned together on CPU i (CPUs {:?}); connections move to the executor beside their shard",
+                &self.cpus[..cfg.router_threads.max(cfg.shards as usize)]
+            )
+        } else {
+            format!(
+                "placement: unpinned ({} router threads and {} shards do not each fit the {} allowed CPUs)",
+                cfg.router_threads,
+                cfg.shards,
+                online_cpus()
+            )
+        }
+    }
+}
+
+/// The CPUs this process may run on (sched_getaffinity), ascending; `0..online` if that
+/// call fails.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity writes at most its size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+            let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect();
+            if !cpus.is_empty() {
+                return cpus;
+            }
+        }
+    }
+    (0..online_cpus()).collect()
 }
 
 /// `data-dir/shard-III`.
@@ -287,7 +398,7 @@ fn supervise(
             return;
         }
     };
-    let cores = online_cpus();
+    let layout = Layout::for_config(cfg, &allowed_cpus());
     let mut backoff = Duration::from_millis(50);
     loop {
         let mut cmd = Command::new(&exe);
@@ -299,9 +410,8 @@ fn supervise(
             .arg("--durability").arg(cfg.durability.as_str())
             .arg("--segment-bytes").arg(cfg.segment_bytes.to_string())
             .arg("--inline-value-max").arg(cfg.inline_value_max.to_string());
-        if pin_executors(cfg, cores) {
-            // Router executors take cores 0..T, shards the cores after them.
-            cmd.arg("--core").arg(((cfg.router_threads + i as usize) % cores).to_string());
+        if let Some(cpu) = layout.shard_cpu(i) {
+            cmd.arg("--core").arg(cpu.to_string());
         }
         let started = Instant::now();
         let mut child: Child = match cmd.spawn() {
@@ -363,14 +473,14 @@ fn stop_shards(children: &Mutex<Vec<Option<u32>>>) {
     }
 }
 
-async fn serve_executor(listener: glommio::net::TcpListener, shared: Arc<Shared>, sockets: Vec<PathBuf>) {
+async fn serve_executor(me: usize, listener: glommio::net::TcpListener, shared: Arc<Shared>, sockets: Vec<PathBuf>) {
     let links: Vec<Rc<ShardLink>> = sockets.iter().enumerate().map(|(i, s)| ShardLink::start(i as u32, s.clone())).collect();
     // Wait (briefly) for the links to come up so the first clients are not refused.
     let t0 = Instant::now();
     while links.iter().any(|l| !l.is_up()) && t0.elapsed() < Duration::from_secs(5) {
         glommio::timer::sleep(Duration::from_millis(5)).await;
     }
-    let rt = Rc::new(Router { links, shared: shared.clone() });
+    let rt = Rc::new(Router { links, shared: shared.clone(), me });
     let shutdown = Event::default();
     let sd = shutdown.clone();
     let sh = shared.clone();
@@ -382,6 +492,7 @@ async fn serve_executor(listener: glommio::net::TcpListener, shared: Arc<Shared>
     })
     .detach();
     let live = Rc::new(std::cell::Cell::new(0usize));
+    let handoffs = glommio::spawn_local(serve_handoffs(rt.clone(), shutdown.clone(), live.clone()));
     loop {
         let accepted = keel_shard::sync::unless(&shutdown, listener.accept()).await;
         match accepted {
@@ -402,6 +513,7 @@ async fn serve_executor(listener: glommio::net::TcpListener, shared: Arc<Shared>
         }
     }
     drop(listener);
+    handoffs.await;
     let t0 = Instant::now();
     while live.get() > 0 && t0.elapsed() < Duration::from_secs(10) {
         glommio::timer::sleep(Duration::from_millis(5)).await;

@@ -328,3 +328,62 @@ fn resp3_encoding_after_hello_3() {
     check(&mut s, &req(&[b"GET", b"r:nope"]), b"$-1\r\n");
     check(&mut s, &req(&[b"CONFIG", b"GET", b"databases"]), b"*2\r\n$9\r\ndatabases\r\n$1\r\n1\r\n");
 }
+
+/// `moved_connections` from INFO stats, read on connection `s`.
+fn moved_connections(s: &mut TcpStream) -> u64 {
+    s.write_all(&req(&[b"INFO", b"stats"])).unwrap();
+    let Raw::Bulk(Some(text)) = read_value(s) else { panic!("INFO must reply with a bulk string") };
+    let text = String::from_utf8(text).unwrap();
+    let line = text.lines().find(|l| l.starts_with("moved_connections:")).unwrap_or_else(|| panic!("no moved_connections in {text}"));
+    line["moved_connections:".len()..].trim().parse().unwrap()
+}
+
+/// Connection affinity (server/src/affinity.rs): with two router executors and two
+/// shards, a connection that works on a tenant of shard 0 and then on one of shard 1
+/// must end up beside each in turn (so it moves at least once), and keeps its client id,
+/// name, protocol and pipelined replies across the moves.
+#[test]
+fn connections_move_to_their_shards_executor_and_keep_their_state() {
+    let scratch = Scratch::new();
+    let srv = Server::start(&scratch, &["--router-threads", "2"]);
+    let colocated = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) >= 2;
+    let a = &common::tenants_on("mva", 0, 2, 1)[0];
+    let b = &common::tenants_on("mvb", 1, 2, 1)[0];
+    let mut s = srv.raw();
+    s.write_all(&req(&[b"HELLO", b"3", b"SETNAME", b"mover"])).unwrap();
+    assert!(matches!(read_value(&mut s), Raw::Agg('%', _)));
+    s.write_all(&req(&[b"CLIENT", b"ID"])).unwrap();
+    let Raw::Line(':', id) = read_value(&mut s) else { panic!("CLIENT ID must be an integer") };
+    for (round, tenant) in [a, b, a, b].into_iter().enumerate() {
+        for i in 0..24 {
+            let key = format!("{tenant}:k{i}");
+            let val = format!("r{round}v{i}");
+            check(&mut s, &req(&[b"SET", key.as_bytes(), val.as_bytes()]), b"+OK\r\n");
+        }
+        // A pipeline of 24 GETs in one write, answered in order.
+        let mut batch = Vec::new();
+        let mut want = Vec::new();
+        for i in 0..24 {
+            batch.extend(req(&[b"GET", format!("{tenant}:k{i}").as_bytes()]));
+            let v = format!("r{round}v{i}");
+            want.extend(format!("${}\r\n{v}\r\n", v.len()).into_bytes());
+        }
+        s.write_all(&batch).unwrap();
+        expect(&mut s, &want);
+        // RESP3 null: the protocol survived.
+        check(&mut s, &req(&[b"GET", format!("{tenant}:missing").as_bytes()]), b"_\r\n");
+    }
+    check(&mut s, &req(&[b"CLIENT", b"GETNAME"]), b"$5\r\nmover\r\n");
+    check(&mut s, &req(&[b"CLIENT", b"ID"]), format!(":{id}\r\n").as_bytes());
+    let moved = moved_connections(&mut s);
+    if colocated {
+        assert!(moved >= 1, "a connection alternating between shards 0 and 1 must have moved (moved_connections = {moved})");
+    } else {
+        assert_eq!(moved, 0, "with one CPU nothing is pinned, so connections never move");
+    }
+    s.write_all(&req(&[b"INFO", b"clients"])).unwrap();
+    let Raw::Bulk(Some(text)) = read_value(&mut s) else { panic!("INFO must reply with a bulk string") };
+    assert!(String::from_utf8_lossy(&text).contains("connected_clients:1\r\n"), "{}", String::from_utf8_lossy(&text));
+    drop(s);
+    srv.stop();
+}

@@ -3,6 +3,7 @@
 //! to every shard (DBSIZE, KEYS, SCAN, FLUSHALL, SKEG.VINDEX.LIST). DESIGN §1.
 
 use super::{Pending, Router};
+use crate::affinity::BatchShards;
 use keel_protocol::Value;
 use std::rc::Rc;
 
@@ -22,9 +23,19 @@ fn group_by_shard(rt: &Router, keys: impl Iterator<Item = (usize, usize)>, argv:
     groups
 }
 
+/// Records the shards a multi-key command went to (connection affinity).
+fn note_shards(used: &mut BatchShards, groups: &[(usize, Vec<usize>)]) {
+    match groups {
+        [(s, _)] => used.add(*s),
+        [] => {}
+        _ => used.many(),
+    }
+}
+
 /// DEL / EXISTS (integer sum) and MGET (values placed back in argument order).
-pub fn multi_key(rt: &Rc<Router>, name: &'static str, argv: &[Vec<u8>]) -> Pending {
+pub fn multi_key(rt: &Rc<Router>, name: &'static str, argv: &[Vec<u8>], used: &mut BatchShards) -> Pending {
     let groups = group_by_shard(rt, (1..argv.len()).map(|i| (i, i)), argv);
+    note_shards(used, &groups);
     if groups.len() == 1 {
         return Pending::One(rt.links[groups[0].0].call(argv));
     }
@@ -62,11 +73,12 @@ pub fn multi_key(rt: &Rc<Router>, name: &'static str, argv: &[Vec<u8>]) -> Pendi
 }
 
 /// MSET k v [k v …]: one all-or-nothing batch per shard.
-pub fn mset(rt: &Rc<Router>, argv: &[Vec<u8>]) -> Pending {
+pub fn mset(rt: &Rc<Router>, argv: &[Vec<u8>], used: &mut BatchShards) -> Pending {
     if argv.len() % 2 != 1 {
         return Pending::Ready(Value::err("ERR wrong number of arguments for 'mset' command"));
     }
     let groups = group_by_shard(rt, (1..argv.len()).step_by(2).map(|i| (i, i)), argv);
+    note_shards(used, &groups);
     if groups.len() == 1 {
         return Pending::One(rt.links[groups[0].0].call(argv));
     }

@@ -8,6 +8,7 @@ pub mod keyspace;
 pub mod server;
 pub mod table;
 
+use crate::affinity::{Inbox, Streak};
 use crate::link::ShardLink;
 use keel_shard::sync::SlotRx;
 use keel_protocol::resp::RespVersion;
@@ -27,6 +28,8 @@ pub struct Shared {
     pub connected_clients: AtomicUsize,
     pub total_connections: AtomicU64,
     pub total_commands: AtomicU64,
+    /// Connections moved between router executors (`crate::affinity`), INFO stats.
+    pub moved_connections: AtomicU64,
     pub started: Instant,
     pub run_id: String,
     /// The port actually listened on (resolves port 0).
@@ -34,12 +37,19 @@ pub struct Shared {
     pub shutdown: AtomicBool,
     /// Restarts per shard since start, maintained by the supervisor.
     pub shard_restarts: Vec<AtomicU64>,
+    /// Connection affinity (`crate::affinity`): the router executor on each shard's core,
+    /// `None` for a shard without one. Empty when executors are not pinned.
+    pub home: Vec<Option<usize>>,
+    /// One inbox per router executor for connections moving to it; empty when `home` is.
+    pub inboxes: Vec<Inbox>,
 }
 
 /// One router executor's context: its links to every shard.
 pub struct Router {
     pub links: Vec<Rc<ShardLink>>,
     pub shared: Arc<Shared>,
+    /// This executor's index (0-based, as in its thread name `keel-router-I`).
+    pub me: usize,
 }
 
 impl Router {
@@ -50,6 +60,11 @@ impl Router {
             None => key,
         };
         (xxhash_rust::xxh3::xxh3_64(tenant) % self.links.len() as u64) as usize
+    }
+
+    /// The executor a connection bound to `shard` should move to, if not this one.
+    pub fn home_elsewhere(&self, shard: usize) -> Option<usize> {
+        self.shared.home.get(shard).copied().flatten().filter(|&h| h != self.me)
     }
 }
 
@@ -63,6 +78,8 @@ pub struct ConnState {
     pub addr: String,
     /// Set by QUIT: close after this batch's replies are written.
     pub closing: bool,
+    /// Which shards recent batches used (connection affinity).
+    pub streak: Streak,
 }
 
 /// A reply that may still be on its way from shards.
@@ -110,11 +127,16 @@ pub fn dispatch(rt: &Rc<Router>, conn: &mut ConnState, argv: Vec<Vec<u8>>) -> Pe
             _ => unknown_command(&argv),
         }),
         Route::Key => {
-            Pending::One(rt.links[rt.shard_of(&argv[1])].call(&argv))
+            let s = rt.shard_of(&argv[1]);
+            conn.streak.batch.add(s);
+            Pending::One(rt.links[s].call(&argv))
         }
-        Route::Keys => keyspace::multi_key(rt, spec.name, &argv),
-        Route::Pairs => keyspace::mset(rt, &argv),
-        Route::All => keyspace::fan_out(rt, spec.name, &argv),
+        Route::Keys => keyspace::multi_key(rt, spec.name, &argv, &mut conn.streak.batch),
+        Route::Pairs => keyspace::mset(rt, &argv, &mut conn.streak.batch),
+        Route::All => {
+            conn.streak.batch.many();
+            keyspace::fan_out(rt, spec.name, &argv)
+        }
     }
 }
 

@@ -127,8 +127,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts keel on `scratch`'s data dir with `--resp-addr 127.0.0.1:0 --router-threads 1`
-    /// and `--shards 2` unless `args` gives `--shards`; waits until PING answers and every
+    /// Starts keel on `scratch`'s data dir with `--resp-addr 127.0.0.1:0`, and
+    /// `--router-threads 1` and `--shards 2` unless `args` gives them; waits until PING answers and every
     /// shard link is up (DBSIZE succeeds).
     pub fn start(scratch: &Scratch, args: &[&str]) -> Server {
         let data_dir = scratch.data_dir();
@@ -138,9 +138,10 @@ impl Server {
             data_dir.display().to_string(),
             "--resp-addr".into(),
             "127.0.0.1:0".into(),
-            "--router-threads".into(),
-            "1".into(),
         ];
+        if !args.contains(&"--router-threads") {
+            all.extend(["--router-threads".into(), "1".into()]);
+        }
         if !args.contains(&"--shards") {
             all.extend(["--shards".into(), "2".into()]);
         }
