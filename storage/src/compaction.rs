@@ -142,16 +142,14 @@ fn copy_if_needed(inner: &Rc<Inner>, id: u32, rec_off: u64, seq: u64, op: RecOp<
     match op.kind {
         OpKind::Put => {
             let value_off = rec_off + op.value_off as u64;
-            let live = inner.keydir.borrow().get(op.ns, op.key).is_some_and(|e| e.seg == id && e.off as u64 == value_off);
-            if !live {
-                return false;
-            }
+            let Some(mut entry) = inner.keydir.borrow().get_at(op.ns, op.key, id, value_off as u32).cloned() else {
+                return false; // overwritten or deleted since
+            };
             let ops = [Op::Put { ns: op.ns, key: op.key, value: op.value }];
             let mut placed = (0, 0);
             let (seg, new_off, _) = inner.append(record::encoded_len(&ops), |buf| {
                 record::encode(buf, seq, &ops, |_, value_off, foot| placed = (value_off, foot))
             });
-            let mut entry = inner.keydir.borrow().get(op.ns, op.key).cloned().expect("checked live above");
             entry.seg = seg;
             entry.off = (new_off + placed.0 as u64) as u32;
             entry.foot = placed.1;

@@ -21,6 +21,57 @@ pub(crate) fn key_hash(key: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(key) & HASH_MASK
 }
 
+/// Bytes kept inside the structure when short (keys, small values), on the heap
+/// otherwise: 24 bytes either way, and no pointer to chase (and no cache miss) for a key
+/// of up to [`SmallBytes::INLINE`] bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum SmallBytes {
+    Inline { len: u8, buf: [u8; SmallBytes::INLINE] },
+    Heap(Box<[u8]>),
+}
+
+impl SmallBytes {
+    /// The longest byte string stored inline.
+    pub const INLINE: usize = 22;
+
+    pub fn new(b: &[u8]) -> SmallBytes {
+        if b.len() <= Self::INLINE {
+            let mut buf = [0u8; Self::INLINE];
+            buf[..b.len()].copy_from_slice(b);
+            SmallBytes::Inline { len: b.len() as u8, buf }
+        } else {
+            SmallBytes::Heap(b.into())
+        }
+    }
+}
+
+impl From<Vec<u8>> for SmallBytes {
+    /// Reuses the vector's allocation when the bytes go to the heap.
+    fn from(v: Vec<u8>) -> SmallBytes {
+        if v.len() <= Self::INLINE {
+            SmallBytes::new(&v)
+        } else {
+            SmallBytes::Heap(v.into_boxed_slice())
+        }
+    }
+}
+
+impl std::ops::Deref for SmallBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            SmallBytes::Inline { len, buf } => &buf[..*len as usize],
+            SmallBytes::Heap(b) => b,
+        }
+    }
+}
+
+impl std::fmt::Debug for SmallBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self))
+    }
+}
+
 /// Where one live value is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Entry {
@@ -35,13 +86,13 @@ pub(crate) struct Entry {
     /// Bytes of the segment this entry keeps alive (for the dead ratio).
     pub foot: u32,
     /// The value itself when it is at most `inline_value_max` bytes.
-    pub inline: Option<Box<[u8]>>,
+    pub inline: Option<SmallBytes>,
 }
 
 enum Bucket {
-    One(Box<[u8]>, Entry),
+    One(SmallBytes, Entry),
     /// Hash collisions (rare): kept sorted by key.
-    Many(Vec<(Box<[u8]>, Entry)>),
+    Many(Vec<(SmallBytes, Entry)>),
 }
 
 impl Bucket {
@@ -56,6 +107,15 @@ impl Bucket {
         match self {
             Bucket::One(k, e) => (**k == *key).then_some(e),
             Bucket::Many(v) => v.iter_mut().find(|(k, _)| **k == *key).map(|(_, e)| e),
+        }
+    }
+
+    /// The entry whose value is at `off` of segment `seg`. A record's location names
+    /// its key, so no key comparison is needed.
+    fn at(&self, seg: u32, off: u32) -> Option<&Entry> {
+        match self {
+            Bucket::One(_, e) => (e.seg == seg && e.off == off).then_some(e),
+            Bucket::Many(v) => v.iter().map(|(_, e)| e).find(|e| e.seg == seg && e.off == off),
         }
     }
 
@@ -131,12 +191,18 @@ impl Keydir {
         self.spaces[ns as usize].map.get(&key_hash(key))?.get(key)
     }
 
+    /// The entry of `key` if its value is the one at `off` of segment `seg` (compaction's
+    /// liveness check; cheaper than [`get`](Self::get): no key comparison).
+    pub fn get_at(&self, ns: Ns, key: &[u8], seg: u32, off: u32) -> Option<&Entry> {
+        self.spaces[ns as usize].map.get(&key_hash(key))?.at(seg, off)
+    }
+
     /// Sets `key` to `entry`; returns the entry it replaced.
     pub fn insert(&mut self, ns: Ns, key: &[u8], entry: Entry) -> Option<Entry> {
         let space = &mut self.spaces[ns as usize];
         let h = key_hash(key);
         let Some(bucket) = space.map.get_mut(&h) else {
-            space.map.insert(h, Bucket::One(key.into(), entry));
+            space.map.insert(h, Bucket::One(SmallBytes::new(key), entry));
             if self.ordered {
                 space.order.insert(h);
             }
@@ -150,13 +216,13 @@ impl Keydir {
         match bucket {
             Bucket::One(..) => {
                 let Bucket::One(k, e) = std::mem::replace(bucket, Bucket::Many(Vec::new())) else { unreachable!() };
-                let mut v = vec![(k, e), (key.into(), entry)];
-                v.sort_by(|a, b| a.0.cmp(&b.0));
+                let mut v = vec![(k, e), (SmallBytes::new(key), entry)];
+                v.sort_by(|a, b| (*a.0).cmp(&*b.0));
                 *bucket = Bucket::Many(v);
             }
             Bucket::Many(v) => {
                 let at = v.partition_point(|(k, _)| **k < *key);
-                v.insert(at, (key.into(), entry));
+                v.insert(at, (SmallBytes::new(key), entry));
             }
         }
         None
@@ -357,12 +423,35 @@ mod tests {
     }
 
     #[test]
+    fn small_bytes_round_trip_at_every_length() {
+        assert_eq!(std::mem::size_of::<SmallBytes>(), 24);
+        assert_eq!(std::mem::size_of::<Option<SmallBytes>>(), 24);
+        for n in 0..64usize {
+            let b: Vec<u8> = (0..n as u8).collect();
+            let s = SmallBytes::new(&b);
+            assert_eq!(&*s, &b[..]);
+            assert_eq!(matches!(s, SmallBytes::Inline { .. }), n <= SmallBytes::INLINE);
+            assert_eq!(&*SmallBytes::from(b.clone()), &b[..]);
+        }
+    }
+
+    #[test]
+    fn get_at_finds_an_entry_by_location() {
+        let mut kd = Keydir::default();
+        kd.insert(0, b"k", Entry { seq: 1, seg: 3, off: 100, len: 1, foot: 10, inline: None });
+        assert_eq!(kd.get_at(0, b"k", 3, 100).map(|e| e.seq), Some(1));
+        assert!(kd.get_at(0, b"k", 3, 101).is_none());
+        assert!(kd.get_at(0, b"k", 2, 100).is_none());
+        assert!(kd.get_at(0, b"other", 3, 100).is_none());
+    }
+
+    #[test]
     fn colliding_buckets_behave_like_single_keys() {
         // Force collisions by inserting straight into one bucket.
         let mut kd = Keydir::default();
         let h = key_hash(b"x");
         let space = &mut kd.spaces[0];
-        space.map.insert(h, Bucket::Many(vec![(b"x".to_vec().into(), entry(1)), (b"y".to_vec().into(), entry(2))]));
+        space.map.insert(h, Bucket::Many(vec![(SmallBytes::new(b"x"), entry(1)), (SmallBytes::new(b"y"), entry(2))]));
         space.order.insert(h);
         space.len = 2;
         assert_eq!(kd.scan(0, 0, 1).1.len(), 2, "a bucket is never split");

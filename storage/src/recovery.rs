@@ -13,7 +13,7 @@ use std::rc::Rc;
 
 use glommio::io::OpenOptions;
 
-use crate::keydir::{Entry, Keydir};
+use crate::keydir::{Entry, Keydir, SmallBytes};
 use crate::util::{gio_err, io_err};
 use crate::vlog::reader::{SegmentReader, Step};
 use crate::vlog::record::{self, check_segment_header, segment_file_name, Header, OpKind, SEGMENT_HEADER_LEN};
@@ -60,7 +60,7 @@ impl Replay {
         if self.keydir.get(ns, key).is_some_and(|e| e.seq > seq) {
             return;
         }
-        let inline = (value.len() <= self.inline_max).then(|| value.into());
+        let inline = (value.len() <= self.inline_max).then(|| SmallBytes::new(value));
         self.keydir.insert(ns, key, Entry { inline, ..entry });
     }
 

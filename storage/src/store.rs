@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use glommio::io::{Directory, OpenOptions};
 use glommio::sync::Semaphore;
 
-use crate::keydir::{Entry, Keydir};
+use crate::keydir::{Entry, Keydir, SmallBytes};
 use crate::util::{gio_err, io_err};
 use crate::vlog::record::{self, segment_file_name, segment_header, Op, HEADER_LEN, MAX_BODY, SEGMENT_HEADER_LEN};
 use crate::vlog::writer::{self, LogState, Tail};
@@ -305,7 +305,7 @@ impl Store {
                         off: (rec_off + value_off as u64) as u32,
                         len: value.len() as u32,
                         foot,
-                        inline: (value.len() <= inner.opts.inline_value_max).then(|| value.into_boxed_slice()),
+                        inline: (value.len() <= inner.opts.inline_value_max).then(|| SmallBytes::from(value)),
                     };
                     inner.set_entry(ns, &key, entry);
                 }
