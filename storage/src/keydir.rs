@@ -216,8 +216,8 @@ impl Keydir {
         match bucket {
             Bucket::One(..) => {
                 let Bucket::One(k, e) = std::mem::replace(bucket, Bucket::Many(Vec::new())) else { unreachable!() };
-                let mut v = vec![(k, e), (SmallBytes::new(key), entry)];
-                v.sort_by(|a, b| (*a.0).cmp(&*b.0));
+                let new = (SmallBytes::new(key), entry);
+                let v = if *k < *key { vec![(k, e), new] } else { vec![new, (k, e)] };
                 *bucket = Bucket::Many(v);
             }
             Bucket::Many(v) => {
