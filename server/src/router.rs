@@ -280,12 +280,14 @@ fn now_nanos() -> u128 {
 pub struct Layout {
     /// CPU ids by index (the process's allowed CPUs, ascending); empty = unpinned.
     cpus: Vec<usize>,
+    /// How many CPUs the process may use.
+    allowed: usize,
 }
 
 impl Layout {
     pub fn for_config(cfg: &Config, allowed: &[usize]) -> Layout {
         let fits = cfg.router_threads <= allowed.len() && cfg.shards as usize <= allowed.len();
-        Layout { cpus: if fits { allowed.to_vec() } else { Vec::new() } }
+        Layout { cpus: if fits { allowed.to_vec() } else { Vec::new() }, allowed: allowed.len() }
     }
 
     /// Router executor `i` and shard `i` share a pinned CPU.
@@ -310,9 +312,7 @@ impl Layout {
         } else {
             format!(
                 "placement: unpinned ({} router threads and {} shards do not each fit the {} allowed CPUs)",
-                cfg.router_threads,
-                cfg.shards,
-                online_cpus()
+                cfg.router_threads, cfg.shards, self.allowed
             )
         }
     }
@@ -517,5 +517,34 @@ async fn serve_executor(me: usize, listener: glommio::net::TcpListener, shared: 
     let t0 = Instant::now();
     while live.get() > 0 && t0.elapsed() < Duration::from_secs(10) {
         glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(router_threads: usize, shards: u32) -> Config {
+        let flags = Overrides { router_threads: Some(router_threads), shards: Some(shards), ..Overrides::default() };
+        Config::resolve(FileConfig::default(), flags, 2).unwrap()
+    }
+
+    #[test]
+    fn router_executor_i_and_shard_i_share_the_ith_allowed_cpu() {
+        let l = Layout::for_config(&cfg(2, 2), &[3, 5]);
+        assert!(l.colocated());
+        assert_eq!((l.router_cpu(0), l.router_cpu(1)), (Some(3), Some(5)));
+        assert_eq!((l.shard_cpu(0), l.shard_cpu(1)), (Some(3), Some(5)));
+        let l = Layout::for_config(&cfg(1, 2), &[0, 1]);
+        assert_eq!((l.router_cpu(0), l.shard_cpu(1)), (Some(0), Some(1)));
+    }
+
+    #[test]
+    fn nothing_is_pinned_when_either_side_does_not_fit() {
+        for (t, s) in [(3, 2), (2, 3)] {
+            let l = Layout::for_config(&cfg(t, s), &[0, 1]);
+            assert!(!l.colocated(), "{t} router threads, {s} shards on 2 CPUs");
+            assert_eq!((l.router_cpu(0), l.shard_cpu(0)), (None, None));
+        }
     }
 }

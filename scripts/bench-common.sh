@@ -1,0 +1,45 @@
+# Shared by scripts/bench-kv.sh and scripts/bench-ab.sh (sourced, not run): installs
+# redis-server/redis-tools when missing, starts keel and Redis on free loopback ports in a
+# scratch dir removed on exit, and runs redis-benchmark. Callers set KEEL, KEEL_ARGS, N,
+# CLIENTS and TESTS first.
+if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
+  echo "installing redis-server and redis-tools (apt-get)" >&2
+  if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server redis-tools >/dev/null
+fi
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+WORK=$(mktemp -d /tmp/keel-bench-XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+wait_ping() { for _ in $(seq 1 300); do redis-cli -p "$1" ping 2>/dev/null | grep -q PONG && return 0; sleep 0.1; done; echo "server on port $1 did not answer PING" >&2; return 1; }
+
+start_keel() { # tier [binary [extra flags]] -> KPID, KPORT (fresh data dir)
+  local port bin=${2:-$KEEL}; port=$(free_port)
+  rm -rf "$WORK/keel-$1"
+  "$bin" --data-dir "$WORK/keel-$1" --resp-addr "127.0.0.1:$port" --durability "$1" ${3-$KEEL_ARGS} 2>"$WORK/keel-$1.log" &
+  PIDS+=($!); KPID=$!; KPORT=$port; wait_ping "$port"
+}
+start_redis() { # persistence: always|none
+  local port; port=$(free_port)
+  mkdir -p "$WORK/redis-$1"
+  local opts=(--port "$port" --bind 127.0.0.1 --dir "$WORK/redis-$1" --save "" --daemonize no --logfile "$WORK/redis-$1.log")
+  if [ "$1" = always ]; then opts+=(--appendonly yes --appendfsync always); else opts+=(--appendonly no); fi
+  redis-server "${opts[@]}" &
+  PIDS+=($!); RPID=$!; RPORT=$port; wait_ping "$port"
+}
+stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+# run PORT P -> lines "test,rps,p50"
+run() {
+  redis-benchmark -p "$1" -t "$TESTS" -n "$N" -c "$CLIENTS" -P "$2" -r 100000 --csv 2>/dev/null |
+    python3 -c '
+import csv, sys
+for row in csv.reader(sys.stdin):
+    if not row or row[0] == "test": continue
+    name = row[0].split(" ")[0]
+    print(f"{name},{float(row[1]):.0f},{float(row[4]) if len(row) > 4 else 0:.3f}")'
+}
+
