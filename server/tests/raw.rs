@@ -385,5 +385,16 @@ fn connections_move_to_their_shards_executor_and_keep_their_state() {
     let Raw::Bulk(Some(text)) = read_value(&mut s) else { panic!("INFO must reply with a bulk string") };
     assert!(String::from_utf8_lossy(&text).contains("connected_clients:1\r\n"), "{}", String::from_utf8_lossy(&text));
     drop(s);
+    // Moved connections still open at shutdown are drained and closed: SIGTERM exits 0
+    // in time (Server::stop asserts it) and every client reads EOF.
+    let mut idle: Vec<TcpStream> = (0..4).map(|_| srv.raw()).collect();
+    for (n, c) in idle.iter_mut().enumerate() {
+        for i in 0..12 {
+            check(c, &req(&[b"SET", format!("{b}:idle{n}:{i}").as_bytes(), b"v"]), b"+OK\r\n");
+        }
+    }
     srv.stop();
+    for c in &mut idle {
+        expect_closed(c);
+    }
 }
