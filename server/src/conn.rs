@@ -24,15 +24,19 @@ use std::sync::atomic::Ordering;
 pub async fn serve(rt: Rc<Router>, stream: TcpStream, shutdown: Event) {
     let shared = rt.shared.clone();
     let _ = stream.set_nodelay(true);
+    let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
+    let addr = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let info = std::sync::Arc::new(crate::clients::ClientInfo::new(id, addr));
+    shared.clients.add(info.clone());
     let conn = ConnState {
-        id: shared.next_client_id.fetch_add(1, Ordering::Relaxed),
+        id,
         resp: RespVersion::Resp2,
         name: None,
         lib_name: None,
         lib_ver: None,
-        addr: stream.peer_addr().map(|a| a.to_string()).unwrap_or_default(),
         closing: false,
         streak: Default::default(),
+        info,
     };
     shared.connected_clients.fetch_add(1, Ordering::Relaxed);
     shared.total_connections.fetch_add(1, Ordering::Relaxed);
@@ -55,6 +59,7 @@ pub async fn resume(rt: Rc<Router>, mut stream: TcpStream, mut conn: ConnState, 
             Some(Ok(n)) => n,
         };
         inbuf.extend_from_slice(&chunk[..n]);
+        conn.info.touch();
         let mut used = 0;
         let mut protocol_error = None;
         loop {
@@ -110,6 +115,7 @@ pub async fn resume(rt: Rc<Router>, mut stream: TcpStream, mut conn: ConnState, 
         }
     }
     let _ = stream.close().await;
+    shared.clients.remove(conn.id);
     shared.connected_clients.fetch_sub(1, Ordering::Relaxed);
 }
 

@@ -7,6 +7,7 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 mod affinity;
 mod bench;
+mod clients;
 mod cmd;
 mod conn;
 mod link;

@@ -127,6 +127,7 @@ pub fn main(args: ServeArgs) -> ExitCode {
         total_connections: AtomicU64::new(0),
         total_commands: AtomicU64::new(0),
         moved_connections: AtomicU64::new(0),
+        clients: Default::default(),
         started: Instant::now(),
         run_id: format!("{:040x}", xxhash_rust::xxh3::xxh3_128(&std::process::id().to_le_bytes()) ^ now_nanos()),
         port,
@@ -260,7 +261,7 @@ async fn serve_handoffs(rt: Rc<Router>, shutdown: Event, live: Rc<std::cell::Cel
         }
     }
     for h in inbox.take() {
-        drop(h);
+        rt.shared.clients.remove(h.conn.id);
         rt.shared.connected_clients.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -398,3 +398,81 @@ fn connections_move_to_their_shards_executor_and_keep_their_state() {
         expect_closed(c);
     }
 }
+
+/// `CLIENT LIST [TYPE t] [ID id …]` as text, read on `s`.
+fn client_list(s: &mut TcpStream, opts: &[&[u8]]) -> String {
+    let mut argv: Vec<&[u8]> = vec![b"CLIENT", b"LIST"];
+    argv.extend_from_slice(opts);
+    s.write_all(&req(&argv)).unwrap();
+    match read_value(s) {
+        // RESP2: a bulk string; RESP3: a verbatim string `txt:<text>`.
+        Raw::Bulk(Some(text)) => {
+            let text = String::from_utf8(text).unwrap();
+            text.strip_prefix("txt:").map(str::to_string).unwrap_or(text)
+        }
+        other => panic!("CLIENT LIST must reply with a bulk string: {other:?}"),
+    }
+}
+
+fn client_id(s: &mut TcpStream) -> String {
+    s.write_all(&req(&[b"CLIENT", b"ID"])).unwrap();
+    let Raw::Line(':', id) = read_value(s) else { panic!("CLIENT ID must be an integer") };
+    id
+}
+
+/// CLIENT LIST shows every connection of every router executor, with the fields Redis
+/// uses, filters by ID and TYPE, and forgets a connection once it closed.
+#[test]
+fn client_list_shows_every_connection() {
+    let scratch = Scratch::new();
+    let srv = Server::start(&scratch, &["--router-threads", "2"]);
+    let mut a = srv.raw();
+    let mut b = srv.raw();
+    check(&mut a, &req(&[b"CLIENT", b"SETNAME", b"alpha"]), b"+OK\r\n");
+    check(&mut b, &req(&[b"CLIENT", b"SETNAME", b"beta"]), b"+OK\r\n");
+    check(&mut b, &req(&[b"CLIENT", b"SETINFO", b"LIB-NAME", b"rawtest"]), b"+OK\r\n");
+    let (ia, ib) = (client_id(&mut a), client_id(&mut b));
+    let all = client_list(&mut a, &[]);
+    let line_of = |text: &str, id: &str| text.lines().find(|l| l.starts_with(&format!("id={id} "))).map(str::to_string);
+    let la = line_of(&all, &ia).unwrap_or_else(|| panic!("no line for client {ia} in {all}"));
+    let lb = line_of(&all, &ib).unwrap_or_else(|| panic!("no line for client {ib} in {all}"));
+    assert!(la.contains(" name=alpha ") && la.contains(" db=0 ") && la.contains(" resp=2 "), "{la}");
+    assert!(lb.contains(" name=beta ") && lb.contains(" lib-name=rawtest "), "{lb}");
+    assert!(la.contains(" addr=127.0.0.1:") && la.contains(" age=") && la.contains(" idle="), "{la}");
+    let only_b = client_list(&mut a, &[b"ID", ib.as_bytes()]);
+    assert_eq!(only_b.lines().count(), 1, "{only_b}");
+    assert!(line_of(&only_b, &ib).is_some(), "{only_b}");
+    assert_eq!(client_list(&mut a, &[b"TYPE", b"pubsub"]), "");
+    assert_eq!(client_list(&mut a, &[b"TYPE", b"normal"]).lines().count(), 2);
+    check(&mut a, &req(&[b"CLIENT", b"LIST", b"TYPE", b"nope"]), b"-ERR Unknown client type 'nope'\r\n");
+    check(&mut a, &req(&[b"CLIENT", b"LIST", b"ID", b"x"]), b"-ERR Invalid client ID\r\n");
+    // HELLO 3 shows in the caller's own line.
+    s_hello3(&mut a);
+    let info = {
+        a.write_all(&req(&[b"CLIENT", b"INFO"])).unwrap();
+        match read_value(&mut a) {
+            // A RESP3 verbatim string: `=<len>\r\ntxt:<text>`.
+            Raw::Bulk(Some(t)) => String::from_utf8(t).unwrap().strip_prefix("txt:").expect("verbatim format txt").to_string(),
+            other => panic!("CLIENT INFO under RESP3: {other:?}"),
+        }
+    };
+    assert!(info.starts_with(&format!("id={ia} ")) && info.contains(" resp=3 "), "{info}");
+    drop(b);
+    let t0 = Instant::now();
+    loop {
+        let now = client_list(&mut a, &[]);
+        if line_of(&now, &ib).is_none() {
+            assert_eq!(now.lines().count(), 1, "{now}");
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(5), "client {ib} still listed 5 s after it closed: {now}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(a);
+    srv.stop();
+}
+
+fn s_hello3(s: &mut TcpStream) {
+    s.write_all(&req(&[b"HELLO", b"3"])).unwrap();
+    assert!(matches!(read_value(s), Raw::Agg('%', _)));
+}

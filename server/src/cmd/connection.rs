@@ -52,6 +52,7 @@ pub fn hello(rt: &Rc<Router>, conn: &mut ConnState, argv: &[Vec<u8>]) -> Value {
     if let Some(n) = name {
         conn.name = Some(n);
     }
+    conn.publish();
     let proto = if version == RespVersion::Resp3 { 3 } else { 2 };
     let _ = rt;
     Value::Map(vec![
@@ -81,16 +82,53 @@ fn check_client_name(n: &[u8]) -> Result<(), Value> {
     Ok(())
 }
 
-fn client_line(conn: &ConnState) -> String {
-    let name = conn.name.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
-    let lib = conn.lib_name.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
-    let ver = conn.lib_ver.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
-    let resp = if conn.resp == RespVersion::Resp3 { 3 } else { 2 };
-    format!("id={} addr={} name={} db=0 resp={} lib-name={} lib-ver={}\n", conn.id, conn.addr, name, resp, lib, ver)
+/// `CLIENT LIST [TYPE normal|master|replica|pubsub] [ID id …]`: every open connection
+/// of every router executor, in id order (all of them are of type `normal`).
+fn client_list(rt: &Router, opts: &[Vec<u8>]) -> Value {
+    let mut only_normal = true;
+    let mut ids: Option<Vec<u64>> = None;
+    let mut i = 0;
+    while i < opts.len() {
+        match opts[i].to_ascii_uppercase().as_slice() {
+            b"TYPE" if i + 1 < opts.len() => {
+                match opts[i + 1].to_ascii_lowercase().as_slice() {
+                    b"normal" => {}
+                    b"master" | b"replica" | b"slave" | b"pubsub" => only_normal = false,
+                    _ => {
+                        return Value::err(format!("ERR Unknown client type '{}'", String::from_utf8_lossy(&opts[i + 1])))
+                    }
+                }
+                i += 2;
+            }
+            b"ID" if i + 1 < opts.len() => {
+                let mut v = Vec::new();
+                i += 1;
+                while i < opts.len() {
+                    match crate::cmd::parse_i64(&opts[i]) {
+                        Some(n) if n > 0 => v.push(n as u64),
+                        _ => return Value::err("ERR Invalid client ID"),
+                    }
+                    i += 1;
+                }
+                ids = Some(v);
+            }
+            _ => return Value::err("ERR syntax error"),
+        }
+    }
+    let mut out = String::new();
+    if only_normal {
+        for c in rt.shared.clients.all() {
+            if ids.as_ref().is_none_or(|ids| ids.contains(&c.id)) {
+                out.push_str(&c.line());
+            }
+        }
+    }
+    Value::Verbatim("txt".into(), out.into_bytes())
 }
 
-/// `CLIENT ID | GETNAME | SETNAME name | SETINFO attr value | INFO | LIST | NO-EVICT | NO-TOUCH`.
-pub fn client(conn: &mut ConnState, argv: &[Vec<u8>]) -> Value {
+/// `CLIENT ID | GETNAME | SETNAME name | SETINFO attr value | INFO | LIST [TYPE t] [ID id …] |
+/// NO-EVICT | NO-TOUCH`. LIST and INFO lines: `crate::clients`.
+pub fn client(rt: &Router, conn: &mut ConnState, argv: &[Vec<u8>]) -> Value {
     let sub = argv[1].to_ascii_uppercase();
     let wrong = || {
         Value::err(format!(
@@ -109,6 +147,7 @@ pub fn client(conn: &mut ConnState, argv: &[Vec<u8>]) -> Value {
                 return e;
             }
             conn.name = if argv[2].is_empty() { None } else { Some(argv[2].clone()) };
+            conn.publish();
             Value::ok()
         }
         b"SETINFO" if argv.len() == 4 => {
@@ -126,11 +165,11 @@ pub fn client(conn: &mut ConnState, argv: &[Vec<u8>]) -> Value {
                     ))
                 }
             }
+            conn.publish();
             Value::ok()
         }
-        b"INFO" if argv.len() == 2 => Value::Verbatim("txt".into(), client_line(conn).into_bytes()),
-        // Only this connection is listed: router executors keep no shared client registry yet.
-        b"LIST" => Value::Verbatim("txt".into(), client_line(conn).into_bytes()),
+        b"INFO" if argv.len() == 2 => Value::Verbatim("txt".into(), conn.info.line().into_bytes()),
+        b"LIST" => client_list(rt, &argv[2..]),
         b"NO-EVICT" | b"NO-TOUCH" if argv.len() == 3 => Value::ok(),
         b"ID" | b"GETNAME" | b"SETNAME" | b"SETINFO" | b"INFO" | b"NO-EVICT" | b"NO-TOUCH" => wrong(),
         _ => Value::err(format!(

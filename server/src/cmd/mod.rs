@@ -28,6 +28,8 @@ pub struct Shared {
     pub connected_clients: AtomicUsize,
     pub total_connections: AtomicU64,
     pub total_commands: AtomicU64,
+    /// Every open connection, for CLIENT LIST.
+    pub clients: crate::clients::Registry,
     /// Connections moved between router executors (`crate::affinity`), INFO stats.
     pub moved_connections: AtomicU64,
     pub started: Instant,
@@ -75,11 +77,20 @@ pub struct ConnState {
     pub name: Option<Vec<u8>>,
     pub lib_name: Option<Vec<u8>>,
     pub lib_ver: Option<Vec<u8>>,
-    pub addr: String,
     /// Set by QUIT: close after this batch's replies are written.
     pub closing: bool,
     /// Which shards recent batches used (connection affinity).
     pub streak: Streak,
+    /// This connection's entry in the client registry (CLIENT LIST).
+    pub info: std::sync::Arc<crate::clients::ClientInfo>,
+}
+
+impl ConnState {
+    /// Copies name, library and protocol to the client registry (after they change).
+    pub fn publish(&self) {
+        let resp = if self.resp == RespVersion::Resp3 { 3 } else { 2 };
+        self.info.set_meta(self.name.as_deref(), self.lib_name.as_deref(), self.lib_ver.as_deref(), resp);
+    }
 }
 
 /// A reply that may still be on its way from shards.
@@ -120,7 +131,7 @@ pub fn dispatch(rt: &Rc<Router>, conn: &mut ConnState, argv: Vec<Vec<u8>>) -> Pe
                 conn.closing = true;
                 Value::ok()
             }
-            "client" => connection::client(conn, &argv),
+            "client" => connection::client(rt, conn, &argv),
             "command" => server::command(&argv),
             "config" => server::config(rt, &argv),
             "info" => return server::info(rt, &argv),
