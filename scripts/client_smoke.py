@@ -120,6 +120,17 @@ def run_checks(port):
             assert info["db0"]["keys"] == len(keys)
             assert r.config_get("appendonly")["appendonly"] in ("yes", "no")
 
+        @check(f"redis-py RESP{proto}: client_setname, client_info, client_list")
+        def _():
+            other = redis.Redis(port=port, protocol=proto, decode_responses=True, client_name=f"other{proto}")
+            other.ping()
+            r.client_setname(f"smoke{proto}")
+            me = r.client_info()
+            assert me["name"] == f"smoke{proto}" and me["resp"] == str(proto) and me["db"] == 0, me
+            names = {c["name"] for c in r.client_list()}
+            assert {f"smoke{proto}", f"other{proto}"} <= names, names
+            other.close()
+
         @check(f"redis-py RESP{proto}: pipeline")
         def _():
             p = r.pipeline(transaction=False)

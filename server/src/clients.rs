@@ -4,8 +4,14 @@
 //! per batch (one atomic store), and leaves when it closes. A move to another executor
 //! (`crate::affinity`) keeps the entry.
 //!
-//! Line format (a subset of Redis's `CLIENT LIST` fields, same names and order):
-//! `id=… addr=… name=… age=<s> idle=<s> db=0 resp=<2|3> lib-name=… lib-ver=…\n`.
+//! Line format: Redis's `CLIENT LIST` fields in Redis's order, without `fd` and `cmd`
+//! (not tracked):
+//! `id= addr= laddr= name= age=<s> idle=<s> flags=N db=0 sub=0 psub=0 ssub=0 multi=-1
+//! watch=0 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0
+//! tot-mem=0 events=r user=default redir=-1 resp=<2|3> lib-name= lib-ver=`, one line per
+//! client. keel has no pub/sub, MULTI, WATCH or ACL users yet, so those fields are
+//! exact; the buffer and memory fields (`qbuf` … `tot-mem`) are not tracked and are 0.
+//! Clients such as redis-py parse these fields as integers, so all of them are present.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +22,7 @@ use std::time::Instant;
 pub struct ClientInfo {
     pub id: u64,
     addr: String,
+    laddr: String,
     /// When the connection was accepted.
     connected: Instant,
     /// Milliseconds after `connected` at which its last batch of commands arrived.
@@ -32,10 +39,11 @@ struct Meta {
 }
 
 impl ClientInfo {
-    pub fn new(id: u64, addr: String) -> ClientInfo {
+    pub fn new(id: u64, addr: String, laddr: String) -> ClientInfo {
         ClientInfo {
             id,
             addr,
+            laddr,
             connected: Instant::now(),
             active_ms: AtomicU64::new(0),
             meta: Mutex::new(Meta { resp: 2, ..Meta::default() }),
@@ -60,9 +68,12 @@ impl ClientInfo {
         let age_ms = self.connected.elapsed().as_millis() as u64;
         let idle_ms = age_ms.saturating_sub(self.active_ms.load(Ordering::Relaxed));
         format!(
-            "id={} addr={} name={} age={} idle={} db=0 resp={} lib-name={} lib-ver={}\n",
+            "id={} addr={} laddr={} name={} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 watch=0 \
+             qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r \
+             user=default redir=-1 resp={} lib-name={} lib-ver={}\n",
             self.id,
             self.addr,
+            self.laddr,
             m.name,
             age_ms / 1000,
             idle_ms / 1000,
@@ -105,13 +116,18 @@ mod tests {
     #[test]
     fn lines_follow_redis_field_names_and_the_registry_its_connections() {
         let r = Registry::default();
-        let a = Arc::new(ClientInfo::new(7, "127.0.0.1:5000".into()));
+        let a = Arc::new(ClientInfo::new(7, "127.0.0.1:5000".into(), "127.0.0.1:6379".into()));
         a.set_meta(Some(b"worker"), Some(b"redis-py"), Some(b"5.0"), 3);
         r.add(a.clone());
-        r.add(Arc::new(ClientInfo::new(3, "127.0.0.1:5001".into())));
+        r.add(Arc::new(ClientInfo::new(3, "127.0.0.1:5001".into(), "127.0.0.1:6379".into())));
         let lines: Vec<String> = r.all().iter().map(|c| c.line()).collect();
-        assert_eq!(lines[0], "id=3 addr=127.0.0.1:5001 name= age=0 idle=0 db=0 resp=2 lib-name= lib-ver=\n");
-        assert_eq!(lines[1], "id=7 addr=127.0.0.1:5000 name=worker age=0 idle=0 db=0 resp=3 lib-name=redis-py lib-ver=5.0\n");
+        let rest = "flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 watch=0 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 \
+                    rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r user=default redir=-1";
+        assert_eq!(lines[0], format!("id=3 addr=127.0.0.1:5001 laddr=127.0.0.1:6379 name= age=0 idle=0 {rest} resp=2 lib-name= lib-ver=\n"));
+        assert_eq!(
+            lines[1],
+            format!("id=7 addr=127.0.0.1:5000 laddr=127.0.0.1:6379 name=worker age=0 idle=0 {rest} resp=3 lib-name=redis-py lib-ver=5.0\n")
+        );
         r.remove(3);
         assert_eq!(r.all().len(), 1);
     }

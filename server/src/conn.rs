@@ -26,7 +26,8 @@ pub async fn serve(rt: Rc<Router>, stream: TcpStream, shutdown: Event) {
     let _ = stream.set_nodelay(true);
     let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
     let addr = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-    let info = std::sync::Arc::new(crate::clients::ClientInfo::new(id, addr));
+    let laddr = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let info = std::sync::Arc::new(crate::clients::ClientInfo::new(id, addr, laddr));
     shared.clients.add(info.clone());
     let conn = ConnState {
         id,
