@@ -1,13 +1,13 @@
 //! Connection affinity: a client connection is served by the router executor that
 //! shares a core with the shard its commands go to.
 //!
-//! When executors are pinned (`router::placement`), router executor `i` and shard `i`
+//! When executors are pinned (`router::Layout`), router executor `i` and shard `i`
 //! share CPU `i`. A request that crosses from a router executor to a shard on another
 //! core costs two cross-core wake-ups (router → shard, shard → router); on the same
 //! core the hand-off is a plain context switch. Measured on the 2-core machine at
 //! redis-benchmark -P 1 (bench-results/kv.md, "Placement"): a router thread pinned
-//! beside the busy shard served 35–60% more requests per second than one pinned to the
-//! other core, and 15–25% more than leaving both to the scheduler.
+//! beside the busy shard served 35–90% more requests per second than one pinned to the
+//! other core, and 15–35% more than leaving both to the scheduler.
 //!
 //! So a connection whose last [`MIGRATE_AFTER`] batches each went to one shard `s`
 //! (commands that touch no shard, such as PING, do not count either way), and whose

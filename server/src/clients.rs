@@ -1,8 +1,9 @@
 //! The client registry behind `CLIENT LIST`: every open connection of every router
-//! executor, keyed by client id. A connection registers when accepted, updates its entry
-//! when its name, library or protocol changes (rare commands) and its activity time once
-//! per batch (one atomic store), and leaves when it closes. A move to another executor
-//! (`crate::affinity`) keeps the entry.
+//! executor, keyed by client id. The entry is the one place a connection's name and
+//! library live (CLIENT GETNAME reads it); the connection updates it on SETNAME,
+//! SETINFO and HELLO (rare commands), and its activity time once per batch (one atomic
+//! store), and leaves when it closes. A move to another executor (`crate::affinity`)
+//! keeps the entry.
 //!
 //! Line format: Redis's `CLIENT LIST` fields in Redis's order, without `fd` and `cmd`
 //! (not tracked):
@@ -32,9 +33,9 @@ pub struct ClientInfo {
 
 #[derive(Default, Clone)]
 struct Meta {
-    name: String,
-    lib_name: String,
-    lib_ver: String,
+    name: Option<Vec<u8>>,
+    lib_name: Option<Vec<u8>>,
+    lib_ver: Option<Vec<u8>>,
     resp: u8,
 }
 
@@ -55,16 +56,39 @@ impl ClientInfo {
         self.active_ms.store(self.connected.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
-    /// Publishes the connection's name, library name and version, and protocol.
-    pub fn set_meta(&self, name: Option<&[u8]>, lib_name: Option<&[u8]>, lib_ver: Option<&[u8]>, resp: u8) {
-        let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
-        *self.meta.lock().unwrap_or_else(|p| p.into_inner()) =
-            Meta { name: text(name), lib_name: text(lib_name), lib_ver: text(lib_ver), resp };
+    /// The name set by CLIENT SETNAME or HELLO … SETNAME; `None` when unset or cleared.
+    pub fn name(&self) -> Option<Vec<u8>> {
+        self.meta().name.clone()
+    }
+
+    /// Sets (or with `None` clears) the name.
+    pub fn set_name(&self, name: Option<Vec<u8>>) {
+        self.meta().name = name;
+    }
+
+    /// CLIENT SETINFO LIB-NAME.
+    pub fn set_lib_name(&self, v: Vec<u8>) {
+        self.meta().lib_name = Some(v);
+    }
+
+    /// CLIENT SETINFO LIB-VER.
+    pub fn set_lib_ver(&self, v: Vec<u8>) {
+        self.meta().lib_ver = Some(v);
+    }
+
+    /// The protocol shown as `resp=` (2 or 3).
+    pub fn set_resp(&self, resp: u8) {
+        self.meta().resp = resp;
+    }
+
+    fn meta(&self) -> std::sync::MutexGuard<'_, Meta> {
+        self.meta.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The connection's `CLIENT LIST` line, newline included.
     pub fn line(&self) -> String {
-        let m = self.meta.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let m = self.meta().clone();
+        let text = |b: &Option<Vec<u8>>| b.as_deref().map(String::from_utf8_lossy).unwrap_or_default().into_owned();
         let age_ms = self.connected.elapsed().as_millis() as u64;
         let idle_ms = age_ms.saturating_sub(self.active_ms.load(Ordering::Relaxed));
         format!(
@@ -74,12 +98,12 @@ impl ClientInfo {
             self.id,
             self.addr,
             self.laddr,
-            m.name,
+            text(&m.name),
             age_ms / 1000,
             idle_ms / 1000,
             m.resp,
-            m.lib_name,
-            m.lib_ver
+            text(&m.lib_name),
+            text(&m.lib_ver)
         )
     }
 }
@@ -117,7 +141,10 @@ mod tests {
     fn lines_follow_redis_field_names_and_the_registry_its_connections() {
         let r = Registry::default();
         let a = Arc::new(ClientInfo::new(7, "127.0.0.1:5000".into(), "127.0.0.1:6379".into()));
-        a.set_meta(Some(b"worker"), Some(b"redis-py"), Some(b"5.0"), 3);
+        a.set_name(Some(b"worker".to_vec()));
+        a.set_lib_name(b"redis-py".to_vec());
+        a.set_lib_ver(b"5.0".to_vec());
+        a.set_resp(3);
         r.add(a.clone());
         r.add(Arc::new(ClientInfo::new(3, "127.0.0.1:5001".into(), "127.0.0.1:6379".into())));
         let lines: Vec<String> = r.all().iter().map(|c| c.line()).collect();

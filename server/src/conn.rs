@@ -30,11 +30,7 @@ pub async fn serve(rt: Rc<Router>, stream: TcpStream, shutdown: Event) {
     let info = std::sync::Arc::new(crate::clients::ClientInfo::new(id, addr, laddr));
     shared.clients.add(info.clone());
     let conn = ConnState {
-        id,
         resp: RespVersion::Resp2,
-        name: None,
-        lib_name: None,
-        lib_ver: None,
         closing: false,
         streak: Default::default(),
         info,
@@ -116,7 +112,7 @@ pub async fn resume(rt: Rc<Router>, mut stream: TcpStream, mut conn: ConnState, 
         }
     }
     let _ = stream.close().await;
-    shared.clients.remove(conn.id);
+    shared.clients.remove(conn.info.id);
     shared.connected_clients.fetch_sub(1, Ordering::Relaxed);
 }
 
@@ -133,7 +129,7 @@ fn dup_socket(stream: &TcpStream) -> Option<std::os::fd::OwnedFd> {
 /// Moves the connection (socket `fd` and its state) to executor `to` (`crate::affinity`).
 fn hand_off(rt: &Router, fd: std::os::fd::OwnedFd, mut conn: ConnState, to: usize) {
     conn.streak.reset();
-    tracing::trace!("client {} moves from router executor {} to {to}", conn.id, rt.me);
+    tracing::trace!("client {} moves from router executor {} to {to}", conn.info.id, rt.me);
     rt.shared.moved_connections.fetch_add(1, Ordering::Relaxed);
     rt.shared.inboxes[to].push(Handoff { fd, conn });
 }

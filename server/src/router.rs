@@ -114,13 +114,8 @@ pub fn main(args: ServeArgs) -> ExitCode {
     } else {
         Vec::new()
     };
-    let home = if placement.colocated() {
-        (0..cfg.shards as usize).map(|s| (s < cfg.router_threads).then_some(s)).collect()
-    } else {
-        Vec::new()
-    };
     let shared = Arc::new(Shared {
-        home,
+        home: placement.homes(&cfg),
         inboxes,
         next_client_id: AtomicU64::new(1),
         connected_clients: AtomicUsize::new(0),
@@ -261,7 +256,7 @@ async fn serve_handoffs(rt: Rc<Router>, shutdown: Event, live: Rc<std::cell::Cel
         }
     }
     for h in inbox.take() {
-        rt.shared.clients.remove(h.conn.id);
+        rt.shared.clients.remove(h.conn.info.id);
         rt.shared.connected_clients.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -302,6 +297,15 @@ impl Layout {
 
     pub fn shard_cpu(&self, i: u32) -> Option<usize> {
         self.cpus.get(i as usize).copied()
+    }
+
+    /// Per shard, the router executor on its CPU (`None` when there is none); empty when
+    /// nothing is pinned. Connections move to these executors (`crate::affinity`).
+    pub fn homes(&self, cfg: &Config) -> Vec<Option<usize>> {
+        if !self.colocated() {
+            return Vec::new();
+        }
+        (0..cfg.shards as usize).map(|s| (s < cfg.router_threads).then_some(s)).collect()
     }
 
     fn describe(&self, cfg: &Config) -> String {

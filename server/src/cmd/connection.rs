@@ -50,16 +50,16 @@ pub fn hello(rt: &Rc<Router>, conn: &mut ConnState, argv: &[Vec<u8>]) -> Value {
     }
     conn.resp = version;
     if let Some(n) = name {
-        conn.name = Some(n);
+        conn.info.set_name(Some(n));
     }
-    conn.publish();
     let proto = if version == RespVersion::Resp3 { 3 } else { 2 };
+    conn.info.set_resp(proto as u8);
     let _ = rt;
     Value::Map(vec![
         (Value::bulk("server"), Value::bulk("redis")),
         (Value::bulk("version"), Value::bulk(crate::router::REDIS_COMPAT_VERSION)),
         (Value::bulk("proto"), Value::Integer(proto)),
-        (Value::bulk("id"), Value::Integer(conn.id as i64)),
+        (Value::bulk("id"), Value::Integer(conn.info.id as i64)),
         (Value::bulk("mode"), Value::bulk("standalone")),
         (Value::bulk("role"), Value::bulk("master")),
         (Value::bulk("modules"), Value::Array(vec![])),
@@ -137,17 +137,16 @@ pub fn client(rt: &Router, conn: &mut ConnState, argv: &[Vec<u8>]) -> Value {
         ))
     };
     match sub.as_slice() {
-        b"ID" if argv.len() == 2 => Value::Integer(conn.id as i64),
-        b"GETNAME" if argv.len() == 2 => match &conn.name {
-            Some(n) => Value::Bulk(n.clone()),
+        b"ID" if argv.len() == 2 => Value::Integer(conn.info.id as i64),
+        b"GETNAME" if argv.len() == 2 => match conn.info.name() {
+            Some(n) => Value::Bulk(n),
             None => Value::Null,
         },
         b"SETNAME" if argv.len() == 3 => {
             if let Err(e) = check_client_name(&argv[2]) {
                 return e;
             }
-            conn.name = if argv[2].is_empty() { None } else { Some(argv[2].clone()) };
-            conn.publish();
+            conn.info.set_name(if argv[2].is_empty() { None } else { Some(argv[2].clone()) });
             Value::ok()
         }
         b"SETINFO" if argv.len() == 4 => {
@@ -156,8 +155,8 @@ pub fn client(rt: &Router, conn: &mut ConnState, argv: &[Vec<u8>]) -> Value {
                 return Value::err("ERR lib-name and lib-ver cannot contain spaces, newlines or special characters.");
             }
             match attr.as_slice() {
-                b"LIB-NAME" => conn.lib_name = Some(argv[3].clone()),
-                b"LIB-VER" => conn.lib_ver = Some(argv[3].clone()),
+                b"LIB-NAME" => conn.info.set_lib_name(argv[3].clone()),
+                b"LIB-VER" => conn.info.set_lib_ver(argv[3].clone()),
                 _ => {
                     return Value::err(format!(
                         "ERR Unrecognized option '{}'",
@@ -165,7 +164,6 @@ pub fn client(rt: &Router, conn: &mut ConnState, argv: &[Vec<u8>]) -> Value {
                     ))
                 }
             }
-            conn.publish();
             Value::ok()
         }
         b"INFO" if argv.len() == 2 => Value::Verbatim("txt".into(), conn.info.line().into_bytes()),

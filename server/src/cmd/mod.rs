@@ -70,27 +70,16 @@ impl Router {
     }
 }
 
-/// Per-connection state.
+/// Per-connection state that the request path reads; the client's id, name and library
+/// live in its registry entry (`info`, CLIENT LIST).
 pub struct ConnState {
-    pub id: u64,
     pub resp: RespVersion,
-    pub name: Option<Vec<u8>>,
-    pub lib_name: Option<Vec<u8>>,
-    pub lib_ver: Option<Vec<u8>>,
     /// Set by QUIT: close after this batch's replies are written.
     pub closing: bool,
     /// Which shards recent batches used (connection affinity).
     pub streak: Streak,
-    /// This connection's entry in the client registry (CLIENT LIST).
+    /// This connection's entry in the client registry.
     pub info: std::sync::Arc<crate::clients::ClientInfo>,
-}
-
-impl ConnState {
-    /// Copies name, library and protocol to the client registry (after they change).
-    pub fn publish(&self) {
-        let resp = if self.resp == RespVersion::Resp3 { 3 } else { 2 };
-        self.info.set_meta(self.name.as_deref(), self.lib_name.as_deref(), self.lib_ver.as_deref(), resp);
-    }
 }
 
 /// A reply that may still be on its way from shards.
