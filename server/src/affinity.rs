@@ -33,7 +33,9 @@ pub enum BatchShards {
     /// None yet (or only commands answered by the router).
     #[default]
     None,
+    /// Every shard-bound command went to this shard.
     One(usize),
+    /// Commands went to more than one shard (or one went to all of them).
     Many,
 }
 
@@ -56,6 +58,7 @@ impl BatchShards {
 /// Per-connection affinity state: the current run of single-shard batches.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Streak {
+    /// The batch being read now; `dispatch` records each command's shard here.
     pub batch: BatchShards,
     shard: usize,
     len: u32,

@@ -40,6 +40,8 @@ struct Meta {
 }
 
 impl ClientInfo {
+    /// A just-accepted connection: `addr`/`laddr` are the peer's and keel's `ip:port`;
+    /// protocol RESP2, no name.
     pub fn new(id: u64, addr: String, laddr: String) -> ClientInfo {
         ClientInfo {
             id,
@@ -115,10 +117,12 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// Registers an accepted connection.
     pub fn add(&self, c: Arc<ClientInfo>) {
         self.lock().insert(c.id, c);
     }
 
+    /// Forgets a closed connection (no-op for an unknown id).
     pub fn remove(&self, id: u64) {
         self.lock().remove(&id);
     }

@@ -281,6 +281,7 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// The layout for `cfg` on the `allowed` CPU ids (ascending).
     pub fn for_config(cfg: &Config, allowed: &[usize]) -> Layout {
         let fits = cfg.router_threads <= allowed.len() && cfg.shards as usize <= allowed.len();
         Layout { cpus: if fits { allowed.to_vec() } else { Vec::new() }, allowed: allowed.len() }
@@ -291,10 +292,12 @@ impl Layout {
         !self.cpus.is_empty()
     }
 
+    /// The CPU router executor `t` is pinned to, if any.
     pub fn router_cpu(&self, t: usize) -> Option<usize> {
         self.cpus.get(t).copied()
     }
 
+    /// The CPU shard `i` is pinned to (passed as `keel shard --core`), if any.
     pub fn shard_cpu(&self, i: u32) -> Option<usize> {
         self.cpus.get(i as usize).copied()
     }

@@ -34,6 +34,7 @@ impl SmallBytes {
     /// The longest byte string stored inline.
     pub const INLINE: usize = 22;
 
+    /// A copy of `b`: inline when it fits, else one heap allocation of `b.len()` bytes.
     pub fn new(b: &[u8]) -> SmallBytes {
         if b.len() <= Self::INLINE {
             let mut buf = [0u8; Self::INLINE];
