@@ -12,6 +12,8 @@
 //!   quoting rules and error texts, reply parser for every RESP3 type, encoder with
 //!   the RESP2 downgrades).
 //! - [`shard`]: the router↔shard frames and the compact binary encoding of [`Value`].
+//! - [`command`]: the command table (arity, key positions, route) and the routing rule.
+//! - [`handoff`]: the messages that pass a client connection between router and shard.
 //! - [`value`]: [`Value`], the protocol-neutral reply (the RESP3 data model).
 //!
 //! Architecture Invariant: `protocol` does no I/O and never calls glommio. Every
@@ -20,6 +22,8 @@
 
 #![deny(unsafe_code)]
 
+pub mod command;
+pub mod handoff;
 pub mod resp;
 pub mod shard;
 pub mod value;

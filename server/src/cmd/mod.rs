@@ -6,7 +6,7 @@
 pub mod connection;
 pub mod keyspace;
 pub mod server;
-pub mod table;
+pub use keel_protocol::command as table;
 
 use crate::affinity::{Inbox, Streak};
 use crate::link::ShardLink;
@@ -57,11 +57,7 @@ pub struct Router {
 impl Router {
     /// DESIGN §1: tenant = key bytes before the first `:`; shard = xxh3_64(tenant) % N.
     pub fn shard_of(&self, key: &[u8]) -> usize {
-        let tenant = match key.iter().position(|&b| b == b':') {
-            Some(i) => &key[..i],
-            None => key,
-        };
-        (xxhash_rust::xxh3::xxh3_64(tenant) % self.links.len() as u64) as usize
+        table::shard_of(key, self.links.len())
     }
 
     /// The executor a connection bound to `shard` should move to, if not this one.

@@ -1,5 +1,6 @@
 //! The one command table: name, arity, flags, key positions and how the router routes
-//! the command. Dispatch, arity checks and `COMMAND` all read from it.
+//! the command. The router's dispatch, arity checks and `COMMAND`, and a shard serving a
+//! handed-off connection (DESIGN §1), all read from it; [`shard_of`] is the routing rule.
 
 /// How the router sends a command (DESIGN §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +76,17 @@ pub static COMMANDS: &[Spec] = &[
     spec!("strlen", 2, ["readonly", "fast"], 1, 1, 1, Key, "string", "Returns the length of a string value."),
     spec!("type", 2, ["readonly", "fast"], 1, 1, 1, Key, "generic", "Determines the type of value stored at a key."),
 ];
+
+/// DESIGN §1: the shard of `key` among `n` shards: tenant = the key's bytes before its
+/// first `:` (the whole key when it has none); shard = `xxh3_64(tenant) % n`.
+/// `n` must be ≥ 1.
+pub fn shard_of(key: &[u8], n: usize) -> usize {
+    let tenant = match key.iter().position(|&b| b == b':') {
+        Some(i) => &key[..i],
+        None => key,
+    };
+    (xxhash_rust::xxh3::xxh3_64(tenant) % n as u64) as usize
+}
 
 /// Looks a command up by name, case-insensitively.
 pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
