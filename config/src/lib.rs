@@ -84,6 +84,8 @@ pub struct FileConfig {
     pub router_threads: Option<usize>,
     /// Largest accepted bulk string, bytes (Redis `proto-max-bulk-len`).
     pub max_bulk_len: Option<usize>,
+    /// Hand connections whose commands all go to one shard to that shard (default true).
+    pub shard_handoff: Option<bool>,
 }
 
 /// Values given on the command line; `None` = not given.
@@ -99,6 +101,8 @@ pub struct Overrides {
     pub durability: Option<String>,
     /// `--router-threads`.
     pub router_threads: Option<usize>,
+    /// `--shard-handoff`.
+    pub shard_handoff: Option<bool>,
 }
 
 /// The effective, validated configuration.
@@ -120,6 +124,9 @@ pub struct Config {
     pub router_threads: usize,
     /// Largest bulk string accepted from clients, bytes (default 512 MiB).
     pub max_bulk_len: usize,
+    /// Connection hand-off (DESIGN §1): a connection whose recent commands all went to
+    /// one shard is served by that shard process directly (default true).
+    pub shard_handoff: bool,
 }
 
 impl FileConfig {
@@ -178,7 +185,9 @@ impl Config {
         if data_dir.as_os_str().is_empty() {
             return Err(ConfigError::Invalid("invalid data dir: empty path".into()));
         }
+        let shard_handoff = flags.shard_handoff.or(file.shard_handoff).unwrap_or(true);
         Ok(Config {
+            shard_handoff,
             data_dir,
             resp_addr,
             shards,
@@ -193,7 +202,7 @@ impl Config {
     /// The effective configuration as TOML (logged at start, written to the data dir).
     pub fn to_toml(&self) -> String {
         format!(
-            "data_dir = {:?}\nresp_addr = \"{}\"\nshards = {}\ndurability = \"{}\"\nsegment_bytes = {}\ninline_value_max = {}\nrouter_threads = {}\nmax_bulk_len = {}\n",
+            "data_dir = {:?}\nresp_addr = \"{}\"\nshards = {}\ndurability = \"{}\"\nsegment_bytes = {}\ninline_value_max = {}\nrouter_threads = {}\nmax_bulk_len = {}\nshard_handoff = {}\n",
             self.data_dir.display().to_string(),
             self.resp_addr,
             self.shards,
@@ -201,7 +210,8 @@ impl Config {
             self.segment_bytes,
             self.inline_value_max,
             self.router_threads,
-            self.max_bulk_len
+            self.max_bulk_len,
+            self.shard_handoff
         )
     }
 }
@@ -232,6 +242,10 @@ mod tests {
         assert_eq!(c.resp_addr.to_string(), "127.0.0.1:6379");
         assert_eq!(c.shards, 4);
         assert_eq!(c.durability, Durability::Kernel);
+        assert!(c.shard_handoff);
+        let off = Overrides { shard_handoff: Some(false), ..Default::default() };
+        assert!(!resolve("shard_handoff = true", off).unwrap().shard_handoff);
+        assert!(!resolve("shard_handoff = false", Overrides::default()).unwrap().shard_handoff);
     }
 
     #[test]

@@ -37,25 +37,31 @@ pub async fn serve(rt: Rc<Router>, stream: TcpStream, shutdown: Event) {
     };
     shared.connected_clients.fetch_add(1, Ordering::Relaxed);
     shared.total_connections.fetch_add(1, Ordering::Relaxed);
-    resume(rt, stream, conn, shutdown).await;
+    resume(rt, stream, conn, shutdown, Vec::new()).await;
 }
 
-/// Serves a connection with its state: a new one, or one that moved here.
-pub async fn resume(rt: Rc<Router>, mut stream: TcpStream, mut conn: ConnState, shutdown: Event) {
+/// Serves a connection with its state: a new one, one that moved here, or one a shard
+/// returned (`crate::handoff`) with the request bytes it read but did not serve
+/// (`unread`, starting at a request boundary).
+pub async fn resume(rt: Rc<Router>, mut stream: TcpStream, mut conn: ConnState, shutdown: Event, unread: Vec<u8>) {
     let shared = rt.shared.clone();
     let limits = Limits { max_bulk_len: shared.cfg.max_bulk_len, ..Limits::default() };
-    let mut inbuf: Vec<u8> = Vec::with_capacity(16 << 10);
+    let mut have_unread = !unread.is_empty();
+    let mut inbuf: Vec<u8> = unread;
+    inbuf.reserve(16 << 10);
     let mut chunk = vec![0u8; 16 << 10];
     let mut out: Vec<u8> = Vec::with_capacity(16 << 10);
     let mut pending: Vec<(Pending, RespVersion)> = Vec::new();
     let mut parser = RequestParser::new();
     'conn: loop {
-        let read = unless(&shutdown, stream.read(&mut chunk)).await;
-        let n = match read {
-            None | Some(Ok(0)) | Some(Err(_)) => break,
-            Some(Ok(n)) => n,
-        };
-        inbuf.extend_from_slice(&chunk[..n]);
+        if !std::mem::take(&mut have_unread) {
+            let read = unless(&shutdown, stream.read(&mut chunk)).await;
+            let n = match read {
+                None | Some(Ok(0)) | Some(Err(_)) => break,
+                Some(Ok(n)) => n,
+            };
+            inbuf.extend_from_slice(&chunk[..n]);
+        }
         conn.info.touch();
         let mut used = 0;
         let mut protocol_error = None;
@@ -97,14 +103,19 @@ pub async fn resume(rt: Rc<Router>, mut stream: TcpStream, mut conn: ConnState, 
         if protocol_error.is_some() || conn.closing {
             break;
         }
-        if let Some(to) = conn.streak.end_batch().and_then(|s| rt.home_elsewhere(s)) {
-            // Between batches with nothing buffered: no request or reply can be lost.
-            if inbuf.is_empty() {
-                if let Some(fd) = dup_socket(&stream) {
-                    drop(stream); // this executor's descriptor only; the socket lives on in `fd`
-                    hand_off(&rt, fd, conn, to);
-                    return;
-                }
+        // Between batches with nothing buffered, a connection may move: no request or
+        // reply can be lost.
+        let bound_to = conn.streak.end_batch().filter(|_| inbuf.is_empty());
+        if let Some(s) = bound_to.filter(|_| shared.cfg.shard_handoff) {
+            match crate::handoff::offer(&rt, stream, conn, s).await {
+                Ok(()) => return,
+                Err(back) => (stream, conn) = back,
+            }
+        } else if let Some(to) = bound_to.and_then(|s| rt.home_elsewhere(s)) {
+            if let Some(fd) = dup_socket(&stream) {
+                drop(stream); // this executor's descriptor only; the socket lives on in `fd`
+                hand_off(&rt, fd, conn, to);
+                return;
             }
         }
         if inbuf.capacity() > (1 << 20) && inbuf.len() < (16 << 10) {

@@ -10,6 +10,7 @@ mod bench;
 mod clients;
 mod cmd;
 mod conn;
+mod handoff;
 mod link;
 mod meta;
 mod router;
@@ -45,7 +46,7 @@ enum Command {
 #[derive(Args, Debug, Clone, Default)]
 pub struct ServeArgs {
     /// TOML config file (keys: data_dir, resp_addr, shards, durability, segment_bytes,
-    /// inline_value_max, router_threads, max_bulk_len).
+    /// inline_value_max, router_threads, max_bulk_len, shard_handoff).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Data directory [default: ./data].
@@ -63,6 +64,9 @@ pub struct ServeArgs {
     /// Router executor threads [default: online CPUs].
     #[arg(long, value_name = "N", hide = true)]
     router_threads: Option<usize>,
+    /// Hand single-shard connections to their shard process: true | false [default: true].
+    #[arg(long, value_name = "BOOL", hide = true)]
+    shard_handoff: Option<bool>,
 }
 
 #[derive(Args, Debug)]
@@ -83,6 +87,8 @@ struct ShardArgs {
     segment_bytes: u64,
     #[arg(long)]
     inline_value_max: usize,
+    #[arg(long)]
+    max_bulk_len: usize,
 }
 
 fn init_logging() {
@@ -139,6 +145,7 @@ fn run_shard(a: ShardArgs) -> ExitCode {
             inline_value_max: a.inline_value_max,
             ..Default::default()
         },
+        max_bulk_len: a.max_bulk_len,
     };
     match keel_shard::run(cfg) {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,7 +10,7 @@
 use crate::affinity::Inbox;
 use crate::cmd::{Router, Shared};
 use crate::link::ShardLink;
-use keel_shard::sync::Event;
+use keel_shard::sync::{Event, Live};
 use crate::ServeArgs;
 use glommio::{LocalExecutorBuilder, Placement};
 use keel_config::{Config, FileConfig, Overrides};
@@ -58,6 +58,7 @@ pub fn main(args: ServeArgs) -> ExitCode {
         shards: args.shards,
         durability: args.durability.clone(),
         router_threads: args.router_threads,
+        shard_handoff: args.shard_handoff,
     };
     let mut cfg = match Config::resolve(file, flags, online_cpus()) {
         Ok(c) => c,
@@ -122,6 +123,7 @@ pub fn main(args: ServeArgs) -> ExitCode {
         total_connections: AtomicU64::new(0),
         total_commands: AtomicU64::new(0),
         moved_connections: AtomicU64::new(0),
+        shard_handoffs: AtomicU64::new(0),
         clients: Default::default(),
         started: Instant::now(),
         run_id: format!("{:040x}", xxhash_rust::xxh3::xxh3_128(&std::process::id().to_le_bytes()) ^ now_nanos()),
@@ -230,7 +232,7 @@ pub fn main(args: ServeArgs) -> ExitCode {
 
 /// Serves the connections other executors move to this one (`crate::affinity`) until
 /// shutdown; connections still queued then are closed.
-async fn serve_handoffs(rt: Rc<Router>, shutdown: Event, live: Rc<std::cell::Cell<usize>>) {
+async fn serve_moves(rt: Rc<Router>, shutdown: Event, live: Rc<Live>) {
     let Some(inbox) = rt.shared.inboxes.get(rt.me) else { return };
     let Some(bell) = inbox.take_bell() else { return };
     // SAFETY: the read end of the bell socket pair, owned from here on.
@@ -246,11 +248,10 @@ async fn serve_handoffs(rt: Rc<Router>, shutdown: Event, live: Rc<std::cell::Cel
         for h in inbox.take() {
             // SAFETY: the handoff owns this duplicate of a connected, non-blocking socket.
             let stream = unsafe { glommio::net::TcpStream::from_raw_fd(h.fd.into_raw_fd()) };
-            let (rt, sd, live) = (rt.clone(), shutdown.clone(), live.clone());
-            live.set(live.get() + 1);
+            let (rt, sd, guard) = (rt.clone(), shutdown.clone(), live.enter());
             glommio::spawn_local(async move {
-                crate::conn::resume(rt, stream, h.conn, sd).await;
-                live.set(live.get() - 1);
+                crate::conn::resume(rt, stream, h.conn, sd, Vec::new()).await;
+                drop(guard);
             })
             .detach();
         }
@@ -417,7 +418,8 @@ fn supervise(
             .arg("--socket").arg(&socket)
             .arg("--durability").arg(cfg.durability.as_str())
             .arg("--segment-bytes").arg(cfg.segment_bytes.to_string())
-            .arg("--inline-value-max").arg(cfg.inline_value_max.to_string());
+            .arg("--inline-value-max").arg(cfg.inline_value_max.to_string())
+            .arg("--max-bulk-len").arg(cfg.max_bulk_len.to_string());
         if let Some(cpu) = layout.shard_cpu(i) {
             cmd.arg("--core").arg(cpu.to_string());
         }
@@ -488,7 +490,8 @@ async fn serve_executor(me: usize, listener: glommio::net::TcpListener, shared: 
     while links.iter().any(|l| !l.is_up()) && t0.elapsed() < Duration::from_secs(5) {
         glommio::timer::sleep(Duration::from_millis(5)).await;
     }
-    let rt = Rc::new(Router { links, shared: shared.clone(), me });
+    let n = links.len();
+    let rt = Rc::new(Router { links, shared: shared.clone(), me, handoffs: crate::handoff::Handoffs::new(n) });
     let shutdown = Event::default();
     let sd = shutdown.clone();
     let sh = shared.clone();
@@ -499,18 +502,29 @@ async fn serve_executor(me: usize, listener: glommio::net::TcpListener, shared: 
         sd.set();
     })
     .detach();
-    let live = Rc::new(std::cell::Cell::new(0usize));
-    let handoffs = glommio::spawn_local(serve_handoffs(rt.clone(), shutdown.clone(), live.clone()));
+    let live = Rc::new(Live::default());
+    let moves = glommio::spawn_local(serve_moves(rt.clone(), shutdown.clone(), live.clone()));
+    let channels: Vec<_> = if shared.cfg.shard_handoff {
+        sockets
+            .iter()
+            .enumerate()
+            .map(|(s, path)| {
+                let path = keel_shard::handoff_socket_path(path);
+                glommio::spawn_local(crate::handoff::run_channel(rt.clone(), s, path, shutdown.clone(), live.clone()))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     loop {
         let accepted = keel_shard::sync::unless(&shutdown, listener.accept()).await;
         match accepted {
             None => break,
             Some(Ok(stream)) => {
-                let (rt, sd, live) = (rt.clone(), shutdown.clone(), live.clone());
-                live.set(live.get() + 1);
+                let (rt, sd, guard) = (rt.clone(), shutdown.clone(), live.enter());
                 glommio::spawn_local(async move {
                     crate::conn::serve(rt, stream, sd).await;
-                    live.set(live.get() - 1);
+                    drop(guard);
                 })
                 .detach();
             }
@@ -521,11 +535,15 @@ async fn serve_executor(me: usize, listener: glommio::net::TcpListener, shared: 
         }
     }
     drop(listener);
-    handoffs.await;
-    let t0 = Instant::now();
-    while live.get() > 0 && t0.elapsed() < Duration::from_secs(10) {
-        glommio::timer::sleep(Duration::from_millis(5)).await;
+    moves.await;
+    for c in channels {
+        c.await;
     }
+    let _ = glommio::timer::timeout(Duration::from_secs(10), async {
+        live.all_done().await;
+        Ok(())
+    })
+    .await;
 }
 
 #[cfg(test)]

@@ -547,3 +547,69 @@ fn vector_writes_survive_group_sigkill() {
     drop(c);
     srv.stop();
 }
+
+/// A connection handed to a shard (12 commands on one of its tenants, so the shard
+/// serves it directly) is closed when that shard dies, as a Redis client's is when its
+/// server dies; the router forgets it (connected_clients), and after the restart the
+/// tenant is served again, on a new connection and once more through a hand-off.
+#[test]
+fn a_handed_off_connection_closes_with_its_shard_and_is_forgotten() {
+    use std::io::{Read, Write};
+    let scratch = Scratch::new();
+    let srv = Server::start(&scratch, &["--durability", "kernel"]);
+    let tenant = &tenants_on("hk", 1, 2, 1)[0];
+    let set = |s: &mut std::net::TcpStream, key: &str| {
+        let cmd = format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n$1\r\nv\r\n", key.len());
+        s.write_all(cmd.as_bytes()).and_then(|_| {
+            let mut got = [0u8; 5];
+            s.read_exact(&mut got).map(|_| got)
+        })
+    };
+    let mut c = srv.raw();
+    for i in 0..12 {
+        assert_eq!(&set(&mut c, &format!("{tenant}:k{i}")).unwrap(), b"+OK\r\n");
+    }
+    let mut watcher = srv.con();
+    let stat = |w: &mut redis::Connection, section: &str, name: &str| -> u64 {
+        let text: String = redis::cmd("INFO").arg(section).query(w).unwrap();
+        let line = text.lines().find(|l| l.starts_with(&format!("{name}:"))).unwrap().to_string();
+        line[name.len() + 1..].trim().parse().unwrap()
+    };
+    let handed = stat(&mut watcher, "stats", "shard_handoffs");
+    assert!(handed >= 1, "12 single-tenant commands must hand the connection to its shard");
+    assert_eq!(stat(&mut watcher, "clients", "connected_clients"), 2);
+
+    let pid = srv.shard_pid(1);
+    // SAFETY: kill(2) on a shard process of the server this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    assert!(common::wait_gone(pid, Duration::from_secs(10)), "shard pid {pid} survived SIGKILL");
+    // The handed-off connection is closed: EOF or reset, not a hang.
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    match set(&mut c, &format!("{tenant}:after-kill")) {
+        Ok(got) => panic!("a connection held by a dead shard answered {:?}", String::from_utf8_lossy(&got)),
+        Err(e) => assert!(
+            !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+            "the connection hung instead of closing: {e}"
+        ),
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stat(&mut watcher, "clients", "connected_clients") != 1 {
+        assert!(Instant::now() < deadline, "the router still counts the dead shard's connection");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Back after the restart: a new connection is served, and handed off again.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut d = loop {
+        let mut d = srv.raw();
+        if matches!(set(&mut d, &format!("{tenant}:probe")), Ok(got) if &got == b"+OK\r\n") {
+            break d;
+        }
+        assert!(Instant::now() < deadline, "shard 1 not back 40 s after SIGKILL\n{}", srv.log_tail());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for i in 0..12 {
+        assert_eq!(&set(&mut d, &format!("{tenant}:k{i}")).unwrap(), b"+OK\r\n");
+    }
+    assert!(stat(&mut watcher, "stats", "shard_handoffs") > handed, "the restarted shard must take connections again");
+    srv.stop();
+}

@@ -330,23 +330,116 @@ fn resp3_encoding_after_hello_3() {
 }
 
 /// `moved_connections` from INFO stats, read on connection `s`.
-fn moved_connections(s: &mut TcpStream) -> u64 {
+/// An INFO stats counter, read on `s`.
+fn info_stat(s: &mut TcpStream, name: &str) -> u64 {
     s.write_all(&req(&[b"INFO", b"stats"])).unwrap();
     let Raw::Bulk(Some(text)) = read_value(s) else { panic!("INFO must reply with a bulk string") };
     let text = String::from_utf8(text).unwrap();
-    let line = text.lines().find(|l| l.starts_with("moved_connections:")).unwrap_or_else(|| panic!("no moved_connections in {text}"));
-    line["moved_connections:".len()..].trim().parse().unwrap()
+    let prefix = format!("{name}:");
+    let line = text.lines().find(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("no {name} in {text}"));
+    line[prefix.len()..].trim().parse().unwrap()
 }
 
-/// Connection affinity (server/src/affinity.rs): with two router executors and two
-/// shards, a connection that works on a tenant of shard 0 and then on one of shard 1
-/// must end up beside each in turn (so it moves at least once), and keeps its client id,
-/// name, protocol and pipelined replies across the moves.
+/// Connection affinity without hand-off (server/src/affinity.rs): with two router
+/// executors and two shards, a connection that works on a tenant of shard 0 and then on
+/// one of shard 1 must end up beside each in turn (so it moves at least once), and keeps
+/// its client id, name, protocol and pipelined replies across the moves.
 #[test]
 fn connections_move_to_their_shards_executor_and_keep_their_state() {
     let scratch = Scratch::new();
-    let srv = Server::start(&scratch, &["--router-threads", "2"]);
+    let srv = Server::start(&scratch, &["--router-threads", "2", "--shard-handoff", "false"]);
+    alternate_tenants_and_keep_state(&srv);
+    let mut s = srv.raw();
+    let moved = info_stat(&mut s, "moved_connections");
     let colocated = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) >= 2;
+    if colocated {
+        assert!(moved >= 1, "a connection alternating between shards 0 and 1 must have moved (moved_connections = {moved})");
+    } else {
+        assert_eq!(moved, 0, "with one CPU nothing is pinned, so connections never move");
+    }
+    assert_eq!(info_stat(&mut s, "shard_handoffs"), 0, "hand-off is off");
+    drop(s);
+    idle_connections_close_at_shutdown(srv);
+}
+
+/// Connection hand-off (server/src/handoff.rs, shard/src/client.rs): the same
+/// alternating connection is handed to shard 0, given back at its first shard-1
+/// command, handed to shard 1, and so on; its state and replies survive every trip.
+#[test]
+fn connections_are_handed_to_their_shard_and_back_and_keep_their_state() {
+    let scratch = Scratch::new();
+    let srv = Server::start(&scratch, &["--router-threads", "2"]);
+    alternate_tenants_and_keep_state(&srv);
+    let mut s = srv.raw();
+    let handoffs = info_stat(&mut s, "shard_handoffs");
+    assert!(handoffs >= 4, "four single-tenant rounds must each have been handed to their shard (shard_handoffs = {handoffs})");
+    assert_eq!(info_stat(&mut s, "moved_connections"), 0, "hand-off replaces executor moves");
+    drop(s);
+    idle_connections_close_at_shutdown(srv);
+}
+
+/// While a shard serves a handed-off connection: a request split across writes is
+/// served; a pipeline mixing the shard's keys with another shard's, PING, a multi-key
+/// command and a keyspace command is answered in order (the shard answers its part,
+/// the router the rest); malformed input gets the router's protocol error and closes.
+#[test]
+fn a_handed_off_connection_keeps_pipelines_in_order_and_errors_exact() {
+    let (_d, srv) = server();
+    let a = &common::tenants_on("hoa", 0, 2, 1)[0];
+    let b = &common::tenants_on("hob", 1, 2, 1)[0];
+    let mut s = srv.raw();
+    // A key of the other shard, so that serving it on the wrong shard would show.
+    check(&mut s, &req(&[b"SET", format!("{b}:one").as_bytes(), b"1"]), b"+OK\r\n");
+    let warm = |s: &mut TcpStream| {
+        for i in 0..10 {
+            check(s, &req(&[b"SET", format!("{a}:k{i}").as_bytes(), format!("v{i}").as_bytes()]), b"+OK\r\n");
+        }
+    };
+    warm(&mut s);
+    let r = req(&[b"SET", format!("{a}:split").as_bytes(), b"hello"]);
+    for chunk in r.chunks(5) {
+        s.write_all(chunk).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    expect(&mut s, b"+OK\r\n");
+    let mut batch = Vec::new();
+    batch.extend(req(&[b"GET", format!("{a}:k1").as_bytes()]));
+    batch.extend(req(&[b"PING"]));
+    batch.extend(req(&[b"EXISTS", format!("{a}:k1").as_bytes(), format!("{a}:k2").as_bytes(), format!("{a}:nope").as_bytes()]));
+    batch.extend(req(&[b"MGET", format!("{a}:k1").as_bytes(), format!("{b}:one").as_bytes()]));
+    batch.extend(req(&[b"GET", format!("{b}:none").as_bytes()]));
+    batch.extend(req(&[b"DBSIZE"]));
+    batch.extend(req(&[b"GET", format!("{a}:split").as_bytes()]));
+    s.write_all(&batch).unwrap();
+    expect(&mut s, b"$2\r\nv1\r\n+PONG\r\n:2\r\n*2\r\n$2\r\nv1\r\n$1\r\n1\r\n$-1\r\n:12\r\n$5\r\nhello\r\n");
+    warm(&mut s);
+    let mut bad = req(&[b"INCR", format!("{a}:n").as_bytes()]);
+    bad.extend_from_slice(b"*1\r\n$x\r\n");
+    s.write_all(&bad).unwrap();
+    expect(&mut s, b":1\r\n");
+    let line = read_line(&mut s);
+    assert!(line.starts_with("-ERR Protocol error"), "{line}");
+    expect_closed(&mut s);
+
+    let mut t = srv.raw();
+    let handoffs = info_stat(&mut t, "shard_handoffs");
+    assert!(handoffs >= 2, "the connection must have been handed to shard 0 twice (shard_handoffs = {handoffs})");
+    // The closed connection is forgotten once the router has it back.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        t.write_all(&req(&[b"INFO", b"clients"])).unwrap();
+        let Raw::Bulk(Some(text)) = read_value(&mut t) else { panic!("INFO must reply with a bulk string") };
+        if String::from_utf8_lossy(&text).contains("connected_clients:1\r\n") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", String::from_utf8_lossy(&text));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Works on a tenant of shard 0, then shard 1, then 0 and 1 again on one connection
+/// (RESP3, named), checking every reply, the name, the id and the client count.
+fn alternate_tenants_and_keep_state(srv: &Server) {
     let a = &common::tenants_on("mva", 0, 2, 1)[0];
     let b = &common::tenants_on("mvb", 1, 2, 1)[0];
     let mut s = srv.raw();
@@ -375,18 +468,16 @@ fn connections_move_to_their_shards_executor_and_keep_their_state() {
     }
     check(&mut s, &req(&[b"CLIENT", b"GETNAME"]), b"$5\r\nmover\r\n");
     check(&mut s, &req(&[b"CLIENT", b"ID"]), format!(":{id}\r\n").as_bytes());
-    let moved = moved_connections(&mut s);
-    if colocated {
-        assert!(moved >= 1, "a connection alternating between shards 0 and 1 must have moved (moved_connections = {moved})");
-    } else {
-        assert_eq!(moved, 0, "with one CPU nothing is pinned, so connections never move");
-    }
     s.write_all(&req(&[b"INFO", b"clients"])).unwrap();
     let Raw::Bulk(Some(text)) = read_value(&mut s) else { panic!("INFO must reply with a bulk string") };
     assert!(String::from_utf8_lossy(&text).contains("connected_clients:1\r\n"), "{}", String::from_utf8_lossy(&text));
-    drop(s);
-    // Moved connections still open at shutdown are drained and closed: SIGTERM exits 0
-    // in time (Server::stop asserts it) and every client reads EOF.
+}
+
+/// Connections still open at shutdown, after 12 commands each on one tenant (so moved
+/// or handed off), are drained and closed: SIGTERM exits 0 in time (`Server::stop`
+/// asserts it) and every client reads EOF.
+fn idle_connections_close_at_shutdown(srv: Server) {
+    let b = &common::tenants_on("mvb", 1, 2, 1)[0];
     let mut idle: Vec<TcpStream> = (0..4).map(|_| srv.raw()).collect();
     for (n, c) in idle.iter_mut().enumerate() {
         for i in 0..12 {

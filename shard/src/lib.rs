@@ -25,8 +25,10 @@
 #![deny(unsafe_code)]
 
 mod args;
+mod client;
 mod conn;
 mod dispatch;
+pub mod fdpass;
 mod glob;
 mod ops;
 mod process;
@@ -37,7 +39,7 @@ mod sys;
 
 use std::path::PathBuf;
 
-pub use process::run;
+pub use process::{handoff_socket_path, run};
 pub use shard::{LaterValue, Reply, Shard};
 
 /// How the router starts one shard (`keel shard --id I …`).
@@ -55,4 +57,7 @@ pub struct ShardConfig {
     pub core: Option<usize>,
     /// Options for the shard's store (durability tier, segment size, inline limit).
     pub store: keel_storage::StoreOptions,
+    /// Largest bulk string accepted from a handed-off client, bytes (the router's
+    /// `max_bulk_len`).
+    pub max_bulk_len: usize,
 }

@@ -6,12 +6,12 @@
 //! answer what it has received and flush, `Store::sync`, remove the socket, return Ok.
 
 use crate::shard::Shard;
-use crate::sync::{Event, Notify};
+use crate::sync::{Event, Live};
 use crate::ShardConfig;
 use anyhow::Context as _;
 use glommio::net::UnixListener;
 use glommio::{LocalExecutorBuilder, Placement};
-use std::cell::Cell;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -72,31 +72,41 @@ async fn serve(cfg: ShardConfig, stop: Arc<AtomicBool>, parent: u32) -> anyhow::
     if shutdown.is_set() {
         return finish(&cfg, &shard).await;
     }
-    match std::fs::remove_file(&cfg.socket) {
-        Ok(()) => tracing::debug!("removed stale socket {}", cfg.socket.display()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("remove stale socket {}", cfg.socket.display())),
-    }
+    let handoff_socket = handoff_socket_path(&cfg.socket);
+    remove_stale(&handoff_socket)?;
+    let handoff = std::os::unix::net::UnixListener::bind(&handoff_socket)
+        .with_context(|| format!("bind socket {}", handoff_socket.display()))?;
+    remove_stale(&cfg.socket)?;
     let listener =
         UnixListener::bind(&cfg.socket).map_err(|e| anyhow::anyhow!("bind socket {}: {e}", cfg.socket.display()))?;
-    tracing::info!("shard {}/{} ready on {}", cfg.id, cfg.n_shards, cfg.socket.display());
+    tracing::info!(
+        "shard {}/{} ready on {} (connection hand-off on {})",
+        cfg.id,
+        cfg.n_shards,
+        cfg.socket.display(),
+        handoff_socket.display()
+    );
 
-    let active = Rc::new(Cell::new(0usize));
-    let all_closed = Notify::default();
+    let live = Rc::new(Live::default());
+    let clients = Rc::new(crate::client::Clients {
+        shard: shard.clone(),
+        me: cfg.id as usize,
+        n: cfg.n_shards as usize,
+        limits: keel_protocol::resp::Limits { max_bulk_len: cfg.max_bulk_len, ..Default::default() },
+        shutdown: shutdown.clone(),
+        live: live.clone(),
+    });
+    let handoffs = glommio::spawn_local(accept_handoff_channels(handoff, handoff_socket, clients));
     loop {
         let accepted = crate::sync::unless(&shutdown, listener.accept()).await;
         match accepted {
             None => break,
             Some(Ok(stream)) => {
                 tracing::debug!("router connected");
-                active.set(active.get() + 1);
-                let (shard, shutdown, active, all_closed) = (shard.clone(), shutdown.clone(), active.clone(), all_closed.clone());
+                let (shard, shutdown, guard) = (shard.clone(), shutdown.clone(), live.enter());
                 glommio::spawn_local(async move {
                     crate::conn::serve(shard, stream, shutdown).await;
-                    active.set(active.get() - 1);
-                    if active.get() == 0 {
-                        all_closed.notify();
-                    }
+                    drop(guard);
                 })
                 .detach();
             }
@@ -108,16 +118,15 @@ async fn serve(cfg: ShardConfig, stop: Arc<AtomicBool>, parent: u32) -> anyhow::
         }
     }
     drop(listener);
-    tracing::info!("shard {} shutting down: draining {} connection(s)", cfg.id, active.get());
+    handoffs.await;
+    tracing::info!("shard {} shutting down: draining {} connection(s)", cfg.id, live.count());
     let drained = glommio::timer::timeout(DRAIN_TIMEOUT, async {
-        while active.get() > 0 {
-            all_closed.notified().await;
-        }
+        live.all_done().await;
         Ok(())
     })
     .await;
     if drained.is_err() {
-        tracing::warn!("shard {}: {} connection(s) still busy after {DRAIN_TIMEOUT:?}; syncing anyway", cfg.id, active.get());
+        tracing::warn!("shard {}: {} connection(s) still busy after {DRAIN_TIMEOUT:?}; syncing anyway", cfg.id, live.count());
     }
     finish(&cfg, &shard).await
 }
@@ -148,4 +157,82 @@ async fn watch_signals(stop: Arc<AtomicBool>, parent: u32, shutdown: Event) {
         }
     }
     shutdown.set();
+}
+
+/// The hand-off socket beside a shard's request socket: `shard-III/handoff.sock`.
+pub fn handoff_socket_path(socket: &Path) -> PathBuf {
+    socket.with_file_name("handoff.sock")
+}
+
+/// Removes a stale socket file at `path`.
+fn remove_stale(path: &Path) -> anyhow::Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => tracing::debug!("removed stale socket {}", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("remove stale socket {}", path.display())),
+    }
+    Ok(())
+}
+
+/// Accepts hand-off channels (one per router executor) until shutdown.
+///
+/// glommio's Unix streams do not expose their descriptors, and a channel needs its own
+/// for `sendmsg`/`recvmsg`; so a plain thread blocks in `accept` on a std listener and
+/// passes each accepted socket to the executor over a socket pair (itself a
+/// [`crate::fdpass::Channel`]). The thread sleeps in `accept` between router
+/// (re)connections and ends with the process.
+async fn accept_handoff_channels(
+    listener: std::os::unix::net::UnixListener,
+    path: PathBuf,
+    clients: Rc<crate::client::Clients>,
+) {
+    let (tx, rx) = match std::os::unix::net::UnixStream::pair() {
+        Ok(p) => p,
+        Err(e) => return tracing::error!("connection hand-off disabled: socket pair: {e}"),
+    };
+    let rx = match crate::fdpass::Channel::new(rx) {
+        Ok(c) => c,
+        Err(e) => return tracing::error!("connection hand-off disabled: {e}"),
+    };
+    let spawned = std::thread::Builder::new().name("keel-handoff-accept".into()).spawn(move || {
+        for conn in listener.incoming() {
+            match conn {
+                Ok(conn) => {
+                    use std::os::fd::AsRawFd;
+                    if let Err(e) = crate::fdpass::send_blocking(&tx, &[1], conn.as_raw_fd()) {
+                        tracing::warn!("hand-off acceptor: {e}");
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("accept on {}: {e}", path.display());
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        return tracing::error!("connection hand-off disabled: cannot start its acceptor thread: {e}");
+    }
+    let (mut buf, mut fds) = (Vec::new(), std::collections::VecDeque::new());
+    loop {
+        match crate::sync::unless(&clients.shutdown, rx.recv(&mut buf, &mut fds)).await {
+            None | Some(Ok(0)) => break,
+            Some(Err(e)) => {
+                tracing::warn!("hand-off acceptor: {e}");
+                break;
+            }
+            Some(Ok(_)) => {}
+        }
+        buf.clear();
+        for fd in fds.drain(..) {
+            match crate::fdpass::Channel::new(fd.into()) {
+                Ok(chan) => {
+                    tracing::debug!("router hand-off channel connected");
+                    glommio::spawn_local(crate::client::serve_channel(clients.clone(), chan)).detach();
+                }
+                Err(e) => tracing::warn!("hand-off channel: {e}"),
+            }
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //! event, a re-armable wake-up, and a one-shot slot (one reply for one request). Shared
 //! by the shard and the router (`keel-server` uses them through `keel_shard::sync`).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -144,6 +144,46 @@ impl<T> Future for SlotRx<T> {
                 s.waker = Some(cx.waker().clone());
                 Poll::Pending
             }
+        }
+    }
+}
+
+/// Counts running tasks, so that shutdown can wait until they are all done.
+#[derive(Default)]
+pub struct Live {
+    n: Cell<usize>,
+    zero: Notify,
+}
+
+/// One running task of a [`Live`]; dropping it ends the task's count.
+pub struct LiveGuard(Rc<Live>);
+
+impl Live {
+    /// Counts one more task until the guard is dropped.
+    pub fn enter(self: &Rc<Self>) -> LiveGuard {
+        self.n.set(self.n.get() + 1);
+        LiveGuard(self.clone())
+    }
+
+    /// Tasks running now.
+    pub fn count(&self) -> usize {
+        self.n.get()
+    }
+
+    /// Resolves once no task is running.
+    pub async fn all_done(&self) {
+        while self.n.get() > 0 {
+            self.zero.notified().await;
+        }
+    }
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        let n = self.0.n.get() - 1;
+        self.0.n.set(n);
+        if n == 0 {
+            self.0.zero.notify();
         }
     }
 }

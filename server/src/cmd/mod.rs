@@ -32,6 +32,8 @@ pub struct Shared {
     pub clients: crate::clients::Registry,
     /// Connections moved between router executors (`crate::affinity`), INFO stats.
     pub moved_connections: AtomicU64,
+    /// Connections handed to a shard process (`crate::handoff`), INFO stats.
+    pub shard_handoffs: AtomicU64,
     pub started: Instant,
     pub run_id: String,
     /// The port actually listened on (resolves port 0).
@@ -52,6 +54,8 @@ pub struct Router {
     pub shared: Arc<Shared>,
     /// This executor's index (0-based, as in its thread name `keel-router-I`).
     pub me: usize,
+    /// Its hand-off channels to the shards and the connections it handed over.
+    pub handoffs: crate::handoff::Handoffs,
 }
 
 impl Router {

@@ -58,6 +58,7 @@ fn serves_frames_and_stops_on_sigterm() {
         socket: socket.clone(),
         core: None,
         store: test_options(),
+        max_bulk_len: 512 << 20,
     };
     let shard = std::thread::spawn(move || keel_shard::run(cfg));
 

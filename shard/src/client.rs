@@ -1,0 +1,221 @@
+//! Client connections handed to this shard by the router (DESIGN §1, "connection
+//! hand-off"): a connection whose recent commands all went to this shard is passed here
+//! with its socket, and the shard serves it directly, RESP in and out, without the
+//! router hop.
+//!
+//! The shard serves a command itself when the command table says it is keyed and
+//! every key it names routes to this shard (`keel_protocol::command::shard_of`), and
+//! PING/ECHO. At the first request it does not serve — any other shard's key, a
+//! keyspace-wide or connection command (CLIENT, HELLO, INFO, QUIT…), an unknown
+//! command, wrong arity, malformed input — it answers everything before it, then passes
+//! the socket back with the bytes from that request on (`MsgKind::Return`), and the
+//! router carries on as if it had read them itself. Replies therefore stay in request
+//! order and every error text stays the router's.
+//!
+//! When the client closes the connection, or the shard shuts down, the shard tells the
+//! router (`MsgKind::Closed`) so that CLIENT LIST and INFO forget it. If the shard dies,
+//! the kernel closes its descriptors: the connections it held are closed, as a Redis
+//! server's are when it dies; new connections get `-ERR shard N is unavailable` from
+//! the router until it is back.
+
+use crate::fdpass::Channel;
+use crate::sync::{unless, Event};
+use crate::{Reply, Shard};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use keel_protocol::command::{arity_ok, lookup, shard_of, Route};
+use keel_protocol::handoff::{self, Message, MsgKind};
+use keel_protocol::resp::{encode, Limits, RequestParser, RespVersion};
+use keel_protocol::Value;
+use std::collections::VecDeque;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+
+/// Bytes asked of a client socket per read.
+const READ_CHUNK: usize = 16 << 10;
+
+/// What every handed-off connection of this shard shares.
+pub(crate) struct Clients {
+    pub shard: Rc<Shard>,
+    /// This shard's number and the shard count, for the routing check.
+    pub me: usize,
+    pub n: usize,
+    pub limits: Limits,
+    pub shutdown: Event,
+    /// Tracks connection tasks for the drain at shutdown.
+    pub live: Rc<crate::sync::Live>,
+}
+
+/// Serves one hand-off channel (one router executor): takes the connections it passes
+/// until it closes or the shard shuts down.
+pub(crate) async fn serve_channel(clients: Rc<Clients>, chan: Channel) {
+    let chan = Rc::new(chan);
+    let mut buf = Vec::new();
+    let mut fds = VecDeque::new();
+    'chan: loop {
+        match unless(&clients.shutdown, chan.recv(&mut buf, &mut fds)).await {
+            None => break,
+            Some(Ok(0)) => break,
+            Some(Err(e)) => {
+                tracing::warn!("hand-off channel: {e}");
+                break;
+            }
+            Some(Ok(_)) => {}
+        }
+        let mut at = 0;
+        loop {
+            let m = match handoff::decode(&buf[at..]) {
+                Ok(Some((m, used))) => {
+                    at += used;
+                    m
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!("hand-off channel: {e}; closing it");
+                    break 'chan;
+                }
+            };
+            let Some(fd) = fds.pop_front().filter(|_| m.kind == MsgKind::Take) else {
+                tracing::warn!("hand-off channel: unexpected {:?} message (or no socket with it); closing it", m.kind);
+                break 'chan;
+            };
+            let stream = crate::fdpass::into_tcp_stream(fd);
+            let (clients, chan) = (clients.clone(), chan.clone());
+            let guard = clients.live.enter();
+            glommio::spawn_local(async move {
+                serve(&clients, &chan, stream, m).await;
+                drop(guard);
+            })
+            .detach();
+        }
+        buf.drain(..at);
+    }
+}
+
+/// How a handed-off connection ends here.
+enum End {
+    /// Closed (by the client, an I/O error, or shutdown).
+    Closed,
+    /// Back to the router, with the request bytes from the first one not served here.
+    Return(Vec<u8>),
+}
+
+/// Serves one client until it closes, shutdown, or a request this shard does not serve.
+async fn serve(clients: &Clients, chan: &Channel, mut stream: TcpStream, m: Message) {
+    let client_id = m.client_id;
+    tracing::trace!("client {client_id}: taken over from the router");
+    let resp = if m.resp == 3 { RespVersion::Resp3 } else { RespVersion::Resp2 };
+    let mut inbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut chunk = vec![0u8; READ_CHUNK];
+    let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut replies: Vec<Reply> = Vec::new();
+    let mut served: u64 = 0;
+    // Keeps its place in a long request across reads; on a return the router parses
+    // from the request's first byte with a parser of its own.
+    let mut parser = RequestParser::new();
+    let end = 'conn: loop {
+        let n = match unless(&clients.shutdown, stream.read(&mut chunk)).await {
+            None | Some(Ok(0)) | Some(Err(_)) => break End::Closed,
+            Some(Ok(n)) => n,
+        };
+        inbuf.extend_from_slice(&chunk[..n]);
+        let mut used = 0;
+        let mut give_back = false;
+        loop {
+            match parser.parse(&inbuf[used..], &clients.limits) {
+                Ok(Some((argv, n))) => {
+                    if argv.is_empty() {
+                        used += n;
+                        continue;
+                    }
+                    match local(clients, &argv) {
+                        Local::No => {
+                            give_back = true;
+                            break;
+                        }
+                        Local::Reply(v) => replies.push(Reply::Ready(v)),
+                        Local::Shard => replies.push(clients.shard.handle(argv).await),
+                    }
+                    used += n;
+                    served += 1;
+                }
+                Ok(None) => break,
+                // Malformed: the router answers it (same error text) and closes.
+                Err(_) => {
+                    give_back = true;
+                    break;
+                }
+            }
+        }
+        for r in replies.drain(..) {
+            encode(&r.into_value().await, resp, &mut out);
+        }
+        if !out.is_empty() {
+            if stream.write_all(&out).await.is_err() {
+                break 'conn End::Closed;
+            }
+            out.clear();
+        }
+        if give_back {
+            break End::Return(inbuf.split_off(used));
+        }
+        inbuf.drain(..used);
+        if inbuf.capacity() > (1 << 20) && inbuf.len() < READ_CHUNK {
+            inbuf.shrink_to(READ_CHUNK);
+        }
+    };
+    let (kind, data) = match end {
+        End::Closed => (MsgKind::Closed, Vec::new()),
+        End::Return(rest) => (MsgKind::Return, rest),
+    };
+    let mut msg = Vec::with_capacity(handoff::HEADER + data.len());
+    let resp_byte = if resp == RespVersion::Resp3 { 3 } else { 2 };
+    handoff::encode(&Message { kind, client_id, resp: resp_byte, commands: served, data }, &mut msg);
+    tracing::trace!("client {client_id}: {kind:?} after {served} command(s)");
+    let fd = (kind == MsgKind::Return).then(|| stream.as_raw_fd());
+    if let Err(e) = chan.send(&msg, fd).await {
+        // The router is gone (shutdown or crash): nobody to return the client to.
+        tracing::debug!("client {client_id}: hand-off channel broken ({e}); closing the connection");
+    }
+    if kind == MsgKind::Closed {
+        let _ = stream.close().await;
+    }
+    // On a return the router holds the socket now; dropping ours closes only this
+    // process's descriptor.
+}
+
+/// Whether this shard answers a request of a handed-off connection.
+enum Local {
+    /// Run it on this shard.
+    Shard,
+    /// Answered without the store (PING, ECHO).
+    Reply(Value),
+    /// Give the connection back to the router.
+    No,
+}
+
+fn local(clients: &Clients, argv: &[Vec<u8>]) -> Local {
+    let Some(spec) = lookup(&argv[0]) else { return Local::No };
+    if !arity_ok(spec.arity, argv.len()) {
+        return Local::No;
+    }
+    let mine = |k: &Vec<u8>| shard_of(k, clients.n) == clients.me;
+    let ok = match spec.route {
+        Route::Key => mine(&argv[1]),
+        Route::Keys => argv[1..].iter().all(mine),
+        Route::Pairs => argv.len() % 2 == 1 && argv[1..].iter().step_by(2).all(mine),
+        Route::Local => {
+            return match (spec.name, argv.len()) {
+                ("ping", 1) => Local::Reply(Value::Simple("PONG".into())),
+                ("ping", 2) | ("echo", 2) => Local::Reply(Value::Bulk(argv[1].clone())),
+                _ => Local::No,
+            }
+        }
+        Route::All => false,
+    };
+    if ok {
+        Local::Shard
+    } else {
+        Local::No
+    }
+}
