@@ -140,6 +140,11 @@ pub fn send_blocking(sock: &std::os::unix::net::UnixStream, bytes: &[u8], fd: Ra
     Ok(())
 }
 
+/// Non-blocking `recv` on a socket: `WouldBlock` when nothing is there.
+pub fn recv_nonblocking(sock: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    sys::recv(sock, buf)
+}
+
 /// A glommio TCP stream for a client socket received on a channel.
 pub fn into_tcp_stream(fd: OwnedFd) -> glommio::net::TcpStream {
     sys::into_tcp_stream(fd)
@@ -150,6 +155,16 @@ mod sys {
     use std::collections::VecDeque;
     use std::io;
     use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
+
+    pub fn recv(sock: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes during the call.
+        let n = unsafe { libc::recv(sock, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), libc::MSG_DONTWAIT) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
 
     pub fn into_unix_stream(fd: OwnedFd) -> glommio::net::UnixStream {
         // SAFETY: as for `into_tcp_stream`.
