@@ -10,7 +10,11 @@
 //! request's `req_id`. Replies produced in one executor tick leave in one socket write.
 //!
 //! The request path is protocol-neutral ([`Shard::handle`] takes an argv, returns a
-//! [`Reply`]) so that a client socket could later be handed to the shard directly.
+//! [`Reply`]), so the shard also serves client connections the router hands over
+//! (DESIGN §1 "connection hand-off"; `client`): the router passes the socket of a
+//! connection whose commands all go to this shard over `shard-III/handoff.sock`
+//! ([`fdpass`]), the shard speaks RESP with it directly and passes it back at the first
+//! request it does not serve itself.
 //!
 //! Trade-offs: a read-modify-write command (INCR, APPEND, SET … GET, GETDEL) whose old
 //! value is on disk holds up its connection until the read is done, which keeps it
@@ -20,8 +24,10 @@
 //! when it completes. Vector indexes are exact (flat) and live wholly in RAM; a search
 //! scans its index in one go on the executor.
 //!
-//! Architecture Invariant: a shard touches only its own directory and socket; it binds
-//! the socket only after recovery, so "the socket accepts" means "the shard is ready".
+//! Architecture Invariant: a shard touches only its own directory, its two sockets and
+//! the client connections handed to it; it binds the sockets only after recovery
+//! (`handoff.sock` first, then `shard.sock`), so "the socket accepts" means "the shard
+//! is ready".
 #![deny(unsafe_code)]
 
 mod args;

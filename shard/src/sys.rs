@@ -1,4 +1,4 @@
-//! The few libc calls the shard process needs; the crate's only `unsafe`.
+//! The few libc calls the shard process needs; with `fdpass` (descriptor passing), the crate's only `unsafe`.
 
 /// Asks the kernel to send SIGTERM to this process when its parent dies. Note: Linux
 /// sends it when the parent *thread* that forked us exits, not the parent process.
