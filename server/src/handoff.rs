@@ -20,10 +20,10 @@ use crate::cmd::{ConnState, Router};
 use glommio::net::TcpStream;
 use keel_protocol::handoff::{self, Message, MsgKind};
 use keel_protocol::resp::RespVersion;
-use keel_shard::fdpass::{Channel, Sent};
+use keel_shard::fdpass::{Channel, MessageReader, Sent};
 use keel_shard::sync::{unless, Event, Live};
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -111,28 +111,17 @@ pub async fn run_channel(rt: Rc<Router>, s: usize, path: PathBuf, shutdown: Even
 
 /// Reads the channel until it closes; returns why it ended.
 async fn serve_channel(rt: &Rc<Router>, chan: &Channel, shutdown: &Event, live: &Rc<Live>) -> String {
-    let (mut buf, mut fds) = (Vec::new(), VecDeque::new());
+    let mut reader = MessageReader::default();
     loop {
-        match unless(shutdown, chan.recv(&mut buf, &mut fds)).await {
+        let messages = match unless(shutdown, reader.next(chan)).await {
             None => return "shutdown".into(),
-            Some(Ok(0)) => return "shard closed it".into(),
-            Some(Err(e)) => return e.to_string(),
-            Some(Ok(_)) => {}
-        }
-        let mut at = 0;
-        loop {
-            let m = match handoff::decode(&buf[at..]) {
-                Ok(Some((m, used))) => {
-                    at += used;
-                    m
-                }
-                Ok(None) => break,
-                Err(e) => return e.to_string(),
-            };
-            match m.kind {
-                MsgKind::Closed => forget(rt, m.client_id, m.commands),
-                MsgKind::Return => {
-                    let Some(fd) = fds.pop_front() else { return "a return without its socket".into() };
+            Some(Ok(m)) => m,
+            Some(Err(why)) => return why,
+        };
+        for (m, fd) in messages {
+            match (m.kind, fd) {
+                (MsgKind::Closed, _) => forget(rt, m.client_id, m.commands),
+                (MsgKind::Return, Some(fd)) => {
                     let Some((_, info)) = rt.handoffs.held.borrow_mut().remove(&m.client_id) else {
                         tracing::warn!("shard returned unknown client {}; closing it", m.client_id);
                         continue;
@@ -148,10 +137,9 @@ async fn serve_channel(rt: &Rc<Router>, chan: &Channel, shutdown: &Event, live: 
                     })
                     .detach();
                 }
-                MsgKind::Take => return "unexpected take from a shard".into(),
+                (kind, _) => return format!("unexpected {kind:?} message from the shard"),
             }
         }
-        buf.drain(..at);
     }
 }
 

@@ -18,7 +18,7 @@
 //! server's are when it dies; new connections get `-ERR shard N is unavailable` from
 //! the router until it is back.
 
-use crate::fdpass::Channel;
+use crate::fdpass::{Channel, MessageReader};
 use crate::sync::{unless, Event};
 use crate::{Reply, Shard};
 use futures_lite::AsyncWriteExt;
@@ -27,7 +27,6 @@ use keel_protocol::command::{arity_ok, lookup, shard_of, Route};
 use keel_protocol::handoff::{self, Message, MsgKind};
 use keel_protocol::resp::{encode, Limits, RequestParser, RespVersion};
 use keel_protocol::Value;
-use std::collections::VecDeque;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 
@@ -50,34 +49,16 @@ pub(crate) struct Clients {
 /// until it closes or the shard shuts down.
 pub(crate) async fn serve_channel(clients: Rc<Clients>, chan: Channel) {
     let chan = Rc::new(chan);
-    let mut buf = Vec::new();
-    let mut fds = VecDeque::new();
-    'chan: loop {
-        match unless(&clients.shutdown, chan.recv(&mut buf, &mut fds)).await {
-            None => break,
-            Some(Ok(0)) => break,
-            Some(Err(e)) => {
-                tracing::warn!("hand-off channel: {e}");
-                break;
-            }
-            Some(Ok(_)) => {}
-        }
-        let mut at = 0;
-        loop {
-            let m = match handoff::decode(&buf[at..]) {
-                Ok(Some((m, used))) => {
-                    at += used;
-                    m
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::warn!("hand-off channel: {e}; closing it");
-                    break 'chan;
-                }
-            };
-            let Some(fd) = fds.pop_front().filter(|_| m.kind == MsgKind::Take) else {
-                tracing::warn!("hand-off channel: unexpected {:?} message (or no socket with it); closing it", m.kind);
-                break 'chan;
+    let mut reader = MessageReader::default();
+    loop {
+        let messages = match unless(&clients.shutdown, reader.next(&chan)).await {
+            None => return,
+            Some(Ok(m)) => m,
+            Some(Err(why)) => return tracing::debug!("hand-off channel ends: {why}"),
+        };
+        for (m, fd) in messages {
+            let Some(fd) = fd.filter(|_| m.kind == MsgKind::Take) else {
+                return tracing::warn!("hand-off channel: unexpected {:?} message from the router; closing it", m.kind);
             };
             let stream = crate::fdpass::into_tcp_stream(fd);
             let (clients, chan) = (clients.clone(), chan.clone());
@@ -88,7 +69,6 @@ pub(crate) async fn serve_channel(clients: Rc<Clients>, chan: Channel) {
             })
             .detach();
         }
-        buf.drain(..at);
     }
 }
 

@@ -13,6 +13,7 @@
 //! gives the next one to each message that has one.
 
 use glommio::net::UnixStream;
+use keel_protocol::handoff::{self, Message, MsgKind};
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -138,6 +139,42 @@ pub fn send_blocking(sock: &std::os::unix::net::UnixStream, bytes: &[u8], fd: Ra
         }
     }
     Ok(())
+}
+
+/// Reads a channel's `keel_protocol::handoff` messages and pairs each take and return
+/// with the socket descriptor that came with it.
+#[derive(Default)]
+pub struct MessageReader {
+    buf: Vec<u8>,
+    fds: VecDeque<OwnedFd>,
+}
+
+impl MessageReader {
+    /// Waits for the peer, then returns every complete message received so far (possibly
+    /// none, when only part of one has arrived). Errors, as a message for the log: the
+    /// peer closed the channel, the socket failed, a malformed message, or a take or
+    /// return without its descriptor. The channel is then unusable.
+    pub async fn next(&mut self, chan: &Channel) -> Result<Vec<(Message, Option<OwnedFd>)>, String> {
+        match chan.recv(&mut self.buf, &mut self.fds).await {
+            Ok(0) => return Err("closed by the peer".into()),
+            Ok(_) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        let mut out = Vec::new();
+        let mut at = 0;
+        while let Some((m, used)) = handoff::decode(&self.buf[at..]).map_err(|e| e.to_string())? {
+            at += used;
+            let fd = match m.kind {
+                MsgKind::Take | MsgKind::Return => {
+                    Some(self.fds.pop_front().ok_or_else(|| format!("a {:?} message without its socket", m.kind))?)
+                }
+                MsgKind::Closed => None,
+            };
+            out.push((m, fd));
+        }
+        self.buf.drain(..at);
+        Ok(out)
+    }
 }
 
 /// Non-blocking `recv` on a socket: `WouldBlock` when nothing is there.
