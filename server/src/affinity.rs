@@ -1,5 +1,7 @@
 //! Connection affinity: a client connection is served by the router executor that
-//! shares a core with the shard its commands go to.
+//! shares a core with the shard its commands go to. With connection hand-off on (the
+//! default, `crate::handoff`) such a connection goes to the shard process itself
+//! instead; [`Streak`] decides when in both cases.
 //!
 //! When executors are pinned (`router::Layout`), router executor `i` and shard `i`
 //! share CPU `i`. A request that crosses from a router executor to a shard on another

@@ -6,8 +6,9 @@
 //! Malformed input gets `-ERR Protocol error: …` and the connection is closed, as
 //! Redis does; nothing a client sends affects another connection.
 //!
-//! Between two batches a connection may move to another router executor
-//! (`crate::affinity`); [`resume`] continues it there.
+//! Between two batches a connection may be handed to the shard its commands go to
+//! (`crate::handoff`), which may later give it back, or (with hand-off off) move to
+//! another router executor (`crate::affinity`); [`resume`] continues it here or there.
 
 use crate::affinity::Handoff;
 use crate::cmd::{dispatch, ConnState, Pending, Router};

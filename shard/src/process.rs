@@ -1,9 +1,11 @@
-//! The shard process: executor, signals, the socket listener and shutdown.
+//! The shard process: executor, signals, the socket listeners and shutdown.
 //!
 //! Start: parent-death signal → executor → open the store and rebuild the indexes →
-//! remove a stale socket file → bind (from here on "the socket accepts" = "ready").
-//! Stop (SIGTERM, or the parent is gone; SIGINT is ignored, the router orders shutdown): stop accepting, let every connection
-//! answer what it has received and flush, `Store::sync`, remove the socket, return Ok.
+//! remove stale socket files → bind `handoff.sock`, then `shard.sock` (from here on
+//! "the socket accepts" = "ready").
+//! Stop (SIGTERM, or the parent is gone; SIGINT is ignored, the router orders shutdown):
+//! stop accepting, let every router connection and handed-off client connection answer
+//! what it has received and flush, `Store::sync`, remove the sockets, return Ok.
 
 use crate::shard::Shard;
 use crate::sync::{Event, Live};
@@ -133,10 +135,12 @@ async fn serve(cfg: ShardConfig, stop: Arc<AtomicBool>, parent: u32) -> anyhow::
 
 async fn finish(cfg: &ShardConfig, shard: &Shard) -> anyhow::Result<()> {
     shard.sync().await.map_err(|e| anyhow::anyhow!("sync store at shutdown: {e}"))?;
-    match std::fs::remove_file(&cfg.socket) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => tracing::warn!("remove socket {}: {e}", cfg.socket.display()),
+    for path in [cfg.socket.clone(), handoff_socket_path(&cfg.socket)] {
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!("remove socket {}: {e}", path.display()),
+        }
     }
     tracing::info!("shard {} stopped cleanly", cfg.id);
     Ok(())
