@@ -443,6 +443,32 @@ fn a_handed_off_connection_keeps_pipelines_in_order_and_errors_exact() {
     }
 }
 
+/// Connection commands sent to a handed-off connection go back to the router and take
+/// effect there: HELLO 3 switches the protocol (and the shard then answers in RESP3),
+/// QUIT replies +OK and closes.
+#[test]
+fn hello_and_quit_on_a_handed_off_connection() {
+    let (_d, srv) = server();
+    let a = &common::tenants_on("hq", 1, 2, 1)[0];
+    let mut s = srv.raw();
+    let warm = |s: &mut TcpStream| {
+        for i in 0..10 {
+            check(s, &req(&[b"SET", format!("{a}:k{i}").as_bytes(), b"v"]), b"+OK\r\n");
+        }
+    };
+    warm(&mut s);
+    check(&mut s, &req(&[b"GET", format!("{a}:missing").as_bytes()]), b"$-1\r\n");
+    s.write_all(&req(&[b"HELLO", b"3"])).unwrap();
+    assert!(matches!(read_value(&mut s), Raw::Agg('%', _)), "HELLO 3 must reply with a RESP3 map");
+    warm(&mut s);
+    check(&mut s, &req(&[b"GET", format!("{a}:missing").as_bytes()]), b"_\r\n");
+    check(&mut s, &req(&[b"QUIT"]), b"+OK\r\n");
+    expect_closed(&mut s);
+    let mut t = srv.raw();
+    let handoffs = info_stat(&mut t, "shard_handoffs");
+    assert!(handoffs >= 2, "the connection must have been handed off before HELLO and before QUIT (shard_handoffs = {handoffs})");
+}
+
 /// Works on a tenant of shard 0, then shard 1, then 0 and 1 again on one connection
 /// (RESP3, named), checking every reply, the name, the id and the client count.
 fn alternate_tenants_and_keep_state(srv: &Server) {
