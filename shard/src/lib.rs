@@ -36,6 +36,7 @@ mod conn;
 mod dispatch;
 pub mod fdpass;
 mod glob;
+pub mod net;
 mod ops;
 mod process;
 mod registry;
