@@ -12,8 +12,8 @@
 
 use crate::affinity::Handoff;
 use crate::cmd::{dispatch, ConnState, Pending, Router};
-use keel_shard::sync::{unless, Event};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use keel_shard::sync::Event;
+use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use keel_protocol::resp::{encode, Limits, RequestParser, RespVersion};
 use keel_protocol::Value;
@@ -56,7 +56,7 @@ pub async fn resume(rt: Rc<Router>, mut stream: TcpStream, mut conn: ConnState, 
     let mut parser = RequestParser::new();
     'conn: loop {
         if !std::mem::take(&mut have_unread) {
-            let read = unless(&shutdown, stream.read(&mut chunk)).await;
+            let read = keel_shard::net::read(&stream, &mut chunk, &shutdown).await;
             let n = match read {
                 None | Some(Ok(0)) | Some(Err(_)) => break,
                 Some(Ok(n)) => n,
