@@ -20,6 +20,7 @@
 //!
 //! A take and a return carry exactly one descriptor; a closed message carries none.
 
+use crate::resp::RespVersion;
 use thiserror::Error;
 
 /// Largest `len` a decoder accepts (1 GiB + header): bounds the unserved request bytes
@@ -45,8 +46,8 @@ pub enum MsgKind {
 pub struct Message {
     pub kind: MsgKind,
     pub client_id: u64,
-    /// 2 or 3.
-    pub resp: u8,
+    /// The connection's protocol version (a byte 2 or 3 on the wire).
+    pub resp: RespVersion,
     pub commands: u64,
     pub data: Vec<u8>,
 }
@@ -70,7 +71,10 @@ pub fn encode(m: &Message, out: &mut Vec<u8>) {
     out.extend_from_slice(&((HEADER - 4 + m.data.len()) as u32).to_le_bytes());
     out.push(m.kind as u8);
     out.extend_from_slice(&m.client_id.to_le_bytes());
-    out.push(m.resp);
+    out.push(match m.resp {
+        RespVersion::Resp2 => 2,
+        RespVersion::Resp3 => 3,
+    });
     out.extend_from_slice(&m.commands.to_le_bytes());
     out.extend_from_slice(&m.data);
 }
@@ -95,10 +99,11 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Message, usize)>, HandoffError> {
         k => return Err(HandoffError::Kind(k)),
     };
     let u64_at = |i: usize| u64::from_le_bytes(body[i..i + 8].try_into().expect("8 bytes"));
-    let resp = body[9];
-    if resp != 2 && resp != 3 {
-        return Err(HandoffError::Resp(resp));
-    }
+    let resp = match body[9] {
+        2 => RespVersion::Resp2,
+        3 => RespVersion::Resp3,
+        v => return Err(HandoffError::Resp(v)),
+    };
     let m = Message { kind, client_id: u64_at(1), resp, commands: u64_at(10), data: body[HEADER - 4..].to_vec() };
     Ok(Some((m, 4 + len)))
 }
@@ -108,7 +113,7 @@ mod tests {
     use super::*;
 
     fn msg(kind: MsgKind, data: &[u8]) -> Message {
-        Message { kind, client_id: 0x0102_0304_0506_0708, resp: 3, commands: 42, data: data.to_vec() }
+        Message { kind, client_id: 0x0102_0304_0506_0708, resp: RespVersion::Resp3, commands: 42, data: data.to_vec() }
     }
 
     #[test]

@@ -19,7 +19,6 @@ use crate::clients::ClientInfo;
 use crate::cmd::{ConnState, Router};
 use glommio::net::TcpStream;
 use keel_protocol::handoff::{self, Message, MsgKind};
-use keel_protocol::resp::RespVersion;
 use keel_shard::fdpass::{Channel, MessageReader, Sent};
 use keel_shard::sync::{unless, Event, Live};
 use std::cell::RefCell;
@@ -52,9 +51,8 @@ impl Handoffs {
 pub async fn offer(rt: &Router, stream: TcpStream, conn: ConnState, s: usize) -> Result<(), (TcpStream, ConnState)> {
     let Some(chan) = rt.handoffs.chans[s].borrow().clone() else { return Err((stream, conn)) };
     let id = conn.info.id;
-    let resp = if conn.resp == RespVersion::Resp3 { 3 } else { 2 };
     let mut msg = Vec::with_capacity(handoff::HEADER);
-    handoff::encode(&Message { kind: MsgKind::Take, client_id: id, resp, commands: 0, data: Vec::new() }, &mut msg);
+    handoff::encode(&Message { kind: MsgKind::Take, client_id: id, resp: conn.resp, commands: 0, data: Vec::new() }, &mut msg);
     // Registered before sending: the shard's return is read by this executor's
     // channel task, which cannot run before this task yields.
     rt.handoffs.held.borrow_mut().insert(id, (s, conn.info.clone()));
@@ -127,8 +125,7 @@ async fn serve_channel(rt: &Rc<Router>, chan: &Channel, shutdown: &Event, live: 
                         continue;
                     };
                     rt.shared.total_commands.fetch_add(m.commands, Ordering::Relaxed);
-                    let resp = if m.resp == 3 { RespVersion::Resp3 } else { RespVersion::Resp2 };
-                    let conn = ConnState { resp, closing: false, streak: Default::default(), info };
+                    let conn = ConnState { resp: m.resp, closing: false, streak: Default::default(), info };
                     let stream = keel_shard::fdpass::into_tcp_stream(fd);
                     let (rt, sd, guard) = (rt.clone(), shutdown.clone(), live.enter());
                     glommio::spawn_local(async move {

@@ -25,7 +25,7 @@ use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use keel_protocol::command::{arity_ok, lookup, shard_of, Route};
 use keel_protocol::handoff::{self, Message, MsgKind};
-use keel_protocol::resp::{encode, Limits, RequestParser, RespVersion};
+use keel_protocol::resp::{encode, Limits, RequestParser};
 use keel_protocol::Value;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
@@ -84,7 +84,7 @@ enum End {
 async fn serve(clients: &Clients, chan: &Channel, mut stream: TcpStream, m: Message) {
     let client_id = m.client_id;
     tracing::trace!("client {client_id}: taken over from the router");
-    let resp = if m.resp == 3 { RespVersion::Resp3 } else { RespVersion::Resp2 };
+    let resp = m.resp;
     let mut inbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut chunk = vec![0u8; READ_CHUNK];
     let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
@@ -149,8 +149,7 @@ async fn serve(clients: &Clients, chan: &Channel, mut stream: TcpStream, m: Mess
         End::Return(rest) => (MsgKind::Return, rest),
     };
     let mut msg = Vec::with_capacity(handoff::HEADER + data.len());
-    let resp_byte = if resp == RespVersion::Resp3 { 3 } else { 2 };
-    handoff::encode(&Message { kind, client_id, resp: resp_byte, commands: served, data }, &mut msg);
+    handoff::encode(&Message { kind, client_id, resp, commands: served, data }, &mut msg);
     tracing::trace!("client {client_id}: {kind:?} after {served} command(s)");
     let fd = (kind == MsgKind::Return).then(|| stream.as_raw_fd());
     if let Err(e) = chan.send(&msg, fd).await {
