@@ -24,12 +24,19 @@ pub struct Spec {
     pub name: &'static str,
     /// Redis convention: N = exactly N args (incl. the name); -N = at least N.
     pub arity: i32,
+    /// Redis command flags as `COMMAND INFO` lists them (`write`, `readonly`, `fast`, …).
     pub flags: &'static [&'static str],
+    /// argv index of the first key (0 = the command takes no key).
     pub first_key: i32,
+    /// argv index of the last key; -1 = the last argument.
     pub last_key: i32,
+    /// Distance between keys (2 for key/value pairs).
     pub step: i32,
+    /// How the router sends it.
     pub route: Route,
+    /// Redis command group (`string`, `generic`, `connection`, `server`, `vector`).
     pub group: &'static str,
+    /// One line for `COMMAND DOCS`.
     pub summary: &'static str,
 }
 

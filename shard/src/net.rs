@@ -34,4 +34,3 @@ pub async fn read(stream: &TcpStream, buf: &mut [u8], shutdown: &Event) -> Optio
         }
     }
 }
-

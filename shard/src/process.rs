@@ -136,10 +136,8 @@ async fn serve(cfg: ShardConfig, stop: Arc<AtomicBool>, parent: u32) -> anyhow::
 async fn finish(cfg: &ShardConfig, shard: &Shard) -> anyhow::Result<()> {
     shard.sync().await.map_err(|e| anyhow::anyhow!("sync store at shutdown: {e}"))?;
     for path in [cfg.socket.clone(), handoff_socket_path(&cfg.socket)] {
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => tracing::warn!("remove socket {}: {e}", path.display()),
+        if let Err(e) = remove_socket(&path) {
+            tracing::warn!("remove socket {}: {e}", path.display());
         }
     }
     tracing::info!("shard {} stopped cleanly", cfg.id);
@@ -168,14 +166,18 @@ pub fn handoff_socket_path(socket: &Path) -> PathBuf {
     socket.with_file_name("handoff.sock")
 }
 
-/// Removes a stale socket file at `path`.
-fn remove_stale(path: &Path) -> anyhow::Result<()> {
+/// Removes the socket file at `path`; a missing one is fine.
+fn remove_socket(path: &Path) -> std::io::Result<()> {
     match std::fs::remove_file(path) {
-        Ok(()) => tracing::debug!("removed stale socket {}", path.display()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("remove stale socket {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        r => r,
     }
-    Ok(())
+}
+
+/// Removes a stale socket file at `path` before binding. Errors: it exists and cannot
+/// be removed.
+fn remove_stale(path: &Path) -> anyhow::Result<()> {
+    remove_socket(path).with_context(|| format!("remove stale socket {}", path.display()))
 }
 
 /// Accepts hand-off channels (one per router executor) until shutdown.
