@@ -5,8 +5,9 @@
 #   scripts/bench-ab.sh KEEL_A KEEL_B [OUT]     (OUT defaults to stdout only)
 #
 # Env: N (requests per test, default 100000), ROUNDS (default 3), PS (pipeline depths,
-# default "1 16"), CLIENTS (default 50), TESTS (default set,get,incr,mset), ARGS_A and
-# ARGS_B (extra keel flags per side). Prints every round, then the median over the rounds
+# default "1 16"), CLIENTS (default 50), TESTS (default set,get,incr,mset), SPREAD=1 (also
+# SET/GET with keys over many tenants, see bench-common.sh), ARGS_A and ARGS_B (extra
+# keel flags per side). Prints every round, then the median over the rounds
 # per test: A, B and Redis rps, B/A, A/Redis and B/Redis.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,8 +32,9 @@ report() {
   echo
   echo "- date: $(date -u +%Y-%m-%dT%H:%MZ); machine: $(nproc) cores, Linux $(uname -r); $(redis-server --version | awk '{print $1, $2, $3}')"
   echo "- A: \`$A${ARGS_A:+ $ARGS_A}\`; B: \`$B${ARGS_B:+ $ARGS_B}\`"
-  echo "- command: \`scripts/bench-ab.sh $A $B${OUT:+ $OUT}\` (N=$N ROUNDS=$ROUNDS PS=\"$PS\" CLIENTS=$CLIENTS TESTS=$TESTS):"
+  echo "- command: \`scripts/bench-ab.sh $A $B${OUT:+ $OUT}\` (N=$N ROUNDS=$ROUNDS PS=\"$PS\" CLIENTS=$CLIENTS TESTS=$TESTS SPREAD=${SPREAD:-0}):"
   echo "  per round and depth, A, B and Redis back to back on fresh servers, each \`redis-benchmark -t $TESTS -n $N -c $CLIENTS -P {depth} -r 100000\`"
+  [ "${SPREAD:-0}" = 1 ] && echo "  and SPREAD-SET / SPREAD-GET: \`redis-benchmark -n $N -c $CLIENTS -P {depth} -r 100000 SET t__rand_int__:k v\` (and \`GET t__rand_int__:k\`): keys over ~100000 tenants"
   echo
   python3 - "$ROWS" <<'PY'
 import csv, statistics, sys

@@ -32,14 +32,29 @@ start_redis() { # persistence: always|none
 }
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
-# run PORT P -> lines "test,rps,p50"
+# Keys spread over many tenants (SPREAD=1): each request goes to a random shard, so no
+# connection is bound to one shard (no hand-off, no executor move).
+SPREAD_CMDS=("SET t__rand_int__:k v" "GET t__rand_int__:k")
+
+# run PORT P -> lines "test,rps,p50"; with SPREAD=1 also SPREAD-SET and SPREAD-GET
+# (the commands in SPREAD_CMDS). TESTS may be empty to run only those.
 run() {
-  redis-benchmark -p "$1" -t "$TESTS" -n "$N" -c "$CLIENTS" -P "$2" -r 100000 --csv 2>/dev/null |
-    python3 -c '
+  local csv='
 import csv, sys
+prefix = sys.argv[1]
 for row in csv.reader(sys.stdin):
     if not row or row[0] == "test": continue
-    name = row[0].split(" ")[0]
+    name = prefix + row[0].split(" ")[0]
     print(f"{name},{float(row[1]):.0f},{float(row[4]) if len(row) > 4 else 0:.3f}")'
+  if [ -n "$TESTS" ]; then
+    redis-benchmark -p "$1" -t "$TESTS" -n "$N" -c "$CLIENTS" -P "$2" -r 100000 --csv 2>/dev/null | python3 -c "$csv" ""
+  fi
+  if [ "${SPREAD:-0}" = 1 ]; then
+    local c
+    for c in "${SPREAD_CMDS[@]}"; do
+      # shellcheck disable=SC2086 # the command's words are separate arguments
+      redis-benchmark -p "$1" -n "$N" -c "$CLIENTS" -P "$2" -r 100000 --csv $c 2>/dev/null | python3 -c "$csv" "SPREAD-"
+    done
+  fi
 }
 
