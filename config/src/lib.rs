@@ -86,6 +86,8 @@ pub struct FileConfig {
     pub max_bulk_len: Option<usize>,
     /// Hand connections whose commands all go to one shard to that shard (default true).
     pub shard_handoff: Option<bool>,
+    /// Accept the DEBUG command (default false).
+    pub enable_debug_command: Option<bool>,
 }
 
 /// Values given on the command line; `None` = not given.
@@ -127,6 +129,8 @@ pub struct Config {
     /// Connection hand-off (DESIGN §1): a connection whose recent commands all went to
     /// one shard is served by that shard process directly (default true).
     pub shard_handoff: bool,
+    /// Accept the DEBUG command (Redis's `enable-debug-command`; default false).
+    pub enable_debug_command: bool,
 }
 
 impl FileConfig {
@@ -187,6 +191,7 @@ impl Config {
         }
         let shard_handoff = flags.shard_handoff.or(file.shard_handoff).unwrap_or(true);
         Ok(Config {
+            enable_debug_command: file.enable_debug_command.unwrap_or(false),
             shard_handoff,
             data_dir,
             resp_addr,

@@ -1,25 +1,107 @@
-//! The one command table: name, arity, flags, key positions and how the router routes
-//! the command. The router's dispatch, arity checks and `COMMAND`, and a shard serving a
-//! handed-off connection (DESIGN §1), all read from it; [`shard_of`] is the routing rule.
+//! The one command table: every command keel knows, with its arity, flags, key
+//! positions, how the router routes it and how the replies of a split or fanned-out
+//! command are merged. The router's dispatch, arity check and `COMMAND`, the shard's
+//! dispatch (`keel_shard`'s `ops`, matching on [`Cmd`]) and a shard serving a
+//! handed-off connection (DESIGN §1) all read it; [`shard_of`] is the routing rule.
+//!
+//! Adding a command: a [`Cmd`] variant and a [`COMMANDS`] entry here (kept sorted by
+//! name), then its handler — a shard op in `shard/src/ops/<family>.rs` and one arm in
+//! `ops::run` for a command that reaches a shard, or a function in
+//! `server/src/cmd/<family>.rs` and one arm in `cmd::local` for one the router answers.
+//! The arity is checked from the table before any handler runs (router and shard), so
+//! handlers index the arguments the arity guarantees without checking again.
+
+use crate::Value;
+
+/// Which command a [`Spec`] describes: the id both processes dispatch on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Cmd {
+    Append,
+    Client,
+    Command,
+    Config,
+    Dbsize,
+    Debug,
+    Decr,
+    Decrby,
+    Del,
+    Echo,
+    Exists,
+    Flushall,
+    Flushdb,
+    Get,
+    Getdel,
+    Hello,
+    Incr,
+    Incrby,
+    Info,
+    /// Internal: make the shard panic (`DEBUG PANIC-SHARD`, tests of the supervisor).
+    KeelDebug,
+    /// Internal: the shard's counters for INFO.
+    KeelInfo,
+    Keys,
+    Mget,
+    Mset,
+    Ping,
+    Quit,
+    Scan,
+    Select,
+    Set,
+    SkegVdel,
+    SkegVindexCreate,
+    SkegVindexDrop,
+    SkegVindexList,
+    SkegVsearch,
+    SkegVset,
+    Strlen,
+    Type,
+    Unlink,
+}
 
 /// How the router sends a command (DESIGN §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
-    /// Answered by the router itself.
+    /// Answered by the router from connection or server state (CLIENT, HELLO, INFO…).
     Local,
-    /// One key (or index name) at argv[1]: sent whole to its shard.
+    /// Needs no state: answered by whichever process holds the connection, the router
+    /// or a shard serving a handed-off connection ([`stateless_reply`]: PING, ECHO).
+    Anywhere,
+    /// One key, at argv[1]: the whole command goes to its shard.
     Key,
-    /// Every argument from argv[1] is a key (DEL, EXISTS, MGET): split by shard.
-    Keys,
-    /// Key/value pairs from argv[1] (MSET): split by shard, all-or-nothing per shard.
-    Pairs,
-    /// Keyspace-wide: sent to every shard and merged.
-    All,
+    /// Several keys at the [`Spec`]'s key positions, each followed by `step − 1`
+    /// arguments of its own (MSET's value): sent whole when every key routes to one
+    /// shard, else split by shard and the replies merged. All-or-nothing per shard only.
+    Keys(Merge),
+    /// Keyspace-wide: sent to every shard, the replies merged.
+    All(Merge),
+    /// SCAN: one shard at a time; the cursor says which (shard << 48 | local cursor).
+    Cursor,
+    /// Sent by the router itself, never accepted from a client ("unknown command").
+    Internal,
+}
+
+/// How the replies of several shards become one (a split [`Route::Keys`] command or a
+/// fanned-out [`Route::All`] one). The first error reply wins in every case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Merge {
+    /// Integer replies added up (DEL, EXISTS, UNLINK, DBSIZE).
+    Sum,
+    /// Array replies with one element per key, put back at their keys' places (MGET).
+    ByKey,
+    /// Array replies concatenated (KEYS).
+    Concat,
+    /// Array replies concatenated and sorted bytewise (SKEG.VINDEX.LIST, one line per
+    /// index starting with its name).
+    Sorted,
+    /// `+OK` from every shard: `+OK` (MSET, FLUSHALL).
+    AllOk,
 }
 
 /// One command's metadata, as `COMMAND INFO` reports it.
 #[derive(Debug)]
 pub struct Spec {
+    /// The id the router and the shard dispatch on.
+    pub cmd: Cmd,
     /// Lowercase name.
     pub name: &'static str,
     /// Redis convention: N = exactly N args (incl. the name); -N = at least N.
@@ -28,7 +110,7 @@ pub struct Spec {
     pub flags: &'static [&'static str],
     /// argv index of the first key (0 = the command takes no key).
     pub first_key: i32,
-    /// argv index of the last key; -1 = the last argument.
+    /// argv index of the last key; -1 = the last key group runs to the end.
     pub last_key: i32,
     /// Distance between keys (2 for key/value pairs).
     pub step: i32,
@@ -40,48 +122,65 @@ pub struct Spec {
     pub summary: &'static str,
 }
 
+/// (route, first key, last key, step) of a [`Spec`], from the short forms in the table.
+macro_rules! route {
+    (local) => { (Route::Local, 0, 0, 0) };
+    (anywhere) => { (Route::Anywhere, 0, 0, 0) };
+    (key) => { (Route::Key, 1, 1, 1) };
+    (keys($m:ident)) => { (Route::Keys(Merge::$m), 1, -1, 1) };
+    (pairs($m:ident)) => { (Route::Keys(Merge::$m), 1, -1, 2) };
+    (all($m:ident)) => { (Route::All(Merge::$m), 0, 0, 0) };
+    (cursor) => { (Route::Cursor, 0, 0, 0) };
+    (internal) => { (Route::Internal, 0, 0, 0) };
+}
+
 macro_rules! spec {
-    ($name:literal, $arity:expr, [$($f:literal),*], $fk:expr, $lk:expr, $st:expr, $route:ident, $group:literal, $summary:literal) => {
-        Spec { name: $name, arity: $arity, flags: &[$($f),*], first_key: $fk, last_key: $lk, step: $st, route: Route::$route, group: $group, summary: $summary }
-    };
+    ($cmd:ident, $name:literal, $arity:expr, [$($f:literal),*], $r:ident $(($m:ident))?, $group:literal, $summary:literal) => {{
+        let (route, first_key, last_key, step) = route!($r $(($m))?);
+        Spec { cmd: Cmd::$cmd, name: $name, arity: $arity, flags: &[$($f),*], first_key, last_key, step, route, group: $group, summary: $summary }
+    }};
 }
 
 /// Every command keel knows, sorted by name.
 pub static COMMANDS: &[Spec] = &[
-    spec!("append", 3, ["write", "denyoom", "fast"], 1, 1, 1, Key, "string", "Appends a string to the value of a key. Creates the key if it doesn't exist."),
-    spec!("client", -2, ["admin", "noscript", "loading", "stale"], 0, 0, 0, Local, "connection", "A container for client connection commands (ID, GETNAME, SETNAME, SETINFO, INFO)."),
-    spec!("command", -1, ["loading", "stale"], 0, 0, 0, Local, "server", "Returns detailed information about all commands."),
-    spec!("config", -2, ["admin", "noscript", "loading", "stale"], 0, 0, 0, Local, "server", "A container for server configuration commands (GET)."),
-    spec!("dbsize", 1, ["readonly", "fast"], 0, 0, 0, All, "server", "Returns the number of keys in the database."),
-    spec!("decr", 2, ["write", "denyoom", "fast"], 1, 1, 1, Key, "string", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
-    spec!("decrby", 3, ["write", "denyoom", "fast"], 1, 1, 1, Key, "string", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist."),
-    spec!("del", -2, ["write"], 1, -1, 1, Keys, "generic", "Deletes one or more keys."),
-    spec!("echo", 2, ["fast"], 0, 0, 0, Local, "connection", "Returns the given string."),
-    spec!("exists", -2, ["readonly", "fast"], 1, -1, 1, Keys, "generic", "Determines whether one or more keys exist."),
-    spec!("flushall", -1, ["write"], 0, 0, 0, All, "server", "Removes all keys and vector indexes from all shards."),
-    spec!("flushdb", -1, ["write"], 0, 0, 0, All, "server", "Removes all keys from the current database (keel has one: same as FLUSHALL)."),
-    spec!("get", 2, ["readonly", "fast"], 1, 1, 1, Key, "string", "Returns the string value of a key."),
-    spec!("getdel", 2, ["write", "fast"], 1, 1, 1, Key, "string", "Returns the string value of a key after deleting the key."),
-    spec!("hello", -1, ["noscript", "loading", "stale", "fast"], 0, 0, 0, Local, "connection", "Handshakes with the server: selects RESP2 or RESP3."),
-    spec!("incr", 2, ["write", "denyoom", "fast"], 1, 1, 1, Key, "string", "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
-    spec!("incrby", 3, ["write", "denyoom", "fast"], 1, 1, 1, Key, "string", "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
-    spec!("info", -1, ["loading", "stale"], 0, 0, 0, Local, "server", "Returns information and statistics about the server."),
-    spec!("keys", 2, ["readonly"], 0, 0, 0, All, "generic", "Returns all key names that match a pattern."),
-    spec!("mget", -2, ["readonly", "fast"], 1, -1, 1, Keys, "string", "Atomically returns the string values of one or more keys."),
-    spec!("mset", -3, ["write", "denyoom"], 1, -1, 2, Pairs, "string", "Sets the string values of one or more keys (all-or-nothing within each shard)."),
-    spec!("ping", -1, ["fast", "stale"], 0, 0, 0, Local, "connection", "Returns the server's liveliness response."),
-    spec!("quit", -1, ["noscript", "loading", "stale", "fast"], 0, 0, 0, Local, "connection", "Closes the connection."),
-    spec!("scan", -2, ["readonly"], 0, 0, 0, All, "generic", "Iterates over the key names in the database (cursor walks every shard)."),
-    spec!("select", 2, ["loading", "stale", "fast"], 0, 0, 0, Local, "connection", "Changes the selected database (keel has only database 0)."),
-    spec!("set", -3, ["write", "denyoom"], 1, 1, 1, Key, "string", "Sets the string value of a key [NX|XX] [GET]."),
-    spec!("skeg.vdel", 3, ["write", "fast"], 1, 1, 1, Key, "vector", "Deletes vector id from an index."),
-    spec!("skeg.vindex.create", -5, ["write"], 1, 1, 1, Key, "vector", "Creates a vector index: name dim f32 flat."),
-    spec!("skeg.vindex.drop", 2, ["write"], 1, 1, 1, Key, "vector", "Drops a vector index and its vectors."),
-    spec!("skeg.vindex.list", 1, ["readonly"], 0, 0, 0, All, "vector", "Lists vector indexes, one line each."),
-    spec!("skeg.vsearch", -5, ["readonly"], 1, 1, 1, Key, "vector", "Returns the k nearest vectors: id, score pairs, best first (cosine similarity)."),
-    spec!("skeg.vset", 4, ["write", "denyoom"], 1, 1, 1, Key, "vector", "Inserts or replaces vector id (little-endian f32 blob)."),
-    spec!("strlen", 2, ["readonly", "fast"], 1, 1, 1, Key, "string", "Returns the length of a string value."),
-    spec!("type", 2, ["readonly", "fast"], 1, 1, 1, Key, "generic", "Determines the type of value stored at a key."),
+    spec!(Append, "append", 3, ["write", "denyoom", "fast"], key, "string", "Appends a string to the value of a key. Creates the key if it doesn't exist."),
+    spec!(Client, "client", -2, ["admin", "noscript", "loading", "stale"], local, "connection", "A container for client connection commands (ID, GETNAME, SETNAME, SETINFO, INFO, LIST)."),
+    spec!(Command, "command", -1, ["loading", "stale"], local, "server", "Returns detailed information about all commands."),
+    spec!(Config, "config", -2, ["admin", "noscript", "loading", "stale"], local, "server", "A container for server configuration commands (GET)."),
+    spec!(Dbsize, "dbsize", 1, ["readonly", "fast"], all(Sum), "server", "Returns the number of keys in the database."),
+    spec!(Debug, "debug", -2, ["admin", "noscript", "loading", "stale"], local, "server", "Debugging commands (PANIC, PANIC-SHARD); refused unless enable_debug_command is set."),
+    spec!(Decr, "decr", 2, ["write", "denyoom", "fast"], key, "string", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
+    spec!(Decrby, "decrby", 3, ["write", "denyoom", "fast"], key, "string", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist."),
+    spec!(Del, "del", -2, ["write"], keys(Sum), "generic", "Deletes one or more keys."),
+    spec!(Echo, "echo", 2, ["fast"], anywhere, "connection", "Returns the given string."),
+    spec!(Exists, "exists", -2, ["readonly", "fast"], keys(Sum), "generic", "Determines whether one or more keys exist."),
+    spec!(Flushall, "flushall", -1, ["write"], all(AllOk), "server", "Removes all keys and vector indexes from all shards."),
+    spec!(Flushdb, "flushdb", -1, ["write"], all(AllOk), "server", "Removes all keys from the current database (keel has one: same as FLUSHALL)."),
+    spec!(Get, "get", 2, ["readonly", "fast"], key, "string", "Returns the string value of a key."),
+    spec!(Getdel, "getdel", 2, ["write", "fast"], key, "string", "Returns the string value of a key after deleting the key."),
+    spec!(Hello, "hello", -1, ["noscript", "loading", "stale", "fast"], local, "connection", "Handshakes with the server: selects RESP2 or RESP3."),
+    spec!(Incr, "incr", 2, ["write", "denyoom", "fast"], key, "string", "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
+    spec!(Incrby, "incrby", 3, ["write", "denyoom", "fast"], key, "string", "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
+    spec!(Info, "info", -1, ["loading", "stale"], local, "server", "Returns information and statistics about the server."),
+    spec!(KeelDebug, "keel.debug", 2, [], internal, "server", "Internal: DEBUG PANIC-SHARD's request to one shard."),
+    spec!(KeelInfo, "keel.info", 1, [], internal, "server", "Internal: one shard's counters for INFO."),
+    spec!(Keys, "keys", 2, ["readonly"], all(Concat), "generic", "Returns all key names that match a pattern."),
+    spec!(Mget, "mget", -2, ["readonly", "fast"], keys(ByKey), "string", "Atomically returns the string values of one or more keys."),
+    spec!(Mset, "mset", -3, ["write", "denyoom"], pairs(AllOk), "string", "Sets the string values of one or more keys (all-or-nothing within each shard)."),
+    spec!(Ping, "ping", -1, ["fast", "stale"], anywhere, "connection", "Returns the server's liveliness response."),
+    spec!(Quit, "quit", -1, ["noscript", "loading", "stale", "fast"], local, "connection", "Closes the connection."),
+    spec!(Scan, "scan", -2, ["readonly"], cursor, "generic", "Iterates over the key names in the database (cursor walks every shard)."),
+    spec!(Select, "select", 2, ["loading", "stale", "fast"], local, "connection", "Changes the selected database (keel has only database 0)."),
+    spec!(Set, "set", -3, ["write", "denyoom"], key, "string", "Sets the string value of a key [NX|XX] [GET]."),
+    spec!(SkegVdel, "skeg.vdel", 3, ["write", "fast"], key, "vector", "Deletes vector id from an index."),
+    spec!(SkegVindexCreate, "skeg.vindex.create", -3, ["write"], key, "vector", "Creates a vector index: name dim [f32 [flat]]."),
+    spec!(SkegVindexDrop, "skeg.vindex.drop", 2, ["write"], key, "vector", "Drops a vector index and its vectors."),
+    spec!(SkegVindexList, "skeg.vindex.list", 1, ["readonly"], all(Sorted), "vector", "Lists vector indexes, one line each."),
+    spec!(SkegVsearch, "skeg.vsearch", -5, ["readonly"], key, "vector", "Returns the k nearest vectors: id, score pairs, best first (cosine similarity)."),
+    spec!(SkegVset, "skeg.vset", 4, ["write", "denyoom"], key, "vector", "Inserts or replaces vector id (little-endian f32 blob)."),
+    spec!(Strlen, "strlen", 2, ["readonly", "fast"], key, "string", "Returns the length of a string value."),
+    spec!(Type, "type", 2, ["readonly", "fast"], key, "generic", "Determines the type of value stored at a key."),
+    spec!(Unlink, "unlink", -2, ["write", "fast"], keys(Sum), "generic", "Deletes one or more keys (as DEL: values are freed at once)."),
 ];
 
 /// DESIGN §1: the shard of `key` among `n` shards: tenant = the key's bytes before its
@@ -95,7 +194,8 @@ pub fn shard_of(key: &[u8], n: usize) -> usize {
     (xxhash_rust::xxh3::xxh3_64(tenant) % n as u64) as usize
 }
 
-/// Looks a command up by name, case-insensitively.
+/// Looks a command up by name, case-insensitively (internal commands included: the
+/// caller decides whether it accepts [`Route::Internal`]).
 pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
     if name.len() > 32 {
         return None;
@@ -108,12 +208,55 @@ pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
     COMMANDS.binary_search_by(|s| s.name.as_bytes().cmp(lower)).ok().map(|i| &COMMANDS[i])
 }
 
-/// True if `argc` (incl. the name) satisfies `arity`.
-pub fn arity_ok(arity: i32, argc: usize) -> bool {
-    if arity >= 0 {
-        argc == arity as usize
-    } else {
-        argc >= (-arity) as usize
+/// The commands clients may call (what `COMMAND` lists): all but internal ones.
+pub fn public_commands() -> impl Iterator<Item = &'static Spec> {
+    COMMANDS.iter().filter(|s| s.route != Route::Internal)
+}
+
+impl Spec {
+    /// True if `argc` arguments (incl. the name) satisfy the arity and, for key groups
+    /// running to the end (MSET's key/value pairs), come in whole groups.
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let count_ok = if self.arity >= 0 { argc == self.arity as usize } else { argc >= self.arity.unsigned_abs() as usize };
+        let groups_run_to_end = self.last_key == -1 && self.step > 1;
+        count_ok && (!groups_run_to_end || argc.saturating_sub(self.first_key as usize).is_multiple_of(self.step as usize))
+    }
+
+    /// Redis's reply to a wrong argument count: `-ERR wrong number of arguments for
+    /// 'get' command`.
+    pub fn arity_error(&self) -> Value {
+        Value::err(format!("ERR wrong number of arguments for '{}' command", self.name))
+    }
+
+    /// The argv indexes of the keys of a request with `argc` arguments (which passed
+    /// [`arity_ok`](Self::arity_ok)); empty for commands without keys.
+    pub fn key_positions(&self, argc: usize) -> impl Iterator<Item = usize> {
+        let (first, step) = (self.first_key.max(0) as usize, self.step.max(1) as usize);
+        let last = match self.last_key {
+            0 => 0,
+            -1 => argc.saturating_sub(step),
+            l => (l as usize).min(argc.saturating_sub(1)),
+        };
+        let end = if first == 0 { 0 } else { last + 1 };
+        (first..end).step_by(step)
+    }
+
+    /// The one shard every key of `argv` routes to among `n`; `None` when the keys span
+    /// several shards or the command takes none.
+    pub fn single_shard(&self, argv: &[Vec<u8>], n: usize) -> Option<usize> {
+        let mut keys = self.key_positions(argv.len());
+        let s = shard_of(&argv[keys.next()?], n);
+        keys.all(|p| shard_of(&argv[p], n) == s).then_some(s)
+    }
+}
+
+/// The reply to a [`Route::Anywhere`] command (PING, ECHO), whoever answers it; `argv`
+/// passed the arity check.
+pub fn stateless_reply(spec: &Spec, argv: &[Vec<u8>]) -> Value {
+    match (spec.cmd, argv.len()) {
+        (Cmd::Ping, 1) => Value::Simple("PONG".into()),
+        (Cmd::Ping, 2) | (Cmd::Echo, 2) => Value::Bulk(argv[1].clone()),
+        _ => spec.arity_error(),
     }
 }
 
@@ -121,21 +264,83 @@ pub fn arity_ok(arity: i32, argc: usize) -> bool {
 mod tests {
     use super::*;
 
+    fn spec(name: &str) -> &'static Spec {
+        lookup(name.as_bytes()).unwrap()
+    }
+
+    fn argv(a: &[&str]) -> Vec<Vec<u8>> {
+        a.iter().map(|s| s.as_bytes().to_vec()).collect()
+    }
+
     #[test]
     fn table_is_sorted_and_lookup_is_case_insensitive() {
         for w in COMMANDS.windows(2) {
             assert!(w[0].name < w[1].name, "{} !< {}", w[0].name, w[1].name);
         }
-        assert_eq!(lookup(b"GeT").unwrap().name, "get");
-        assert_eq!(lookup(b"SKEG.VSEARCH").unwrap().name, "skeg.vsearch");
+        assert_eq!(lookup(b"GeT").unwrap().cmd, Cmd::Get);
+        assert_eq!(lookup(b"SKEG.VSEARCH").unwrap().cmd, Cmd::SkegVsearch);
         assert!(lookup(b"nope").is_none());
+        assert!(lookup(&[b'a'; 40]).is_none());
+    }
+
+    #[test]
+    fn names_and_ids_are_one_to_one() {
+        let mut ids: Vec<String> = COMMANDS.iter().map(|s| format!("{:?}", s.cmd)).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), COMMANDS.len());
+        assert!(public_commands().all(|s| !s.name.starts_with("keel.")));
+        assert_eq!(public_commands().count() + 2, COMMANDS.len());
     }
 
     #[test]
     fn arity() {
-        assert!(arity_ok(2, 2));
-        assert!(!arity_ok(2, 3));
-        assert!(arity_ok(-3, 5));
-        assert!(!arity_ok(-3, 2));
+        assert!(spec("get").arity_ok(2));
+        assert!(!spec("get").arity_ok(3));
+        assert!(spec("set").arity_ok(5));
+        assert!(!spec("set").arity_ok(2));
+        // MSET: key/value pairs come whole.
+        assert!(spec("mset").arity_ok(3));
+        assert!(!spec("mset").arity_ok(4));
+        assert!(spec("mset").arity_ok(5));
+        assert!(spec("del").arity_ok(4));
+        assert!(spec("skeg.vindex.create").arity_ok(3));
+        assert_eq!(spec("Get").arity_error(), Value::err("ERR wrong number of arguments for 'get' command"));
+    }
+
+    #[test]
+    fn key_positions_follow_first_last_step() {
+        let keys = |name: &str, argc: usize| spec(name).key_positions(argc).collect::<Vec<_>>();
+        assert_eq!(keys("get", 2), [1]);
+        assert_eq!(keys("set", 5), [1]);
+        assert_eq!(keys("del", 4), [1, 2, 3]);
+        assert_eq!(keys("mset", 5), [1, 3]);
+        assert_eq!(keys("ping", 2), Vec::<usize>::new());
+        assert_eq!(keys("dbsize", 1), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn single_shard() {
+        let mget = spec("mget");
+        assert_eq!(mget.single_shard(&argv(&["mget", "t:a", "t:b", "t"]), 4), Some(shard_of(b"t", 4)));
+        let spread = (0..64).map(|i| format!("t{i}:k")).collect::<Vec<_>>();
+        let mut a = vec!["mget"];
+        a.extend(spread.iter().map(String::as_str));
+        assert_eq!(mget.single_shard(&argv(&a), 4), None);
+        assert_eq!(spec("ping").single_shard(&argv(&["ping"]), 4), None);
+        // MSET's values do not route.
+        let v = "x".repeat(10);
+        assert_eq!(spec("mset").single_shard(&argv(&["mset", "t:a", &v, "t:b", "zzz"]), 4), Some(shard_of(b"t", 4)));
+    }
+
+    #[test]
+    fn stateless_replies() {
+        assert_eq!(stateless_reply(spec("ping"), &argv(&["PING"])), Value::Simple("PONG".into()));
+        assert_eq!(stateless_reply(spec("ping"), &argv(&["PING", "hi"])), Value::Bulk(b"hi".to_vec()));
+        assert_eq!(stateless_reply(spec("echo"), &argv(&["ECHO", "x"])), Value::Bulk(b"x".to_vec()));
+        assert_eq!(
+            stateless_reply(spec("ping"), &argv(&["PING", "a", "b"])),
+            Value::err("ERR wrong number of arguments for 'ping' command")
+        );
     }
 }

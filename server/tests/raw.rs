@@ -599,3 +599,58 @@ fn s_hello3(s: &mut TcpStream) {
     s.write_all(&req(&[b"HELLO", b"3"])).unwrap();
     assert!(matches!(read_value(s), Raw::Agg('%', _)));
 }
+
+/// The command table (protocol/src/command.rs) alone decides how a request is routed
+/// and whether its argument count is right, on the router and on a shard serving a
+/// handed-off connection alike: the same requests get the same bytes both ways.
+#[test]
+fn the_command_table_routes_and_checks_arity_on_router_and_shard() {
+    let (_d, srv) = server();
+    let a = &common::tenants_on("cta", 0, 2, 1)[0];
+    let b = &common::tenants_on("ctb", 1, 2, 1)[0];
+    let key = |t: &str, k: &str| format!("{t}:{k}").into_bytes();
+    let same_replies_either_way = |s: &mut TcpStream| {
+        // Keyed commands of shard 0 (served by the shard once the connection is there).
+        check(s, &req(&[b"MSET", &key(a, "x"), b"1", &key(a, "z"), b"2"]), b"+OK\r\n");
+        check(s, &req(&[b"UNLINK", &key(a, "x"), &key(a, "nope")]), b":1\r\n");
+        check(s, &req(&[b"ECHO", b"hi"]), b"$2\r\nhi\r\n");
+        check(s, &req(&[b"PING", b"a", b"b"]), b"-ERR wrong number of arguments for 'ping' command\r\n");
+        // Wrong argument counts, from the table (MSET's pairs come whole).
+        check(s, &req(&[b"MSET", &key(a, "x"), b"1", &key(a, "y")]), b"-ERR wrong number of arguments for 'mset' command\r\n");
+        check(s, &req(&[b"GET"]), b"-ERR wrong number of arguments for 'get' command\r\n");
+        check(s, &req(&[b"INCRBY", &key(a, "n")]), b"-ERR wrong number of arguments for 'incrby' command\r\n");
+        // Internal commands are not the clients'.
+        check(s, &req(&[b"KEEL.INFO"]), b"-ERR unknown command 'KEEL.INFO', with args beginning with: \r\n");
+        check(s, &req(&[b"keel.debug", b"panic"]), b"-ERR unknown command 'keel.debug', with args beginning with: 'panic' \r\n");
+        // Split across shards and merged by the table's merge kind.
+        check(s, &req(&[b"MSET", &key(a, "m"), b"1", &key(b, "m"), b"2"]), b"+OK\r\n");
+        check(s, &req(&[b"MGET", &key(b, "m"), &key(a, "nope"), &key(a, "m")]), b"*3\r\n$1\r\n2\r\n$-1\r\n$1\r\n1\r\n");
+        check(s, &req(&[b"UNLINK", &key(a, "m"), &key(b, "m"), &key(b, "nope")]), b":2\r\n");
+        check(s, &req(&[b"DEL", &key(a, "z")]), b":1\r\n");
+    };
+    let mut s = srv.raw();
+    same_replies_either_way(&mut s);
+    check(&mut s, &req(&[b"COMMAND", b"INFO", b"keel.info", b"unlink"]), &{
+        let mut want = b"*2\r\n*-1\r\n*10\r\n$6\r\nunlink\r\n:-2\r\n".to_vec();
+        want.extend_from_slice(b"*2\r\n+write\r\n+fast\r\n:1\r\n:-1\r\n:1\r\n*1\r\n+@generic\r\n*0\r\n*0\r\n*0\r\n");
+        want
+    });
+    // SKEG.VINDEX.CREATE's kind and backend are optional (the table's arity says so).
+    check(&mut s, &req(&[b"SKEG.VINDEX.CREATE", &key(a, "v"), b"3"]), b"+OK\r\n");
+    check(&mut s, &req(&[b"SKEG.VINDEX.CREATE", &key(a, "w"), b"3", b"f32", b"flat", b"x"]), b"-ERR syntax error\r\n");
+    check(
+        &mut s,
+        &req(&[b"DEBUG", b"PANIC"]),
+        b"-ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.\r\n",
+    );
+
+    let handed_before = info_stat(&mut s, "shard_handoffs");
+    for i in 0..10 {
+        check(&mut s, &req(&[b"SET", &key(a, &format!("warm{i}")), b"v"]), b"+OK\r\n");
+    }
+    same_replies_either_way(&mut s);
+    let handed = info_stat(&mut s, "shard_handoffs") - handed_before;
+    // Handed to shard 0 after the warm-up, which then served the keyed commands and
+    // ECHO and gave the connection back at the first wrong argument count.
+    assert_eq!(handed, 1, "the connection must have been handed to shard 0 once (shard_handoffs grew by {handed})");
+}

@@ -1,7 +1,5 @@
 //! Argument parsing shared by the ops: Redis's strict integer forms and the error texts
-//! Redis uses for them.
-
-use keel_protocol::Value;
+//! Redis uses for them. (Argument counts are checked once, from the command table.)
 
 pub const ERR_NOT_INTEGER: &str = "ERR value is not an integer or out of range";
 pub const ERR_SYNTAX: &str = "ERR syntax error";
@@ -67,10 +65,6 @@ pub fn show(b: &[u8]) -> String {
     String::from_utf8_lossy(cut).chars().map(|c| if c == '\r' || c == '\n' { ' ' } else { c }).collect()
 }
 
-/// `ERR wrong number of arguments for '<cmd>' command`.
-pub fn wrong_arity(cmd: &[u8]) -> Value {
-    Value::err(format!("ERR wrong number of arguments for '{}' command", show(cmd).to_lowercase()))
-}
 
 #[cfg(test)]
 mod tests {
@@ -128,6 +122,5 @@ mod tests {
         assert_eq!(show(b"a\r\nb"), "a  b");
         assert_eq!(show(&[0xff, b'x']), "\u{fffd}x");
         assert_eq!(show(&[b'x'; 300]).len(), 128);
-        assert_eq!(wrong_arity(b"GET"), Value::err("ERR wrong number of arguments for 'get' command"));
     }
 }

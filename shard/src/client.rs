@@ -5,7 +5,7 @@
 //!
 //! The shard serves a command itself when the command table says it is keyed and
 //! every key it names routes to this shard (`keel_protocol::command::shard_of`), and
-//! PING/ECHO. At the first request it does not serve — any other shard's key, a
+//! the stateless PING/ECHO. At the first request it does not serve — any other shard's key, a
 //! keyspace-wide or connection command (CLIENT, HELLO, INFO, QUIT…), an unknown
 //! command, wrong arity, malformed input — it answers everything before it, then passes
 //! the socket back with the bytes from that request on (`MsgKind::Return`), and the
@@ -23,7 +23,7 @@ use crate::sync::{unless, Event};
 use crate::{Reply, Shard};
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
-use keel_protocol::command::{arity_ok, lookup, shard_of, Route};
+use keel_protocol::command::{lookup, stateless_reply, Route, Spec};
 use keel_protocol::handoff::{self, Message, MsgKind};
 use keel_protocol::resp::{encode, Limits, RequestParser};
 use keel_protocol::Value;
@@ -114,7 +114,7 @@ async fn serve(clients: &Clients, chan: &Channel, mut stream: TcpStream, m: Mess
                             break;
                         }
                         Local::Reply(v) => replies.push(Reply::Ready(v)),
-                        Local::Shard => replies.push(clients.shard.handle(argv).await),
+                        Local::Shard(spec) => replies.push(crate::ops::run(&clients.shard, spec, argv).await),
                     }
                     used += n;
                     served += 1;
@@ -165,36 +165,25 @@ async fn serve(clients: &Clients, chan: &Channel, mut stream: TcpStream, m: Mess
 
 /// Whether this shard answers a request of a handed-off connection.
 enum Local {
-    /// Run it on this shard.
-    Shard,
+    /// Run it on this shard (its arity is checked).
+    Shard(&'static Spec),
     /// Answered without the store (PING, ECHO).
     Reply(Value),
     /// Give the connection back to the router.
     No,
 }
 
+/// Decided by the command table alone: keyed commands whose keys all route here, and
+/// stateless ones; everything else (and a wrong argument count, whose error text is the
+/// router's to give) goes back.
 fn local(clients: &Clients, argv: &[Vec<u8>]) -> Local {
     let Some(spec) = lookup(&argv[0]) else { return Local::No };
-    if !arity_ok(spec.arity, argv.len()) {
+    if !spec.arity_ok(argv.len()) {
         return Local::No;
     }
-    let mine = |k: &Vec<u8>| shard_of(k, clients.n) == clients.me;
-    let ok = match spec.route {
-        Route::Key => mine(&argv[1]),
-        Route::Keys => argv[1..].iter().all(mine),
-        Route::Pairs => argv.len() % 2 == 1 && argv[1..].iter().step_by(2).all(mine),
-        Route::Local => {
-            return match (spec.name, argv.len()) {
-                ("ping", 1) => Local::Reply(Value::Simple("PONG".into())),
-                ("ping", 2) | ("echo", 2) => Local::Reply(Value::Bulk(argv[1].clone())),
-                _ => Local::No,
-            }
-        }
-        Route::All => false,
-    };
-    if ok {
-        Local::Shard
-    } else {
-        Local::No
+    match spec.route {
+        Route::Anywhere => Local::Reply(stateless_reply(spec, argv)),
+        Route::Key | Route::Keys(_) if spec.single_shard(argv, clients.n) == Some(clients.me) => Local::Shard(spec),
+        _ => Local::No,
     }
 }

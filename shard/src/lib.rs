@@ -33,7 +33,6 @@
 mod args;
 mod client;
 mod conn;
-mod dispatch;
 pub mod fdpass;
 mod glob;
 pub mod net;

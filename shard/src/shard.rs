@@ -105,12 +105,22 @@ impl Shard {
         &self.store
     }
 
-    /// Runs one request. The synchronous part and any disk read happen before this
-    /// returns; a write's durability wait is left in the returned [`Reply`]. Keys in `argv`
-    /// must all belong to this shard (the router splits multi-key commands). Never panics
-    /// on any input.
+    /// Runs one request: looks `argv[0]` up in the command table, checks the arity there
+    /// (the only check: ops rely on it) and runs the op. The synchronous part and any
+    /// disk read happen before this returns; a write's durability wait is left in the
+    /// returned [`Reply`]. Keys in `argv` must all belong to this shard (the router
+    /// splits multi-key commands). Never panics on any input.
     pub async fn handle(&self, argv: Vec<Vec<u8>>) -> Reply {
-        crate::dispatch::dispatch(self, argv).await
+        let Some(name) = argv.first() else {
+            return Reply::err("ERR empty command");
+        };
+        let Some(spec) = keel_protocol::command::lookup(name) else {
+            return Reply::err(format!("ERR unknown command '{}'", crate::args::show(name)));
+        };
+        if !spec.arity_ok(argv.len()) {
+            return spec.arity_error().into();
+        }
+        crate::ops::run(self, spec, argv).await
     }
 
     /// [`Shard::handle`] followed by the durability wait: the reply value.

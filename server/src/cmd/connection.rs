@@ -1,18 +1,10 @@
-//! Connection commands answered by the router: PING, HELLO, SELECT, CLIENT.
+//! Connection commands answered by the router: HELLO, SELECT, CLIENT (PING and ECHO
+//! are stateless: `keel_protocol::command::stateless_reply`).
 
 use super::{parse_i64, ConnState, Router};
 use keel_protocol::resp::RespVersion;
 use keel_protocol::Value;
 use std::rc::Rc;
-
-/// `PING [message]` → `+PONG` or the message as a bulk string.
-pub fn ping(_conn: &ConnState, argv: &[Vec<u8>]) -> Value {
-    match argv.len() {
-        1 => Value::Simple("PONG".into()),
-        2 => Value::Bulk(argv[1].clone()),
-        _ => Value::err("ERR wrong number of arguments for 'ping' command"),
-    }
-}
 
 /// `HELLO [protover [AUTH username password] [SETNAME clientname]]`: switches the
 /// connection to RESP2/RESP3 and replies with the server map (in the new protocol).

@@ -1,7 +1,11 @@
-//! Commands that touch more than one shard: multi-key commands split by shard and
-//! reassembled in order (DEL, EXISTS, MGET, MSET), and keyspace-wide commands fanned out
-//! to every shard (DBSIZE, KEYS, SCAN, FLUSHALL, SKEG.VINDEX.LIST). DESIGN §1.
+//! Keyed commands and the commands that touch more than one shard (DESIGN §1), all
+//! driven by the command table: a keyed command goes whole to the shard of its keys, or
+//! is split by shard with each key's arguments and the replies merged as the table's
+//! [`Merge`] says (DEL, EXISTS, MGET, MSET); keyspace-wide commands fan out to every
+//! shard and merge the same way (DBSIZE, KEYS, FLUSHALL, SKEG.VINDEX.LIST); SCAN walks
+//! the shards one at a time.
 
+use super::table::{Merge, Route, Spec};
 use super::{Pending, Router};
 use crate::affinity::BatchShards;
 use keel_protocol::Value;
@@ -10,144 +14,131 @@ use std::rc::Rc;
 /// Bits of a SCAN cursor holding the shard-local cursor; the shard number sits above.
 const LOCAL_BITS: u32 = 48;
 
-/// Groups argument indexes by shard, keeping argument order within each group.
-fn group_by_shard(rt: &Router, keys: impl Iterator<Item = (usize, usize)>, argv: &[Vec<u8>]) -> Vec<(usize, Vec<usize>)> {
+/// A [`Route::Key`] or [`Route::Keys`] command: to the one shard of its keys, else split.
+pub fn keyed(rt: &Rc<Router>, spec: &'static Spec, argv: &[Vec<u8>], used: &mut BatchShards) -> Pending {
+    let single = match spec.route {
+        Route::Key => Some(rt.shard_of(&argv[1])),
+        _ => spec.single_shard(argv, rt.links.len()),
+    };
+    if let Some(s) = single {
+        used.add(s);
+        return Pending::One(rt.links[s].call(argv));
+    }
+    used.many();
+    match spec.route {
+        Route::Keys(merge) => split(rt, spec, merge, argv),
+        // Only keyed commands get here, and a key-less one routes nowhere.
+        _ => Pending::Ready(Value::err(format!("ERR internal: '{}' has no keys to route", spec.name))),
+    }
+}
+
+/// Sends each shard the command name and its keys' argument groups (a key and the
+/// `step − 1` arguments after it), then merges the replies in key order.
+fn split(rt: &Rc<Router>, spec: &'static Spec, merge: Merge, argv: &[Vec<u8>]) -> Pending {
+    let step = spec.step.max(1) as usize;
+    // Per shard: the indexes (0-based, in argument order) of the keys it gets.
     let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
-    for (pos, key_at) in keys {
-        let s = rt.shard_of(&argv[key_at]);
+    let mut n_keys = 0;
+    for (i, p) in spec.key_positions(argv.len()).enumerate() {
+        n_keys += 1;
+        let s = rt.shard_of(&argv[p]);
         match groups.iter_mut().find(|(g, _)| *g == s) {
-            Some((_, v)) => v.push(pos),
-            None => groups.push((s, vec![pos])),
+            Some((_, keys)) => keys.push(i),
+            None => groups.push((s, vec![i])),
         }
     }
-    groups
-}
-
-/// Records the shards a multi-key command went to (connection affinity).
-fn note_shards(used: &mut BatchShards, groups: &[(usize, Vec<usize>)]) {
-    match groups {
-        [(s, _)] => used.add(*s),
-        [] => {}
-        _ => used.many(),
-    }
-}
-
-/// DEL / EXISTS (integer sum) and MGET (values placed back in argument order).
-pub fn multi_key(rt: &Rc<Router>, name: &'static str, argv: &[Vec<u8>], used: &mut BatchShards) -> Pending {
-    let groups = group_by_shard(rt, (1..argv.len()).map(|i| (i, i)), argv);
-    note_shards(used, &groups);
-    if groups.len() == 1 {
-        return Pending::One(rt.links[groups[0].0].call(argv));
-    }
+    let first = spec.first_key as usize;
     let calls: Vec<_> = groups
         .iter()
-        .map(|(s, positions)| {
-            let mut refs: Vec<&[u8]> = Vec::with_capacity(positions.len() + 1);
-            refs.push(&argv[0]);
-            refs.extend(positions.iter().map(|&p| argv[p].as_slice()));
-            rt.links[*s].call(&refs)
-        })
-        .collect();
-    let n = argv.len() - 1;
-    Pending::Many(Box::pin(async move {
-        let mut sum = 0i64;
-        let mut values = vec![Value::Null; if name == "mget" { n } else { 0 }];
-        for ((_, positions), call) in groups.into_iter().zip(calls) {
-            match call.await {
-                Value::Integer(i) => sum += i,
-                Value::Array(items) if items.len() == positions.len() && name == "mget" => {
-                    for (p, v) in positions.into_iter().zip(items) {
-                        values[p - 1] = v;
-                    }
-                }
-                e @ Value::Error(_) => return e,
-                other => return Value::err(format!("ERR internal: unexpected shard reply {other:?}")),
+        .map(|(s, keys)| {
+            let mut part: Vec<&[u8]> = Vec::with_capacity(1 + keys.len() * step);
+            part.push(&argv[0]);
+            for &i in keys {
+                let p = first + i * step;
+                part.extend(argv[p..p + step].iter().map(Vec::as_slice));
             }
-        }
-        if name == "mget" {
-            Value::Array(values)
-        } else {
-            Value::Integer(sum)
-        }
-    }))
-}
-
-/// MSET k v [k v …]: one all-or-nothing batch per shard.
-pub fn mset(rt: &Rc<Router>, argv: &[Vec<u8>], used: &mut BatchShards) -> Pending {
-    if argv.len() % 2 != 1 {
-        return Pending::Ready(Value::err("ERR wrong number of arguments for 'mset' command"));
-    }
-    let groups = group_by_shard(rt, (1..argv.len()).step_by(2).map(|i| (i, i)), argv);
-    note_shards(used, &groups);
-    if groups.len() == 1 {
-        return Pending::One(rt.links[groups[0].0].call(argv));
-    }
-    let calls: Vec<_> = groups
-        .iter()
-        .map(|(s, positions)| {
-            let mut refs: Vec<&[u8]> = Vec::with_capacity(positions.len() * 2 + 1);
-            refs.push(&argv[0]);
-            for &p in positions {
-                refs.push(&argv[p]);
-                refs.push(&argv[p + 1]);
-            }
-            rt.links[*s].call(&refs)
+            rt.links[*s].call(&part)
         })
         .collect();
     Pending::Many(Box::pin(async move {
-        let mut first_err = None;
-        for call in calls {
-            let v = call.await;
-            if v.is_error() && first_err.is_none() {
-                first_err = Some(v);
-            }
+        let mut merged = Merged::new(merge, n_keys);
+        for ((_, keys), call) in groups.into_iter().zip(calls) {
+            merged.add(&keys, call.await);
         }
-        first_err.unwrap_or_else(Value::ok)
+        merged.finish()
     }))
 }
 
-/// DBSIZE, KEYS, FLUSHALL/FLUSHDB, SKEG.VINDEX.LIST to every shard; SCAN to one.
-pub fn fan_out(rt: &Rc<Router>, name: &'static str, argv: &[Vec<u8>]) -> Pending {
-    if name == "scan" {
-        return scan(rt, argv);
-    }
-    if (name == "flushall" || name == "flushdb") && argv.len() > 1 {
-        let ok = argv.len() == 2 && matches!(argv[1].to_ascii_uppercase().as_slice(), b"ASYNC" | b"SYNC");
-        if !ok {
-            return Pending::Ready(Value::err("ERR syntax error"));
-        }
-    }
+/// A [`Route::All`] command: to every shard, the replies merged.
+pub fn fan_out(rt: &Rc<Router>, merge: Merge, argv: &[Vec<u8>]) -> Pending {
     let calls: Vec<_> = rt.links.iter().map(|l| l.call(argv)).collect();
     Pending::Many(Box::pin(async move {
-        let mut sum = 0i64;
-        let mut items = Vec::new();
+        let mut merged = Merged::new(merge, 0);
         for call in calls {
-            match call.await {
-                Value::Integer(i) => sum += i,
-                Value::Array(a) => items.extend(a),
-                Value::Simple(_) => {}
-                e @ Value::Error(_) => return e,
-                other => return Value::err(format!("ERR internal: unexpected shard reply {other:?}")),
-            }
+            merged.add(&[], call.await);
         }
-        match name {
-            "dbsize" => Value::Integer(sum),
-            "flushall" | "flushdb" => Value::ok(),
-            "skeg.vindex.list" => {
-                items.sort_by(|a, b| match (a, b) {
+        merged.finish()
+    }))
+}
+
+/// The replies of several shards becoming one, as [`Merge`] says. Every part is
+/// awaited (so a write's reply leaves only when all its shards answered); the first
+/// error reply wins.
+struct Merged {
+    merge: Merge,
+    sum: i64,
+    items: Vec<Value>,
+    error: Option<Value>,
+}
+
+impl Merged {
+    /// For `n_keys` keys ([`Merge::ByKey`] places values at their index).
+    fn new(merge: Merge, n_keys: usize) -> Merged {
+        let items = if merge == Merge::ByKey { vec![Value::Null; n_keys] } else { Vec::new() };
+        Merged { merge, sum: 0, items, error: None }
+    }
+
+    /// Adds one shard's reply to the command for the keys at indexes `keys`.
+    fn add(&mut self, keys: &[usize], reply: Value) {
+        if self.error.is_some() {
+            return;
+        }
+        match (self.merge, reply) {
+            (_, e @ Value::Error(_)) => self.error = Some(e),
+            (Merge::Sum, Value::Integer(i)) => self.sum = self.sum.saturating_add(i),
+            (Merge::ByKey, Value::Array(values)) if values.len() == keys.len() => {
+                for (&i, v) in keys.iter().zip(values) {
+                    self.items[i] = v;
+                }
+            }
+            (Merge::Concat | Merge::Sorted, Value::Array(values)) => self.items.extend(values),
+            (Merge::AllOk, Value::Simple(s)) if s == "OK" => {}
+            (_, other) => self.error = Some(Value::err(format!("ERR internal: unexpected shard reply {other:?}"))),
+        }
+    }
+
+    fn finish(mut self) -> Value {
+        if let Some(e) = self.error {
+            return e;
+        }
+        match self.merge {
+            Merge::Sum => Value::Integer(self.sum),
+            Merge::ByKey | Merge::Concat => Value::Array(self.items),
+            Merge::Sorted => {
+                self.items.sort_by(|a, b| match (a, b) {
                     (Value::Bulk(x), Value::Bulk(y)) => x.cmp(y),
                     _ => std::cmp::Ordering::Equal,
                 });
-                Value::Array(items)
+                Value::Array(self.items)
             }
-            _ => Value::Array(items),
+            Merge::AllOk => Value::ok(),
         }
-    }))
+    }
 }
 
 /// SCAN cursor [MATCH p] [COUNT n] [TYPE t]: cursor = shard << 48 | shard-local cursor;
 /// walks shard 0 to N-1 in turn and returns 0 after the last.
-fn scan(rt: &Rc<Router>, argv: &[Vec<u8>]) -> Pending {
+pub fn scan(rt: &Rc<Router>, argv: &[Vec<u8>]) -> Pending {
     let cursor: u64 = match std::str::from_utf8(&argv[1]).ok().and_then(|s| s.parse().ok()) {
         Some(c) => c,
         None => return Pending::Ready(Value::err("ERR invalid cursor")),
@@ -185,4 +176,42 @@ fn scan(rt: &Rc<Router>, argv: &[Vec<u8>]) -> Pending {
             other => Value::err(format!("ERR internal: unexpected shard reply {other:?}")),
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(merge: Merge, n_keys: usize, parts: Vec<(Vec<usize>, Value)>, expected: Value) {
+        let mut m = Merged::new(merge, n_keys);
+        for (keys, v) in parts {
+            m.add(&keys, v);
+        }
+        assert_eq!(m.finish(), expected);
+    }
+
+    #[test]
+    fn merges() {
+        use Value::{Array, Integer};
+        let b = |s: &str| Value::bulk(s);
+        check(Merge::Sum, 3, vec![(vec![0, 2], Integer(2)), (vec![1], Integer(1))], Integer(3));
+        check(Merge::ByKey, 3, vec![(vec![0, 2], Array(vec![b("a"), b("c")])), (vec![1], Array(vec![Value::Null]))], Array(vec![b("a"), Value::Null, b("c")]));
+        check(Merge::Concat, 0, vec![(vec![], Array(vec![b("x")])), (vec![], Array(vec![b("y")]))], Array(vec![b("x"), b("y")]));
+        check(Merge::Sorted, 0, vec![(vec![], Array(vec![b("z")])), (vec![], Array(vec![b("a")]))], Array(vec![b("a"), b("z")]));
+        check(Merge::AllOk, 0, vec![(vec![], Value::ok()), (vec![], Value::ok())], Value::ok());
+    }
+
+    #[test]
+    fn the_first_error_wins_and_odd_replies_are_errors() {
+        let e1 = Value::err("ERR one");
+        check(Merge::AllOk, 0, vec![(vec![], Value::ok()), (vec![], e1.clone()), (vec![], Value::err("ERR two"))], e1);
+        let Value::Error(e) = ({
+            let mut m = Merged::new(Merge::ByKey, 2);
+            m.add(&[0, 1], Value::Array(vec![Value::Null]));
+            m.finish()
+        }) else {
+            panic!("a short MGET part is an error")
+        };
+        assert!(e.starts_with("ERR internal"), "{e}");
+    }
 }

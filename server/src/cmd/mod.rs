@@ -1,7 +1,8 @@
 //! Coordinator side of every command (STYLE: `Cmd*` parse and route here, `Op*` run on
-//! the shard). [`dispatch`] checks the table ([`table`]), then either answers locally
-//! ([`connection`], [`server`]), forwards to the key's shard, or splits and merges
-//! across shards ([`keyspace`]).
+//! the shard). [`dispatch`] looks the command up in the one table ([`table`], which
+//! holds its arity, key positions, route and merge kind) and checks its arity, then
+//! either answers it here ([`connection`], [`server`]), forwards it to its keys' shard,
+//! or splits and merges it across shards ([`keyspace`]).
 
 pub mod connection;
 pub mod keyspace;
@@ -19,7 +20,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::Arc;
 use std::time::Instant;
-use table::Route;
+use table::{Cmd, Route};
 
 /// State shared by every router executor (atomics and immutable data only).
 pub struct Shared {
@@ -99,45 +100,50 @@ impl Pending {
     }
 }
 
-/// Routes one request. `argv` is non-empty.
+/// Routes one request (`argv` is non-empty) as the command table says: unknown and
+/// internal commands and wrong argument counts are answered here; then the router
+/// answers it itself, or sends it to the shard of its keys (split and merged when they
+/// span shards), to every shard, or, for SCAN, to the shard the cursor names.
 pub fn dispatch(rt: &Rc<Router>, conn: &mut ConnState, argv: Vec<Vec<u8>>) -> Pending {
-    let Some(spec) = table::lookup(&argv[0]) else {
-        return Pending::Ready(unknown_command(&argv));
+    let spec = match table::lookup(&argv[0]) {
+        Some(spec) if spec.route != Route::Internal => spec,
+        _ => return Pending::Ready(unknown_command(&argv)),
     };
-    if !table::arity_ok(spec.arity, argv.len()) {
-        return Pending::Ready(Value::err(format!(
-            "ERR wrong number of arguments for '{}' command",
-            spec.name
-        )));
+    if !spec.arity_ok(argv.len()) {
+        return Pending::Ready(spec.arity_error());
     }
     match spec.route {
-        Route::Local => Pending::Ready(match spec.name {
-            "ping" => connection::ping(conn, &argv),
-            "echo" => Value::Bulk(argv[1].clone()),
-            "hello" => connection::hello(rt, conn, &argv),
-            "select" => connection::select(&argv),
-            "quit" => {
-                conn.closing = true;
-                Value::ok()
-            }
-            "client" => connection::client(rt, conn, &argv),
-            "command" => server::command(&argv),
-            "config" => server::config(rt, &argv),
-            "info" => return server::info(rt, &argv),
-            _ => unknown_command(&argv),
-        }),
-        Route::Key => {
-            let s = rt.shard_of(&argv[1]);
-            conn.streak.batch.add(s);
-            Pending::One(rt.links[s].call(&argv))
-        }
-        Route::Keys => keyspace::multi_key(rt, spec.name, &argv, &mut conn.streak.batch),
-        Route::Pairs => keyspace::mset(rt, &argv, &mut conn.streak.batch),
-        Route::All => {
+        Route::Local => local(rt, conn, spec, &argv),
+        Route::Anywhere => Pending::Ready(table::stateless_reply(spec, &argv)),
+        Route::Key | Route::Keys(_) => keyspace::keyed(rt, spec, &argv, &mut conn.streak.batch),
+        Route::All(merge) => {
             conn.streak.batch.many();
-            keyspace::fan_out(rt, spec.name, &argv)
+            keyspace::fan_out(rt, merge, &argv)
         }
+        Route::Cursor => {
+            conn.streak.batch.many();
+            keyspace::scan(rt, &argv)
+        }
+        Route::Internal => Pending::Ready(unknown_command(&argv)),
     }
+}
+
+/// A [`Route::Local`] command: answered from the connection's or the router's state.
+fn local(rt: &Rc<Router>, conn: &mut ConnState, spec: &'static table::Spec, argv: &[Vec<u8>]) -> Pending {
+    Pending::Ready(match spec.cmd {
+        Cmd::Hello => connection::hello(rt, conn, argv),
+        Cmd::Select => connection::select(argv),
+        Cmd::Quit => {
+            conn.closing = true;
+            Value::ok()
+        }
+        Cmd::Client => connection::client(rt, conn, argv),
+        Cmd::Command => server::command(argv),
+        Cmd::Config => server::config(rt, argv),
+        Cmd::Debug => return server::debug(rt, conn, argv),
+        Cmd::Info => return server::info(rt, argv),
+        _ => Value::err(format!("ERR internal: '{}' is not answered by the router", spec.name)),
+    })
 }
 
 /// Redis's text: `ERR unknown command 'x', with args beginning with: 'a' 'b' `.

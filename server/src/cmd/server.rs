@@ -1,13 +1,13 @@
 //! Server commands answered by the router: COMMAND, CONFIG GET, INFO.
 
-use super::table::{lookup, COMMANDS};
-use super::{Pending, Router};
+use super::table::{lookup, public_commands, Route, Spec};
+use super::{ConnState, Pending, Router};
 use keel_protocol::Value;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
-fn command_info(s: &super::table::Spec) -> Value {
+fn command_info(s: &Spec) -> Value {
     Value::Array(vec![
         Value::bulk(s.name),
         Value::Integer(s.arity as i64),
@@ -22,7 +22,7 @@ fn command_info(s: &super::table::Spec) -> Value {
     ])
 }
 
-fn command_docs(s: &super::table::Spec) -> Value {
+fn command_docs(s: &Spec) -> Value {
     Value::Map(vec![
         (Value::bulk("summary"), Value::bulk(s.summary)),
         (Value::bulk("since"), Value::bulk("0.1.0")),
@@ -32,24 +32,26 @@ fn command_docs(s: &super::table::Spec) -> Value {
 
 /// `COMMAND`, `COMMAND COUNT`, `COMMAND INFO [name…]`, `COMMAND DOCS [name…]`, `COMMAND LIST`.
 pub fn command(argv: &[Vec<u8>]) -> Value {
+    // Internal commands (router → shard) are not the clients' business.
+    let find = |name: &[u8]| lookup(name).filter(|s| s.route != Route::Internal);
     if argv.len() == 1 {
-        return Value::Array(COMMANDS.iter().map(command_info).collect());
+        return Value::Array(public_commands().map(command_info).collect());
     }
     let sub = argv[1].to_ascii_uppercase();
     match sub.as_slice() {
-        b"COUNT" if argv.len() == 2 => Value::Integer(COMMANDS.len() as i64),
-        b"LIST" if argv.len() == 2 => Value::Array(COMMANDS.iter().map(|s| Value::bulk(s.name)).collect()),
+        b"COUNT" if argv.len() == 2 => Value::Integer(public_commands().count() as i64),
+        b"LIST" if argv.len() == 2 => Value::Array(public_commands().map(|s| Value::bulk(s.name)).collect()),
         b"INFO" => {
             if argv.len() == 2 {
-                return Value::Array(COMMANDS.iter().map(command_info).collect());
+                return Value::Array(public_commands().map(command_info).collect());
             }
-            Value::Array(argv[2..].iter().map(|n| lookup(n).map(command_info).unwrap_or(Value::NullArray)).collect())
+            Value::Array(argv[2..].iter().map(|n| find(n).map(command_info).unwrap_or(Value::NullArray)).collect())
         }
         b"DOCS" => {
             let specs: Vec<_> = if argv.len() == 2 {
-                COMMANDS.iter().collect()
+                public_commands().collect()
             } else {
-                argv[2..].iter().filter_map(|n| lookup(n)).collect()
+                argv[2..].iter().filter_map(|n| find(n)).collect()
             };
             Value::Map(specs.into_iter().map(|s| (Value::bulk(s.name), command_docs(s))).collect())
         }
@@ -125,6 +127,32 @@ pub fn config(rt: &Rc<Router>, argv: &[Vec<u8>]) -> Value {
             "ERR unknown subcommand '{}'. Try CONFIG HELP.",
             String::from_utf8_lossy(&argv[1])
         )),
+    }
+}
+
+/// `DEBUG PANIC` (this router executor panics) and `DEBUG PANIC-SHARD key` (the key's
+/// shard panics), for testing what a panic does; refused, with Redis's text, unless
+/// `enable_debug_command` is set (Redis's `enable-debug-command`, off by default).
+pub fn debug(rt: &Rc<Router>, conn: &ConnState, argv: &[Vec<u8>]) -> Pending {
+    if !rt.shared.cfg.enable_debug_command {
+        return Pending::Ready(Value::err(
+            "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", \
+             you can run it from a local connection, otherwise you need to set this option in the \
+             configuration file, and then restart the server.",
+        ));
+    }
+    let sub = argv[1].to_ascii_uppercase();
+    match (sub.as_slice(), argv.len()) {
+        (b"PANIC", 2) => panic!("DEBUG PANIC requested by client {}", conn.info.id),
+        (b"PANIC-SHARD", 3) => {
+            let s = rt.shard_of(&argv[2]);
+            tracing::warn!("DEBUG PANIC-SHARD: client {} asks shard {s} to panic", conn.info.id);
+            Pending::One(rt.links[s].call(&[&b"KEEL.DEBUG"[..], b"PANIC"]))
+        }
+        _ => Pending::Ready(Value::err(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
+            String::from_utf8_lossy(&argv[1])
+        ))),
     }
 }
 

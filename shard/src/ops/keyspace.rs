@@ -1,7 +1,7 @@
 //! Keyspace commands, answered for this shard only (the router fans out and merges):
-//! DBSIZE, KEYS, SCAN, FLUSHALL, and the internal KEEL.INFO.
+//! DBSIZE, KEYS, SCAN, FLUSHALL, and the internal KEEL.INFO and KEEL.DEBUG.
 
-use crate::args::{parse_cursor, parse_i64, upper, wrong_arity, ERR_NOT_INTEGER, ERR_SYNTAX};
+use crate::args::{parse_cursor, parse_i64, upper, ERR_NOT_INTEGER, ERR_SYNTAX};
 use crate::glob::Glob;
 use crate::shard::{storage_error, Reply, Shard};
 use keel_protocol::Value;
@@ -11,18 +11,12 @@ use keel_storage::NS_KV;
 const CURSOR_LIMIT: u64 = 1 << 48;
 
 /// `DBSIZE`
-pub fn dbsize(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
-    if argv.len() != 1 {
-        return wrong_arity(&argv[0]).into();
-    }
+pub fn dbsize(shard: &Shard) -> Reply {
     Value::Integer(shard.store.len(NS_KV) as i64).into()
 }
 
 /// `KEYS pattern`
 pub fn keys(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
-    if argv.len() != 2 {
-        return wrong_arity(&argv[0]).into();
-    }
     let glob = Glob::new(&argv[1]);
     let keys = shard.store.keys_where(NS_KV, &mut |k| glob.matches(k));
     Value::Array(keys.into_iter().map(Value::Bulk).collect()).into()
@@ -66,9 +60,6 @@ pub fn parse_scan(args: &[Vec<u8>]) -> Result<ScanArgs<'_>, &'static str> {
 /// `SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]` → `[next_cursor, [keys…]]` with
 /// shard-local cursors.
 pub fn scan(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
-    if argv.len() < 2 {
-        return wrong_arity(&argv[0]).into();
-    }
     let a = match parse_scan(&argv[1..]) {
         Ok(a) => a,
         Err(e) => return Reply::err(e),
@@ -103,10 +94,7 @@ pub fn flushall(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
 }
 
 /// `KEEL.INFO`: this shard's counters as a map of name → integer.
-pub fn info(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
-    if argv.len() != 1 {
-        return wrong_arity(&argv[0]).into();
-    }
+pub fn info(shard: &Shard) -> Reply {
     let st = shard.store.stats();
     let reg = shard.vectors.borrow();
     let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
@@ -127,6 +115,16 @@ pub fn info(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
         ("uptime_ms", shard.started.elapsed().as_millis() as u64),
     ];
     Value::Map(fields.iter().map(|&(k, v)| (Value::bulk(k), Value::Integer(clamp(v)))).collect()).into()
+}
+
+/// `KEEL.DEBUG PANIC`: panics this shard's executor (the router sends it for `DEBUG
+/// PANIC-SHARD key` when `enable_debug_command` is set), to test what a panic does: the
+/// process logs it and exits non-zero, and the router's supervisor restarts it.
+pub fn debug(argv: Vec<Vec<u8>>) -> Reply {
+    if argv[1].eq_ignore_ascii_case(b"PANIC") {
+        panic!("KEEL.DEBUG PANIC: a panic requested with DEBUG PANIC-SHARD");
+    }
+    Reply::err(ERR_SYNTAX)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! Reads that may need the disk (`Shard::read`) are awaited before the connection takes
 //! its next request, so a read-modify-write cannot be overtaken by a later write.
 
-use crate::args::{parse_i64, upper, wrong_arity, ERR_NOT_INTEGER, ERR_SYNTAX};
+use crate::args::{parse_i64, upper, ERR_NOT_INTEGER, ERR_SYNTAX};
 use crate::shard::{LaterValue, Reply, Shard};
 use keel_protocol::Value;
 use keel_storage::{Mutation, NS_KV};
@@ -20,9 +20,6 @@ fn bulk_or_null(v: Option<Vec<u8>>) -> Value {
 
 /// `GET key`. A value on disk does not hold up the connection (see `Shard::start_read`).
 pub async fn get(shard: &Shard, mut argv: Vec<Vec<u8>>) -> Reply {
-    if argv.len() != 2 {
-        return wrong_arity(&argv[0]).into();
-    }
     let key = std::mem::take(&mut argv[1]);
     match shard.start_read(NS_KV, key, bulk_or_null).await {
         Ok(v) => v.into(),
@@ -70,9 +67,6 @@ pub fn parse_set_options(args: &[Vec<u8>]) -> Result<SetOptions, &'static str> {
 /// `SET key value [NX | XX] [GET] [KEEPTTL]`: `+OK`; with GET the old value (or null);
 /// null when the NX/XX condition is not met (the old value with GET, as Redis 7).
 pub async fn set(shard: &Shard, mut argv: Vec<Vec<u8>>) -> Reply {
-    if argv.len() < 3 {
-        return wrong_arity(&argv[0]).into();
-    }
     let opts = match parse_set_options(&argv[3..]) {
         Ok(o) => o,
         Err(e) => return Reply::err(e),
@@ -98,9 +92,6 @@ pub async fn set(shard: &Shard, mut argv: Vec<Vec<u8>>) -> Reply {
 
 /// `GETDEL key`: the old value (or null), and the key is gone.
 pub async fn getdel(shard: &Shard, mut argv: Vec<Vec<u8>>) -> Reply {
-    if argv.len() != 2 {
-        return wrong_arity(&argv[0]).into();
-    }
     let key = std::mem::take(&mut argv[1]);
     match shard.read(NS_KV, &key).await {
         Ok(Some(old)) => shard.write(vec![Mutation::Delete { ns: NS_KV, key }], Value::Bulk(old)),
@@ -111,9 +102,6 @@ pub async fn getdel(shard: &Shard, mut argv: Vec<Vec<u8>>) -> Reply {
 
 /// `DEL key [key …]`: how many existed (a key named twice counts once); one batch.
 pub fn del(shard: &Shard, mut argv: Vec<Vec<u8>>) -> Reply {
-    if argv.len() < 2 {
-        return wrong_arity(&argv[0]).into();
-    }
     let mut keys = argv.split_off(1);
     keys.sort_unstable();
     keys.dedup();
@@ -128,18 +116,12 @@ pub fn del(shard: &Shard, mut argv: Vec<Vec<u8>>) -> Reply {
 
 /// `EXISTS key [key …]`: how many of the named keys exist (duplicates count each time).
 pub fn exists(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
-    if argv.len() < 2 {
-        return wrong_arity(&argv[0]).into();
-    }
     Value::Integer(argv[1..].iter().filter(|k| shard.store.contains(NS_KV, k)).count() as i64).into()
 }
 
 /// `MGET key [key …]`: one bulk or null per key, in order; values on disk are read in
 /// parallel without holding up the connection. A failed read fails the whole reply.
 pub async fn mget(shard: &Shard, mut argv: Vec<Vec<u8>>) -> Reply {
-    if argv.len() < 2 {
-        return wrong_arity(&argv[0]).into();
-    }
     let mut out = Vec::with_capacity(argv.len() - 1);
     let mut pending: Vec<(usize, LaterValue)> = Vec::new();
     for (i, key) in argv.drain(1..).enumerate() {
@@ -165,9 +147,6 @@ pub async fn mget(shard: &Shard, mut argv: Vec<Vec<u8>>) -> Reply {
 
 /// `MSET key value [key value …]`: one all-or-nothing batch.
 pub fn mset(shard: &Shard, mut argv: Vec<Vec<u8>>) -> Reply {
-    if argv.len() < 3 || argv.len() & 1 == 0 {
-        return wrong_arity(&argv[0]).into();
-    }
     let mut muts = Vec::with_capacity(argv.len() / 2);
     let mut rest = argv.drain(1..);
     while let (Some(key), Some(value)) = (rest.next(), rest.next()) {
@@ -187,13 +166,6 @@ pub enum Step {
 
 /// `INCR key`, `DECR key`, `INCRBY key n`, `DECRBY key n`: the new value.
 pub async fn incr_by(shard: &Shard, mut argv: Vec<Vec<u8>>, step: Step) -> Reply {
-    let want = match step {
-        Step::One(_) => 2,
-        Step::Arg { .. } => 3,
-    };
-    if argv.len() != want {
-        return wrong_arity(&argv[0]).into();
-    }
     let delta = match step {
         Step::One(d) => d,
         Step::Arg { negate } => match parse_i64(&argv[2]) {
@@ -221,9 +193,6 @@ pub async fn incr_by(shard: &Shard, mut argv: Vec<Vec<u8>>, step: Step) -> Reply
 
 /// `APPEND key value`: the new length.
 pub async fn append(shard: &Shard, mut argv: Vec<Vec<u8>>) -> Reply {
-    if argv.len() != 3 {
-        return wrong_arity(&argv[0]).into();
-    }
     let key = std::mem::take(&mut argv[1]);
     let tail = std::mem::take(&mut argv[2]);
     let value = match shard.read(NS_KV, &key).await {
@@ -243,17 +212,11 @@ pub async fn append(shard: &Shard, mut argv: Vec<Vec<u8>>) -> Reply {
 
 /// `STRLEN key`: the value's length, 0 if missing (no value read).
 pub fn strlen(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
-    if argv.len() != 2 {
-        return wrong_arity(&argv[0]).into();
-    }
     Value::Integer(shard.store.value_len(NS_KV, &argv[1]).unwrap_or(0) as i64).into()
 }
 
 /// `TYPE key`: `string` or `none`.
 pub fn type_of(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
-    if argv.len() != 2 {
-        return wrong_arity(&argv[0]).into();
-    }
     let t = if shard.store.contains(NS_KV, &argv[1]) { "string" } else { "none" };
     Value::Simple(t.into()).into()
 }

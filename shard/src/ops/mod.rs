@@ -1,9 +1,53 @@
-//! Shard-side command implementations (`Op*` in dragonfly's terms), grouped by family.
-//! Each op takes the owned argv (argv[0] is the command name), checks its own arity
-//! (the router already did; this keeps every input panic-free) and returns a [`Reply`].
+//! Shard-side command implementations (`Op*` in dragonfly's terms), grouped by family,
+//! and [`run`], the shard's dispatch by the command table's [`Cmd`].
+//!
+//! Every request is looked up in the one table (`keel_protocol::command`) and its arity
+//! checked there before an op runs ([`crate::Shard::handle`]); an op may therefore index
+//! the arguments its arity guarantees (`argv[0]` is the command name) and checks only
+//! what the table cannot say (optional arguments, values). Each op returns a [`Reply`].
 //!
 //! [`Reply`]: crate::Reply
 
 pub mod keyspace;
 pub mod kv;
 pub mod vector;
+
+use crate::shard::{Reply, Shard};
+use keel_protocol::command::{stateless_reply, Cmd, Spec};
+
+/// Runs the op of `spec` (whose arity `argv` satisfies) on this shard.
+pub(crate) async fn run(shard: &Shard, spec: &'static Spec, argv: Vec<Vec<u8>>) -> Reply {
+    match spec.cmd {
+        Cmd::Get => kv::get(shard, argv).await,
+        Cmd::Set => kv::set(shard, argv).await,
+        Cmd::Getdel => kv::getdel(shard, argv).await,
+        Cmd::Del | Cmd::Unlink => kv::del(shard, argv),
+        Cmd::Exists => kv::exists(shard, argv),
+        Cmd::Mget => kv::mget(shard, argv).await,
+        Cmd::Mset => kv::mset(shard, argv),
+        Cmd::Incr => kv::incr_by(shard, argv, kv::Step::One(1)).await,
+        Cmd::Decr => kv::incr_by(shard, argv, kv::Step::One(-1)).await,
+        Cmd::Incrby => kv::incr_by(shard, argv, kv::Step::Arg { negate: false }).await,
+        Cmd::Decrby => kv::incr_by(shard, argv, kv::Step::Arg { negate: true }).await,
+        Cmd::Append => kv::append(shard, argv).await,
+        Cmd::Strlen => kv::strlen(shard, argv),
+        Cmd::Type => kv::type_of(shard, argv),
+        Cmd::Dbsize => keyspace::dbsize(shard),
+        Cmd::Keys => keyspace::keys(shard, argv),
+        Cmd::Scan => keyspace::scan(shard, argv),
+        Cmd::Flushall | Cmd::Flushdb => keyspace::flushall(shard, argv),
+        Cmd::KeelInfo => keyspace::info(shard),
+        Cmd::KeelDebug => keyspace::debug(argv),
+        Cmd::SkegVindexCreate => vector::create(shard, argv),
+        Cmd::SkegVindexDrop => vector::drop_index(shard, argv),
+        Cmd::SkegVindexList => vector::list(shard),
+        Cmd::SkegVset => vector::vset(shard, argv),
+        Cmd::SkegVdel => vector::vdel(shard, argv),
+        Cmd::SkegVsearch => vector::vsearch(shard, argv),
+        Cmd::Ping | Cmd::Echo => stateless_reply(spec, &argv).into(),
+        // Connection and server state lives in the router, which answers these itself.
+        Cmd::Client | Cmd::Command | Cmd::Config | Cmd::Debug | Cmd::Hello | Cmd::Info | Cmd::Quit | Cmd::Select => {
+            Reply::err(format!("ERR '{}' is answered by the router, not by a shard", spec.name))
+        }
+    }
+}

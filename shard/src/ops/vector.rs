@@ -4,7 +4,7 @@
 //! Every request is validated completely before anything is written; the index in RAM
 //! changes together with the keydir (at `Store::apply`), the reply waits for durability.
 
-use crate::args::{parse_i64, parse_u64, show, wrong_arity, ERR_SYNTAX};
+use crate::args::{parse_i64, parse_u64, show, ERR_SYNTAX};
 use crate::registry::{split_vector_key, vector_key, IndexEntry, IndexMeta, BACKEND_FLAT, KIND_F32, METRIC_COSINE};
 use crate::shard::{storage_error, Reply, Shard};
 use keel_index::FlatIndex;
@@ -41,9 +41,6 @@ fn index_and_id<'r>(
 
 /// `SKEG.VINDEX.CREATE name dim [f32 [flat]]`
 pub fn create(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
-    if argv.len() < 3 {
-        return wrong_arity(&argv[0]).into();
-    }
     if argv.len() > 5 {
         return Reply::err(ERR_SYNTAX);
     }
@@ -80,9 +77,6 @@ pub fn create(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
 /// `SKEG.VINDEX.DROP name`: the meta record is deleted durably; the vectors are forgotten
 /// from the keydir (their records die at compaction) and their RAM is freed.
 pub fn drop_index(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
-    if argv.len() != 2 {
-        return wrong_arity(&argv[0]).into();
-    }
     let name = &argv[1];
     let mut reg = shard.vectors.borrow_mut();
     let Some(uid) = reg.by_name.get(name).map(|e| e.meta.uid) else {
@@ -100,10 +94,7 @@ pub fn drop_index(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
 }
 
 /// `SKEG.VINDEX.LIST`: one line per index, sorted by name.
-pub fn list(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
-    if argv.len() != 1 {
-        return wrong_arity(&argv[0]).into();
-    }
+pub fn list(shard: &Shard) -> Reply {
     let reg = shard.vectors.borrow();
     let lines = reg
         .by_name
@@ -121,9 +112,6 @@ pub fn list(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
 
 /// `SKEG.VSET name id blob`: inserts or replaces vector `id` (blob = dim little-endian f32).
 pub fn vset(shard: &Shard, mut argv: Vec<Vec<u8>>) -> Reply {
-    if argv.len() != 4 {
-        return wrong_arity(&argv[0]).into();
-    }
     let mut reg = shard.vectors.borrow_mut();
     let (entry, id) = match index_and_id(&mut reg, &argv) {
         Ok(found) => found,
@@ -152,9 +140,6 @@ pub fn vset(shard: &Shard, mut argv: Vec<Vec<u8>>) -> Reply {
 
 /// `SKEG.VDEL name id`: 1 if the vector existed, else 0.
 pub fn vdel(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
-    if argv.len() != 3 {
-        return wrong_arity(&argv[0]).into();
-    }
     let mut reg = shard.vectors.borrow_mut();
     let (entry, id) = match index_and_id(&mut reg, &argv) {
         Ok(found) => found,
@@ -175,9 +160,6 @@ pub fn vdel(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
 /// `SKEG.VSEARCH name k l_search blob` → `[id, score, id, score, …]`, best first; the
 /// score is the cosine similarity (a Double; the router sends it as bulk on RESP2).
 pub fn vsearch(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
-    if argv.len() < 5 {
-        return wrong_arity(&argv[0]).into();
-    }
     if argv.len() > 5 {
         return Reply::err(ERR_SYNTAX);
     }
