@@ -88,6 +88,10 @@ pub struct FileConfig {
     pub shard_handoff: Option<bool>,
     /// Accept the DEBUG command (default false).
     pub enable_debug_command: Option<bool>,
+    /// Largest request a connection may send, bytes (default 1 GiB).
+    pub client_query_buffer_limit: Option<usize>,
+    /// Largest router↔shard frame, bytes (default 1 GiB + 1 MiB).
+    pub max_frame_len: Option<usize>,
 }
 
 /// Values given on the command line; `None` = not given.
@@ -131,6 +135,11 @@ pub struct Config {
     pub shard_handoff: bool,
     /// Accept the DEBUG command (Redis's `enable-debug-command`; default false).
     pub enable_debug_command: bool,
+    /// Largest request a connection may send, bytes (1 MiB ..= 1 GiB, default 1 GiB).
+    pub client_query_buffer_limit: usize,
+    /// Largest router↔shard frame, so also the largest reply, bytes (64 KiB ..= 2 GiB,
+    /// default 1 GiB + 1 MiB).
+    pub max_frame_len: usize,
 }
 
 impl FileConfig {
@@ -190,7 +199,19 @@ impl Config {
             return Err(ConfigError::Invalid("invalid data dir: empty path".into()));
         }
         let shard_handoff = flags.shard_handoff.or(file.shard_handoff).unwrap_or(true);
+        let client_query_buffer_limit = file.client_query_buffer_limit.unwrap_or(1 << 30);
+        if !((1 << 20)..=(1 << 30)).contains(&client_query_buffer_limit) {
+            return Err(ConfigError::Invalid(format!(
+                "invalid client_query_buffer_limit {client_query_buffer_limit}: expected 1 MiB ..= 1 GiB"
+            )));
+        }
+        let max_frame_len = file.max_frame_len.unwrap_or((1 << 30) + (1 << 20));
+        if !((64 << 10)..=(2 << 30)).contains(&max_frame_len) {
+            return Err(ConfigError::Invalid(format!("invalid max_frame_len {max_frame_len}: expected 64 KiB ..= 2 GiB")));
+        }
         Ok(Config {
+            client_query_buffer_limit,
+            max_frame_len,
             enable_debug_command: file.enable_debug_command.unwrap_or(false),
             shard_handoff,
             data_dir,

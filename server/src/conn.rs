@@ -46,7 +46,11 @@ pub async fn serve(rt: Rc<Router>, stream: TcpStream, shutdown: Event) {
 /// (`unread`, starting at a request boundary).
 pub async fn resume(rt: Rc<Router>, mut stream: TcpStream, mut conn: ConnState, shutdown: Event, unread: Vec<u8>) {
     let shared = rt.shared.clone();
-    let limits = Limits { max_bulk_len: shared.cfg.max_bulk_len, ..Limits::default() };
+    let limits = Limits {
+        max_bulk_len: shared.cfg.max_bulk_len,
+        max_request_len: shared.cfg.client_query_buffer_limit,
+        ..Limits::default()
+    };
     let mut have_unread = !unread.is_empty();
     let mut inbuf: Vec<u8> = unread;
     inbuf.reserve(16 << 10);

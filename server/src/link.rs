@@ -10,7 +10,7 @@ use keel_shard::sync::{slot, Notify, SlotRx, SlotTx};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::UnixStream;
 use glommio::timer::sleep;
-use keel_protocol::shard::{decode_frame, decode_value, encode_request_args, Kind};
+use keel_protocol::shard::{decode_frame, decode_value, encode_request_args, FrameError, Kind};
 use keel_protocol::Value;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -22,6 +22,8 @@ use std::time::Duration;
 pub struct ShardLink {
     pub id: u32,
     socket: PathBuf,
+    /// The frame limit (`max_frame_len`), both ways.
+    max_frame: usize,
     state: RefCell<State>,
     wake_writer: Notify,
 }
@@ -34,11 +36,13 @@ struct State {
 }
 
 impl ShardLink {
-    /// Creates the link and spawns its connection task on the current executor.
-    pub fn start(id: u32, socket: PathBuf) -> Rc<ShardLink> {
+    /// Creates the link and spawns its connection task on the current executor;
+    /// `max_frame` is the frame limit (`max_frame_len`).
+    pub fn start(id: u32, socket: PathBuf, max_frame: usize) -> Rc<ShardLink> {
         let link = Rc::new(ShardLink {
             id,
             socket,
+            max_frame,
             state: RefCell::new(State { up: false, next_req: 1, pending: HashMap::new(), out: Vec::with_capacity(64 << 10) }),
             wake_writer: Notify::default(),
         });
@@ -53,7 +57,8 @@ impl ShardLink {
     }
 
     /// Sends `argv` (any byte-like arguments, e.g. the client's `Vec<Vec<u8>>` as is) to
-    /// the shard; the returned future resolves to its reply.
+    /// the shard; the returned future resolves to its reply. A request whose frame would
+    /// exceed the frame limit is not sent: it resolves to `-ERR request too large …`.
     pub fn call<A: AsRef<[u8]>>(&self, argv: &[A]) -> SlotRx<Value> {
         let (tx, rx) = slot();
         let mut st = self.state.borrow_mut();
@@ -63,9 +68,16 @@ impl ShardLink {
             return rx;
         }
         let req_id = st.next_req;
-        st.next_req += 1;
         let was_empty = st.out.is_empty();
-        encode_request_args(req_id, argv, &mut st.out);
+        if let Err(FrameError::TooLarge(n)) = encode_request_args(req_id, argv, self.max_frame, &mut st.out) {
+            drop(st);
+            tx.send(Value::err(format!(
+                "ERR request too large: its {n} bytes exceed max_frame_len ({} bytes)",
+                self.max_frame
+            )));
+            return rx;
+        }
+        st.next_req += 1;
         st.pending.insert(req_id, tx);
         drop(st);
         if was_empty {
@@ -122,7 +134,7 @@ impl ShardLink {
             buf.extend_from_slice(&chunk[..n]);
             let mut used = 0;
             loop {
-                match decode_frame(&buf[used..]) {
+                match decode_frame(&buf[used..], self.max_frame) {
                     Ok(Some((frame, n))) => {
                         used += n;
                         if frame.kind != Kind::Reply {

@@ -89,6 +89,10 @@ struct ShardArgs {
     inline_value_max: usize,
     #[arg(long)]
     max_bulk_len: usize,
+    #[arg(long)]
+    max_request_len: usize,
+    #[arg(long)]
+    max_frame_len: usize,
 }
 
 fn init_logging() {
@@ -98,6 +102,32 @@ fn init_logging() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
+}
+
+/// Exit status after a panic (sysexits' `EX_SOFTWARE`).
+const PANIC_EXIT: i32 = 70;
+
+/// Makes any panic, on any thread, end the process: logged with the thread's name and
+/// what happens next, then `exit(70)`. A half-dead server (a router executor thread
+/// gone, its clients hanging; a shard task gone, its requests never answered) is worse
+/// than a restart: the router's supervisor restarts a shard that exits, and systemd
+/// (`Restart=on-failure`) the router; a router's shards stop when it is gone.
+fn exit_on_panic(role: String, then: &'static str) {
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current();
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into());
+        let at = info.location().map(|l| l.to_string()).unwrap_or_default();
+        tracing::error!(
+            "{role}: thread {} panicked at {at}: {msg}; exiting with status {PANIC_EXIT} ({then})",
+            thread.name().unwrap_or("unnamed")
+        );
+        std::process::exit(PANIC_EXIT);
+    }));
 }
 
 fn main() -> ExitCode {
@@ -112,17 +142,18 @@ fn main() -> ExitCode {
         },
         Some(Command::Shard(args)) => {
             init_logging();
+            exit_on_panic(format!("shard {}", args.id), "the router restarts it");
             run_shard(args)
         }
-        Some(Command::Serve(args)) => {
-            init_logging();
-            router::main(args)
-        }
-        None => {
-            init_logging();
-            router::main(cli.serve)
-        }
+        Some(Command::Serve(args)) => serve(args),
+        None => serve(cli.serve),
     }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    init_logging();
+    exit_on_panic("router".into(), "its shards stop; a service manager restarts keel");
+    router::main(args)
 }
 
 fn run_shard(a: ShardArgs) -> ExitCode {
@@ -146,6 +177,8 @@ fn run_shard(a: ShardArgs) -> ExitCode {
             ..Default::default()
         },
         max_bulk_len: a.max_bulk_len,
+        max_request_len: a.max_request_len,
+        max_frame_len: a.max_frame_len,
     };
     match keel_shard::run(cfg) {
         Ok(()) => ExitCode::SUCCESS,

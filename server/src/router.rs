@@ -419,7 +419,9 @@ fn supervise(
             .arg("--durability").arg(cfg.durability.as_str())
             .arg("--segment-bytes").arg(cfg.segment_bytes.to_string())
             .arg("--inline-value-max").arg(cfg.inline_value_max.to_string())
-            .arg("--max-bulk-len").arg(cfg.max_bulk_len.to_string());
+            .arg("--max-bulk-len").arg(cfg.max_bulk_len.to_string())
+            .arg("--max-request-len").arg(cfg.client_query_buffer_limit.to_string())
+            .arg("--max-frame-len").arg(cfg.max_frame_len.to_string());
         if let Some(cpu) = layout.shard_cpu(i) {
             cmd.arg("--core").arg(cpu.to_string());
         }
@@ -484,7 +486,8 @@ fn stop_shards(children: &Mutex<Vec<Option<u32>>>) {
 }
 
 async fn serve_executor(me: usize, listener: glommio::net::TcpListener, shared: Arc<Shared>, sockets: Vec<PathBuf>) {
-    let links: Vec<Rc<ShardLink>> = sockets.iter().enumerate().map(|(i, s)| ShardLink::start(i as u32, s.clone())).collect();
+    let links: Vec<Rc<ShardLink>> =
+        sockets.iter().enumerate().map(|(i, s)| ShardLink::start(i as u32, s.clone(), shared.cfg.max_frame_len)).collect();
     // Wait (briefly) for the links to come up so the first clients are not refused.
     let t0 = Instant::now();
     while links.iter().any(|l| !l.is_up()) && t0.elapsed() < Duration::from_secs(5) {

@@ -7,7 +7,8 @@
 //! every key it names routes to this shard (`keel_protocol::command::shard_of`), and
 //! the stateless PING/ECHO. At the first request it does not serve — any other shard's key, a
 //! keyspace-wide or connection command (CLIENT, HELLO, INFO, QUIT…), an unknown
-//! command, wrong arity, malformed input — it answers everything before it, then passes
+//! command, wrong arity, a request over the frame limit, malformed input — it answers
+//! everything before it, then passes
 //! the socket back with the bytes from that request on (`MsgKind::Return`), and the
 //! router carries on as if it had read them itself. Replies therefore stay in request
 //! order and every error text stays the router's.
@@ -40,6 +41,8 @@ pub(crate) struct Clients {
     pub me: usize,
     pub n: usize,
     pub limits: Limits,
+    /// The frame limit (`max_frame_len`), applied to replies here too.
+    pub max_frame: usize,
     pub shutdown: Event,
     /// Tracks connection tasks for the drain at shutdown.
     pub live: Rc<crate::sync::Live>,
@@ -128,7 +131,15 @@ async fn serve(clients: &Clients, chan: &Channel, mut stream: TcpStream, m: Mess
             }
         }
         for r in replies.drain(..) {
-            encode(&r.into_value().await, resp, &mut out);
+            let v = r.into_value().await;
+            // The same reply limit as through the router (whose frames carry replies).
+            let framed = 9 + keel_protocol::shard::value_len(&v);
+            if framed > clients.max_frame {
+                let e = keel_protocol::shard::FrameError::TooLarge(framed);
+                encode(&crate::shard::reply_too_large(&e, clients.max_frame), resp, &mut out);
+            } else {
+                encode(&v, resp, &mut out);
+            }
         }
         if !out.is_empty() {
             if stream.write_all(&out).await.is_err() {
@@ -178,7 +189,9 @@ enum Local {
 /// router's to give) goes back.
 fn local(clients: &Clients, argv: &[Vec<u8>]) -> Local {
     let Some(spec) = lookup(&argv[0]) else { return Local::No };
-    if !spec.arity_ok(argv.len()) {
+    // The router refuses a request whose frame would pass the frame limit; so must the
+    // shard, or a request's fate would depend on where its connection happens to be.
+    if !spec.arity_ok(argv.len()) || keel_protocol::shard::request_frame_len(argv) > clients.max_frame {
         return Local::No;
     }
     match spec.route {

@@ -19,7 +19,7 @@ use crate::sync::{Event, Notify};
 use futures_lite::io::{ReadHalf, WriteHalf};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::UnixStream;
-use keel_protocol::shard::{decode_frame, decode_request, encode_reply, Kind, MAX_FRAME};
+use keel_protocol::shard::{decode_frame, decode_request, encode_reply, Kind};
 use keel_protocol::Value;
 use keel_storage::Commit;
 use std::cell::{Cell, RefCell};
@@ -72,6 +72,8 @@ impl Queue {
 
 #[derive(Default)]
 struct Conn {
+    /// The frame limit (`max_frame_len`).
+    max_frame: usize,
     out: RefCell<Vec<u8>>,
     commits: Queue,
     reads: Queue,
@@ -90,7 +92,10 @@ impl Conn {
         }
         let mut out = self.out.borrow_mut();
         let was_empty = out.is_empty();
-        encode_reply(req_id, v, &mut out);
+        if let Err(e) = encode_reply(req_id, v, self.max_frame, &mut out) {
+            let refused = crate::shard::reply_too_large(&e, self.max_frame);
+            encode_reply(req_id, &refused, self.max_frame, &mut out).expect("a short error reply fits any frame limit");
+        }
         drop(out);
         if was_empty {
             self.wake_writer.notify();
@@ -109,9 +114,9 @@ enum End {
 
 /// Serves one router connection until it closes, breaks, sends a malformed frame, or
 /// `shutdown` is set; then answers every request already received and flushes.
-pub(crate) async fn serve(shard: Rc<Shard>, stream: UnixStream, shutdown: Event) {
+pub(crate) async fn serve(shard: Rc<Shard>, stream: UnixStream, shutdown: Event, max_frame: usize) {
     let (r, w) = futures_lite::io::split(stream);
-    let conn = Rc::new(Conn::default());
+    let conn = Rc::new(Conn { max_frame, ..Conn::default() });
     let writer = glommio::spawn_local(writer(conn.clone(), w));
     let committer = glommio::spawn_local(resolve_in_order(conn.clone(), |c| &c.commits));
     let fetcher = glommio::spawn_local(resolve_in_order(conn.clone(), |c| &c.reads));
@@ -145,7 +150,7 @@ async fn reader(shard: &Shard, conn: &Conn, mut r: ReadHalf<UnixStream>, shutdow
         if conn.dead.is_set() {
             return End::WriterDead;
         }
-        if let Err(e) = make_room(&mut buf, &mut start, &mut end) {
+        if let Err(e) = make_room(&mut buf, &mut start, &mut end, conn.max_frame) {
             return End::Malformed(e);
         }
         let read = async { Some(r.read(&mut buf[end..]).await) };
@@ -160,7 +165,7 @@ async fn reader(shard: &Shard, conn: &Conn, mut r: ReadHalf<UnixStream>, shutdow
             Some(Err(e)) => return End::ReadError(e),
         }
         loop {
-            let (req_id, argv, used) = match decode_frame(&buf[start..end]) {
+            let (req_id, argv, used) = match decode_frame(&buf[start..end], conn.max_frame) {
                 Ok(None) => break,
                 Ok(Some((frame, used))) => {
                     if frame.kind != Kind::Request {
@@ -194,8 +199,8 @@ async fn reader(shard: &Shard, conn: &Conn, mut r: ReadHalf<UnixStream>, shutdow
 }
 
 /// Ensures `buf[end..]` is not empty: moves the unread bytes to the front, or grows the
-/// buffer to hold the whole frame that starts at `start`.
-fn make_room(buf: &mut Vec<u8>, start: &mut usize, end: &mut usize) -> Result<(), String> {
+/// buffer to hold the whole frame that starts at `start` (at most `max_frame` + 4).
+fn make_room(buf: &mut Vec<u8>, start: &mut usize, end: &mut usize, max_frame: usize) -> Result<(), String> {
     if *end < buf.len() {
         return Ok(());
     }
@@ -212,10 +217,10 @@ fn make_room(buf: &mut Vec<u8>, start: &mut usize, end: &mut usize) -> Result<()
         Some(len) => 4 + u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize,
         None => READ_CHUNK,
     };
-    if want > 4 + MAX_FRAME {
+    if want > 4 + max_frame {
         return Err(format!("frame too large: {} bytes", want - 4));
     }
-    let new_len = want.max(buf.len() + READ_CHUNK).min(4 + MAX_FRAME).max(buf.len() + 1);
+    let new_len = want.max(buf.len() + READ_CHUNK).min(4 + max_frame).max(buf.len() + 1);
     buf.resize(new_len, 0);
     Ok(())
 }
@@ -271,19 +276,19 @@ mod tests {
     fn make_room_compacts_then_grows() {
         let mut buf = vec![0u8; 8];
         let (mut s, mut e) = (3, 8);
-        make_room(&mut buf, &mut s, &mut e).unwrap();
+        make_room(&mut buf, &mut s, &mut e, 1 << 20).unwrap();
         assert_eq!((s, e, buf.len()), (0, 5, 8));
 
         // A frame header announcing 100 bytes fills the buffer: grow to hold it.
         let mut buf = vec![0u8; 8];
         buf[..4].copy_from_slice(&100u32.to_le_bytes());
         let (mut s, mut e) = (0, 8);
-        make_room(&mut buf, &mut s, &mut e).unwrap();
+        make_room(&mut buf, &mut s, &mut e, 1 << 20).unwrap();
         assert!(buf.len() >= 104);
 
         let mut buf = vec![0u8; 8];
         buf[..4].copy_from_slice(&u32::MAX.to_le_bytes());
         let (mut s, mut e) = (0, 8);
-        assert!(make_room(&mut buf, &mut s, &mut e).is_err());
+        assert!(make_room(&mut buf, &mut s, &mut e, 1 << 20).is_err());
     }
 }

@@ -66,4 +66,9 @@ pub struct ShardConfig {
     /// Largest bulk string accepted from a handed-off client, bytes (the router's
     /// `max_bulk_len`).
     pub max_bulk_len: usize,
+    /// Largest request a handed-off client may send, bytes (`client_query_buffer_limit`).
+    pub max_request_len: usize,
+    /// Largest router↔shard frame, bytes (`max_frame_len`): requests longer are refused,
+    /// replies longer become `-ERR reply too large` (also on handed-off connections).
+    pub max_frame_len: usize,
 }

@@ -94,7 +94,12 @@ async fn serve(cfg: ShardConfig, stop: Arc<AtomicBool>, parent: u32) -> anyhow::
         shard: shard.clone(),
         me: cfg.id as usize,
         n: cfg.n_shards as usize,
-        limits: keel_protocol::resp::Limits { max_bulk_len: cfg.max_bulk_len, ..Default::default() },
+        limits: keel_protocol::resp::Limits {
+            max_bulk_len: cfg.max_bulk_len,
+            max_request_len: cfg.max_request_len,
+            ..Default::default()
+        },
+        max_frame: cfg.max_frame_len,
         shutdown: shutdown.clone(),
         live: live.clone(),
     });
@@ -105,9 +110,9 @@ async fn serve(cfg: ShardConfig, stop: Arc<AtomicBool>, parent: u32) -> anyhow::
             None => break,
             Some(Ok(stream)) => {
                 tracing::debug!("router connected");
-                let (shard, shutdown, guard) = (shard.clone(), shutdown.clone(), live.enter());
+                let (shard, shutdown, guard, max_frame) = (shard.clone(), shutdown.clone(), live.enter(), cfg.max_frame_len);
                 glommio::spawn_local(async move {
-                    crate::conn::serve(shard, stream, shutdown).await;
+                    crate::conn::serve(shard, stream, shutdown, max_frame).await;
                     drop(guard);
                 })
                 .detach();

@@ -58,6 +58,17 @@ impl From<Value> for Reply {
     }
 }
 
+/// The reply sent instead of one whose frame would exceed the frame limit
+/// (`max_frame_len`), on router connections and handed-off ones alike.
+pub(crate) fn reply_too_large(e: &keel_protocol::shard::FrameError, max_frame: usize) -> Value {
+    let size = match e {
+        keel_protocol::shard::FrameError::TooLarge(n) => n.to_string(),
+        other => other.to_string(),
+    };
+    tracing::warn!("a reply of {size} bytes exceeds max_frame_len ({max_frame} bytes); sending an error instead");
+    Value::err(format!("ERR reply too large: its {size} bytes exceed max_frame_len ({max_frame} bytes)"))
+}
+
 /// `-ERR storage: <error>`, logged where it becomes a reply.
 pub(crate) fn storage_error(e: &StorageError) -> Value {
     match e {

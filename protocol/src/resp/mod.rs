@@ -48,11 +48,16 @@ pub struct Limits {
     /// Longest inline command line and longest `*`/`$` header line, bytes (Redis
     /// `PROTO_INLINE_MAX_SIZE`: 64 KiB).
     pub max_inline_len: usize,
+    /// Longest multibulk request, all its bytes as sent, default 1 GiB (keel's
+    /// `client_query_buffer_limit`, after Redis's `client-query-buffer-limit`: the most a
+    /// connection buffers for one request). Checked at each argument's header, before
+    /// the argument is read.
+    pub max_request_len: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_bulk_len: 512 << 20, max_array_len: 1 << 20, max_depth: 32, max_inline_len: 64 << 10 }
+        Limits { max_bulk_len: 512 << 20, max_array_len: 1 << 20, max_depth: 32, max_inline_len: 64 << 10, max_request_len: 1 << 30 }
     }
 }
 

@@ -108,7 +108,7 @@ fn limits_are_checked_before_reading() {
     assert_eq!(parse_value(b"$536870912\r\nabc", &limits()), Ok(None));
     assert!(t.elapsed() < std::time::Duration::from_secs(1));
 
-    let small = Limits { max_bulk_len: 3, max_array_len: 2, max_depth: 2, max_inline_len: 16 };
+    let small = Limits { max_bulk_len: 3, max_array_len: 2, max_depth: 2, max_inline_len: 16, max_request_len: 1 << 20 };
     check_with(b"$3\r\nabc\r\n", bulk("abc"), &small);
     check_err_with(b"$4\r\nabcd\r\n", "invalid bulk length", &small);
     check_err_with(b"=8\r\ntxt:abcd\r\n", "invalid bulk length", &small);

@@ -28,6 +28,9 @@ const ARGV_PRESIZE: usize = 16;
 /// Redis's texts, checked before allocating:
 /// - `invalid multibulk length`: bad count, or more than [`Limits::max_array_len`].
 /// - `invalid bulk length`: bad or negative length, or more than [`Limits::max_bulk_len`].
+/// - `request exceeds client_query_buffer_limit of N bytes`: the arguments read so far
+///   and the next one announced (or the count times the smallest argument) would make
+///   the request longer than [`Limits::max_request_len`].
 /// - `expected '$', got 'X'`: an argument header not starting with `$`.
 /// - `too big mbulk count string` / `too big bulk count string`: no `\r` within
 ///   [`Limits::max_inline_len`] bytes of a header line.
@@ -100,6 +103,10 @@ impl RequestParser {
             if count <= 0 {
                 return Ok(Some((Vec::new(), cr + 2)));
             }
+            // Each argument takes at least 6 bytes (`$0\r\n\r\n`).
+            if (cr as u64 + 2).saturating_add(count as u64 * 6) > limits.max_request_len as u64 {
+                return Err(too_long(limits));
+            }
             self.left = count as usize;
             self.pos = cr + 2;
             let mut capacity = self.left.min(ARGV_PRESIZE);
@@ -143,10 +150,18 @@ fn bulk_at(buf: &[u8], start: usize, limits: &Limits) -> Result<Option<(usize, u
         _ => return Err(ProtocolError::new("invalid bulk length")),
     };
     let data = cr + 2;
+    if data.saturating_add(len).saturating_add(2) > limits.max_request_len {
+        return Err(too_long(limits));
+    }
     if buf.len() - data < len + 2 {
         return Ok(None);
     }
     Ok(Some((data, len)))
+}
+
+/// The error for a request longer than [`Limits::max_request_len`].
+fn too_long(limits: &Limits) -> ProtocolError {
+    ProtocolError::new(format!("request exceeds client_query_buffer_limit of {} bytes", limits.max_request_len))
 }
 
 /// Finds the `\r` ending the header line that starts at `buf[start]`.

@@ -86,7 +86,7 @@ fn multibulk_errors() {
 
 #[test]
 fn limits_are_checked_before_reading() {
-    let small = Limits { max_bulk_len: 8, max_array_len: 3, max_depth: 4, max_inline_len: 16 };
+    let small = Limits { max_bulk_len: 8, max_array_len: 3, max_depth: 4, max_inline_len: 16, max_request_len: 1 << 20 };
     check_with(b"*3\r\n$8\r\n12345678\r\n$0\r\n\r\n$1\r\nx\r\n", &[b"12345678", b"", b"x"], &small);
     check_err_with(b"*4\r\n", "invalid multibulk length", &small);
     check_err_with(b"*1\r\n$9\r\n", "invalid bulk length", &small);
@@ -98,13 +98,33 @@ fn limits_are_checked_before_reading() {
 }
 
 #[test]
+fn request_length_is_checked_at_each_argument_header() {
+    let small = Limits { max_request_len: 30, ..Limits::default() };
+    // 29 bytes: within the limit.
+    check_with(b"*2\r\n$3\r\nSET\r\n$10\r\n0123456789\r\n", &[b"SET", b"0123456789"], &small);
+    // The second argument would end at byte 31: refused at its header, before its bytes
+    // arrive, in one call or resumed.
+    let msg = "request exceeds client_query_buffer_limit of 30 bytes";
+    check_err_with(b"*2\r\n$3\r\nSET\r\n$11\r\n", msg, &small);
+    let mut p = RequestParser::new();
+    assert_eq!(p.parse(b"*2\r\n$3\r\nSET\r\n", &small), Ok(None));
+    assert_eq!(p.parse(b"*2\r\n$3\r\nSET\r\n$11\r\n", &small), Err(ProtocolError::new(msg)));
+    // Many small arguments add up too; a count that could not fit is refused at once.
+    check_err_with(b"*5\r\n", msg, &small);
+    check_err_with(b"*4\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n$1\r\nd\r\n", msg, &small);
+}
+
+#[test]
 fn hostile_lengths_fail_fast() {
     let t = std::time::Instant::now();
     check_err(b"*2147483647\r\n", "invalid multibulk length");
     check_err(b"*1\r\n$999999999999\r\n", "invalid bulk length");
     // Within limits but absent: incomplete, and nothing was allocated for it.
-    let big = Limits { max_array_len: i32::MAX as usize, ..Limits::default() };
+    let big = Limits { max_array_len: i32::MAX as usize, max_request_len: usize::MAX, ..Limits::default() };
     assert_eq!(parse_request(b"*2147483647\r\n$1\r\nx\r\n", &big), Ok(None));
+    // With the default 1 GiB request limit, so many arguments could never fit.
+    let big = Limits { max_array_len: i32::MAX as usize, ..Limits::default() };
+    assert!(parse_request(b"*2147483647\r\n", &big).is_err());
     assert_eq!(parse_request(b"*1\r\n$536870912\r\n", &limits()), Ok(None));
     assert!(t.elapsed() < std::time::Duration::from_secs(1));
 }

@@ -4,7 +4,7 @@
 //!
 //! | offset | size | field |
 //! |---|---|---|
-//! | 0 | 4 | `len`: u32 LE, bytes after this field = 9 + payload length, at most [`MAX_FRAME`] |
+//! | 0 | 4 | `len`: u32 LE, bytes after this field = 9 + payload length, at most the frame limit |
 //! | 4 | 8 | `req_id`: u64 LE, chosen by the router, echoed in the reply |
 //! | 12 | 1 | `kind`: [`Kind`] (1 = request, 2 = reply) |
 //! | 13 | len − 9 | payload |
@@ -33,18 +33,30 @@
 //! | 11 | `Bool` | `[u8 0 or 1]` |
 //! | 12 | `Verbatim` | `[u32 format len][format UTF-8][u32 len][len bytes]` |
 //!
-//! Decoders reject, before allocating: a frame longer than [`MAX_FRAME`], truncated or
-//! trailing bytes, a count larger than the bytes left could hold, unknown tags,
-//! invalid UTF-8, and aggregates nested deeper than [`MAX_DEPTH`].
+//! # Limits
+//!
+//! Both ends agree on a frame limit (`max_frame_len` in the config, default
+//! [`DEFAULT_MAX_FRAME`]; at most [`MAX_FRAME_LIMIT`]). Encoders refuse, without writing
+//! anything, a frame that would exceed it ([`FrameError::TooLarge`]: the router answers
+//! the client `-ERR request too large`, the shard replies `-ERR reply too large`
+//! instead); decoders reject, before allocating: a frame longer than the limit,
+//! truncated or trailing bytes, a count larger than the bytes left could hold, unknown
+//! tags, invalid UTF-8, and aggregates nested deeper than [`MAX_DEPTH`].
 
 mod value;
 
-pub use value::{decode_value, encode_value};
+pub use value::{decode_value, encode_value, value_len};
 
 use crate::Value;
 
-/// Largest frame accepted (bytes after the length field): 600 MiB.
-pub const MAX_FRAME: usize = 600 << 20;
+/// The default frame limit (bytes after the length field): 1 GiB + 1 MiB, so that any
+/// request within the default `client_query_buffer_limit` (1 GiB; a request's frame is
+/// never larger than its multibulk RESP form) fits, and so does a reply of one 512 MiB
+/// value.
+pub const DEFAULT_MAX_FRAME: usize = (1 << 30) + (1 << 20);
+
+/// The largest frame limit a configuration may set (the length field is a u32).
+pub const MAX_FRAME_LIMIT: usize = 2 << 30;
 
 /// Bytes before the payload: `len` (4) + `req_id` (8) + `kind` (1).
 pub const HEADER_LEN: usize = 13;
@@ -91,7 +103,8 @@ pub struct Frame<'a> {
 /// (or the stream lost its framing): close the socket.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
-    /// `len` exceeds [`MAX_FRAME`] (the value is `len`).
+    /// The frame (bytes after the length field) exceeds the frame limit: `len` of a
+    /// received frame, or the size a frame being encoded would have.
     #[error("frame too large: {0} bytes")]
     TooLarge(usize),
     /// The `kind` byte is not a [`Kind`].
@@ -103,18 +116,18 @@ pub enum FrameError {
 }
 
 /// Decodes one frame from the front of `buf`: `Ok(None)` if incomplete, else the frame
-/// and the bytes it used (`4 + len`).
+/// and the bytes it used (`4 + len`). `max_frame` is the frame limit.
 ///
 /// # Errors
 /// [`FrameError::TooLarge`] as soon as the 4 length bytes are there and exceed
-/// [`MAX_FRAME`]; [`FrameError::Malformed`] if `len < 9`; [`FrameError::BadKind`] for an
+/// `max_frame`; [`FrameError::Malformed`] if `len < 9`; [`FrameError::BadKind`] for an
 /// unknown kind byte.
-pub fn decode_frame(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, FrameError> {
+pub fn decode_frame(buf: &[u8], max_frame: usize) -> Result<Option<(Frame<'_>, usize)>, FrameError> {
     let Some(len) = buf.first_chunk::<4>() else {
         return Ok(None);
     };
     let len = u32::from_le_bytes(*len) as usize;
-    if len > MAX_FRAME {
+    if len > max_frame {
         return Err(FrameError::TooLarge(len));
     }
     if len < HEADER_LEN - 4 {
@@ -131,29 +144,33 @@ pub fn decode_frame(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, FrameError
 
 /// Appends a frame with an already encoded payload.
 ///
-/// # Panics
-/// If the payload is longer than [`MAX_FRAME`] − 9 (the caller's limits must prevent it).
-pub fn encode_frame(req_id: u64, kind: Kind, payload: &[u8], out: &mut Vec<u8>) {
+/// # Errors
+/// [`FrameError::TooLarge`] (nothing appended) if the frame would exceed `max_frame`.
+pub fn encode_frame(req_id: u64, kind: Kind, payload: &[u8], max_frame: usize, out: &mut Vec<u8>) -> Result<(), FrameError> {
+    check_len(9 + payload.len(), max_frame)?;
     let start = begin_frame(req_id, kind, out);
     out.extend_from_slice(payload);
     end_frame(start, out);
+    Ok(())
 }
 
 /// Appends a request frame: payload = `[u32 argc]` then per arg `[u32 len][bytes]`.
 ///
-/// # Panics
-/// If the frame would exceed [`MAX_FRAME`] (requests are bounded by the RESP limits).
-pub fn encode_request(req_id: u64, argv: &[&[u8]], out: &mut Vec<u8>) {
-    encode_request_args(req_id, argv, out);
+/// # Errors
+/// [`FrameError::TooLarge`] (nothing appended, nothing allocated) if the frame would
+/// exceed `max_frame`.
+pub fn encode_request(req_id: u64, argv: &[&[u8]], max_frame: usize, out: &mut Vec<u8>) -> Result<(), FrameError> {
+    encode_request_args(req_id, argv, max_frame, out)
 }
 
-/// As [`encode_request`], for any byte-like arguments (e.g. a `Vec<Vec<u8>>` argv).
+/// As [`encode_request`], for any byte-like arguments (e.g. a `Vec<Vec<u8>>` argv as is).
 ///
-/// # Panics
+/// # Errors
 /// As [`encode_request`].
-pub fn encode_request_args<A: AsRef<[u8]>>(req_id: u64, argv: &[A], out: &mut Vec<u8>) {
-    let size: usize = 4 + argv.iter().map(|a| 4 + a.as_ref().len()).sum::<usize>();
-    out.reserve(HEADER_LEN + size);
+pub fn encode_request_args<A: AsRef<[u8]>>(req_id: u64, argv: &[A], max_frame: usize, out: &mut Vec<u8>) -> Result<(), FrameError> {
+    let len = request_frame_len(argv);
+    check_len(len, max_frame)?;
+    out.reserve(4 + len);
     let start = begin_frame(req_id, Kind::Request, out);
     put_len(out, argv.len());
     for arg in argv {
@@ -162,6 +179,13 @@ pub fn encode_request_args<A: AsRef<[u8]>>(req_id: u64, argv: &[A], out: &mut Ve
         out.extend_from_slice(arg);
     }
     end_frame(start, out);
+    Ok(())
+}
+
+/// The length (after the length field) of the request frame carrying `argv`, to check
+/// it against the frame limit without encoding it.
+pub fn request_frame_len<A: AsRef<[u8]>>(argv: &[A]) -> usize {
+    9 + 4 + argv.iter().map(|a| 4 + a.as_ref().len()).sum::<usize>()
 }
 
 /// Decodes a request payload into its argv.
@@ -186,12 +210,23 @@ pub fn decode_request(payload: &[u8]) -> Result<Vec<Vec<u8>>, FrameError> {
 
 /// Appends a reply frame carrying `v` (payload: [`encode_value`]).
 ///
-/// # Panics
-/// If the frame would exceed [`MAX_FRAME`]; shards bound their replies below it.
-pub fn encode_reply(req_id: u64, v: &Value, out: &mut Vec<u8>) {
+/// # Errors
+/// [`FrameError::TooLarge`] (nothing appended, nothing allocated) if the frame would
+/// exceed `max_frame`; the shard then sends a short error reply instead.
+pub fn encode_reply(req_id: u64, v: &Value, max_frame: usize, out: &mut Vec<u8>) -> Result<(), FrameError> {
+    check_len(9 + value_len(v), max_frame)?;
     let start = begin_frame(req_id, Kind::Reply, out);
     encode_value(v, out);
     end_frame(start, out);
+    Ok(())
+}
+
+/// The size of a frame of `len` bytes (after the length field) against the limit.
+fn check_len(len: usize, max_frame: usize) -> Result<(), FrameError> {
+    if len > max_frame.min(u32::MAX as usize) {
+        return Err(FrameError::TooLarge(len));
+    }
+    Ok(())
 }
 
 /// Writes the header with a placeholder length; returns where the frame starts.
@@ -203,16 +238,16 @@ fn begin_frame(req_id: u64, kind: Kind, out: &mut Vec<u8>) -> usize {
     start
 }
 
-/// Patches the length of the frame that starts at `start`.
+/// Patches the length of the frame that starts at `start` (checked by the caller
+/// against the limit, so it fits in the u32).
 fn end_frame(start: usize, out: &mut [u8]) {
     let len = out.len() - start - 4;
-    assert!(len <= MAX_FRAME, "shard frame of {len} bytes exceeds MAX_FRAME");
     out[start..start + 4].copy_from_slice(&(len as u32).to_le_bytes());
 }
 
-/// Appends a u32 LE length.
+/// Appends a u32 LE length (callers checked the frame against its limit, < 4 GiB).
 fn put_len(out: &mut Vec<u8>, n: usize) {
-    let n = u32::try_from(n).expect("length fits in u32 (frames are < 600 MiB)");
+    let n = u32::try_from(n).expect("length fits in u32 (frames are below the frame limit)");
     out.extend_from_slice(&n.to_le_bytes());
 }
 

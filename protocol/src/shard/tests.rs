@@ -59,43 +59,89 @@ fn nesting_limit() {
     check_err(&deep, "values nested too deep");
 }
 
+const MAX: usize = DEFAULT_MAX_FRAME;
+
 #[test]
 fn frames() {
     let mut out = Vec::new();
-    encode_request(7, &[b"GET", b"t:k"], &mut out);
+    encode_request(7, &[b"GET", b"t:k"], MAX, &mut out).unwrap();
     let want = b"\x1b\x00\x00\x00\x07\x00\x00\x00\x00\x00\x00\x00\x01\x02\x00\x00\x00\x03\x00\x00\x00GET\x03\x00\x00\x00t:k";
     assert_eq!(out, want);
-    let (frame, used) = decode_frame(&out).unwrap().unwrap();
+    let (frame, used) = decode_frame(&out, MAX).unwrap().unwrap();
     assert_eq!((frame.req_id, frame.kind, used), (7, Kind::Request, out.len()));
     assert_eq!(decode_request(frame.payload), Ok(vec![b"GET".to_vec(), b"t:k".to_vec()]));
     for k in 0..out.len() {
-        assert!(decode_frame(&out[..k]).unwrap().is_none(), "prefix {k}");
+        assert!(decode_frame(&out[..k], MAX).unwrap().is_none(), "prefix {k}");
     }
 
     let mut owned = Vec::new();
-    encode_request_args(7, &[b"GET".to_vec(), b"t:k".to_vec()], &mut owned);
+    encode_request_args(7, &[b"GET".to_vec(), b"t:k".to_vec()], MAX, &mut owned).unwrap();
     assert_eq!(owned, want);
 
     out.clear();
-    encode_reply(u64::MAX, &Value::Integer(1), &mut out);
-    let (frame, used) = decode_frame(&out).unwrap().unwrap();
+    encode_reply(u64::MAX, &Value::Integer(1), MAX, &mut out).unwrap();
+    let (frame, used) = decode_frame(&out, MAX).unwrap().unwrap();
     assert_eq!((frame.req_id, frame.kind, used), (u64::MAX, Kind::Reply, 22));
     assert_eq!(decode_value(frame.payload), Ok(Value::Integer(1)));
 
     let mut raw = Vec::new();
-    encode_frame(3, Kind::Reply, b"\x06", &mut raw);
+    encode_frame(3, Kind::Reply, b"\x06", MAX, &mut raw).unwrap();
     assert_eq!(raw, b"\x0a\x00\x00\x00\x03\x00\x00\x00\x00\x00\x00\x00\x02\x06");
 }
 
 #[test]
 fn frame_errors() {
-    let too_big = ((MAX_FRAME + 1) as u32).to_le_bytes();
-    assert_eq!(decode_frame(&too_big).unwrap_err(), FrameError::TooLarge(MAX_FRAME + 1));
-    assert_eq!(decode_frame(&u32::MAX.to_le_bytes()).unwrap_err(), FrameError::TooLarge(u32::MAX as usize));
-    assert!(decode_frame(&(MAX_FRAME as u32).to_le_bytes()).unwrap().is_none());
-    assert_eq!(decode_frame(b"\x08\x00\x00\x00").unwrap_err(), FrameError::Malformed("frame shorter than its header"));
-    assert_eq!(decode_frame(b"\x09\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x03").unwrap_err(), FrameError::BadKind(3));
+    let too_big = ((MAX + 1) as u32).to_le_bytes();
+    assert_eq!(decode_frame(&too_big, MAX).unwrap_err(), FrameError::TooLarge(MAX + 1));
+    assert_eq!(decode_frame(&u32::MAX.to_le_bytes(), MAX).unwrap_err(), FrameError::TooLarge(u32::MAX as usize));
+    assert!(decode_frame(&(MAX as u32).to_le_bytes(), MAX).unwrap().is_none());
+    assert_eq!(decode_frame(&100u32.to_le_bytes(), 99).unwrap_err(), FrameError::TooLarge(100));
+    assert_eq!(decode_frame(b"\x08\x00\x00\x00", MAX).unwrap_err(), FrameError::Malformed("frame shorter than its header"));
+    assert_eq!(decode_frame(b"\x09\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x03", MAX).unwrap_err(), FrameError::BadKind(3));
     assert_eq!(Kind::try_from(2), Ok(Kind::Reply));
+}
+
+/// Frames over the limit are refused before anything is written, whatever the limit,
+/// so that no request or reply size can make an encoder panic.
+#[test]
+fn encoders_refuse_frames_over_the_limit() {
+    let mut out = b"keep".to_vec();
+    // A GET frame is 9 + 4 + (4 + 3) + (4 + 3) = 27 bytes after the length field.
+    assert_eq!(encode_request(1, &[b"GET", b"t:k"], 26, &mut out), Err(FrameError::TooLarge(27)));
+    assert_eq!(out, b"keep");
+    encode_request(1, &[b"GET", b"t:k"], 27, &mut out).unwrap();
+    out.truncate(4);
+    let v = Value::Array(vec![Value::bulk(vec![b'x'; 100]), Value::Map(vec![(Value::Null, Value::Double(1.0))])]);
+    let len = 9 + value_len(&v);
+    assert_eq!(encode_reply(1, &v, len - 1, &mut out), Err(FrameError::TooLarge(len)));
+    assert_eq!(out, b"keep");
+    encode_reply(1, &v, len, &mut out).unwrap();
+    assert_eq!(out.len(), 4 + 4 + len);
+    assert_eq!(encode_frame(1, Kind::Reply, &[0; 10], 18, &mut out), Err(FrameError::TooLarge(19)));
+    // The length field is a u32: no limit lets a frame pass 4 GiB.
+    assert!(check_len(u32::MAX as usize + 1, usize::MAX).is_err());
+}
+
+/// `value_len` is exactly what `encode_value` writes.
+#[test]
+fn value_len_matches_the_encoding() {
+    let values = [
+        Value::ok(),
+        Value::err("ERR x"),
+        Value::Integer(-5),
+        Value::bulk("abc"),
+        Value::Double(f64::NAN),
+        Value::Null,
+        Value::NullArray,
+        Value::Array(vec![Value::Null, Value::bulk("z")]),
+        Value::Map(vec![(Value::bulk("k"), Value::Set(vec![Value::Bool(true)]))]),
+        Value::Verbatim("txt".into(), b"hello".to_vec()),
+    ];
+    for v in values {
+        let mut out = Vec::new();
+        encode_value(&v, &mut out);
+        assert_eq!(value_len(&v), out.len(), "{v:?}");
+    }
 }
 
 #[test]

@@ -61,6 +61,21 @@ pub fn encode_value(v: &Value, out: &mut Vec<u8>) {
     }
 }
 
+/// The number of bytes [`encode_value`] appends for `v`, computed without encoding
+/// (used to check a reply against the frame limit before building it).
+pub fn value_len(v: &Value) -> usize {
+    match v {
+        Value::Simple(s) | Value::Error(s) => 5 + s.len(),
+        Value::Integer(_) | Value::Double(_) => 9,
+        Value::Bulk(b) => 5 + b.len(),
+        Value::Null | Value::NullArray => 1,
+        Value::Array(items) | Value::Set(items) => 5 + items.iter().map(value_len).sum::<usize>(),
+        Value::Map(pairs) => 5 + pairs.iter().map(|(k, v)| value_len(k) + value_len(v)).sum::<usize>(),
+        Value::Bool(_) => 2,
+        Value::Verbatim(format, text) => 9 + format.len() + text.len(),
+    }
+}
+
 /// Decodes a reply payload into a [`Value`].
 ///
 /// # Errors

@@ -56,7 +56,7 @@ pub fn protocolish() -> impl Strategy<Value = Vec<u8>> {
 pub fn limits() -> impl Strategy<Value = Limits> {
     prop_oneof![
         Just(Limits::default()),
-        Just(Limits { max_bulk_len: 4, max_array_len: 3, max_depth: 2, max_inline_len: 8 }),
+        Just(Limits { max_bulk_len: 4, max_array_len: 3, max_depth: 2, max_inline_len: 8, max_request_len: 40 }),
     ]
 }
 

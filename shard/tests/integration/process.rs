@@ -2,7 +2,7 @@
 //! SIGTERM for a clean stop.
 
 use crate::*;
-use keel_protocol::shard::{decode_frame, decode_value, encode_request, Kind};
+use keel_protocol::shard::{decode_frame, decode_value, encode_request, Kind, DEFAULT_MAX_FRAME as MAX};
 use keel_protocol::Value;
 use keel_shard::ShardConfig;
 use std::collections::HashMap;
@@ -35,7 +35,7 @@ fn read_replies(s: &mut UnixStream, n: usize) -> HashMap<u64, Value> {
         assert!(got > 0, "shard closed the connection after {} of {n} replies", out.len());
         buf.extend_from_slice(&chunk[..got]);
         let mut used = 0;
-        while let Some((frame, len)) = decode_frame(&buf[used..]).expect("valid reply frame") {
+        while let Some((frame, len)) = decode_frame(&buf[used..], MAX).expect("valid reply frame") {
             assert_eq!(frame.kind, Kind::Reply);
             let v = decode_value(frame.payload).expect("valid reply value");
             assert!(out.insert(frame.req_id, v).is_none(), "duplicate req_id {}", frame.req_id);
@@ -59,6 +59,8 @@ fn serves_frames_and_stops_on_sigterm() {
         core: None,
         store: test_options(),
         max_bulk_len: 512 << 20,
+        max_request_len: 1 << 30,
+        max_frame_len: MAX,
     };
     let shard = std::thread::spawn(move || keel_shard::run(cfg));
 
@@ -69,13 +71,13 @@ fn serves_frames_and_stops_on_sigterm() {
     let mut out = Vec::new();
     for i in 0..200u64 {
         let (k, v) = (format!("k{i}"), format!("v{i}"));
-        encode_request(2 * i + 1, &[b"SET", k.as_bytes(), v.as_bytes()], &mut out);
-        encode_request(2 * i + 2, &[b"GET", k.as_bytes()], &mut out);
+        encode_request(2 * i + 1, &[b"SET", k.as_bytes(), v.as_bytes()], MAX, &mut out).unwrap();
+        encode_request(2 * i + 2, &[b"GET", k.as_bytes()], MAX, &mut out).unwrap();
     }
     a.write_all(&out).unwrap();
     // A second connection works at the same time.
     let mut small = Vec::new();
-    encode_request(7, &[b"INCR", b"counter"], &mut small);
+    encode_request(7, &[b"INCR", b"counter"], MAX, &mut small).unwrap();
     b.write_all(&small).unwrap();
     let replies = read_replies(&mut a, 400);
     for i in 0..200u64 {
@@ -87,8 +89,8 @@ fn serves_frames_and_stops_on_sigterm() {
     // A frame split across writes is reassembled; a big one grows the buffer.
     let big = vec![b'x'; 300_000];
     let mut out = Vec::new();
-    encode_request(1000, &[b"SET", b"big", &big], &mut out);
-    encode_request(1001, &[b"STRLEN", b"big"], &mut out);
+    encode_request(1000, &[b"SET", b"big", &big], MAX, &mut out).unwrap();
+    encode_request(1001, &[b"STRLEN", b"big"], MAX, &mut out).unwrap();
     for piece in out.chunks(4096) {
         a.write_all(piece).unwrap();
     }
@@ -99,10 +101,10 @@ fn serves_frames_and_stops_on_sigterm() {
     // Pipelined read of a value on disk, then overwrite, then read again: each read
     // sees the value live when it was received.
     let mut out = Vec::new();
-    encode_request(1100, &[b"GET", b"big"], &mut out);
-    encode_request(1101, &[b"SET", b"big", b"small"], &mut out);
-    encode_request(1102, &[b"GET", b"big"], &mut out);
-    encode_request(1103, &[b"APPEND", b"big", b"!"], &mut out);
+    encode_request(1100, &[b"GET", b"big"], MAX, &mut out).unwrap();
+    encode_request(1101, &[b"SET", b"big", b"small"], MAX, &mut out).unwrap();
+    encode_request(1102, &[b"GET", b"big"], MAX, &mut out).unwrap();
+    encode_request(1103, &[b"APPEND", b"big", b"!"], MAX, &mut out).unwrap();
     a.write_all(&out).unwrap();
     let replies = read_replies(&mut a, 4);
     assert_eq!(replies[&1100], Value::Bulk(big.clone()));
@@ -119,7 +121,7 @@ fn serves_frames_and_stops_on_sigterm() {
     let mut byte = [0u8; 1];
     assert_eq!(b.read(&mut byte).expect("EOF, not a timeout"), 0);
     let mut out = Vec::new();
-    encode_request(2000, &[b"DBSIZE"], &mut out);
+    encode_request(2000, &[b"DBSIZE"], MAX, &mut out).unwrap();
     a.write_all(&out).unwrap();
     assert_eq!(read_replies(&mut a, 1)[&2000], Value::Integer(202));
 
