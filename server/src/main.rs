@@ -5,7 +5,6 @@
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-mod affinity;
 mod bench;
 mod clients;
 mod cmd;
@@ -14,6 +13,7 @@ mod handoff;
 mod link;
 mod meta;
 mod router;
+mod streak;
 
 
 use clap::{Args, Parser, Subcommand};

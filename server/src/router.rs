@@ -7,7 +7,6 @@
 //! serving (bad flags or config file, data dir not creatable or locked, shard count
 //! mismatch, address in use); 1 when a shard cannot start.
 
-use crate::affinity::Inbox;
 use crate::cmd::{Router, Shared};
 use crate::link::ShardLink;
 use keel_shard::sync::{Event, Live};
@@ -107,22 +106,11 @@ pub fn main(args: ServeArgs) -> ExitCode {
 
     let cpus = allowed_cpus();
     let placement = Layout::for_config(&cfg, &cpus);
-    let inboxes = if placement.colocated() {
-        match (0..cfg.router_threads).map(|_| Inbox::new()).collect::<std::io::Result<Vec<_>>>() {
-            Ok(v) => v,
-            Err(e) => return fail(1, format!("cannot create the router executors' hand-off sockets: {e}")),
-        }
-    } else {
-        Vec::new()
-    };
     let shared = Arc::new(Shared {
-        home: placement.homes(&cfg),
-        inboxes,
         next_client_id: AtomicU64::new(1),
         connected_clients: AtomicUsize::new(0),
         total_connections: AtomicU64::new(0),
         total_commands: AtomicU64::new(0),
-        moved_connections: AtomicU64::new(0),
         shard_handoffs: AtomicU64::new(0),
         clients: Default::default(),
         started: Instant::now(),
@@ -230,38 +218,6 @@ pub fn main(args: ServeArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Serves the connections other executors move to this one (`crate::affinity`) until
-/// shutdown; connections still queued then are closed.
-async fn serve_moves(rt: Rc<Router>, shutdown: Event, live: Rc<Live>) {
-    let Some(inbox) = rt.shared.inboxes.get(rt.me) else { return };
-    let Some(bell) = inbox.take_bell() else { return };
-    // SAFETY: the read end of the bell socket pair, owned from here on.
-    let mut bell = unsafe { glommio::net::UnixStream::from_raw_fd(bell.into_raw_fd()) };
-    let mut rings = [0u8; 256];
-    loop {
-        use futures_lite::AsyncReadExt;
-        match keel_shard::sync::unless(&shutdown, bell.read(&mut rings)).await {
-            Some(Ok(n)) if n > 0 => {}
-            Some(Err(e)) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            _ => break,
-        }
-        for h in inbox.take() {
-            // SAFETY: the handoff owns this duplicate of a connected, non-blocking socket.
-            let stream = unsafe { glommio::net::TcpStream::from_raw_fd(h.fd.into_raw_fd()) };
-            let (rt, sd, guard) = (rt.clone(), shutdown.clone(), live.enter());
-            glommio::spawn_local(async move {
-                crate::conn::resume(rt, stream, h.conn, sd, Vec::new()).await;
-                drop(guard);
-            })
-            .detach();
-        }
-    }
-    for h in inbox.take() {
-        rt.shared.clients.remove(h.conn.info.id);
-        rt.shared.connected_clients.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 fn now_nanos() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
 }
@@ -269,10 +225,9 @@ fn now_nanos() -> u128 {
 /// Where executors run. DESIGN §7 pins executors only when each gets a core; keel
 /// refines that: router executor `i` and shard `i` deliberately share CPU `i` (they hand
 /// requests to each other, so sharing a core turns a cross-core wake-up into a plain
-/// context switch), and connections move to the executor beside their shard
-/// (`crate::affinity`). That layout is used when the router threads and the shards each
-/// fit the allowed CPUs; otherwise nothing is pinned and there is no affinity.
-/// Measured on the 2-core machine: bench-results/kv.md.
+/// context switch). That layout is used when the router threads and the shards each
+/// fit the allowed CPUs; otherwise nothing is pinned. Measured on the 2-core machine:
+/// bench-results/kv.md ("Placement").
 #[derive(Clone, Debug)]
 pub struct Layout {
     /// CPU ids by index (the process's allowed CPUs, ascending); empty = unpinned.
@@ -303,19 +258,10 @@ impl Layout {
         self.cpus.get(i as usize).copied()
     }
 
-    /// Per shard, the router executor on its CPU (`None` when there is none); empty when
-    /// nothing is pinned. Connections move to these executors (`crate::affinity`).
-    pub fn homes(&self, cfg: &Config) -> Vec<Option<usize>> {
-        if !self.colocated() {
-            return Vec::new();
-        }
-        (0..cfg.shards as usize).map(|s| (s < cfg.router_threads).then_some(s)).collect()
-    }
-
     fn describe(&self, cfg: &Config) -> String {
         if self.colocated() {
             format!(
-                "placement: router executor i and shard i pinned together on CPU i (CPUs {:?}); connections move to the executor beside their shard",
+                "placement: router executor i and shard i pinned together on CPU i (CPUs {:?})",
                 &self.cpus[..cfg.router_threads.max(cfg.shards as usize)]
             )
         } else {
@@ -503,7 +449,6 @@ async fn serve_executor(me: usize, listener: glommio::net::TcpListener, shared: 
     })
     .detach();
     let live = Rc::new(Live::default());
-    let moves = glommio::spawn_local(serve_moves(rt.clone(), shutdown.clone(), live.clone()));
     let channels: Vec<_> = if shared.cfg.shard_handoff {
         sockets
             .iter()
@@ -535,7 +480,6 @@ async fn serve_executor(me: usize, listener: glommio::net::TcpListener, shared: 
         }
     }
     drop(listener);
-    moves.await;
     for c in channels {
         c.await;
     }

@@ -3,7 +3,7 @@
 //! to every shard (DBSIZE, KEYS, SCAN, FLUSHALL, SKEG.VINDEX.LIST). DESIGN §1.
 
 use super::{Pending, Router};
-use crate::affinity::BatchShards;
+use crate::streak::BatchShards;
 use keel_protocol::Value;
 use std::rc::Rc;
 
@@ -23,7 +23,7 @@ fn group_by_shard(rt: &Router, keys: impl Iterator<Item = (usize, usize)>, argv:
     groups
 }
 
-/// Records the shards a multi-key command went to (connection affinity).
+/// Records the shards a multi-key command went to (connection hand-off).
 fn note_shards(used: &mut BatchShards, groups: &[(usize, Vec<usize>)]) {
     match groups {
         [(s, _)] => used.add(*s),

@@ -230,10 +230,9 @@ fn render_info(rt: &Router, want: &[String], shards: &[Value]) -> String {
             "stats" => {
                 let _ = write!(
                     s,
-                    "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nmoved_connections:{}\r\nshard_handoffs:{}\r\n\r\n",
+                    "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nshard_handoffs:{}\r\n\r\n",
                     sh.total_connections.load(Ordering::Relaxed),
                     sh.total_commands.load(Ordering::Relaxed),
-                    sh.moved_connections.load(Ordering::Relaxed),
                     sh.shard_handoffs.load(Ordering::Relaxed)
                 );
             }
