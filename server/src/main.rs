@@ -11,7 +11,6 @@ mod cmd;
 mod conn;
 mod handoff;
 mod link;
-mod meta;
 mod router;
 mod streak;
 

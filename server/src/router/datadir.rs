@@ -1,9 +1,56 @@
-//! `data-dir/keel.meta`: the data dir's format version and shard count N (DESIGN §1).
-//! Written once, by temp file + fsync + rename + fsync of the directory; a restart with
-//! another N is refused, since every key's shard is `xxh3_64(tenant) % N`.
+//! The data dir (DESIGN §1, §8): created if missing, locked for this process (`LOCK`,
+//! flock), checked against `keel.meta` (format version and shard count N), and given
+//! the effective configuration (`keel.effective.toml`). Shard `i` lives in
+//! `shard-III/`, with its sockets there.
+//!
+//! `keel.meta` is written once, by temp file + fsync + rename + fsync of the directory;
+//! a restart with another N is refused, since every key's shard is
+//! `xxh3_64(tenant) % N`.
 
+use keel_config::Config;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// `data-dir/shard-III`.
+pub fn shard_dir(data_dir: &Path, i: u32) -> PathBuf {
+    data_dir.join(format!("shard-{i:03}"))
+}
+
+/// Each shard's request socket, `shard-III/shard.sock`. Errors: a path too long for a
+/// Unix socket address.
+pub fn shard_sockets(cfg: &Config) -> Result<Vec<PathBuf>, String> {
+    let sockets: Vec<PathBuf> = (0..cfg.shards).map(|i| shard_dir(&cfg.data_dir, i).join("shard.sock")).collect();
+    match sockets.iter().find(|s| s.as_os_str().len() >= 100) {
+        Some(s) => Err(format!("data dir path too long for a Unix socket: {} (keep it under ~80 bytes)", s.display())),
+        None => Ok(sockets),
+    }
+}
+
+/// Creates the data dir if needed and takes its lock (`LOCK`, held while the returned
+/// file is open: one keel per data dir). Errors: not creatable, or locked by another
+/// keel.
+pub fn create_and_lock(dir: &Path) -> Result<std::fs::File, String> {
+    use std::os::fd::AsRawFd;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create data dir {}: {e}", dir.display()))?;
+    let path = dir.join("LOCK");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot create lock file {}: {e}", path.display()))?;
+    // SAFETY: flock on a file descriptor we own; no memory is involved.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        return Err(format!("data dir {} is in use by another keel process", dir.display()));
+    }
+    Ok(f)
+}
+
+/// Writes `keel.effective.toml` (DESIGN §8); a failure is logged, not fatal.
+pub fn write_effective_config(cfg: &Config) {
+    let _ = std::fs::write(cfg.data_dir.join("keel.effective.toml"), cfg.to_toml());
+}
 
 /// Version of the data-dir layout this binary writes and reads.
 pub const FORMAT_VERSION: u32 = 1;

@@ -1,0 +1,215 @@
+//! The shard processes (DESIGN §1): one supervisor thread per shard starts
+//! `keel shard …`, waits for it, and restarts it when it dies, with exponential back-off;
+//! [`Supervisor::wait_ready`] holds the startup until every shard accepts on its socket,
+//! and [`Supervisor::stop`] ends them all at shutdown.
+
+use super::placement::Layout;
+use super::datadir::shard_dir;
+use crate::cmd::Shared;
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The running shard processes and their supervisor threads.
+pub struct Supervisor {
+    /// Per shard, the pid of its running process.
+    children: Arc<Mutex<Vec<Option<u32>>>>,
+    /// Per shard, whether it ever accepted on its socket (a shard that exits before
+    /// that fails the startup instead of being restarted).
+    ever_ready: Arc<Vec<AtomicBool>>,
+    /// Why the startup failed, set by a supervisor thread.
+    failed: Arc<Mutex<Option<String>>>,
+    threads: Vec<JoinHandle<()>>,
+    sockets: Vec<PathBuf>,
+}
+
+/// How [`Supervisor::wait_ready`] ended.
+pub enum Startup {
+    /// Every shard accepts on its socket.
+    Ready,
+    /// A shard could not be started (the message says which and why).
+    Failed(String),
+    /// A signal asked for shutdown meanwhile.
+    Stopped,
+}
+
+impl Supervisor {
+    /// Starts one supervisor thread per shard; shard `i` listens on `sockets[i]`.
+    pub fn start(shared: &Arc<Shared>, sockets: &[PathBuf], layout: &Layout) -> Supervisor {
+        let n = sockets.len();
+        let sup = Supervisor {
+            children: Arc::new(Mutex::new(vec![None; n])),
+            ever_ready: Arc::new((0..n).map(|_| AtomicBool::new(false)).collect()),
+            failed: Arc::new(Mutex::new(None)),
+            threads: Vec::with_capacity(n),
+            sockets: sockets.to_vec(),
+        };
+        let threads = (0..n as u32)
+            .map(|i| {
+                let shard = ShardProcess {
+                    id: i,
+                    socket: sockets[i as usize].clone(),
+                    core: layout.shard_cpu(i),
+                    shared: shared.clone(),
+                    children: sup.children.clone(),
+                    ever_ready: sup.ever_ready.clone(),
+                    failed: sup.failed.clone(),
+                };
+                std::thread::Builder::new()
+                    .name(format!("keel-sup-{i}"))
+                    .spawn(move || shard.supervise())
+                    .expect("spawn supervisor thread")
+            })
+            .collect();
+        Supervisor { threads, ..sup }
+    }
+
+    /// Waits until every shard accepts on its socket (it binds after recovery), a shard
+    /// fails to start, or `shared.shutdown` is set; logs progress every 5 s.
+    pub fn wait_ready(&self, shared: &Shared) -> Startup {
+        let t0 = Instant::now();
+        let mut last_note = Instant::now();
+        loop {
+            if let Some(msg) = self.failed.lock().unwrap().clone() {
+                return Startup::Failed(msg);
+            }
+            if shared.shutdown.load(Ordering::SeqCst) {
+                return Startup::Stopped;
+            }
+            let ready = self
+                .sockets
+                .iter()
+                .enumerate()
+                .filter(|(i, s)| {
+                    let ok = std::os::unix::net::UnixStream::connect(s).is_ok();
+                    if ok {
+                        self.ever_ready[*i].store(true, Ordering::SeqCst);
+                    }
+                    ok
+                })
+                .count();
+            if ready == self.sockets.len() {
+                return Startup::Ready;
+            }
+            if last_note.elapsed() > Duration::from_secs(5) {
+                tracing::info!("waiting for shards to recover: {ready}/{} ready after {:.0?}", self.sockets.len(), t0.elapsed());
+                last_note = Instant::now();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sets `shared.shutdown` (no more restarts), sends SIGTERM to every running shard
+    /// (SIGKILL after 30 s), and waits for the supervisor threads.
+    pub fn stop(self, shared: &Shared) {
+        shared.shutdown.store(true, Ordering::SeqCst);
+        stop_shards(&self.children);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// What one supervisor thread needs.
+struct ShardProcess {
+    id: u32,
+    socket: PathBuf,
+    core: Option<usize>,
+    shared: Arc<Shared>,
+    children: Arc<Mutex<Vec<Option<u32>>>>,
+    ever_ready: Arc<Vec<AtomicBool>>,
+    failed: Arc<Mutex<Option<String>>>,
+}
+
+impl ShardProcess {
+    /// Restarts the shard whenever it exits, with exponential back-off (50 ms doubling
+    /// to 5 s, reset after 30 s of uptime), until shutdown. A shard that exits before it
+    /// was ever ready fails startup instead of looping.
+    fn supervise(self) {
+        let i = self.id;
+        let cfg = &self.shared.cfg;
+        let exe = match std::env::current_exe() {
+            Ok(e) => e,
+            Err(e) => {
+                *self.failed.lock().unwrap() = Some(format!("cannot find own executable: {e}"));
+                return;
+            }
+        };
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let mut cmd = Command::new(&exe);
+            cmd.arg("shard")
+                .arg("--id").arg(i.to_string())
+                .arg("--shards").arg(cfg.shards.to_string())
+                .arg("--dir").arg(shard_dir(&cfg.data_dir, i))
+                .arg("--socket").arg(&self.socket)
+                .arg("--durability").arg(cfg.durability.as_str())
+                .arg("--segment-bytes").arg(cfg.segment_bytes.to_string())
+                .arg("--inline-value-max").arg(cfg.inline_value_max.to_string())
+                .arg("--max-bulk-len").arg(cfg.max_bulk_len.to_string());
+            if let Some(cpu) = self.core {
+                cmd.arg("--core").arg(cpu.to_string());
+            }
+            let started = Instant::now();
+            let mut child: Child = match cmd.spawn() {
+                Ok(c) => c,
+                Err(e) => {
+                    *self.failed.lock().unwrap() = Some(format!("cannot start shard {i}: {e}"));
+                    return;
+                }
+            };
+            self.children.lock().unwrap()[i as usize] = Some(child.id());
+            tracing::info!("shard {i} started as pid {} (data in {})", child.id(), shard_dir(&cfg.data_dir, i).display());
+            let status = child.wait();
+            self.children.lock().unwrap()[i as usize] = None;
+            if self.shared.shutdown.load(Ordering::SeqCst) {
+                tracing::info!("shard {i} exited: {status:?}");
+                return;
+            }
+            if !self.ever_ready[i as usize].load(Ordering::SeqCst) {
+                *self.failed.lock().unwrap() = Some(format!(
+                    "shard {i} failed to start ({}); see its log lines above",
+                    status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string())
+                ));
+                return;
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                backoff = Duration::from_millis(50);
+            }
+            self.shared.shard_restarts[i as usize].fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                "shard {i} died ({}); restarting in {backoff:?}; its requests get -ERR meanwhile",
+                status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string())
+            );
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+            if self.shared.shutdown.load(Ordering::SeqCst) {
+                return;
+            }
+        }
+    }
+}
+
+/// SIGTERM to every running shard; SIGKILL after 30 s.
+fn stop_shards(children: &Mutex<Vec<Option<u32>>>) {
+    let pids: Vec<u32> = children.lock().unwrap().iter().flatten().copied().collect();
+    for &pid in &pids {
+        // SAFETY: sending a signal to a child pid we started.
+        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    }
+    let t0 = Instant::now();
+    while children.lock().unwrap().iter().any(|c| c.is_some()) {
+        if t0.elapsed() > Duration::from_secs(30) {
+            for pid in children.lock().unwrap().iter().flatten() {
+                tracing::error!("shard pid {pid} did not stop in 30 s; killing it");
+                // SAFETY: as above.
+                unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+            }
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
