@@ -33,6 +33,10 @@ pub fn run(cfg: ShardConfig) -> anyhow::Result<()> {
     // Everything of this process runs on this thread: one span tags all its log lines.
     let span = tracing::info_span!("shard", id = cfg.id);
     let _entered = span.enter();
+    // The process shows who it is in `ps`/`top` (and the test harness finds shards so).
+    if let Err(e) = crate::sys::set_thread_name(&format!("keel-shard-{}", cfg.id)) {
+        tracing::debug!("name the shard thread: {e}");
+    }
     let parent = std::os::unix::process::parent_id();
     if let Err(e) = crate::sys::set_parent_death_signal() {
         tracing::warn!("set parent-death signal: {e}");

@@ -1,5 +1,13 @@
 //! The few libc calls the shard process needs; with `fdpass` (descriptor passing), the crate's only `unsafe`.
 
+/// Names the calling thread (`/proc/PID/comm`, what `ps` and `top` show), cut to the
+/// kernel's 15 bytes.
+pub fn set_thread_name(name: &str) -> std::io::Result<()> {
+    let cut: Vec<u8> = name.bytes().filter(|&b| b != 0).take(15).collect();
+    let name = std::ffi::CString::new(cut).map_err(std::io::Error::other)?;
+    rustix::thread::set_name(&name).map_err(std::io::Error::from)
+}
+
 /// Asks the kernel to send SIGTERM to this process when its parent dies. Note: Linux
 /// sends it when the parent *thread* that forked us exits, not the parent process.
 #[expect(unsafe_code, reason = "prctl has no safe wrapper in std")]

@@ -50,21 +50,14 @@ pub const NS_INDEX: Ns = 1;
 /// Vectors (key = index uid u64 LE ‖ vector id u64 LE).
 pub const NS_VECTOR: Ns = 2;
 
-/// When a write is acknowledged (DESIGN §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durability {
-    /// Ack after the batch's write completed; background fdatasync every 100 ms.
-    /// Survives the keel process being killed, not an OS crash.
-    Relaxed,
-    /// Ack after write + fdatasync of the batch (and of the directory on segment
-    /// creation). Survives an OS crash.
-    Kernel,
-    /// As `Kernel`; on Linux fdatasync already flushes the device cache, so identical.
-    Power,
-}
+/// When a write is acknowledged (DESIGN §3); the config's type, the only one (what each
+/// tier survives is documented there).
+pub use keel_config::Durability;
 
-/// Tuning of one [`Store`].
-#[derive(Debug, Clone)]
+/// Tuning of one [`Store`]. Serializable: it is part of the configuration the router
+/// hands each shard process (`keel_shard::ShardConfig`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StoreOptions {
     /// Segment size at which the active segment is rolled, bytes (default 64 MiB;
     /// clamped to 8 KiB ..= 2 GiB). A record larger than this gets a segment of its own.

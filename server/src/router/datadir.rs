@@ -47,9 +47,30 @@ pub fn create_and_lock(dir: &Path) -> Result<std::fs::File, String> {
     Ok(f)
 }
 
-/// Writes `keel.effective.toml` (DESIGN §8); a failure is logged, not fatal.
+/// Writes `keel.effective.toml` (DESIGN §8): the effective config as a config file that
+/// reads back as the same config, written to a temp file and renamed over the old one,
+/// so a reader sees the old file or the new one, never a mix. Logs its path; a failure
+/// is logged, not fatal (the file is informational).
 pub fn write_effective_config(cfg: &Config) {
-    let _ = std::fs::write(cfg.data_dir.join("keel.effective.toml"), cfg.to_toml());
+    let path = cfg.data_dir.join("keel.effective.toml");
+    let tmp = cfg.data_dir.join("keel.effective.toml.tmp");
+    let write = || -> Result<(), String> {
+        let body = cfg.to_toml()?;
+        let text = format!(
+            "# keel's effective configuration at its last start (written by keel {}; usable as --config)\n{body}",
+            env!("CARGO_PKG_VERSION")
+        );
+        let mut f = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
+        f.write_all(text.as_bytes()).and_then(|()| f.sync_all()).map_err(|e| e.to_string())?;
+        std::fs::rename(&tmp, &path).map_err(|e| e.to_string())
+    };
+    match write() {
+        Ok(()) => tracing::info!("effective config written to {}", path.display()),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            tracing::warn!("cannot write {}: {e}", path.display());
+        }
+    }
 }
 
 /// Version of the data-dir layout this binary writes and reads.

@@ -36,15 +36,6 @@ use supervisor::{Startup, Supervisor};
 /// The Redis version keel reports to clients (HELLO, INFO) for compatibility checks.
 pub const REDIS_COMPAT_VERSION: &str = "7.4.0";
 
-/// Maps the config tier onto the storage tier.
-pub fn storage_durability(d: keel_config::Durability) -> keel_storage::Durability {
-    match d {
-        keel_config::Durability::Relaxed => keel_storage::Durability::Relaxed,
-        keel_config::Durability::Kernel => keel_storage::Durability::Kernel,
-        keel_config::Durability::Power => keel_storage::Durability::Power,
-    }
-}
-
 fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("keel: {msg}");
     ExitCode::from(code)
@@ -122,7 +113,10 @@ pub fn main(args: ServeArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(1, format!("cannot install signal handlers: {e}")),
     };
-    let shards = Supervisor::start(&shared, &sockets, &layout);
+    let shards = match Supervisor::start(&shared, &sockets, &layout) {
+        Ok(s) => s,
+        Err(e) => return fail(2, e),
+    };
     match shards.wait_ready(&shared) {
         Startup::Ready => {}
         Startup::Failed(msg) => {

@@ -1,13 +1,17 @@
 //! The shard processes (DESIGN §1): one supervisor thread per shard starts
-//! `keel shard …`, waits for it, and restarts it when it dies, with exponential back-off;
+//! `keel shard` with its [`ShardConfig`] as TOML on stdin, waits for it, and restarts it
+//! when it dies, with exponential back-off;
 //! [`Supervisor::wait_ready`] holds the startup until every shard accepts on its socket,
 //! and [`Supervisor::stop`] ends them all at shutdown.
 
 use super::placement::Layout;
 use super::datadir::shard_dir;
 use crate::cmd::Shared;
+use keel_config::Config;
+use keel_shard::ShardConfig;
+use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -38,8 +42,12 @@ pub enum Startup {
 
 impl Supervisor {
     /// Starts one supervisor thread per shard; shard `i` listens on `sockets[i]`.
-    pub fn start(shared: &Arc<Shared>, sockets: &[PathBuf], layout: &Layout) -> Supervisor {
+    /// Errors: a shard's configuration cannot be serialized (nothing is started then).
+    pub fn start(shared: &Arc<Shared>, sockets: &[PathBuf], layout: &Layout) -> Result<Supervisor, String> {
         let n = sockets.len();
+        let configs = (0..n as u32)
+            .map(|i| shard_config(&shared.cfg, i, &sockets[i as usize], layout.shard_cpu(i)).to_toml())
+            .collect::<Result<Vec<String>, String>>()?;
         let sup = Supervisor {
             children: Arc::new(Mutex::new(vec![None; n])),
             ever_ready: Arc::new((0..n).map(|_| AtomicBool::new(false)).collect()),
@@ -47,12 +55,13 @@ impl Supervisor {
             threads: Vec::with_capacity(n),
             sockets: sockets.to_vec(),
         };
-        let threads = (0..n as u32)
-            .map(|i| {
+        let threads = configs
+            .into_iter()
+            .enumerate()
+            .map(|(i, config)| {
                 let shard = ShardProcess {
-                    id: i,
-                    socket: sockets[i as usize].clone(),
-                    core: layout.shard_cpu(i),
+                    id: i as u32,
+                    config,
                     shared: shared.clone(),
                     children: sup.children.clone(),
                     ever_ready: sup.ever_ready.clone(),
@@ -64,7 +73,7 @@ impl Supervisor {
                     .expect("spawn supervisor thread")
             })
             .collect();
-        Supervisor { threads, ..sup }
+        Ok(Supervisor { threads, ..sup })
     }
 
     /// Waits until every shard accepts on its socket (it binds after recovery), a shard
@@ -113,11 +122,32 @@ impl Supervisor {
     }
 }
 
+/// Shard `i`'s configuration, from the router's: its directory and socket, its CPU (if
+/// pinned), the limits it shares with the router, its store's options.
+fn shard_config(cfg: &Config, i: u32, socket: &std::path::Path, core: Option<usize>) -> ShardConfig {
+    ShardConfig {
+        id: i,
+        n_shards: cfg.shards,
+        dir: shard_dir(&cfg.data_dir, i),
+        socket: socket.to_owned(),
+        core,
+        max_bulk_len: cfg.max_bulk_len,
+        client_query_buffer_limit: cfg.client_query_buffer_limit,
+        max_frame_len: cfg.max_frame_len,
+        store: keel_storage::StoreOptions {
+            durability: cfg.durability,
+            segment_bytes: cfg.segment_bytes,
+            inline_value_max: cfg.inline_value_max,
+            ..Default::default()
+        },
+    }
+}
+
 /// What one supervisor thread needs.
 struct ShardProcess {
     id: u32,
-    socket: PathBuf,
-    core: Option<usize>,
+    /// Its [`ShardConfig`] as TOML, written to the process's stdin at every start.
+    config: String,
     shared: Arc<Shared>,
     children: Arc<Mutex<Vec<Option<u32>>>>,
     ever_ready: Arc<Vec<AtomicBool>>,
@@ -140,27 +170,21 @@ impl ShardProcess {
         };
         let mut backoff = Duration::from_millis(50);
         loop {
-            let mut cmd = Command::new(&exe);
-            cmd.arg("shard")
-                .arg("--id").arg(i.to_string())
-                .arg("--shards").arg(cfg.shards.to_string())
-                .arg("--dir").arg(shard_dir(&cfg.data_dir, i))
-                .arg("--socket").arg(&self.socket)
-                .arg("--durability").arg(cfg.durability.as_str())
-                .arg("--segment-bytes").arg(cfg.segment_bytes.to_string())
-                .arg("--inline-value-max").arg(cfg.inline_value_max.to_string())
-                .arg("--max-bulk-len").arg(cfg.max_bulk_len.to_string());
-            if let Some(cpu) = self.core {
-                cmd.arg("--core").arg(cpu.to_string());
-            }
             let started = Instant::now();
-            let mut child: Child = match cmd.spawn() {
+            let mut child: Child = match Command::new(&exe).arg("shard").stdin(Stdio::piped()).spawn() {
                 Ok(c) => c,
                 Err(e) => {
                     *self.failed.lock().unwrap() = Some(format!("cannot start shard {i}: {e}"));
                     return;
                 }
             };
+            // Dropping stdin closes it: the shard reads to its end. A shard that died
+            // before reading is reported by `wait` below.
+            if let Some(mut stdin) = child.stdin.take() {
+                if let Err(e) = stdin.write_all(self.config.as_bytes()) {
+                    tracing::warn!("shard {i}: write its configuration: {e}");
+                }
+            }
             self.children.lock().unwrap()[i as usize] = Some(child.id());
             tracing::info!("shard {i} started as pid {} (data in {})", child.id(), shard_dir(&cfg.data_dir, i).display());
             let status = child.wait();

@@ -131,7 +131,12 @@ impl Server {
     /// `--router-threads 1` and `--shards 2` unless `args` gives them; waits until PING answers and every
     /// shard link is up (DBSIZE succeeds).
     pub fn start(scratch: &Scratch, args: &[&str]) -> Server {
-        let data_dir = scratch.data_dir();
+        Server::start_with_data_dir(scratch, &scratch.data_dir(), args)
+    }
+
+    /// As [`start`](Self::start) with `data_dir` as the data dir.
+    pub fn start_with_data_dir(scratch: &Scratch, data_dir: &Path, args: &[&str]) -> Server {
+        let data_dir = data_dir.to_owned();
         let log = scratch.next_log();
         let mut all: Vec<String> = vec![
             "--data-dir".into(),
@@ -379,18 +384,28 @@ impl Exit {
 /// Runs keel with exactly `args`, expecting it to exit on its own within 60 s (config
 /// errors, `--help`). Kills it and panics if it is still running then.
 pub fn run_keel(args: &[&str]) -> Exit {
+    run_keel_with_stdin(args, None)
+}
+
+/// As [`run_keel`], with `stdin` as its standard input (`None`: empty).
+pub fn run_keel_with_stdin(args: &[&str], stdin: Option<&[u8]>) -> Exit {
     let scratch_out = tempfile::Builder::new().prefix("keel-o").tempdir_in("/tmp").unwrap();
     let out_p = scratch_out.path().join("out");
     let err_p = scratch_out.path().join("err");
     let mut child = Command::new(keel_bin())
         .args(args)
         .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(File::create(&out_p).unwrap())
         .stderr(File::create(&err_p).unwrap())
         .process_group(0)
         .spawn()
         .expect("spawn keel");
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        use std::io::Write;
+        // The process may exit before reading all of it; that is its answer.
+        let _ = pipe.write_all(input);
+    }
     let t0 = Instant::now();
     let status = loop {
         if let Some(st) = child.try_wait().unwrap() {
@@ -407,7 +422,8 @@ pub fn run_keel(args: &[&str]) -> Exit {
     Exit { status, stdout: read_lossy(&out_p), stderr: read_lossy(&err_p) }
 }
 
-/// Children of `parent` whose command line is `keel shard --id I …`, as (I, pid).
+/// Children of `parent` that run `keel shard`, as (shard id I, pid). A shard names its
+/// thread `keel-shard-I` (`/proc/PID/comm`) once it read its configuration.
 pub fn shard_children(parent: i32) -> Vec<(u32, i32)> {
     let mut out = Vec::new();
     let Ok(rd) = std::fs::read_dir("/proc") else { return out };
@@ -422,7 +438,8 @@ pub fn shard_children(parent: i32) -> Vec<(u32, i32)> {
         if argv.get(1).map(String::as_str) != Some("shard") {
             continue;
         }
-        if let Some(id) = argv.iter().position(|a| a == "--id").and_then(|i| argv.get(i + 1)).and_then(|s| s.parse().ok()) {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if let Some(id) = comm.trim_end().strip_prefix("keel-shard-").and_then(|s| s.parse().ok()) {
             out.push((id, pid));
         }
     }

@@ -59,6 +59,8 @@ fn serves_frames_and_stops_on_sigterm() {
         core: None,
         store: test_options(),
         max_bulk_len: 512 << 20,
+        client_query_buffer_limit: 1 << 30,
+        max_frame_len: (1 << 30) + (1 << 20),
     };
     let shard = std::thread::spawn(move || keel_shard::run(cfg));
 
