@@ -11,7 +11,7 @@
 //! this executor. With hand-off off it stays on the executor that accepted it.
 
 use crate::cmd::{dispatch, ConnState, Pending, Router};
-use keel_shard::sync::Event;
+use keel_shard::runtime::sync::Event;
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use keel_protocol::resp::{encode, Limits, RequestParser, RespVersion};
@@ -54,7 +54,7 @@ pub async fn resume(rt: Rc<Router>, mut stream: TcpStream, mut conn: ConnState, 
     let mut parser = RequestParser::new();
     'conn: loop {
         if !std::mem::take(&mut have_unread) {
-            let read = keel_shard::net::read(&stream, &mut chunk, &shutdown).await;
+            let read = keel_shard::runtime::net::read(&stream, &mut chunk, &shutdown).await;
             let n = match read {
                 None | Some(Ok(0)) | Some(Err(_)) => break,
                 Some(Ok(n)) => n,

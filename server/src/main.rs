@@ -3,6 +3,8 @@
 //! `keel_shard::ShardConfig` as TOML from stdin); `keel bench` is the vector benchmark
 //! client.
 
+#![deny(unsafe_code)]
+
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

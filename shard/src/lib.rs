@@ -13,7 +13,7 @@
 //! [`Reply`]), so the shard also serves client connections the router hands over
 //! (DESIGN §1 "connection hand-off"; `client`): the router passes the socket of a
 //! connection whose commands all go to this shard over `shard-III/handoff.sock`
-//! ([`fdpass`]), the shard speaks RESP with it directly and passes it back at the first
+//! ([`runtime::fdpass`]), the shard speaks RESP with it directly and passes it back at the first
 //! request it does not serve itself.
 //!
 //! Trade-offs: a read-modify-write command (INCR, APPEND, SET … GET, GETDEL) whose old
@@ -34,14 +34,12 @@ mod args;
 mod client;
 mod conn;
 mod dispatch;
-pub mod fdpass;
 mod glob;
-pub mod net;
 mod ops;
 mod process;
 mod registry;
+pub mod runtime;
 mod shard;
-pub mod sync;
 mod sys;
 
 use std::path::PathBuf;

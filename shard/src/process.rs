@@ -8,7 +8,7 @@
 //! what it has received and flush, `Store::sync`, remove the sockets, return Ok.
 
 use crate::shard::Shard;
-use crate::sync::{Event, Live};
+use crate::runtime::sync::{Event, Live};
 use crate::ShardConfig;
 use anyhow::Context as _;
 use glommio::net::UnixListener;
@@ -104,7 +104,7 @@ async fn serve(cfg: ShardConfig, stop: Arc<AtomicBool>, parent: u32) -> anyhow::
     });
     let handoffs = glommio::spawn_local(accept_handoff_channels(handoff, handoff_socket, clients));
     loop {
-        let accepted = crate::sync::unless(&shutdown, listener.accept()).await;
+        let accepted = crate::runtime::sync::unless(&shutdown, listener.accept()).await;
         match accepted {
             None => break,
             Some(Ok(stream)) => {
@@ -189,7 +189,7 @@ fn remove_stale(path: &Path) -> anyhow::Result<()> {
 /// glommio's Unix streams do not expose their descriptors, and a channel needs its own
 /// for `sendmsg`/`recvmsg`; so a plain thread blocks in `accept` on a std listener and
 /// passes each accepted socket to the executor over a socket pair (itself a
-/// [`crate::fdpass::Channel`]). The thread sleeps in `accept` between router
+/// [`crate::runtime::fdpass::Channel`]). The thread sleeps in `accept` between router
 /// (re)connections and ends with the process.
 async fn accept_handoff_channels(
     listener: std::os::unix::net::UnixListener,
@@ -200,7 +200,7 @@ async fn accept_handoff_channels(
         Ok(p) => p,
         Err(e) => return tracing::error!("connection hand-off disabled: socket pair: {e}"),
     };
-    let rx = match crate::fdpass::Channel::new(rx) {
+    let rx = match crate::runtime::fdpass::Channel::new(rx) {
         Ok(c) => c,
         Err(e) => return tracing::error!("connection hand-off disabled: {e}"),
     };
@@ -208,8 +208,8 @@ async fn accept_handoff_channels(
         for conn in listener.incoming() {
             match conn {
                 Ok(conn) => {
-                    use std::os::fd::AsRawFd;
-                    if let Err(e) = crate::fdpass::send_blocking(&tx, &[1], conn.as_raw_fd()) {
+                    use std::os::fd::AsFd;
+                    if let Err(e) = crate::runtime::fdpass::send_blocking(&tx, &[1], conn.as_fd()) {
                         tracing::warn!("hand-off acceptor: {e}");
                         return;
                     }
@@ -226,7 +226,7 @@ async fn accept_handoff_channels(
     }
     let (mut buf, mut fds) = (Vec::new(), std::collections::VecDeque::new());
     loop {
-        match crate::sync::unless(&clients.shutdown, rx.recv(&mut buf, &mut fds)).await {
+        match crate::runtime::sync::unless(&clients.shutdown, rx.recv(&mut buf, &mut fds)).await {
             None | Some(Ok(0)) => break,
             Some(Err(e)) => {
                 tracing::warn!("hand-off acceptor: {e}");
@@ -236,7 +236,7 @@ async fn accept_handoff_channels(
         }
         buf.clear();
         for fd in fds.drain(..) {
-            match crate::fdpass::Channel::new(fd.into()) {
+            match crate::runtime::fdpass::Channel::new(fd.into()) {
                 Ok(chan) => {
                     tracing::debug!("router hand-off channel connected");
                     glommio::spawn_local(crate::client::serve_channel(clients.clone(), chan)).detach();

@@ -10,7 +10,7 @@ pub use keel_protocol::command as table;
 
 use crate::streak::Streak;
 use crate::link::ShardLink;
-use keel_shard::sync::SlotRx;
+use keel_shard::runtime::sync::SlotRx;
 use keel_protocol::resp::RespVersion;
 use keel_protocol::Value;
 use std::future::Future;

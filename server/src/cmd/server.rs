@@ -165,9 +165,7 @@ fn shard_fields(v: &Value) -> BTreeMap<String, i64> {
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: u64 = statm.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
-    pages * page
+    pages * rustix::param::page_size() as u64
 }
 
 fn render_info(rt: &Router, want: &[String], shards: &[Value]) -> String {

@@ -30,7 +30,7 @@ pub fn shard_sockets(cfg: &Config) -> Result<Vec<PathBuf>, String> {
 /// file is open: one keel per data dir). Errors: not creatable, or locked by another
 /// keel.
 pub fn create_and_lock(dir: &Path) -> Result<std::fs::File, String> {
-    use std::os::fd::AsRawFd;
+    use rustix::fs::{flock, FlockOperation};
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create data dir {}: {e}", dir.display()))?;
     let path = dir.join("LOCK");
     let f = std::fs::OpenOptions::new()
@@ -39,12 +39,11 @@ pub fn create_and_lock(dir: &Path) -> Result<std::fs::File, String> {
         .write(true)
         .open(&path)
         .map_err(|e| format!("cannot create lock file {}: {e}", path.display()))?;
-    // SAFETY: flock on a file descriptor we own; no memory is involved.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        return Err(format!("data dir {} is in use by another keel process", dir.display()));
+    match flock(&f, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(f),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(format!("data dir {} is in use by another keel process", dir.display())),
+        Err(e) => Err(format!("cannot lock {}: {e}", path.display())),
     }
-    Ok(f)
 }
 
 /// Writes `keel.effective.toml` (DESIGN §8): the effective config as a config file that

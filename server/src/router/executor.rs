@@ -7,8 +7,7 @@ use super::placement::Layout;
 use crate::cmd::{Router, Shared};
 use crate::link::ShardLink;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
-use keel_shard::sync::{Event, Live};
-use std::os::fd::{FromRawFd, IntoRawFd};
+use keel_shard::runtime::sync::{Event, Live};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -38,13 +37,8 @@ pub fn spawn_all(
             None => Placement::Unbound,
         };
         let (shared, sockets) = (shared.clone(), sockets.to_vec());
-        let fd = listener.into_raw_fd();
         let handle = LocalExecutorBuilder::new(pin).name(&format!("keel-router-{t}")).io_memory(IO_MEMORY).spawn(
-            move || async move {
-                // SAFETY: `fd` is a listening TCP socket we own; ownership moves here.
-                let listener = unsafe { glommio::net::TcpListener::from_raw_fd(fd) };
-                serve(t, listener, shared, sockets).await
-            },
+            move || async move { serve(t, keel_shard::runtime::fd::tcp_listener(listener), shared, sockets).await },
         );
         executors.push(handle.map_err(|e| format!("cannot start router executor {t}: {e}"))?);
     }
@@ -86,7 +80,7 @@ async fn serve(me: usize, listener: glommio::net::TcpListener, shared: Arc<Share
         Vec::new()
     };
     loop {
-        let accepted = keel_shard::sync::unless(&shutdown, listener.accept()).await;
+        let accepted = keel_shard::runtime::sync::unless(&shutdown, listener.accept()).await;
         match accepted {
             None => break,
             Some(Ok(stream)) => {

@@ -64,14 +64,11 @@ pub fn online_cpus() -> usize {
 /// The CPUs this process may run on (sched_getaffinity), ascending; `0..online` if that
 /// call fails.
 pub fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: cpu_set_t is plain data; sched_getaffinity writes at most its size.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
-            let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect();
-            if !cpus.is_empty() {
-                return cpus;
-            }
+    use rustix::thread::{sched_getaffinity, CpuSet};
+    if let Ok(set) = sched_getaffinity(None) {
+        let cpus: Vec<usize> = (0..CpuSet::MAX_CPU).filter(|&c| set.is_set(c)).collect();
+        if !cpus.is_empty() {
+            return cpus;
         }
     }
     (0..online_cpus()).collect()

@@ -9,6 +9,7 @@ use super::datadir::shard_dir;
 use crate::cmd::Shared;
 use keel_config::Config;
 use keel_shard::ShardConfig;
+use rustix::process::{kill_process, Pid, Signal};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -221,19 +222,26 @@ impl ShardProcess {
 fn stop_shards(children: &Mutex<Vec<Option<u32>>>) {
     let pids: Vec<u32> = children.lock().unwrap().iter().flatten().copied().collect();
     for &pid in &pids {
-        // SAFETY: sending a signal to a child pid we started.
-        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        signal(pid, Signal::TERM);
     }
     let t0 = Instant::now();
     while children.lock().unwrap().iter().any(|c| c.is_some()) {
         if t0.elapsed() > Duration::from_secs(30) {
             for pid in children.lock().unwrap().iter().flatten() {
                 tracing::error!("shard pid {pid} did not stop in 30 s; killing it");
-                // SAFETY: as above.
-                unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+                signal(*pid, Signal::KILL);
             }
             break;
         }
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Sends `sig` to the child process `pid` (one the supervisor started and has not
+/// reaped); a failure (it exited meanwhile) is logged.
+fn signal(pid: u32, sig: Signal) {
+    let Some(p) = i32::try_from(pid).ok().and_then(Pid::from_raw) else { return };
+    if let Err(e) = kill_process(p, sig) {
+        tracing::debug!("signal {sig:?} to shard pid {pid}: {e}");
     }
 }

@@ -66,6 +66,8 @@ macro_rules! protocol_suite {
 pub mod check;
 pub mod suite;
 
+pub use rustix::process::Signal;
+use rustix::process::{kill_process, kill_process_group, Pid};
 use std::cell::Cell;
 use std::fs::File;
 use std::io::Read;
@@ -246,22 +248,21 @@ impl Server {
 
     /// SIGTERM to the router; asserts it exits 0 in time and that its shards are gone.
     pub fn stop(mut self) {
-        self.signal_stop(libc::SIGTERM);
+        self.signal_stop(Signal::TERM);
     }
 
     /// As [`stop`] with SIGINT.
     pub fn stop_sigint(mut self) {
-        self.signal_stop(libc::SIGINT);
+        self.signal_stop(Signal::INT);
     }
 
-    fn signal_stop(&mut self, sig: i32) {
+    fn signal_stop(&mut self, sig: Signal) {
         let shards = self.shard_pids();
-        // SAFETY: kill(2) on the pid of a child we started and have not reaped.
-        unsafe { libc::kill(self.pid, sig) };
+        kill(self.pid, sig);
         let status = self.wait_exit(STOP_TIMEOUT);
         match status {
             Some(st) if st.code() == Some(0) => {}
-            other => panic!("keel did not exit 0 after signal {sig}: {other:?}\n{}", self.log_tail()),
+            other => panic!("keel did not exit 0 after signal {sig:?}: {other:?}\n{}", self.log_tail()),
         }
         for (id, pid) in shards {
             assert!(wait_gone(pid, Duration::from_secs(10)), "shard {id} (pid {pid}) still running after the router exited\n{}", self.log_tail());
@@ -292,8 +293,7 @@ impl Server {
     fn kill_group(&mut self) {
         let shards = self.shard_pids();
         if let Some(mut child) = self.child.take() {
-            // SAFETY: killpg on the process group of a child we started (pgid = its pid).
-            unsafe { libc::killpg(self.pid, libc::SIGKILL) };
+            kill_group(self.pid);
             let _ = child.wait();
         }
         for (_, pid) in shards {
@@ -412,14 +412,25 @@ pub fn run_keel_with_stdin(args: &[&str], stdin: Option<&[u8]>) -> Exit {
             break st;
         }
         if t0.elapsed() > START_TIMEOUT {
-            // SAFETY: killpg on the group of the child we started.
-            unsafe { libc::killpg(child.id() as i32, libc::SIGKILL) };
+            kill_group(child.id() as i32);
             let _ = child.wait();
             panic!("keel {args:?} did not exit within {START_TIMEOUT:?}; stderr:\n{}", read_lossy(&err_p));
         }
         std::thread::sleep(Duration::from_millis(10));
     };
     Exit { status, stdout: read_lossy(&out_p), stderr: read_lossy(&err_p) }
+}
+
+/// Sends `sig` to `pid` (a process this test started); panics if that fails.
+pub fn kill(pid: i32, sig: Signal) {
+    let p = Pid::from_raw(pid).expect("a real pid");
+    kill_process(p, sig).unwrap_or_else(|e| panic!("signal {sig:?} to pid {pid}: {e}"));
+}
+
+/// SIGKILL to the process group `pgid` (a server this test started, in its own group).
+pub fn kill_group(pgid: i32) {
+    let p = Pid::from_raw(pgid).expect("a real pgid");
+    let _ = kill_process_group(p, Signal::KILL);
 }
 
 /// Children of `parent` that run `keel shard`, as (shard id I, pid). A shard names its
