@@ -40,14 +40,14 @@ pub use store::Store;
 
 /// Keydir namespace, one byte (0..=255; the shard uses the three below). Each namespace
 /// has its own key space, counts and SCAN order. User KV keys live in [`NS_KV`]; the
-/// shard stores vector index metadata in [`NS_INDEX`] (key = index name) and vectors in
-/// [`NS_VECTOR`] (key = index uid u64 LE ‖ vector id u64 LE, 16 bytes).
+/// shard stores vector index metadata in [`NS_INDEX`] and vectors in [`NS_VECTOR`]
+/// (their keys and values: `shard/FORMAT.md`).
 pub type Ns = u8;
 /// User key-value keys.
 pub const NS_KV: Ns = 0;
-/// Vector index metadata (key = index name).
+/// Vector index metadata (`shard/FORMAT.md`).
 pub const NS_INDEX: Ns = 1;
-/// Vectors (key = index uid u64 LE ‖ vector id u64 LE).
+/// Vectors (`shard/FORMAT.md`).
 pub const NS_VECTOR: Ns = 2;
 
 /// When a write is acknowledged (DESIGN §3); the config's type, the only one (what each
