@@ -33,7 +33,7 @@ start_redis() { # persistence: always|none
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 # Keys spread over many tenants (SPREAD=1): each request goes to a random shard, so no
-# connection is bound to one shard (no hand-off, no executor move).
+# connection is bound to one shard (no hand-off).
 SPREAD_CMDS=("SET t__rand_int__:k v" "GET t__rand_int__:k")
 
 # run PORT P -> lines "test,rps,p50"; with SPREAD=1 also SPREAD-SET and SPREAD-GET

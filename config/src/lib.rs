@@ -8,20 +8,31 @@
 
 #![deny(unsafe_code)]
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-/// When a write is acknowledged (DESIGN §3). See `keel_storage::Durability`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// When a write is acknowledged (DESIGN §3): keel's one durability type, used by the
+/// config, by every shard's store (`keel_storage` re-exports it) and by INFO.
+///
+/// Each tier says what an *acknowledged* write survives; a write that was not yet
+/// acknowledged may or may not survive anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Durability {
-    /// Ack after the write reached the kernel; survives the keel process being killed.
+    /// Acknowledged once the batch's write to the segment file completed (no sync); a
+    /// background fdatasync runs every 100 ms. Survives the keel process (or one shard)
+    /// being killed: the data is in the kernel. Not an OS crash or power loss: writes
+    /// of up to the last ~100 ms can be lost then.
     Relaxed,
-    /// Ack after write + fdatasync; survives an OS crash. The default.
+    /// Acknowledged after the batch's write and its fdatasync (and an fsync of the
+    /// directory when a segment file is created) completed. Survives an OS crash. The
+    /// default.
     Kernel,
-    /// As kernel plus a device cache flush; survives power loss (same as kernel on Linux).
+    /// As `Kernel`, plus a flush of the device's volatile write cache (`F_FULLFSYNC` on
+    /// macOS). Survives power loss on a device that honours cache flushes. On Linux
+    /// fdatasync already issues that flush, so `Power` and `Kernel` do the same there.
     Power,
 }
 
@@ -86,12 +97,12 @@ pub struct FileConfig {
     pub max_bulk_len: Option<usize>,
     /// Hand connections whose commands all go to one shard to that shard (default true).
     pub shard_handoff: Option<bool>,
-    /// Accept the DEBUG command (default false).
-    pub enable_debug_command: Option<bool>,
-    /// Largest request a connection may send, bytes (default 1 GiB).
+    /// Largest request a connection may send, bytes (Redis `client-query-buffer-limit`).
     pub client_query_buffer_limit: Option<usize>,
-    /// Largest router↔shard frame, bytes (default 1 GiB + 1 MiB).
+    /// Largest router↔shard frame (so also the largest reply), bytes.
     pub max_frame_len: Option<usize>,
+    /// Whether the DEBUG command is served (Redis `enable-debug-command`; default false).
+    pub enable_debug_command: Option<bool>,
 }
 
 /// Values given on the command line; `None` = not given.
@@ -111,8 +122,9 @@ pub struct Overrides {
     pub shard_handoff: Option<bool>,
 }
 
-/// The effective, validated configuration.
-#[derive(Debug, Clone)]
+/// The effective, validated configuration. It serializes to the TOML of a config file
+/// ([`Config::to_toml`]) that reads back as the same configuration.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Config {
     /// Data directory (as given; may be relative to the working directory).
     pub data_dir: PathBuf,
@@ -133,14 +145,23 @@ pub struct Config {
     /// Connection hand-off (DESIGN §1): a connection whose recent commands all went to
     /// one shard is served by that shard process directly (default true).
     pub shard_handoff: bool,
-    /// Accept the DEBUG command (Redis's `enable-debug-command`; default false).
-    pub enable_debug_command: bool,
-    /// Largest request a connection may send, bytes (1 MiB ..= 1 GiB, default 1 GiB).
+    /// Largest request a connection may send, bytes (1 MiB ..= 1 GiB; default 1 GiB,
+    /// Redis's `client-query-buffer-limit`). Router and shards (for handed-off
+    /// connections) both need it.
     pub client_query_buffer_limit: usize,
-    /// Largest router↔shard frame, so also the largest reply, bytes (64 KiB ..= 2 GiB,
-    /// default 1 GiB + 1 MiB).
+    /// Largest router↔shard frame, bytes, so also the largest reply (64 KiB ..= 2 GiB;
+    /// default 1 GiB + 1 MiB: a largest request plus room for its framing). Router and
+    /// every shard need it.
     pub max_frame_len: usize,
+    /// Whether the DEBUG command is served (default false, Redis's
+    /// `enable-debug-command no`). Router only.
+    pub enable_debug_command: bool,
 }
+
+/// Default of [`Config::client_query_buffer_limit`]: 1 GiB, as Redis.
+pub const DEFAULT_CLIENT_QUERY_BUFFER_LIMIT: usize = 1 << 30;
+/// Default of [`Config::max_frame_len`]: 1 GiB + 1 MiB.
+pub const DEFAULT_MAX_FRAME_LEN: usize = (1 << 30) + (1 << 20);
 
 impl FileConfig {
     /// Reads and parses a TOML file. Errors: `Read`, `Parse` (unknown keys, wrong types).
@@ -150,9 +171,16 @@ impl FileConfig {
         Self::from_toml(&text).map_err(|msg| ConfigError::Parse { path: path.to_owned(), msg })
     }
 
-    /// Parses TOML text; the error is a one-line message.
+    /// Parses TOML text; the error is a one-line message that names the line (and shows
+    /// it, cut to 80 characters) when the parser knows where the problem is.
     pub fn from_toml(text: &str) -> Result<FileConfig, String> {
-        toml::from_str(text).map_err(|e| e.message().replace('\n', " "))
+        toml::from_str(text).map_err(|e| {
+            let msg = e.message().trim().replace('\n', " ");
+            let Some(span) = e.span().filter(|s| s.start < text.len()) else { return msg };
+            let line_no = text[..span.start].matches('\n').count() + 1;
+            let line: String = text.lines().nth(line_no - 1).unwrap_or("").trim().chars().take(80).collect();
+            format!("line {line_no} ({line}): {msg}")
+        })
     }
 }
 
@@ -194,26 +222,32 @@ impl Config {
                 "invalid max_bulk_len {max_bulk_len}: expected 1 KiB ..= 512 MiB"
             )));
         }
-        let data_dir = flags.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data"));
-        if data_dir.as_os_str().is_empty() {
-            return Err(ConfigError::Invalid("invalid data dir: empty path".into()));
-        }
-        let shard_handoff = flags.shard_handoff.or(file.shard_handoff).unwrap_or(true);
-        let client_query_buffer_limit = file.client_query_buffer_limit.unwrap_or(1 << 30);
+        let client_query_buffer_limit = file.client_query_buffer_limit.unwrap_or(DEFAULT_CLIENT_QUERY_BUFFER_LIMIT);
         if !((1 << 20)..=(1 << 30)).contains(&client_query_buffer_limit) {
             return Err(ConfigError::Invalid(format!(
                 "invalid client_query_buffer_limit {client_query_buffer_limit}: expected 1 MiB ..= 1 GiB"
             )));
         }
-        let max_frame_len = file.max_frame_len.unwrap_or((1 << 30) + (1 << 20));
+        let max_frame_len = file.max_frame_len.unwrap_or(DEFAULT_MAX_FRAME_LEN);
         if !((64 << 10)..=(2 << 30)).contains(&max_frame_len) {
-            return Err(ConfigError::Invalid(format!("invalid max_frame_len {max_frame_len}: expected 64 KiB ..= 2 GiB")));
+            return Err(ConfigError::Invalid(format!(
+                "invalid max_frame_len {max_frame_len}: expected 64 KiB ..= 2 GiB"
+            )));
         }
+        let data_dir = flags.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data"));
+        if data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid("invalid data dir: empty path".into()));
+        }
+        // Written into keel.effective.toml and the shards' configuration, both TOML.
+        if data_dir.to_str().is_none() {
+            return Err(ConfigError::Invalid(format!("invalid data dir {}: not valid UTF-8", data_dir.display())));
+        }
+        let shard_handoff = flags.shard_handoff.or(file.shard_handoff).unwrap_or(true);
         Ok(Config {
+            shard_handoff,
             client_query_buffer_limit,
             max_frame_len,
             enable_debug_command: file.enable_debug_command.unwrap_or(false),
-            shard_handoff,
             data_dir,
             resp_addr,
             shards,
@@ -225,20 +259,12 @@ impl Config {
         })
     }
 
-    /// The effective configuration as TOML (logged at start, written to the data dir).
-    pub fn to_toml(&self) -> String {
-        format!(
-            "data_dir = {:?}\nresp_addr = \"{}\"\nshards = {}\ndurability = \"{}\"\nsegment_bytes = {}\ninline_value_max = {}\nrouter_threads = {}\nmax_bulk_len = {}\nshard_handoff = {}\n",
-            self.data_dir.display().to_string(),
-            self.resp_addr,
-            self.shards,
-            self.durability.as_str(),
-            self.segment_bytes,
-            self.inline_value_max,
-            self.router_threads,
-            self.max_bulk_len,
-            self.shard_handoff
-        )
+    /// The effective configuration as TOML (written to the data dir as
+    /// `keel.effective.toml`): a config file that [`FileConfig::from_toml`] reads back as
+    /// this configuration. Errors: a value TOML cannot hold (not for a `Config` from
+    /// [`Config::resolve`], which refuses a data dir that is not UTF-8).
+    pub fn to_toml(&self) -> Result<String, String> {
+        toml::to_string(self).map_err(|e| e.to_string())
     }
 }
 
@@ -287,6 +313,62 @@ mod tests {
     fn unknown_key_rejected() {
         let e = resolve("shardz = 2", Overrides::default()).unwrap_err();
         assert!(e.contains("unknown field `shardz`"), "{e}");
+    }
+
+    #[test]
+    fn parse_errors_name_the_line() {
+        let e = resolve("shards = 2\nenable_debug_command = \"maybe\"\n", Overrides::default()).unwrap_err();
+        assert!(e.starts_with("line 2 (enable_debug_command = \"maybe\"): invalid type"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn limits_default_to_redis_values_and_are_range_checked() {
+        let c = resolve("", Overrides::default()).unwrap();
+        assert_eq!(c.client_query_buffer_limit, 1073741824);
+        assert_eq!(c.max_frame_len, 1074790400);
+        assert!(!c.enable_debug_command);
+        let c = resolve(
+            "client_query_buffer_limit = 1048576\nmax_frame_len = 65536\nenable_debug_command = true",
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!((c.client_query_buffer_limit, c.max_frame_len, c.enable_debug_command), (1 << 20, 64 << 10, true));
+        let c = resolve("max_frame_len = 2147483648", Overrides::default()).unwrap();
+        assert_eq!(c.max_frame_len, 2 << 30);
+        for (toml, key, range) in [
+            ("client_query_buffer_limit = 1048575", "client_query_buffer_limit 1048575", "1 MiB ..= 1 GiB"),
+            ("client_query_buffer_limit = 1073741825", "client_query_buffer_limit 1073741825", "1 MiB ..= 1 GiB"),
+            ("max_frame_len = 65535", "max_frame_len 65535", "64 KiB ..= 2 GiB"),
+            ("max_frame_len = 2147483649", "max_frame_len 2147483649", "64 KiB ..= 2 GiB"),
+        ] {
+            let e = resolve(toml, Overrides::default()).unwrap_err();
+            assert_eq!(e, format!("invalid {key}: expected {range}"));
+        }
+        assert!(resolve("enable_debug_command = \"yes\"", Overrides::default()).is_err());
+        assert!(resolve("client_query_buffer_limit = -1", Overrides::default()).is_err());
+    }
+
+    /// The effective config is TOML that reads back as the same config, whatever the
+    /// data dir's name holds (quotes, backslashes: `{:?}` is not TOML escaping).
+    #[test]
+    fn effective_toml_reads_back_as_the_same_config() {
+        for dir in ["./data", "/tmp/a \"quoted\" \\ dir\\", "/tmp/tab\there/ünï", "C:\\x\\y"] {
+            let flags = Overrides { data_dir: Some(PathBuf::from(dir)), ..Default::default() };
+            let toml = "durability = \"relaxed\"\nshard_handoff = false\nmax_frame_len = 100000\nenable_debug_command = true";
+            let c = resolve(toml, flags).unwrap();
+            let text = c.to_toml().unwrap();
+            let back = Config::resolve(FileConfig::from_toml(&text).unwrap(), Overrides::default(), 1).unwrap();
+            assert_eq!(back, c, "{text}");
+        }
+    }
+
+    #[test]
+    fn data_dir_must_be_utf8() {
+        use std::os::unix::ffi::OsStrExt;
+        let bad = PathBuf::from(std::ffi::OsStr::from_bytes(b"/tmp/\xff"));
+        let e = resolve("", Overrides { data_dir: Some(bad), ..Default::default() }).unwrap_err();
+        assert!(e.contains("not valid UTF-8"), "{e}");
     }
 
     #[test]

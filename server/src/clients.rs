@@ -2,8 +2,8 @@
 //! executor, keyed by client id. The entry is the one place a connection's name and
 //! library live (CLIENT GETNAME reads it); the connection updates it on SETNAME,
 //! SETINFO and HELLO (rare commands), and its activity time once per batch (one atomic
-//! store), and leaves when it closes. A move to another executor (`crate::affinity`)
-//! keeps the entry.
+//! store), and leaves when it closes. A hand-off to a shard (`crate::handoff`) keeps the
+//! entry.
 //!
 //! Line format: Redis's `CLIENT LIST` fields in Redis's order, without `fd` and `cmd`
 //! (not tracked):

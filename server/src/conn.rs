@@ -7,12 +7,11 @@
 //! Redis does; nothing a client sends affects another connection.
 //!
 //! Between two batches a connection may be handed to the shard its commands go to
-//! (`crate::handoff`), which may later give it back, or (with hand-off off) move to
-//! another router executor (`crate::affinity`); [`resume`] continues it here or there.
+//! (`crate::handoff`), which may later give it back; [`resume`] then continues it on
+//! this executor. With hand-off off it stays on the executor that accepted it.
 
-use crate::affinity::Handoff;
 use crate::cmd::{dispatch, ConnState, Pending, Router};
-use keel_shard::sync::Event;
+use keel_shard::runtime::sync::Event;
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use keel_protocol::resp::{encode, Limits, RequestParser, RespVersion};
@@ -21,7 +20,7 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
 /// Serves a newly accepted `stream` until the client closes it, QUIT, a protocol error,
-/// shutdown, or a move to another executor.
+/// shutdown, or a hand-off to its shard.
 pub async fn serve(rt: Rc<Router>, stream: TcpStream, shutdown: Event) {
     let shared = rt.shared.clone();
     let _ = stream.set_nodelay(true);
@@ -41,8 +40,7 @@ pub async fn serve(rt: Rc<Router>, stream: TcpStream, shutdown: Event) {
     resume(rt, stream, conn, shutdown, Vec::new()).await;
 }
 
-/// Serves a connection with its state: a new one, one that moved here, or one a shard
-/// returned (`crate::handoff`) with the request bytes it read but did not serve
+/// Serves a connection with its state: a new one, or one a shard returned (`crate::handoff`) with the request bytes it read but did not serve
 /// (`unread`, starting at a request boundary).
 pub async fn resume(rt: Rc<Router>, mut stream: TcpStream, mut conn: ConnState, shutdown: Event, unread: Vec<u8>) {
     let shared = rt.shared.clone();
@@ -60,7 +58,7 @@ pub async fn resume(rt: Rc<Router>, mut stream: TcpStream, mut conn: ConnState, 
     let mut parser = RequestParser::new();
     'conn: loop {
         if !std::mem::take(&mut have_unread) {
-            let read = keel_shard::net::read(&stream, &mut chunk, &shutdown).await;
+            let read = keel_shard::runtime::net::read(&stream, &mut chunk, &shutdown).await;
             let n = match read {
                 None | Some(Ok(0)) | Some(Err(_)) => break,
                 Some(Ok(n)) => n,
@@ -108,19 +106,13 @@ pub async fn resume(rt: Rc<Router>, mut stream: TcpStream, mut conn: ConnState, 
         if protocol_error.is_some() || conn.closing {
             break;
         }
-        // Between batches with nothing buffered, a connection may move: no request or
-        // reply can be lost.
-        let bound_to = conn.streak.end_batch().filter(|_| inbuf.is_empty());
-        if let Some(s) = bound_to.filter(|_| shared.cfg.shard_handoff) {
+        // Between batches with nothing buffered, a connection may be handed to its
+        // shard: no request or reply can be lost.
+        let bound_to = conn.streak.end_batch().filter(|_| inbuf.is_empty() && shared.cfg.shard_handoff);
+        if let Some(s) = bound_to {
             match crate::handoff::offer(&rt, stream, conn, s).await {
                 Ok(()) => return,
                 Err(back) => (stream, conn) = back,
-            }
-        } else if let Some(to) = bound_to.and_then(|s| rt.home_elsewhere(s)) {
-            if let Some(fd) = dup_socket(&stream) {
-                drop(stream); // this executor's descriptor only; the socket lives on in `fd`
-                hand_off(&rt, fd, conn, to);
-                return;
             }
         }
         if inbuf.capacity() > (1 << 20) && inbuf.len() < (16 << 10) {
@@ -130,22 +122,4 @@ pub async fn resume(rt: Rc<Router>, mut stream: TcpStream, mut conn: ConnState, 
     let _ = stream.close().await;
     shared.clients.remove(conn.info.id);
     shared.connected_clients.fetch_sub(1, Ordering::Relaxed);
-}
-
-/// A duplicate of the client socket's descriptor, to move the connection with; `None`
-/// when none is left (the connection then stays where it is).
-fn dup_socket(stream: &TcpStream) -> Option<std::os::fd::OwnedFd> {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    // SAFETY: dup of a descriptor this task owns.
-    let fd = unsafe { libc::dup(stream.as_raw_fd()) };
-    // SAFETY: `fd` was just returned by dup and is owned by nobody else.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// Moves the connection (socket `fd` and its state) to executor `to` (`crate::affinity`).
-fn hand_off(rt: &Router, fd: std::os::fd::OwnedFd, mut conn: ConnState, to: usize) {
-    conn.streak.reset();
-    tracing::trace!("client {} moves from router executor {} to {to}", conn.info.id, rt.me);
-    rt.shared.moved_connections.fetch_add(1, Ordering::Relaxed);
-    rt.shared.inboxes[to].push(Handoff { fd, conn });
 }

@@ -19,11 +19,10 @@ use crate::clients::ClientInfo;
 use crate::cmd::{ConnState, Router};
 use glommio::net::TcpStream;
 use keel_protocol::handoff::{self, Message, MsgKind};
-use keel_shard::fdpass::{Channel, MessageReader, Sent};
-use keel_shard::sync::{unless, Event, Live};
+use keel_shard::runtime::fdpass::{Channel, MessageReader, Sent};
+use keel_shard::runtime::sync::{unless, Event, Live};
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -56,7 +55,7 @@ pub async fn offer(rt: &Router, stream: TcpStream, conn: ConnState, s: usize) ->
     // Registered before sending: the shard's return is read by this executor's
     // channel task, which cannot run before this task yields.
     rt.handoffs.held.borrow_mut().insert(id, (s, conn.info.clone()));
-    match chan.try_send(&msg, Some(stream.as_raw_fd())).await {
+    match chan.try_send(&msg, Some(keel_shard::runtime::fd::borrow(&stream))).await {
         Ok(Sent::All) => {
             tracing::trace!("client {id} handed to shard {s}");
             rt.shared.shard_handoffs.fetch_add(1, Ordering::Relaxed);
@@ -126,7 +125,7 @@ async fn serve_channel(rt: &Rc<Router>, chan: &Channel, shutdown: &Event, live: 
                     };
                     rt.shared.total_commands.fetch_add(m.commands, Ordering::Relaxed);
                     let conn = ConnState { resp: m.resp, closing: false, streak: Default::default(), info };
-                    let stream = keel_shard::fdpass::into_tcp_stream(fd);
+                    let stream = keel_shard::runtime::fd::tcp_stream(fd);
                     let (rt, sd, guard) = (rt.clone(), shutdown.clone(), live.enter());
                     glommio::spawn_local(async move {
                         crate::conn::resume(rt, stream, conn, sd, m.data).await;

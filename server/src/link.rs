@@ -6,7 +6,7 @@
 //! once with `-ERR shard N is unavailable …`; calls in flight when the connection breaks
 //! get `-ERR shard N connection lost …` (their writes may or may not have been applied).
 
-use keel_shard::sync::{slot, Notify, SlotRx, SlotTx};
+use keel_shard::runtime::sync::{slot, Notify, SlotRx, SlotTx};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::UnixStream;
 use glommio::timer::sleep;

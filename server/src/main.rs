@@ -1,19 +1,21 @@
 //! `keel`: the one binary. `keel` / `keel serve` runs the router (DESIGN §1), which
-//! starts `keel shard …` processes (a hidden subcommand of this same binary);
-//! `keel bench` is the vector benchmark client.
+//! starts `keel shard` processes (a hidden subcommand of this same binary that reads its
+//! `keel_shard::ShardConfig` as TOML from stdin); `keel bench` is the vector benchmark
+//! client.
+
+#![deny(unsafe_code)]
 
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-mod affinity;
 mod bench;
 mod clients;
 mod cmd;
 mod conn;
 mod handoff;
 mod link;
-mod meta;
 mod router;
+mod streak;
 
 
 use clap::{Args, Parser, Subcommand};
@@ -37,16 +39,18 @@ enum Command {
     Serve(ServeArgs),
     /// Load an .fvecs data set into a running keel and measure search QPS, latency and recall.
     Bench(bench::BenchArgs),
-    /// Internal: one shard process, started by the router.
+    /// Internal: one shard process, started by the router; reads its configuration
+    /// (TOML, `keel_shard::ShardConfig`) from stdin.
     #[command(hide = true)]
-    Shard(ShardArgs),
+    Shard,
 }
 
 /// Server flags; they override the TOML file given by `--config`.
 #[derive(Args, Debug, Clone, Default)]
 pub struct ServeArgs {
     /// TOML config file (keys: data_dir, resp_addr, shards, durability, segment_bytes,
-    /// inline_value_max, router_threads, max_bulk_len, shard_handoff).
+    /// inline_value_max, router_threads, max_bulk_len, shard_handoff,
+    /// client_query_buffer_limit, max_frame_len, enable_debug_command).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Data directory [default: ./data].
@@ -67,32 +71,6 @@ pub struct ServeArgs {
     /// Hand single-shard connections to their shard process: true | false [default: true].
     #[arg(long, value_name = "BOOL", hide = true)]
     shard_handoff: Option<bool>,
-}
-
-#[derive(Args, Debug)]
-struct ShardArgs {
-    #[arg(long)]
-    id: u32,
-    #[arg(long)]
-    shards: u32,
-    #[arg(long)]
-    dir: PathBuf,
-    #[arg(long)]
-    socket: PathBuf,
-    #[arg(long)]
-    core: Option<usize>,
-    #[arg(long)]
-    durability: String,
-    #[arg(long)]
-    segment_bytes: u64,
-    #[arg(long)]
-    inline_value_max: usize,
-    #[arg(long)]
-    max_bulk_len: usize,
-    #[arg(long)]
-    max_request_len: usize,
-    #[arg(long)]
-    max_frame_len: usize,
 }
 
 fn init_logging() {
@@ -140,10 +118,9 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Some(Command::Shard(args)) => {
+        Some(Command::Shard) => {
             init_logging();
-            exit_on_panic(format!("shard {}", args.id), "the router restarts it");
-            run_shard(args)
+            run_shard()
         }
         Some(Command::Serve(args)) => serve(args),
         None => serve(cli.serve),
@@ -156,34 +133,26 @@ fn serve(args: ServeArgs) -> ExitCode {
     router::main(args)
 }
 
-fn run_shard(a: ShardArgs) -> ExitCode {
-    let durability = match a.durability.parse::<keel_config::Durability>() {
-        Ok(d) => router::storage_durability(d),
+/// `keel shard`: reads the configuration from stdin and runs the shard. A configuration
+/// that cannot be read is one `keel shard: …` line on stderr and exit code 2, before
+/// anything is touched.
+fn run_shard() -> ExitCode {
+    let cfg = match std::io::read_to_string(std::io::stdin())
+        .map_err(|e| format!("read stdin: {e}"))
+        .and_then(|text| keel_shard::ShardConfig::from_toml(&text))
+    {
+        Ok(c) => c,
         Err(e) => {
-            eprintln!("keel shard: {e}");
+            eprintln!("keel shard: invalid configuration on stdin: {e}");
             return ExitCode::from(2);
         }
     };
-    let cfg = keel_shard::ShardConfig {
-        id: a.id,
-        n_shards: a.shards,
-        dir: a.dir,
-        socket: a.socket,
-        core: a.core,
-        store: keel_storage::StoreOptions {
-            durability,
-            segment_bytes: a.segment_bytes,
-            inline_value_max: a.inline_value_max,
-            ..Default::default()
-        },
-        max_bulk_len: a.max_bulk_len,
-        max_request_len: a.max_request_len,
-        max_frame_len: a.max_frame_len,
-    };
+    let id = cfg.id;
+    exit_on_panic(format!("shard {id}"), "the router restarts it");
     match keel_shard::run(cfg) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("shard {} stopped: {e:#}", a.id);
+            tracing::error!("shard {id} stopped: {e:#}");
             ExitCode::from(1)
         }
     }

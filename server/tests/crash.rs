@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{err_line, shard_of, tenants_on, Scratch, Server, IO_TIMEOUT};
+use common::{err_line, shard_of, tenants_on, Scratch, Server, Signal, IO_TIMEOUT};
 use redis::Value;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -292,8 +292,7 @@ fn shard_sigkill_under_writes_loses_no_acked_write() {
     let handles = start_writers(&srv.url(), &tenants, &stop);
     std::thread::sleep(Duration::from_millis(800));
 
-    // SAFETY: kill(2) on a shard process of the server this test started.
-    assert_eq!(unsafe { libc::kill(victim_pid, libc::SIGKILL) }, 0);
+    common::kill(victim_pid, Signal::KILL);
     let killed_at = Instant::now();
     assert!(common::wait_gone(victim_pid, Duration::from_secs(10)), "shard pid {victim_pid} survived SIGKILL");
 
@@ -580,8 +579,7 @@ fn a_handed_off_connection_closes_with_its_shard_and_is_forgotten() {
     assert_eq!(stat(&mut watcher, "clients", "connected_clients"), 2);
 
     let pid = srv.shard_pid(1);
-    // SAFETY: kill(2) on a shard process of the server this test started.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    common::kill(pid, Signal::KILL);
     assert!(common::wait_gone(pid, Duration::from_secs(10)), "shard pid {pid} survived SIGKILL");
     // The handed-off connection is closed: EOF or reset, not a hang.
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

@@ -5,7 +5,7 @@ mod common;
 
 use common::check::{check, ok, s, Reply};
 use common::suite::{self, index_list, list_line, Proto};
-use common::{blob, run_keel, Scratch, Server};
+use common::{blob, run_keel, run_keel_with_stdin, Scratch, Server};
 use redis::Value;
 
 #[test]
@@ -77,6 +77,79 @@ fn bad_config_exits_2_with_one_line() {
     assert!(got.contains(&("keel-durability".into(), "relaxed".into())), "{got:?}");
     assert_eq!(srv.shard_pids().len(), 2);
     srv.stop();
+}
+
+/// The three limit keys: validated (one line, exit 2), reported by CONFIG GET, and
+/// written to `keel.effective.toml`, which is TOML that reads back as the same config
+/// even when the data dir's name holds a quote and a backslash.
+#[test]
+fn limit_keys_and_the_effective_config_file() {
+    let scratch = Scratch::new();
+    let cfg = scratch.path().join("keel.toml");
+    let cfg_s = cfg.display().to_string();
+    for (bad, mentions) in [
+        ("client_query_buffer_limit = 1024\n", "client_query_buffer_limit 1024"),
+        ("max_frame_len = 4294967296\n", "max_frame_len 4294967296"),
+        ("enable_debug_command = \"maybe\"\n", "enable_debug_command"),
+    ] {
+        std::fs::write(&cfg, bad).unwrap();
+        check_config_error(&scratch, &["--config", &cfg_s], &[mentions]);
+    }
+    assert!(!scratch.data_dir().exists(), "a refused start creates nothing");
+
+    std::fs::write(&cfg, "client_query_buffer_limit = 2097152\nmax_frame_len = 8388608\nenable_debug_command = true\n").unwrap();
+    let data_dir = scratch.path().join("q\"b\\s");
+    let srv = Server::start_with_data_dir(&scratch, &data_dir, &["--config", &cfg_s]);
+    let mut c = srv.con();
+    let mut got = suite::config_pairs(ok(&mut c, &["CONFIG", "GET", "client-query-buffer-limit", "enable-debug-command"]), Proto::Resp2);
+    got.sort();
+    assert_eq!(
+        got,
+        vec![("client-query-buffer-limit".into(), "2097152".into()), ("enable-debug-command".into(), "yes".into())]
+    );
+    check(&mut c, &["SET", "a:1", "x"], Reply::Ok);
+    check(&mut c, &["GET", "a:1"], s("x"));
+
+    let text = std::fs::read_to_string(data_dir.join("keel.effective.toml")).unwrap();
+    assert!(!data_dir.join("keel.effective.toml.tmp").exists());
+    let file = keel_config::FileConfig::from_toml(&text).unwrap_or_else(|e| panic!("{e}:\n{text}"));
+    let back = keel_config::Config::resolve(file, keel_config::Overrides::default(), 1).unwrap();
+    assert_eq!(back.data_dir, data_dir, "{text}");
+    assert_eq!(back.resp_addr, srv.addr, "the resolved port is written");
+    assert_eq!((back.shards, back.router_threads), (2, 1));
+    assert_eq!((back.client_query_buffer_limit, back.max_frame_len, back.enable_debug_command), (2 << 20, 8 << 20, true));
+    assert!(common::read_lossy(&srv.log).contains("effective config written to"), "{}", srv.log_tail());
+    srv.stop();
+}
+
+/// `keel shard` reads its configuration as TOML from stdin; what it cannot read is one
+/// `keel shard: …` line and exit code 2, and nothing is created.
+#[test]
+fn shard_subcommand_refuses_a_malformed_config() {
+    let scratch = Scratch::new();
+    let dir = scratch.path().join("shard-000");
+    let socket = dir.join("shard.sock");
+    let valid = format!(
+        "id = 0\nn_shards = 1\ndir = {:?}\nsocket = {:?}\nmax_bulk_len = 1048576\nclient_query_buffer_limit = 1048576\nmax_frame_len = 1074790400\n\n[store]\nsegment_bytes = 1048576\ndurability = \"kernel\"\ninline_value_max = 16\ncompaction_dead_ratio = 0.5\n",
+        dir.display().to_string(),
+        socket.display().to_string()
+    );
+    for (input, mentions) in [
+        (String::new(), "missing field"),
+        ("id = [\n".to_string(), ""),
+        (valid.replace("n_shards = 1", "n_shards = \"one\""), ""),
+        (format!("bogus = 1\n{valid}"), "bogus"),
+        (valid.replace("id = 0", "id = 1"), "shard id 1"),
+        (valid.replace("\"kernel\"", "\"sometimes\""), "sometimes"),
+    ] {
+        let out = run_keel_with_stdin(&["shard"], Some(input.as_bytes()));
+        assert_eq!(out.code(), Some(2), "{input:?}: {out:?}");
+        let lines: Vec<&str> = out.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{input:?}: one line on stderr, got:\n{}", out.stderr);
+        assert!(lines[0].starts_with("keel shard: invalid configuration on stdin: "), "{:?}", lines[0]);
+        assert!(lines[0].contains(mentions), "{:?} should mention {mentions:?}", lines[0]);
+        assert!(!dir.exists(), "{input:?}: a refused configuration creates nothing");
+    }
 }
 
 #[test]

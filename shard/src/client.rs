@@ -19,8 +19,8 @@
 //! server's are when it dies; new connections get `-ERR shard N is unavailable` from
 //! the router until it is back.
 
-use crate::fdpass::{Channel, MessageReader};
-use crate::sync::{unless, Event};
+use crate::runtime::fdpass::{Channel, MessageReader};
+use crate::runtime::sync::{unless, Event};
 use crate::{Reply, Shard};
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
@@ -28,7 +28,6 @@ use keel_protocol::command::{lookup, stateless_reply, Route, Spec};
 use keel_protocol::handoff::{self, Message, MsgKind};
 use keel_protocol::resp::{encode, Limits, RequestParser};
 use keel_protocol::Value;
-use std::os::fd::AsRawFd;
 use std::rc::Rc;
 
 /// Bytes asked of a client socket per read.
@@ -45,7 +44,7 @@ pub(crate) struct Clients {
     pub max_frame: usize,
     pub shutdown: Event,
     /// Tracks connection tasks for the drain at shutdown.
-    pub live: Rc<crate::sync::Live>,
+    pub live: Rc<crate::runtime::sync::Live>,
 }
 
 /// Serves one hand-off channel (one router executor): takes the connections it passes
@@ -63,7 +62,7 @@ pub(crate) async fn serve_channel(clients: Rc<Clients>, chan: Channel) {
             let Some(fd) = fd.filter(|_| m.kind == MsgKind::Take) else {
                 return tracing::warn!("hand-off channel: unexpected {:?} message from the router; closing it", m.kind);
             };
-            let stream = crate::fdpass::into_tcp_stream(fd);
+            let stream = crate::runtime::fd::tcp_stream(fd);
             let (clients, chan) = (clients.clone(), chan.clone());
             let guard = clients.live.enter();
             glommio::spawn_local(async move {
@@ -97,7 +96,7 @@ async fn serve(clients: &Clients, chan: &Channel, mut stream: TcpStream, m: Mess
     // from the request's first byte with a parser of its own.
     let mut parser = RequestParser::new();
     let end = 'conn: loop {
-        let n = match crate::net::read(&stream, &mut chunk, &clients.shutdown).await {
+        let n = match crate::runtime::net::read(&stream, &mut chunk, &clients.shutdown).await {
             None | Some(Ok(0)) | Some(Err(_)) => break End::Closed,
             Some(Ok(n)) => n,
         };
@@ -162,7 +161,7 @@ async fn serve(clients: &Clients, chan: &Channel, mut stream: TcpStream, m: Mess
     let mut msg = Vec::with_capacity(handoff::HEADER + data.len());
     handoff::encode(&Message { kind, client_id, resp, commands: served, data }, &mut msg);
     tracing::trace!("client {client_id}: {kind:?} after {served} command(s)");
-    let fd = (kind == MsgKind::Return).then(|| stream.as_raw_fd());
+    let fd = (kind == MsgKind::Return).then(|| crate::runtime::fd::borrow(&stream));
     if let Err(e) = chan.send(&msg, fd).await {
         // The router is gone (shutdown or crash): nobody to return the client to.
         tracing::debug!("client {client_id}: hand-off channel broken ({e}); closing the connection");

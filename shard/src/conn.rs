@@ -15,7 +15,7 @@
 //! A malformed frame is logged and closes the connection (the router reconnects).
 
 use crate::shard::{storage_error, LaterValue, Reply, Shard};
-use crate::sync::{Event, Notify};
+use crate::runtime::sync::{Event, Notify};
 use futures_lite::io::{ReadHalf, WriteHalf};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::UnixStream;

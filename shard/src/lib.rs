@@ -13,7 +13,7 @@
 //! [`Reply`]), so the shard also serves client connections the router hands over
 //! (DESIGN §1 "connection hand-off"; `client`): the router passes the socket of a
 //! connection whose commands all go to this shard over `shard-III/handoff.sock`
-//! ([`fdpass`]), the shard speaks RESP with it directly and passes it back at the first
+//! ([`runtime::fdpass`]), the shard speaks RESP with it directly and passes it back at the first
 //! request it does not serve itself.
 //!
 //! Trade-offs: a read-modify-write command (INCR, APPEND, SET … GET, GETDEL) whose old
@@ -33,14 +33,12 @@
 mod args;
 mod client;
 mod conn;
-pub mod fdpass;
 mod glob;
-pub mod net;
 mod ops;
 mod process;
 mod registry;
+pub mod runtime;
 mod shard;
-pub mod sync;
 mod sys;
 
 use std::path::PathBuf;
@@ -48,8 +46,12 @@ use std::path::PathBuf;
 pub use process::{handoff_socket_path, run};
 pub use shard::{LaterValue, Reply, Shard};
 
-/// How the router starts one shard (`keel shard --id I …`).
-#[derive(Debug, Clone)]
+/// The whole configuration of one shard process. The router builds it from its own
+/// config, serializes it with [`ShardConfig::to_toml`] and writes it to the stdin of
+/// `keel shard`, which reads it back with [`ShardConfig::from_toml`]: one serialized
+/// form, no flags.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ShardConfig {
     /// Shard number, 0-based.
     pub id: u32,
@@ -61,14 +63,80 @@ pub struct ShardConfig {
     pub socket: PathBuf,
     /// Pin the executor to this CPU; `None` leaves it unbound.
     pub core: Option<usize>,
-    /// Options for the shard's store (durability tier, segment size, inline limit).
-    pub store: keel_storage::StoreOptions,
     /// Largest bulk string accepted from a handed-off client, bytes (the router's
     /// `max_bulk_len`).
     pub max_bulk_len: usize,
-    /// Largest request a handed-off client may send, bytes (`client_query_buffer_limit`).
-    pub max_request_len: usize,
-    /// Largest router↔shard frame, bytes (`max_frame_len`): requests longer are refused,
-    /// replies longer become `-ERR reply too large` (also on handed-off connections).
+    /// Largest request a handed-off client may send, bytes (the router's
+    /// `client_query_buffer_limit`).
+    pub client_query_buffer_limit: usize,
+    /// Largest router↔shard frame, bytes (the router's `max_frame_len`).
     pub max_frame_len: usize,
+    /// Options for the shard's store (durability tier, segment size, inline limit).
+    pub store: keel_storage::StoreOptions,
+}
+
+impl ShardConfig {
+    /// The configuration as TOML, for the shard process's stdin. Errors: a path that is
+    /// not UTF-8 (TOML strings are).
+    pub fn to_toml(&self) -> Result<String, String> {
+        toml::to_string(self).map_err(|e| format!("serialize shard {} configuration: {e}", self.id))
+    }
+
+    /// Reads a configuration written by [`to_toml`](Self::to_toml). Errors, as one line:
+    /// not TOML, a missing or unknown key, a wrong type, or a shard id outside
+    /// `0..n_shards`.
+    pub fn from_toml(text: &str) -> Result<ShardConfig, String> {
+        let cfg: ShardConfig = toml::from_str(text).map_err(|e| e.message().trim().replace('\n', " "))?;
+        if cfg.id >= cfg.n_shards {
+            return Err(format!("shard id {} is not below the shard count {}", cfg.id, cfg.n_shards));
+        }
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> ShardConfig {
+        ShardConfig {
+            id: 2,
+            n_shards: 4,
+            dir: PathBuf::from("/tmp/a \"q\" \\ d/shard-002"),
+            socket: PathBuf::from("/tmp/a \"q\" \\ d/shard-002/shard.sock"),
+            core: Some(1),
+            max_bulk_len: 1 << 20,
+            client_query_buffer_limit: 1 << 30,
+            max_frame_len: (1 << 30) + (1 << 20),
+            store: keel_storage::StoreOptions {
+                durability: keel_storage::Durability::Relaxed,
+                segment_bytes: 1 << 20,
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn toml_round_trips() {
+        for cfg in [sample(), ShardConfig { core: None, ..sample() }] {
+            let text = cfg.to_toml().unwrap();
+            assert_eq!(ShardConfig::from_toml(&text), Ok(cfg), "{text}");
+        }
+    }
+
+    #[test]
+    fn malformed_input_is_one_line() {
+        let good = sample().to_toml().unwrap();
+        for bad in [
+            String::new(),
+            "id = [\n".to_string(),
+            good.replace("n_shards = 4", "n_shards = \"four\""),
+            format!("bogus = 1\n{good}"),
+            good.replace("id = 2", "id = 4"),
+        ] {
+            let e = ShardConfig::from_toml(&bad).unwrap_err();
+            assert!(!e.is_empty() && !e.contains('\n'), "{bad:?}: {e:?}");
+        }
+        assert!(ShardConfig::from_toml(&format!("bogus = 1\n{good}")).unwrap_err().contains("bogus"));
+    }
 }

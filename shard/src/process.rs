@@ -8,7 +8,7 @@
 //! what it has received and flush, `Store::sync`, remove the sockets, return Ok.
 
 use crate::shard::Shard;
-use crate::sync::{Event, Live};
+use crate::runtime::sync::{Event, Live};
 use crate::ShardConfig;
 use anyhow::Context as _;
 use glommio::net::UnixListener;
@@ -33,6 +33,10 @@ pub fn run(cfg: ShardConfig) -> anyhow::Result<()> {
     // Everything of this process runs on this thread: one span tags all its log lines.
     let span = tracing::info_span!("shard", id = cfg.id);
     let _entered = span.enter();
+    // The process shows who it is in `ps`/`top` (and the test harness finds shards so).
+    if let Err(e) = crate::sys::set_thread_name(&format!("keel-shard-{}", cfg.id)) {
+        tracing::debug!("name the shard thread: {e}");
+    }
     let parent = std::os::unix::process::parent_id();
     if let Err(e) = crate::sys::set_parent_death_signal() {
         tracing::warn!("set parent-death signal: {e}");
@@ -96,7 +100,7 @@ async fn serve(cfg: ShardConfig, stop: Arc<AtomicBool>, parent: u32) -> anyhow::
         n: cfg.n_shards as usize,
         limits: keel_protocol::resp::Limits {
             max_bulk_len: cfg.max_bulk_len,
-            max_request_len: cfg.max_request_len,
+            max_request_len: cfg.client_query_buffer_limit,
             ..Default::default()
         },
         max_frame: cfg.max_frame_len,
@@ -105,7 +109,7 @@ async fn serve(cfg: ShardConfig, stop: Arc<AtomicBool>, parent: u32) -> anyhow::
     });
     let handoffs = glommio::spawn_local(accept_handoff_channels(handoff, handoff_socket, clients));
     loop {
-        let accepted = crate::sync::unless(&shutdown, listener.accept()).await;
+        let accepted = crate::runtime::sync::unless(&shutdown, listener.accept()).await;
         match accepted {
             None => break,
             Some(Ok(stream)) => {
@@ -190,7 +194,7 @@ fn remove_stale(path: &Path) -> anyhow::Result<()> {
 /// glommio's Unix streams do not expose their descriptors, and a channel needs its own
 /// for `sendmsg`/`recvmsg`; so a plain thread blocks in `accept` on a std listener and
 /// passes each accepted socket to the executor over a socket pair (itself a
-/// [`crate::fdpass::Channel`]). The thread sleeps in `accept` between router
+/// [`crate::runtime::fdpass::Channel`]). The thread sleeps in `accept` between router
 /// (re)connections and ends with the process.
 async fn accept_handoff_channels(
     listener: std::os::unix::net::UnixListener,
@@ -201,7 +205,7 @@ async fn accept_handoff_channels(
         Ok(p) => p,
         Err(e) => return tracing::error!("connection hand-off disabled: socket pair: {e}"),
     };
-    let rx = match crate::fdpass::Channel::new(rx) {
+    let rx = match crate::runtime::fdpass::Channel::new(rx) {
         Ok(c) => c,
         Err(e) => return tracing::error!("connection hand-off disabled: {e}"),
     };
@@ -209,8 +213,8 @@ async fn accept_handoff_channels(
         for conn in listener.incoming() {
             match conn {
                 Ok(conn) => {
-                    use std::os::fd::AsRawFd;
-                    if let Err(e) = crate::fdpass::send_blocking(&tx, &[1], conn.as_raw_fd()) {
+                    use std::os::fd::AsFd;
+                    if let Err(e) = crate::runtime::fdpass::send_blocking(&tx, &[1], conn.as_fd()) {
                         tracing::warn!("hand-off acceptor: {e}");
                         return;
                     }
@@ -227,7 +231,7 @@ async fn accept_handoff_channels(
     }
     let (mut buf, mut fds) = (Vec::new(), std::collections::VecDeque::new());
     loop {
-        match crate::sync::unless(&clients.shutdown, rx.recv(&mut buf, &mut fds)).await {
+        match crate::runtime::sync::unless(&clients.shutdown, rx.recv(&mut buf, &mut fds)).await {
             None | Some(Ok(0)) => break,
             Some(Err(e)) => {
                 tracing::warn!("hand-off acceptor: {e}");
@@ -237,7 +241,7 @@ async fn accept_handoff_channels(
         }
         buf.clear();
         for fd in fds.drain(..) {
-            match crate::fdpass::Channel::new(fd.into()) {
+            match crate::runtime::fdpass::Channel::new(fd.into()) {
                 Ok(chan) => {
                     tracing::debug!("router hand-off channel connected");
                     glommio::spawn_local(crate::client::serve_channel(clients.clone(), chan)).detach();

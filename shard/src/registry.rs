@@ -1,20 +1,15 @@
 //! The shard's vector index registry: name → index, its persistent metadata record and
 //! its rebuild from the vLog at start.
 //!
-//! Persistence (all in this shard's vLog):
-//! - `NS_INDEX`, key = index name, value = [`IndexMeta`] (16 bytes, versioned, below).
-//! - `NS_VECTOR`, key = uid u64 LE ‖ vector id u64 LE, value = the raw f32 LE blob.
-//!
-//! A dropped index's meta record is deleted durably; its vectors are only forgotten from
-//! the keydir (no tombstones), so at start vector records whose uid is not a live index
-//! are forgotten again until compaction removes them. That is why a uid is never reused:
-//! a new index always gets a uid above every uid still visible in the keydir.
+//! The byte layouts of the index metadata record and of the vector records, and why a
+//! uid is never reused, are in `shard/FORMAT.md` (the only copy); this file implements
+//! them.
 
 use keel_index::FlatIndex;
 use keel_storage::{Store, NS_INDEX, NS_VECTOR};
 use std::collections::{BTreeMap, HashMap};
 
-/// Format version of the meta record.
+/// Version of the metadata record (`shard/FORMAT.md`).
 const META_VERSION: u8 = 1;
 const META_LEN: usize = 16;
 
@@ -25,10 +20,8 @@ pub const BACKEND_FLAT: u8 = 0;
 /// Metrics (meta byte values).
 pub const METRIC_COSINE: u8 = 0;
 
-/// The persistent description of one index.
-///
-/// Encoding (16 bytes, little-endian): `[u8 version=1][u64 uid][u32 dim][u8 kind]
-/// [u8 backend][u8 metric]`.
+/// The persistent description of one index; its encoding is `shard/FORMAT.md`'s "Index
+/// metadata".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IndexMeta {
     pub uid: u64,
@@ -102,7 +95,8 @@ pub struct RebuildReport {
     pub bad_vectors: usize,
 }
 
-/// The keydir key of vector `id` in the index with `uid`.
+/// The keydir key of vector `id` in the index with `uid` (`shard/FORMAT.md`, "Vector
+/// key").
 pub fn vector_key(uid: u64, id: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(16);
     k.extend_from_slice(&uid.to_le_bytes());

@@ -40,31 +40,24 @@ pub use store::Store;
 
 /// Keydir namespace, one byte (0..=255; the shard uses the three below). Each namespace
 /// has its own key space, counts and SCAN order. User KV keys live in [`NS_KV`]; the
-/// shard stores vector index metadata in [`NS_INDEX`] (key = index name) and vectors in
-/// [`NS_VECTOR`] (key = index uid u64 LE ‖ vector id u64 LE, 16 bytes).
+/// shard stores vector index metadata in [`NS_INDEX`] and vectors in [`NS_VECTOR`]
+/// (their keys and values: `shard/FORMAT.md`).
 pub type Ns = u8;
 /// User key-value keys.
 pub const NS_KV: Ns = 0;
-/// Vector index metadata (key = index name).
+/// Vector index metadata (`shard/FORMAT.md`).
 pub const NS_INDEX: Ns = 1;
-/// Vectors (key = index uid u64 LE ‖ vector id u64 LE).
+/// Vectors (`shard/FORMAT.md`).
 pub const NS_VECTOR: Ns = 2;
 
-/// When a write is acknowledged (DESIGN §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durability {
-    /// Ack after the batch's write completed; background fdatasync every 100 ms.
-    /// Survives the keel process being killed, not an OS crash.
-    Relaxed,
-    /// Ack after write + fdatasync of the batch (and of the directory on segment
-    /// creation). Survives an OS crash.
-    Kernel,
-    /// As `Kernel`; on Linux fdatasync already flushes the device cache, so identical.
-    Power,
-}
+/// When a write is acknowledged (DESIGN §3); the config's type, the only one (what each
+/// tier survives is documented there).
+pub use keel_config::Durability;
 
-/// Tuning of one [`Store`].
-#[derive(Debug, Clone)]
+/// Tuning of one [`Store`]. Serializable: it is part of the configuration the router
+/// hands each shard process (`keel_shard::ShardConfig`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StoreOptions {
     /// Segment size at which the active segment is rolled, bytes (default 64 MiB;
     /// clamped to 8 KiB ..= 2 GiB). A record larger than this gets a segment of its own.

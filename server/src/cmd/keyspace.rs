@@ -7,7 +7,7 @@
 
 use super::table::{Merge, Route, Spec};
 use super::{Pending, Router};
-use crate::affinity::BatchShards;
+use crate::streak::BatchShards;
 use keel_protocol::Value;
 use std::rc::Rc;
 

@@ -9,9 +9,9 @@ pub mod keyspace;
 pub mod server;
 pub use keel_protocol::command as table;
 
-use crate::affinity::{Inbox, Streak};
+use crate::streak::Streak;
 use crate::link::ShardLink;
-use keel_shard::sync::SlotRx;
+use keel_shard::runtime::sync::SlotRx;
 use keel_protocol::resp::RespVersion;
 use keel_protocol::Value;
 use std::future::Future;
@@ -31,8 +31,6 @@ pub struct Shared {
     pub total_commands: AtomicU64,
     /// Every open connection, for CLIENT LIST.
     pub clients: crate::clients::Registry,
-    /// Connections moved between router executors (`crate::affinity`), INFO stats.
-    pub moved_connections: AtomicU64,
     /// Connections handed to a shard process (`crate::handoff`), INFO stats.
     pub shard_handoffs: AtomicU64,
     pub started: Instant,
@@ -42,11 +40,6 @@ pub struct Shared {
     pub shutdown: AtomicBool,
     /// Restarts per shard since start, maintained by the supervisor.
     pub shard_restarts: Vec<AtomicU64>,
-    /// Connection affinity (`crate::affinity`): the router executor on each shard's core,
-    /// `None` for a shard without one. Empty when executors are not pinned.
-    pub home: Vec<Option<usize>>,
-    /// One inbox per router executor for connections moving to it; empty when `home` is.
-    pub inboxes: Vec<Inbox>,
 }
 
 /// One router executor's context: its links to every shard.
@@ -64,11 +57,6 @@ impl Router {
     pub fn shard_of(&self, key: &[u8]) -> usize {
         table::shard_of(key, self.links.len())
     }
-
-    /// The executor a connection bound to `shard` should move to, if not this one.
-    pub fn home_elsewhere(&self, shard: usize) -> Option<usize> {
-        self.shared.home.get(shard).copied().flatten().filter(|&h| h != self.me)
-    }
 }
 
 /// Per-connection state that the request path reads; the client's id, name and library
@@ -77,7 +65,7 @@ pub struct ConnState {
     pub resp: RespVersion,
     /// Set by QUIT: close after this batch's replies are written.
     pub closing: bool,
-    /// Which shards recent batches used (connection affinity).
+    /// Which shards recent batches used (when to hand the connection to a shard).
     pub streak: Streak,
     /// This connection's entry in the client registry.
     pub info: std::sync::Arc<crate::clients::ClientInfo>,

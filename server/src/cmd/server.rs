@@ -87,8 +87,10 @@ fn config_params(rt: &Router) -> Vec<(&'static str, String)> {
         ("appendfsync", appendfsync.into()),
         ("appendonly", appendonly.into()),
         ("bind", cfg.resp_addr.ip().to_string()),
+        ("client-query-buffer-limit", cfg.client_query_buffer_limit.to_string()),
         ("databases", "1".into()),
         ("dir", cfg.data_dir.display().to_string()),
+        ("enable-debug-command", if cfg.enable_debug_command { "yes" } else { "no" }.into()),
         ("maxclients", "10000".into()),
         ("maxmemory", "0".into()),
         ("maxmemory-policy", "noeviction".into()),
@@ -191,9 +193,7 @@ fn shard_fields(v: &Value) -> BTreeMap<String, i64> {
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: u64 = statm.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
-    pages * page
+    pages * rustix::param::page_size() as u64
 }
 
 fn render_info(rt: &Router, want: &[String], shards: &[Value]) -> String {
@@ -258,10 +258,9 @@ fn render_info(rt: &Router, want: &[String], shards: &[Value]) -> String {
             "stats" => {
                 let _ = write!(
                     s,
-                    "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nmoved_connections:{}\r\nshard_handoffs:{}\r\n\r\n",
+                    "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nshard_handoffs:{}\r\n\r\n",
                     sh.total_connections.load(Ordering::Relaxed),
                     sh.total_commands.load(Ordering::Relaxed),
-                    sh.moved_connections.load(Ordering::Relaxed),
                     sh.shard_handoffs.load(Ordering::Relaxed)
                 );
             }

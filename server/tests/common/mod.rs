@@ -66,6 +66,8 @@ macro_rules! protocol_suite {
 pub mod check;
 pub mod suite;
 
+pub use rustix::process::Signal;
+use rustix::process::{kill_process, kill_process_group, Pid};
 use std::cell::Cell;
 use std::fs::File;
 use std::io::Read;
@@ -131,7 +133,12 @@ impl Server {
     /// `--router-threads 1` and `--shards 2` unless `args` gives them; waits until PING answers and every
     /// shard link is up (DBSIZE succeeds).
     pub fn start(scratch: &Scratch, args: &[&str]) -> Server {
-        let data_dir = scratch.data_dir();
+        Server::start_with_data_dir(scratch, &scratch.data_dir(), args)
+    }
+
+    /// As [`start`](Self::start) with `data_dir` as the data dir.
+    pub fn start_with_data_dir(scratch: &Scratch, data_dir: &Path, args: &[&str]) -> Server {
+        let data_dir = data_dir.to_owned();
         let log = scratch.next_log();
         let mut all: Vec<String> = vec![
             "--data-dir".into(),
@@ -241,22 +248,21 @@ impl Server {
 
     /// SIGTERM to the router; asserts it exits 0 in time and that its shards are gone.
     pub fn stop(mut self) {
-        self.signal_stop(libc::SIGTERM);
+        self.signal_stop(Signal::TERM);
     }
 
     /// As [`stop`] with SIGINT.
     pub fn stop_sigint(mut self) {
-        self.signal_stop(libc::SIGINT);
+        self.signal_stop(Signal::INT);
     }
 
-    fn signal_stop(&mut self, sig: i32) {
+    fn signal_stop(&mut self, sig: Signal) {
         let shards = self.shard_pids();
-        // SAFETY: kill(2) on the pid of a child we started and have not reaped.
-        unsafe { libc::kill(self.pid, sig) };
+        kill(self.pid, sig);
         let status = self.wait_exit(STOP_TIMEOUT);
         match status {
             Some(st) if st.code() == Some(0) => {}
-            other => panic!("keel did not exit 0 after signal {sig}: {other:?}\n{}", self.log_tail()),
+            other => panic!("keel did not exit 0 after signal {sig:?}: {other:?}\n{}", self.log_tail()),
         }
         for (id, pid) in shards {
             assert!(wait_gone(pid, Duration::from_secs(10)), "shard {id} (pid {pid}) still running after the router exited\n{}", self.log_tail());
@@ -287,8 +293,7 @@ impl Server {
     fn kill_group(&mut self) {
         let shards = self.shard_pids();
         if let Some(mut child) = self.child.take() {
-            // SAFETY: killpg on the process group of a child we started (pgid = its pid).
-            unsafe { libc::killpg(self.pid, libc::SIGKILL) };
+            kill_group(self.pid);
             let _ = child.wait();
         }
         for (_, pid) in shards {
@@ -379,26 +384,35 @@ impl Exit {
 /// Runs keel with exactly `args`, expecting it to exit on its own within 60 s (config
 /// errors, `--help`). Kills it and panics if it is still running then.
 pub fn run_keel(args: &[&str]) -> Exit {
+    run_keel_with_stdin(args, None)
+}
+
+/// As [`run_keel`], with `stdin` as its standard input (`None`: empty).
+pub fn run_keel_with_stdin(args: &[&str], stdin: Option<&[u8]>) -> Exit {
     let scratch_out = tempfile::Builder::new().prefix("keel-o").tempdir_in("/tmp").unwrap();
     let out_p = scratch_out.path().join("out");
     let err_p = scratch_out.path().join("err");
     let mut child = Command::new(keel_bin())
         .args(args)
         .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(File::create(&out_p).unwrap())
         .stderr(File::create(&err_p).unwrap())
         .process_group(0)
         .spawn()
         .expect("spawn keel");
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        use std::io::Write;
+        // The process may exit before reading all of it; that is its answer.
+        let _ = pipe.write_all(input);
+    }
     let t0 = Instant::now();
     let status = loop {
         if let Some(st) = child.try_wait().unwrap() {
             break st;
         }
         if t0.elapsed() > START_TIMEOUT {
-            // SAFETY: killpg on the group of the child we started.
-            unsafe { libc::killpg(child.id() as i32, libc::SIGKILL) };
+            kill_group(child.id() as i32);
             let _ = child.wait();
             panic!("keel {args:?} did not exit within {START_TIMEOUT:?}; stderr:\n{}", read_lossy(&err_p));
         }
@@ -407,7 +421,20 @@ pub fn run_keel(args: &[&str]) -> Exit {
     Exit { status, stdout: read_lossy(&out_p), stderr: read_lossy(&err_p) }
 }
 
-/// Children of `parent` whose command line is `keel shard --id I …`, as (I, pid).
+/// Sends `sig` to `pid` (a process this test started); panics if that fails.
+pub fn kill(pid: i32, sig: Signal) {
+    let p = Pid::from_raw(pid).expect("a real pid");
+    kill_process(p, sig).unwrap_or_else(|e| panic!("signal {sig:?} to pid {pid}: {e}"));
+}
+
+/// SIGKILL to the process group `pgid` (a server this test started, in its own group).
+pub fn kill_group(pgid: i32) {
+    let p = Pid::from_raw(pgid).expect("a real pgid");
+    let _ = kill_process_group(p, Signal::KILL);
+}
+
+/// Children of `parent` that run `keel shard`, as (shard id I, pid). A shard names its
+/// thread `keel-shard-I` (`/proc/PID/comm`) once it read its configuration.
 pub fn shard_children(parent: i32) -> Vec<(u32, i32)> {
     let mut out = Vec::new();
     let Ok(rd) = std::fs::read_dir("/proc") else { return out };
@@ -422,7 +449,8 @@ pub fn shard_children(parent: i32) -> Vec<(u32, i32)> {
         if argv.get(1).map(String::as_str) != Some("shard") {
             continue;
         }
-        if let Some(id) = argv.iter().position(|a| a == "--id").and_then(|i| argv.get(i + 1)).and_then(|s| s.parse().ok()) {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if let Some(id) = comm.trim_end().strip_prefix("keel-shard-").and_then(|s| s.parse().ok()) {
             out.push((id, pid));
         }
     }

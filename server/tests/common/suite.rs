@@ -338,6 +338,15 @@ pub fn server_commands(srv: &Server, p: Proto) {
     );
     let got = config_pairs(ok(&mut c, &["CONFIG", "GET", "port"]), p);
     assert_eq!(got, vec![("port".to_string(), srv.addr.port().to_string())]);
+    let mut got = config_pairs(ok(&mut c, &["CONFIG", "GET", "client-query-buffer-limit", "enable-debug-command"]), p);
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("client-query-buffer-limit".to_string(), "1073741824".to_string()),
+            ("enable-debug-command".to_string(), "no".to_string())
+        ]
+    );
     assert!(config_pairs(ok(&mut c, &["CONFIG", "GET", "no-such-param"]), p).is_empty());
     check(&mut c, &["CONFIG", "SET", "maxmemory", "1"], Reply::ErrPrefix("ERR".into()));
 

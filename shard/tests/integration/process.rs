@@ -59,7 +59,7 @@ fn serves_frames_and_stops_on_sigterm() {
         core: None,
         store: test_options(),
         max_bulk_len: 512 << 20,
-        max_request_len: 1 << 30,
+        client_query_buffer_limit: 1 << 30,
         max_frame_len: MAX,
     };
     let shard = std::thread::spawn(move || keel_shard::run(cfg));

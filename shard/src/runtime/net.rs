@@ -1,9 +1,8 @@
 //! Reading client sockets on a glommio executor (the shard's handed-off connections
 //! and the router's).
 
-use crate::sync::{unless, Event};
+use super::sync::{unless, Event};
 use glommio::net::TcpStream;
-use std::os::fd::AsRawFd;
 
 /// Reads what the client sent into `buf`: the bytes read (0 = the client closed the
 /// connection), an I/O error, or `None` once `shutdown` is set.
@@ -21,7 +20,7 @@ pub async fn read(stream: &TcpStream, buf: &mut [u8], shutdown: &Event) -> Optio
         if shutdown.is_set() {
             return None;
         }
-        match crate::fdpass::recv_nonblocking(stream.as_raw_fd(), buf) {
+        match super::fdpass::recv_nonblocking(super::fd::borrow(stream), buf) {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             r => return Some(r),

@@ -1,6 +1,6 @@
 //! Tiny single-executor synchronisation primitives (`Rc`-based, `!Send`): a latched
 //! event, a re-armable wake-up, and a one-shot slot (one reply for one request). Shared
-//! by the shard and the router (`keel-server` uses them through `keel_shard::sync`).
+//! by the shard and the router (`keel-server` uses them through `keel_shard::runtime::sync`).
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;

@@ -4,8 +4,9 @@
 //! the shard passes them back or reports them closed.
 //!
 //! glommio reads sockets with plain `recv`, which would drop (close) passed
-//! descriptors, so this module does its own `sendmsg`/`recvmsg` (non-blocking) and uses
-//! glommio only to wait: `peek` of one byte resolves when the socket is readable.
+//! descriptors, so this module does its own `sendmsg`/`recvmsg` (non-blocking, through
+//! rustix) and uses glommio only to wait: `peek` of one byte resolves when the socket is
+//! readable.
 //!
 //! On Linux a `recvmsg` on a stream socket never reads past a message segment that
 //! carries descriptors, and every message is sent with its descriptor on its first
@@ -16,7 +17,7 @@ use glommio::net::UnixStream;
 use keel_protocol::handoff::{self, Message, MsgKind};
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 /// How long a sender waits before retrying when the channel's buffer is full.
@@ -48,7 +49,7 @@ impl Channel {
     /// descriptor left for the duplicate glommio waits on.
     pub fn new(sock: std::os::unix::net::UnixStream) -> io::Result<Channel> {
         sock.set_nonblocking(true)?;
-        let waiter = sys::into_unix_stream(sock.try_clone()?.into());
+        let waiter = super::fd::unix_stream(sock.try_clone()?.into());
         Ok(Channel { fd: sock.into(), stream: waiter, sending: glommio::sync::Semaphore::new(1) })
     }
 
@@ -56,9 +57,9 @@ impl Channel {
     /// right now ([`Sent::Full`], nothing sent). Once the first byte is out, waits for
     /// room to send the rest. Errors: the channel is broken (the descriptor may or may
     /// not have reached the peer).
-    pub async fn try_send(&self, msg: &[u8], fd: Option<RawFd>) -> io::Result<Sent> {
+    pub async fn try_send(&self, msg: &[u8], fd: Option<BorrowedFd<'_>>) -> io::Result<Sent> {
         let _turn = self.sending.acquire_permit(1).await.map_err(|e| io::Error::other(e.to_string()))?;
-        let sock = self.fd.as_raw_fd();
+        let sock = self.fd.as_fd();
         let mut sent = match sys::sendmsg(sock, msg, fd) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Sent::Full),
@@ -76,7 +77,7 @@ impl Channel {
 
     /// Sends `msg` with `fd`, waiting for room as long as it takes. Errors: the channel
     /// is broken.
-    pub async fn send(&self, msg: &[u8], fd: Option<RawFd>) -> io::Result<()> {
+    pub async fn send(&self, msg: &[u8], fd: Option<BorrowedFd<'_>>) -> io::Result<()> {
         loop {
             match self.try_send(msg, fd).await? {
                 Sent::All => return Ok(()),
@@ -93,7 +94,7 @@ impl Channel {
         loop {
             let at = buf.len();
             buf.resize(at + RECV_CHUNK, 0);
-            let r = sys::recvmsg(self.fd.as_raw_fd(), &mut buf[at..], fds);
+            let r = sys::recvmsg(self.fd.as_fd(), &mut buf[at..], fds);
             match r {
                 Ok(0) => {
                     buf.truncate(at);
@@ -125,11 +126,11 @@ impl Channel {
 
 /// Sends `bytes` with `fd` attached on a blocking socket (for a plain thread). Errors:
 /// the socket is broken.
-pub fn send_blocking(sock: &std::os::unix::net::UnixStream, bytes: &[u8], fd: RawFd) -> io::Result<()> {
+pub fn send_blocking(sock: &std::os::unix::net::UnixStream, bytes: &[u8], fd: BorrowedFd<'_>) -> io::Result<()> {
     let mut sent = 0;
     let mut fd = Some(fd);
     while sent < bytes.len() {
-        match sys::sendmsg(sock.as_raw_fd(), &bytes[sent..], fd) {
+        match sys::sendmsg(sock.as_fd(), &bytes[sent..], fd) {
             Ok(n) => {
                 sent += n;
                 fd = None;
@@ -178,117 +179,90 @@ impl MessageReader {
 }
 
 /// Non-blocking `recv` on a socket: `WouldBlock` when nothing is there.
-pub fn recv_nonblocking(sock: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+pub fn recv_nonblocking(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     sys::recv(sock, buf)
 }
 
-/// A glommio TCP stream for a client socket received on a channel.
-pub fn into_tcp_stream(fd: OwnedFd) -> glommio::net::TcpStream {
-    sys::into_tcp_stream(fd)
-}
-
+/// The system calls of a channel, through rustix's safe wrappers.
 mod sys {
-    #![expect(unsafe_code, reason = "sendmsg/recvmsg with SCM_RIGHTS have no safe wrapper in std")]
+    use rustix::net::{
+        RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer, SendAncillaryMessage,
+        SendFlags,
+    };
     use std::collections::VecDeque;
-    use std::io;
-    use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
+    use std::io::{self, IoSlice, IoSliceMut};
+    use std::mem::MaybeUninit;
+    use std::os::fd::{BorrowedFd, OwnedFd};
 
-    pub fn recv(sock: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-        // SAFETY: `buf` is valid for writes of `buf.len()` bytes during the call.
-        let n = unsafe { libc::recv(sock, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), libc::MSG_DONTWAIT) };
-        if n < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(n as usize)
-        }
+    /// Descriptors one `recvmsg` accepts; the peer sends at most one per message, and a
+    /// stream `recvmsg` does not read past a segment that carries descriptors.
+    const MAX_FDS: usize = 8;
+
+    pub fn recv(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+        Ok(rustix::net::recv(sock, buf, RecvFlags::DONTWAIT)?.0)
     }
-
-    pub fn into_unix_stream(fd: OwnedFd) -> glommio::net::UnixStream {
-        // SAFETY: as for `into_tcp_stream`.
-        unsafe { glommio::net::UnixStream::from_raw_fd(fd.into_raw_fd()) }
-    }
-
-    pub fn into_tcp_stream(fd: OwnedFd) -> glommio::net::TcpStream {
-        // SAFETY: `fd` is an open socket descriptor owned by nobody else (OwnedFd),
-        // and the stream takes that ownership over.
-        unsafe { glommio::net::TcpStream::from_raw_fd(fd.into_raw_fd()) }
-    }
-
-    /// Room for one `cmsghdr` carrying one `int`, with the alignment the kernel expects.
-    #[repr(C, align(8))]
-    struct CmsgSpace([u8; 64]);
 
     /// Non-blocking `sendmsg` of `bytes`, with `fd` as `SCM_RIGHTS` if given.
-    pub fn sendmsg(sock: RawFd, bytes: &[u8], fd: Option<RawFd>) -> io::Result<usize> {
-        let mut iov = libc::iovec { iov_base: bytes.as_ptr() as *mut libc::c_void, iov_len: bytes.len() };
-        let mut space = CmsgSpace([0; 64]);
-        // SAFETY: zeroed msghdr is a valid "no name, no control" header.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        if let Some(fd) = fd {
-            // SAFETY: CMSG_SPACE/CMSG_LEN are pure arithmetic.
-            let (space_len, len) = unsafe {
-                (libc::CMSG_SPACE(size_of::<RawFd>() as u32) as usize, libc::CMSG_LEN(size_of::<RawFd>() as u32) as usize)
-            };
-            assert!(space_len <= space.0.len());
-            msg.msg_control = space.0.as_mut_ptr() as *mut libc::c_void;
-            msg.msg_controllen = space_len as _;
-            // SAFETY: msg_control points at `space_len` writable, aligned bytes, so the
-            // first header and its data are inside it.
-            unsafe {
-                let c = libc::CMSG_FIRSTHDR(&msg);
-                (*c).cmsg_level = libc::SOL_SOCKET;
-                (*c).cmsg_type = libc::SCM_RIGHTS;
-                (*c).cmsg_len = len as _;
-                std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut RawFd, fd);
-            }
+    pub fn sendmsg(sock: BorrowedFd<'_>, bytes: &[u8], fd: Option<BorrowedFd<'_>>) -> io::Result<usize> {
+        let fds: Vec<BorrowedFd<'_>> = fd.into_iter().collect();
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+            return Err(io::Error::other("hand-off channel: no room for the descriptor"));
         }
-        // SAFETY: `msg` points at `iov` and `space`, which outlive the call.
-        let n = unsafe { libc::sendmsg(sock, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
-        if n < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(n as usize)
-        }
+        let iov = [IoSlice::new(bytes)];
+        Ok(rustix::net::sendmsg(sock, &iov, &mut control, SendFlags::DONTWAIT | SendFlags::NOSIGNAL)?)
     }
 
     /// Non-blocking `recvmsg` into `buf`; received descriptors (close-on-exec) are
     /// appended to `fds`.
-    pub fn recvmsg(sock: RawFd, buf: &mut [u8], fds: &mut VecDeque<OwnedFd>) -> io::Result<usize> {
-        let mut iov = libc::iovec { iov_base: buf.as_mut_ptr() as *mut libc::c_void, iov_len: buf.len() };
-        let mut space = CmsgSpace([0; 64]);
-        // SAFETY: zeroed msghdr is a valid "no name, no control" header.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = space.0.as_mut_ptr() as *mut libc::c_void;
-        msg.msg_controllen = space.0.len() as _;
-        // SAFETY: `msg` points at `iov` (into `buf`) and `space`, which outlive the call.
-        let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: the kernel filled `msg_control` with `msg_controllen` bytes of
-        // well-formed control messages; each SCM_RIGHTS payload is an array of ints,
-        // each a descriptor now owned by this process.
-        unsafe {
-            let mut c = libc::CMSG_FIRSTHDR(&msg);
-            while !c.is_null() {
-                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                    let data = libc::CMSG_DATA(c);
-                    let bytes = (*c).cmsg_len as usize - (data as usize - c as usize);
-                    for i in 0..bytes / size_of::<RawFd>() {
-                        let fd = std::ptr::read_unaligned((data as *const RawFd).add(i));
-                        fds.push_back(OwnedFd::from_raw_fd(fd));
-                    }
-                }
-                c = libc::CMSG_NXTHDR(&msg, c);
+    pub fn recvmsg(sock: BorrowedFd<'_>, buf: &mut [u8], fds: &mut VecDeque<OwnedFd>) -> io::Result<usize> {
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let mut iov = [IoSliceMut::new(buf)];
+        let msg = rustix::net::recvmsg(sock, &mut iov, &mut control, RecvFlags::DONTWAIT | RecvFlags::CMSG_CLOEXEC)?;
+        for m in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(received) = m {
+                fds.extend(received);
             }
         }
-        if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+        if msg.flags.contains(ReturnFlags::CTRUNC) {
             return Err(io::Error::other("hand-off channel: descriptors truncated"));
         }
-        Ok(n as usize)
+        Ok(msg.bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+
+    /// A descriptor sent with a message arrives with it, in order, and works.
+    #[test]
+    fn descriptors_travel_with_their_messages() {
+        let (tx, rx) = UnixStream::pair().unwrap();
+        rx.set_nonblocking(true).unwrap();
+        let (mut near, far) = UnixStream::pair().unwrap();
+        send_blocking(&tx, b"take", far.as_fd()).unwrap();
+        drop(far); // only the passed copy is left
+        let (mut buf, mut fds) = (vec![0u8; 64], VecDeque::new());
+        let n = sys::recvmsg(rx.as_fd(), &mut buf, &mut fds).unwrap();
+        assert_eq!((&buf[..n], fds.len()), (&b"take"[..], 1));
+        let mut passed = UnixStream::from(fds.pop_front().unwrap());
+        passed.write_all(b"hello").unwrap();
+        let mut got = [0u8; 5];
+        near.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"hello");
+
+        // Nothing there: WouldBlock, no descriptor.
+        let e = sys::recvmsg(rx.as_fd(), &mut buf, &mut fds).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        assert!(fds.is_empty());
+        assert_eq!(recv_nonblocking(rx.as_fd(), &mut buf).unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        // The peer gone: end of stream.
+        drop(tx);
+        assert_eq!(sys::recvmsg(rx.as_fd(), &mut buf, &mut fds).unwrap(), 0);
     }
 }

@@ -1,0 +1,247 @@
+//! The shard processes (DESIGN §1): one supervisor thread per shard starts
+//! `keel shard` with its [`ShardConfig`] as TOML on stdin, waits for it, and restarts it
+//! when it dies, with exponential back-off;
+//! [`Supervisor::wait_ready`] holds the startup until every shard accepts on its socket,
+//! and [`Supervisor::stop`] ends them all at shutdown.
+
+use super::placement::Layout;
+use super::datadir::shard_dir;
+use crate::cmd::Shared;
+use keel_config::Config;
+use keel_shard::ShardConfig;
+use rustix::process::{kill_process, Pid, Signal};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The running shard processes and their supervisor threads.
+pub struct Supervisor {
+    /// Per shard, the pid of its running process.
+    children: Arc<Mutex<Vec<Option<u32>>>>,
+    /// Per shard, whether it ever accepted on its socket (a shard that exits before
+    /// that fails the startup instead of being restarted).
+    ever_ready: Arc<Vec<AtomicBool>>,
+    /// Why the startup failed, set by a supervisor thread.
+    failed: Arc<Mutex<Option<String>>>,
+    threads: Vec<JoinHandle<()>>,
+    sockets: Vec<PathBuf>,
+}
+
+/// How [`Supervisor::wait_ready`] ended.
+pub enum Startup {
+    /// Every shard accepts on its socket.
+    Ready,
+    /// A shard could not be started (the message says which and why).
+    Failed(String),
+    /// A signal asked for shutdown meanwhile.
+    Stopped,
+}
+
+impl Supervisor {
+    /// Starts one supervisor thread per shard; shard `i` listens on `sockets[i]`.
+    /// Errors: a shard's configuration cannot be serialized (nothing is started then).
+    pub fn start(shared: &Arc<Shared>, sockets: &[PathBuf], layout: &Layout) -> Result<Supervisor, String> {
+        let n = sockets.len();
+        let configs = (0..n as u32)
+            .map(|i| shard_config(&shared.cfg, i, &sockets[i as usize], layout.shard_cpu(i)).to_toml())
+            .collect::<Result<Vec<String>, String>>()?;
+        let sup = Supervisor {
+            children: Arc::new(Mutex::new(vec![None; n])),
+            ever_ready: Arc::new((0..n).map(|_| AtomicBool::new(false)).collect()),
+            failed: Arc::new(Mutex::new(None)),
+            threads: Vec::with_capacity(n),
+            sockets: sockets.to_vec(),
+        };
+        let threads = configs
+            .into_iter()
+            .enumerate()
+            .map(|(i, config)| {
+                let shard = ShardProcess {
+                    id: i as u32,
+                    config,
+                    shared: shared.clone(),
+                    children: sup.children.clone(),
+                    ever_ready: sup.ever_ready.clone(),
+                    failed: sup.failed.clone(),
+                };
+                std::thread::Builder::new()
+                    .name(format!("keel-sup-{i}"))
+                    .spawn(move || shard.supervise())
+                    .expect("spawn supervisor thread")
+            })
+            .collect();
+        Ok(Supervisor { threads, ..sup })
+    }
+
+    /// Waits until every shard accepts on its socket (it binds after recovery), a shard
+    /// fails to start, or `shared.shutdown` is set; logs progress every 5 s.
+    pub fn wait_ready(&self, shared: &Shared) -> Startup {
+        let t0 = Instant::now();
+        let mut last_note = Instant::now();
+        loop {
+            if let Some(msg) = self.failed.lock().unwrap().clone() {
+                return Startup::Failed(msg);
+            }
+            if shared.shutdown.load(Ordering::SeqCst) {
+                return Startup::Stopped;
+            }
+            let ready = self
+                .sockets
+                .iter()
+                .enumerate()
+                .filter(|(i, s)| {
+                    let ok = std::os::unix::net::UnixStream::connect(s).is_ok();
+                    if ok {
+                        self.ever_ready[*i].store(true, Ordering::SeqCst);
+                    }
+                    ok
+                })
+                .count();
+            if ready == self.sockets.len() {
+                return Startup::Ready;
+            }
+            if last_note.elapsed() > Duration::from_secs(5) {
+                tracing::info!("waiting for shards to recover: {ready}/{} ready after {:.0?}", self.sockets.len(), t0.elapsed());
+                last_note = Instant::now();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sets `shared.shutdown` (no more restarts), sends SIGTERM to every running shard
+    /// (SIGKILL after 30 s), and waits for the supervisor threads.
+    pub fn stop(self, shared: &Shared) {
+        shared.shutdown.store(true, Ordering::SeqCst);
+        stop_shards(&self.children);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Shard `i`'s configuration, from the router's: its directory and socket, its CPU (if
+/// pinned), the limits it shares with the router, its store's options.
+fn shard_config(cfg: &Config, i: u32, socket: &std::path::Path, core: Option<usize>) -> ShardConfig {
+    ShardConfig {
+        id: i,
+        n_shards: cfg.shards,
+        dir: shard_dir(&cfg.data_dir, i),
+        socket: socket.to_owned(),
+        core,
+        max_bulk_len: cfg.max_bulk_len,
+        client_query_buffer_limit: cfg.client_query_buffer_limit,
+        max_frame_len: cfg.max_frame_len,
+        store: keel_storage::StoreOptions {
+            durability: cfg.durability,
+            segment_bytes: cfg.segment_bytes,
+            inline_value_max: cfg.inline_value_max,
+            ..Default::default()
+        },
+    }
+}
+
+/// What one supervisor thread needs.
+struct ShardProcess {
+    id: u32,
+    /// Its [`ShardConfig`] as TOML, written to the process's stdin at every start.
+    config: String,
+    shared: Arc<Shared>,
+    children: Arc<Mutex<Vec<Option<u32>>>>,
+    ever_ready: Arc<Vec<AtomicBool>>,
+    failed: Arc<Mutex<Option<String>>>,
+}
+
+impl ShardProcess {
+    /// Restarts the shard whenever it exits, with exponential back-off (50 ms doubling
+    /// to 5 s, reset after 30 s of uptime), until shutdown. A shard that exits before it
+    /// was ever ready fails startup instead of looping.
+    fn supervise(self) {
+        let i = self.id;
+        let cfg = &self.shared.cfg;
+        let exe = match std::env::current_exe() {
+            Ok(e) => e,
+            Err(e) => {
+                *self.failed.lock().unwrap() = Some(format!("cannot find own executable: {e}"));
+                return;
+            }
+        };
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let started = Instant::now();
+            let mut child: Child = match Command::new(&exe).arg("shard").stdin(Stdio::piped()).spawn() {
+                Ok(c) => c,
+                Err(e) => {
+                    *self.failed.lock().unwrap() = Some(format!("cannot start shard {i}: {e}"));
+                    return;
+                }
+            };
+            // Dropping stdin closes it: the shard reads to its end. A shard that died
+            // before reading is reported by `wait` below.
+            if let Some(mut stdin) = child.stdin.take() {
+                if let Err(e) = stdin.write_all(self.config.as_bytes()) {
+                    tracing::warn!("shard {i}: write its configuration: {e}");
+                }
+            }
+            self.children.lock().unwrap()[i as usize] = Some(child.id());
+            tracing::info!("shard {i} started as pid {} (data in {})", child.id(), shard_dir(&cfg.data_dir, i).display());
+            let status = child.wait();
+            self.children.lock().unwrap()[i as usize] = None;
+            if self.shared.shutdown.load(Ordering::SeqCst) {
+                tracing::info!("shard {i} exited: {status:?}");
+                return;
+            }
+            if !self.ever_ready[i as usize].load(Ordering::SeqCst) {
+                *self.failed.lock().unwrap() = Some(format!(
+                    "shard {i} failed to start ({}); see its log lines above",
+                    status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string())
+                ));
+                return;
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                backoff = Duration::from_millis(50);
+            }
+            self.shared.shard_restarts[i as usize].fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                "shard {i} died ({}); restarting in {backoff:?}; its requests get -ERR meanwhile",
+                status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string())
+            );
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+            if self.shared.shutdown.load(Ordering::SeqCst) {
+                return;
+            }
+        }
+    }
+}
+
+/// SIGTERM to every running shard; SIGKILL after 30 s.
+fn stop_shards(children: &Mutex<Vec<Option<u32>>>) {
+    let pids: Vec<u32> = children.lock().unwrap().iter().flatten().copied().collect();
+    for &pid in &pids {
+        signal(pid, Signal::TERM);
+    }
+    let t0 = Instant::now();
+    while children.lock().unwrap().iter().any(|c| c.is_some()) {
+        if t0.elapsed() > Duration::from_secs(30) {
+            for pid in children.lock().unwrap().iter().flatten() {
+                tracing::error!("shard pid {pid} did not stop in 30 s; killing it");
+                signal(*pid, Signal::KILL);
+            }
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Sends `sig` to the child process `pid` (one the supervisor started and has not
+/// reaped); a failure (it exited meanwhile) is logged.
+fn signal(pid: u32, sig: Signal) {
+    let Some(p) = i32::try_from(pid).ok().and_then(Pid::from_raw) else { return };
+    if let Err(e) = kill_process(p, sig) {
+        tracing::debug!("signal {sig:?} to shard pid {pid}: {e}");
+    }
+}
