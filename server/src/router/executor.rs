@@ -37,8 +37,10 @@ pub fn spawn_all(
             None => Placement::Unbound,
         };
         let (shared, sockets) = (shared.clone(), sockets.to_vec());
+        // A second descriptor of the listener, to shut it down at the end (see `serve`).
+        let closer = listener.try_clone().map_err(|e| format!("cannot start router executor {t}: duplicate its listener: {e}"))?;
         let handle = LocalExecutorBuilder::new(pin).name(&format!("keel-router-{t}")).io_memory(IO_MEMORY).spawn(
-            move || async move { serve(t, keel_shard::runtime::fd::tcp_listener(listener), shared, sockets).await },
+            move || async move { serve(t, keel_shard::runtime::fd::tcp_listener(listener), closer, shared, sockets).await },
         );
         executors.push(handle.map_err(|e| format!("cannot start router executor {t}: {e}"))?);
     }
@@ -46,8 +48,15 @@ pub fn spawn_all(
 }
 
 /// Executor `me`: accepts on `listener` until shutdown, then waits (up to
-/// [`DRAIN_TIMEOUT`]) for its connections to finish.
-async fn serve(me: usize, listener: glommio::net::TcpListener, shared: Arc<Shared>, sockets: Vec<PathBuf>) {
+/// [`DRAIN_TIMEOUT`]) for its connections to finish. `closer` is another descriptor of
+/// the same listening socket.
+async fn serve(
+    me: usize,
+    listener: glommio::net::TcpListener,
+    closer: std::net::TcpListener,
+    shared: Arc<Shared>,
+    sockets: Vec<PathBuf>,
+) {
     let links: Vec<Rc<ShardLink>> =
         sockets.iter().enumerate().map(|(i, s)| ShardLink::start(i as u32, s.clone(), shared.cfg.max_frame_len)).collect();
     // Wait (briefly) for the links to come up so the first clients are not refused.
@@ -98,6 +107,16 @@ async fn serve(me: usize, listener: glommio::net::TcpListener, shared: Arc<Share
             }
         }
     }
+    // Closing the descriptor is not enough to free the port: the accept that glommio
+    // had in flight holds the socket inside io_uring, and the kernel releases that
+    // only when it tears the ring down, asynchronously, a few ms after the process
+    // exits, so a keel restarted at once found the old socket still listening
+    // (`Address already in use`). shutdown(2) acts on the socket itself: it stops
+    // listening now, whoever holds it.
+    if let Err(e) = socket2::SockRef::from(&closer).shutdown(std::net::Shutdown::Both) {
+        tracing::warn!("shut down the listener of router executor {me}: {e}");
+    }
+    drop(closer);
     drop(listener);
     for c in channels {
         c.await;

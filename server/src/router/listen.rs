@@ -1,16 +1,40 @@
 //! The router's RESP listeners: one SO_REUSEPORT listener per router executor on one
 //! address, so that the kernel spreads incoming connections over the executors.
 
+use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener};
+use std::time::{Duration, Instant};
+
+/// How long an address in use is retried before giving up. A listening socket of a
+/// keel that just exited can outlive its process by a few ms: glommio's in-flight accept
+/// holds it inside io_uring, and the kernel drops that reference only when it tears the
+/// ring down, asynchronously, after the exit (a graceful stop shuts its listeners down
+/// first, see `executor::serve`; a killed keel cannot).
+const IN_USE_RETRY: Duration = Duration::from_secs(2);
 
 /// Binds `router_threads` SO_REUSEPORT listeners on `addr`; port 0 picks one free port
 /// for all of them. Returns the listeners and the port. Errors (one line, naming the
-/// address): the address is in use (by anyone: it is probed without SO_REUSEPORT first)
-/// or cannot be bound.
+/// address): the address is in use (by anyone: it is probed without SO_REUSEPORT first;
+/// retried for up to [`IN_USE_RETRY`]) or cannot be bound.
 pub fn bind(addr: SocketAddr, router_threads: usize) -> Result<(Vec<TcpListener>, u16), String> {
-    let port = match TcpListener::bind(addr) {
-        Ok(l) => l.local_addr().map(|a| a.port()).unwrap_or(addr.port()),
-        Err(e) => return Err(format!("cannot listen on {addr}: {e}")),
+    let started = Instant::now();
+    let mut logged = false;
+    let port = loop {
+        match TcpListener::bind(addr) {
+            Ok(l) => {
+                if logged {
+                    tracing::info!("{addr} became free after {:?}", started.elapsed());
+                }
+                break l.local_addr().map(|a| a.port()).unwrap_or(addr.port());
+            }
+            Err(e) if e.kind() == ErrorKind::AddrInUse && started.elapsed() < IN_USE_RETRY => {
+                if !std::mem::replace(&mut logged, true) {
+                    tracing::info!("{addr} is in use; retrying for up to {IN_USE_RETRY:?} (a keel that just stopped may still be releasing it)");
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(format!("cannot listen on {addr}: {e}")),
+        }
     };
     let mut addr = addr;
     addr.set_port(port);

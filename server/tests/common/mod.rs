@@ -129,7 +129,7 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts keel on `scratch`'s data dir with `--resp-addr 127.0.0.1:0`, and
+    /// Starts keel on `scratch`'s data dir with `--resp-addr 127.0.0.1:0`,
     /// `--router-threads 1` and `--shards 2` unless `args` gives them; waits until PING answers and every
     /// shard link is up (DBSIZE succeeds).
     pub fn start(scratch: &Scratch, args: &[&str]) -> Server {
@@ -140,12 +140,10 @@ impl Server {
     pub fn start_with_data_dir(scratch: &Scratch, data_dir: &Path, args: &[&str]) -> Server {
         let data_dir = data_dir.to_owned();
         let log = scratch.next_log();
-        let mut all: Vec<String> = vec![
-            "--data-dir".into(),
-            data_dir.display().to_string(),
-            "--resp-addr".into(),
-            "127.0.0.1:0".into(),
-        ];
+        let mut all: Vec<String> = vec!["--data-dir".into(), data_dir.display().to_string()];
+        if !args.contains(&"--resp-addr") {
+            all.extend(["--resp-addr".into(), "127.0.0.1:0".into()]);
+        }
         if !args.contains(&"--router-threads") {
             all.extend(["--router-threads".into(), "1".into()]);
         }
@@ -429,8 +427,13 @@ pub fn kill(pid: i32, sig: Signal) {
 
 /// SIGKILL to the process group `pgid` (a server this test started, in its own group).
 pub fn kill_group(pgid: i32) {
+    signal_group(pgid, Signal::KILL);
+}
+
+/// `sig` to the process group `pgid` (a server this test started, in its own group).
+pub fn signal_group(pgid: i32, sig: Signal) {
     let p = Pid::from_raw(pgid).expect("a real pgid");
-    let _ = kill_process_group(p, Signal::KILL);
+    let _ = kill_process_group(p, sig);
 }
 
 /// Children of `parent` that run `keel shard`, as (shard id I, pid). A shard names its
