@@ -19,6 +19,7 @@
 
 pub mod distance;
 mod flat;
+pub mod quant;
 
 pub use flat::FlatIndex;
 
