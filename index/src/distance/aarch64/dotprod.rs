@@ -26,6 +26,7 @@ impl_isa!(NeonDot);
 /// Exact `Σ aᵢbᵢ` over i8: 64 codes per step in four `sdot` accumulators, a 16-wide
 /// step and a scalar tail.
 #[target_feature(enable = "neon,dotprod")]
+#[inline]
 fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
     assert_eq!(a.len(), b.len());
     let (a64, a_tail) = a.as_chunks::<64>();
@@ -51,6 +52,7 @@ fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
 
 /// Exact `(Σ aᵢbᵢ, Σ bᵢ²)` over i8, 32 codes per step.
 #[target_feature(enable = "neon,dotprod")]
+#[inline]
 fn dot_sq_i8(a: &[i8], b: &[i8]) -> (i32, i32) {
     assert_eq!(a.len(), b.len());
     let (a32, a_tail) = a.as_chunks::<32>();

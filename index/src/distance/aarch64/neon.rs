@@ -28,11 +28,13 @@ impl Neon {
 impl_isa!(Neon);
 
 #[target_feature(enable = "neon")]
+#[inline]
 pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
     sum::<false>(a, b)
 }
 
 #[target_feature(enable = "neon")]
+#[inline]
 pub(super) fn l2(a: &[f32], b: &[f32]) -> f32 {
     sum::<true>(a, b)
 }
@@ -73,6 +75,7 @@ fn sum<const L2: bool>(a: &[f32], b: &[f32]) -> f32 {
 
 /// `(Σ aᵢbᵢ, Σ bᵢ²)` in one pass: two accumulators of each, 8 floats per step.
 #[target_feature(enable = "neon")]
+#[inline]
 pub(super) fn dot_sq(a: &[f32], b: &[f32]) -> (f32, f32) {
     assert_eq!(a.len(), b.len());
     let (a8, a_tail) = a.as_chunks::<8>();
@@ -124,6 +127,7 @@ pub(super) fn cosine_rows(q: &[f32], rows: &[f32], out: &mut [f32]) {
 
 /// Exact `Σ aᵢbᵢ` over i8, 16 codes per step.
 #[target_feature(enable = "neon")]
+#[inline]
 fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
     assert_eq!(a.len(), b.len());
     let (a16, a_tail) = a.as_chunks::<16>();
@@ -143,6 +147,7 @@ fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
 
 /// Exact `(Σ aᵢbᵢ, Σ bᵢ²)` over i8, 16 codes per step.
 #[target_feature(enable = "neon")]
+#[inline]
 fn dot_sq_i8(a: &[i8], b: &[i8]) -> (i32, i32) {
     assert_eq!(a.len(), b.len());
     let (a16, a_tail) = a.as_chunks::<16>();
@@ -194,6 +199,7 @@ fn cosine_i8_rows(q: &[i8], rows: &[i8], out: &mut [f32]) {
 /// Differing bits: `cnt` per byte of the XOR, 4 words per step in two u32x4
 /// accumulators.
 #[target_feature(enable = "neon")]
+#[inline]
 pub(super) fn hamming(a: &[u64], b: &[u64]) -> u32 {
     assert_eq!(a.len(), b.len());
     let step = |acc: uint32x4_t, x: uint64x2_t, y: uint64x2_t| {

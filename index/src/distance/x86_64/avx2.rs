@@ -28,11 +28,13 @@ impl Avx2 {
 impl_isa!(Avx2);
 
 #[target_feature(enable = "avx2,fma,popcnt")]
+#[inline]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     sum::<false>(a, b)
 }
 
 #[target_feature(enable = "avx2,fma,popcnt")]
+#[inline]
 fn l2(a: &[f32], b: &[f32]) -> f32 {
     sum::<true>(a, b)
 }
@@ -73,6 +75,7 @@ fn sum<const L2: bool>(a: &[f32], b: &[f32]) -> f32 {
 
 /// `(Σ aᵢbᵢ, Σ bᵢ²)` in one pass: two accumulators of each, 16 floats per step.
 #[target_feature(enable = "avx2,fma,popcnt")]
+#[inline]
 fn dot_sq(a: &[f32], b: &[f32]) -> (f32, f32) {
     assert_eq!(a.len(), b.len());
     let (a16, a_tail) = a.as_chunks::<16>();
@@ -124,6 +127,7 @@ fn cosine_rows(q: &[f32], rows: &[f32], out: &mut [f32]) {
 
 /// Exact `Σ aᵢbᵢ` over i8: 32 codes per step in two i32 accumulators.
 #[target_feature(enable = "avx2,fma,popcnt")]
+#[inline]
 fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
     assert_eq!(a.len(), b.len());
     let (a32, a_tail) = a.as_chunks::<32>();
@@ -149,6 +153,7 @@ fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
 
 /// Exact `(Σ aᵢbᵢ, Σ bᵢ²)` over i8, 16 codes per step.
 #[target_feature(enable = "avx2,fma,popcnt")]
+#[inline]
 fn dot_sq_i8(a: &[i8], b: &[i8]) -> (i32, i32) {
     assert_eq!(a.len(), b.len());
     let (a16, a_tail) = a.as_chunks::<16>();
@@ -195,6 +200,7 @@ fn cosine_i8_rows(q: &[i8], rows: &[i8], out: &mut [f32]) {
 
 /// Differing bits: `popcnt` of each XORed word, four independent counters.
 #[target_feature(enable = "avx2,fma,popcnt")]
+#[inline]
 fn hamming(a: &[u64], b: &[u64]) -> u32 {
     assert_eq!(a.len(), b.len());
     let (a4, a_tail) = a.as_chunks::<4>();
