@@ -8,7 +8,8 @@
 //!   i32 (`vpmaddwd`): exact for every i8 pair (a pair sum is at most 2·128² = 32768,
 //!   which the i32 result holds). The `vpmaddubsw` route is faster but saturates at
 //!   i16, so it is not exact for all codes.
-//! - binary: `popcnt` per 64-bit word, four independent counters.
+//! - binary: per 4 words, a `vpshufb` nibble-table count of the XOR summed by
+//!   `vpsadbw`; `popcnt` for the last 0–3 words.
 
 use crate::distance::{for_rows, scalar};
 use std::arch::x86_64::*;
@@ -198,20 +199,34 @@ fn cosine_i8_rows(q: &[i8], rows: &[i8], out: &mut [f32]) {
     });
 }
 
-/// Differing bits: `popcnt` of each XORed word, four independent counters.
+/// Differing bits, 4 words per step: each byte of the XOR is counted with two
+/// `vpshufb` nibble lookups, `vpsadbw` sums the byte counts into u64 lanes (Muła,
+/// Kurz, Lemire, "Faster Population Counts Using AVX2 Instructions", 2018). The last
+/// 0–3 words take `popcnt`.
 #[target_feature(enable = "avx2,fma,popcnt")]
 #[inline]
 fn hamming(a: &[u64], b: &[u64]) -> u32 {
     assert_eq!(a.len(), b.len());
     let (a4, a_tail) = a.as_chunks::<4>();
     let (b4, b_tail) = b.as_chunks::<4>();
-    let mut c = [0u32; 4];
-    for (x, y) in a4.iter().zip(b4) {
-        for l in 0..4 {
-            c[l] += (x[l] ^ y[l]).count_ones();
+    let mut s = 0u32;
+    if !a4.is_empty() {
+        #[rustfmt::skip]
+        let lut = _mm256_setr_epi8(
+            0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
+            0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
+        );
+        let nibble = _mm256_set1_epi8(0x0f);
+        let mut acc = _mm256_setzero_si256();
+        for (x, y) in a4.iter().zip(b4) {
+            let v = _mm256_xor_si256(ld_u64(x), ld_u64(y));
+            let lo = _mm256_shuffle_epi8(lut, _mm256_and_si256(v, nibble));
+            let hi = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16::<4>(v), nibble));
+            acc = _mm256_add_epi64(acc, _mm256_sad_epu8(_mm256_add_epi8(lo, hi), _mm256_setzero_si256()));
         }
+        let acc = _mm_add_epi64(_mm256_castsi256_si128(acc), _mm256_extracti128_si256::<1>(acc));
+        s = (_mm_cvtsi128_si64(acc) as u64 + _mm_extract_epi64::<1>(acc) as u64) as u32;
     }
-    let mut s = (c[0] + c[1]) + (c[2] + c[3]);
     for (&x, &y) in a_tail.iter().zip(b_tail) {
         s += (x ^ y).count_ones();
     }
@@ -240,6 +255,15 @@ fn ld(x: &[f32; 8]) -> __m256 {
 fn ld_i8(x: &[i8; 16]) -> __m256i {
     // SAFETY: `x` is 16 readable bytes, exactly what the 128-bit unaligned load reads.
     _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(x.as_ptr().cast()) })
+}
+
+/// Loads 4 words.
+#[target_feature(enable = "avx2,fma,popcnt")]
+#[inline]
+#[expect(unsafe_code, reason = "a vector load from an array reference")]
+fn ld_u64(x: &[u64; 4]) -> __m256i {
+    // SAFETY: `x` is 4 readable u64, exactly the 32 bytes the unaligned load reads.
+    unsafe { _mm256_loadu_si256(x.as_ptr().cast()) }
 }
 
 /// Sum of the 8 lanes of `v`.
