@@ -5,8 +5,8 @@
 //! written to the path given with `--out`).
 //!
 //! Run it with `scripts/bench-kernels.sh` (which also says how to change the sizes).
-//! Each measurement is a number of full passes over the rows (at least 5 and at least
-//! 0.25 s, after one warm-up pass); the table gives the median pass.
+//! Each measurement is a number of full passes over the rows, the runners taking turns
+//! (see `measure`); the tables give the fastest and the median pass.
 
 use keel_index::distance::Kernel;
 use simsimd::{BinarySimilarity, SpatialSimilarity};
@@ -209,31 +209,48 @@ impl Runner {
     }
 }
 
-/// Median seconds per pass.
-fn measure(r: Runner, m: Metric, d: &Data, min_time: Duration) -> f64 {
+/// Seconds per pass of each runner: (fastest, median). Runners take turns, one pass
+/// each per round (after one warm-up round), so a change in the machine's load hits
+/// them all alike; rounds go on until there are at least 5 and every runner has had
+/// `min_time` in all.
+fn measure(runners: &[Runner], m: Metric, d: &Data, min_time: Duration) -> Vec<(f64, f64)> {
     let mut out = vec![0.0f32; d.n];
     let mut out_u = vec![0u32; d.n];
-    r.pass(m, d, &mut out, &mut out_u);
-    let mut times = Vec::new();
-    let start = Instant::now();
-    while times.len() < 5 || start.elapsed() < min_time {
-        let t = Instant::now();
-        r.pass(m, black_box(d), &mut out, &mut out_u);
-        black_box((&out, &out_u));
-        times.push(t.elapsed().as_secs_f64());
+    for r in runners {
+        r.pass(m, d, &mut out, &mut out_u);
     }
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    let mut times = vec![Vec::new(); runners.len()];
+    let start = Instant::now();
+    while times[0].len() < 5 || start.elapsed() < min_time * runners.len() as u32 {
+        for (r, t) in runners.iter().zip(&mut times) {
+            let t0 = Instant::now();
+            r.pass(m, black_box(d), &mut out, &mut out_u);
+            black_box((&out, &out_u));
+            t.push(t0.elapsed().as_secs_f64());
+        }
+    }
+    times
+        .into_iter()
+        .map(|mut t| {
+            t.sort_by(f64::total_cmp);
+            (t[0], t[t.len() / 2])
+        })
+        .collect()
 }
 
 struct Cell {
     gbs: f64,
     mvs: f64,
+    median_gbs: f64,
 }
 
 fn run_set(report: &mut String, title: &str, bytes: usize, offset: usize, runners: &[Runner], min_time: Duration) {
     writeln!(report, "\n### {title}\n").unwrap();
-    write!(report, "GB/s of row data read (Mvectors/s in parentheses), median pass.\n\n| kernel | dim |").unwrap();
+    write!(
+        report,
+        "GB/s of row data read in the fastest pass (Mvectors/s in parentheses; after the slash, GB/s of the median pass).\n\n| kernel | dim |"
+    )
+    .unwrap();
     for r in runners {
         write!(report, " {} |", r.name()).unwrap();
     }
@@ -247,16 +264,14 @@ fn run_set(report: &mut String, title: &str, bytes: usize, offset: usize, runner
         for dim in DIMS {
             let d = Data::new(m, dim, bytes, 0x5EED ^ dim as u64, offset);
             let row_bytes = m.row_bytes(dim);
-            let cells: Vec<Cell> = runners
-                .iter()
-                .map(|&r| {
-                    let t = measure(r, m, &d, min_time);
-                    Cell { gbs: (d.n * row_bytes) as f64 / t / 1e9, mvs: d.n as f64 / t / 1e6 }
-                })
+            let bytes = (d.n * row_bytes) as f64;
+            let cells: Vec<Cell> = measure(runners, m, &d, min_time)
+                .into_iter()
+                .map(|(best, median)| Cell { gbs: bytes / best / 1e9, mvs: d.n as f64 / best / 1e6, median_gbs: bytes / median / 1e9 })
                 .collect();
             write!(report, "| {} | {dim} |", m.name()).unwrap();
             for c in &cells {
-                write!(report, " {:.1} ({:.1}) |", c.gbs, c.mvs).unwrap();
+                write!(report, " {:.1} ({:.1}) / {:.1} |", c.gbs, c.mvs, c.median_gbs).unwrap();
             }
             let (keel, simsimd) = cells.split_at(cells.len() - 1);
             let best = keel.iter().map(|c| c.mvs).fold(0.0, f64::max);
