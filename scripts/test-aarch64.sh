@@ -31,7 +31,7 @@ done
 
 need_apt=()
 command -v aarch64-linux-gnu-gcc >/dev/null || need_apt+=(gcc-aarch64-linux-gnu)
-[ -e "$SYSROOT/lib/libc.so.6" ] || need_apt+=(libc6-dev-arm64-cross)
+[ -e "$SYSROOT/lib/crt1.o" ] || need_apt+=(libc6-dev-arm64-cross)
 command -v qemu-aarch64 >/dev/null || need_apt+=(qemu-user)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test-aarch64: installing ${need_apt[*]}" >&2
