@@ -27,6 +27,7 @@ fi
 
 cargo build --workspace --all-targets
 cargo test --workspace 2>&1 | tee target/test-output.txt
+scripts/test-aarch64.sh  # keel-index's tests on aarch64 under qemu (NEON paths), and a macOS arm64 check
 "$VENV/bin/python" scripts/client_smoke.py target/debug/keel | tee target/smoke-output.txt
 # One closing line for the whole run (cargo's per-binary lines are above).
 python3 - <<'PY'

@@ -1,24 +1,44 @@
-//! keel's vector indexes and distance kernels.
+//! keel's vector indexes, their distance kernels and quantizers.
 //!
 //! Today this is one index kind, [`FlatIndex`]: exact cosine search by scanning every
 //! vector. It trades query time (linear in the number of vectors, bounded by memory
 //! bandwidth: about 150 MB read per query at 100k × 384) for perfect recall, no build
 //! step and O(1) updates. Vectors are stored normalized, so cosine similarity is one
-//! dot product per stored vector; the dot product is the one hot loop, and it runs on
-//! the fastest kernel the CPU has ([`distance`]: AVX2+FMA or NEON, with a scalar
-//! reference that every SIMD path is tested against).
+//! dot product per stored vector.
+//!
+//! The kernels ([`distance`]) are the hot loops of every index kind: f32 cosine,
+//! squared L2 and dot; int8 codes with a per-vector scale; binary codes with Hamming
+//! distance; each also as "one query against many contiguous rows" (`*_rows`), the
+//! loop of a flat scan and of a graph hop over a neighbour list. The trade-offs:
+//!
+//! - **One binary, the best path chosen at run time** (scalar, AVX2, AVX-512, NEON,
+//!   NEON+DotProd), not `-C target-cpu`: keel runs on any x86_64 or aarch64 machine.
+//!   The price is one atomic load and a branch per call, and a kernel never inlines
+//!   into its caller; the `*_rows` forms pay that once per batch of rows.
+//! - **Exact where it can be.** int8 and binary kernels use integer arithmetic and give
+//!   the same bits on every path; f32 paths sum in other orders (and fuse
+//!   multiply-adds), so they agree with the scalar reference within a stated rounding
+//!   bound, and one process always uses one path.
+//! - **Codes navigate, f32 re-ranks** (DESIGN §4.2–§4.4): [`quant`] makes int8 codes (a
+//!   quarter of f32's bytes, error at most half a step per component) and sign bits (a
+//!   32nd). Over a scan much larger than the caches the kernels run at memory bandwidth,
+//!   so fewer bytes per vector is what speeds it up; on rows in cache (a graph hop) the
+//!   wider paths and VNNI pay. Rows should start on 64-byte boundaries: misaligned
+//!   rows cost the AVX-512 path up to half its in-cache speed
+//!   (`bench-results/kernels.md`).
 //!
 //! Architecture Invariant: `index` never calls glommio and does no I/O; the shard
 //! feeds it vectors (from the vLog) and calls it synchronously.
 //!
 //! Architecture Invariant: `unsafe` code and intrinsics live only in the
-//! architecture modules under [`distance`]; the rest of the crate is safe
-//! (`#![deny(unsafe_code)]`).
+//! architecture modules under [`distance`] (`x86_64/`, `aarch64/`); the rest of the
+//! crate is safe (`#![deny(unsafe_code)]`).
 
 #![deny(unsafe_code)]
 
 pub mod distance;
 mod flat;
+pub mod quant;
 
 pub use flat::FlatIndex;
 
