@@ -27,13 +27,14 @@ fi
 
 cargo build --workspace --all-targets
 cargo test --workspace 2>&1 | tee target/test-output.txt
-scripts/test-aarch64.sh  # keel-index's tests on aarch64 under qemu (NEON paths), and a macOS arm64 check
+# keel-index's tests on aarch64 under qemu (NEON paths), and a macOS arm64 check.
+scripts/test-aarch64.sh 2>&1 | tee target/aarch64-output.txt
 "$VENV/bin/python" scripts/client_smoke.py target/debug/keel | tee target/smoke-output.txt
 # One closing line for the whole run (cargo's per-binary lines are above).
 python3 - <<'PY'
 import re
 passed = failed = 0
-for f in ("target/test-output.txt", "target/smoke-output.txt"):
+for f in ("target/test-output.txt", "target/aarch64-output.txt", "target/smoke-output.txt"):
     for line in open(f):
         m = re.search(r"(\d+) passed; (\d+) failed", line) or re.fullmatch(r"smoke: (\d+) passed, (\d+) failed\n?", line)
         if m:

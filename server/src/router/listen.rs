@@ -23,13 +23,13 @@ pub fn bind(addr: SocketAddr, router_threads: usize) -> Result<(Vec<TcpListener>
         match TcpListener::bind(addr) {
             Ok(l) => {
                 if logged {
-                    tracing::info!("{addr} became free after {:?}", started.elapsed());
+                    tracing::info!("{addr} was in use and became free after {:?} (a keel that just stopped was still releasing it)", started.elapsed());
                 }
                 break l.local_addr().map(|a| a.port()).unwrap_or(addr.port());
             }
             Err(e) if e.kind() == ErrorKind::AddrInUse && started.elapsed() < IN_USE_RETRY => {
                 if !std::mem::replace(&mut logged, true) {
-                    tracing::info!("{addr} is in use; retrying for up to {IN_USE_RETRY:?} (a keel that just stopped may still be releasing it)");
+                    tracing::debug!("{addr} is in use; retrying for up to {IN_USE_RETRY:?} (a keel that just stopped may still be releasing it)");
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
