@@ -129,8 +129,8 @@ async fn compact_segment(inner: &Rc<Inner>, id: u32) -> Result<(), StorageError>
     if let Some(s) = inner.segs.borrow_mut().remove(&id) {
         debug_assert_eq!(s.live, 0, "every live entry of a compacted segment was moved");
     }
-    file.remove().await.map_err(gio_err(format!("delete compacted vlog segment {path}")))?;
-    inner.dir_handle.sync().await.map_err(gio_err("fsync the vlog directory after deleting a segment"))?;
+    file.remove().await.map_err(io_err(format!("delete compacted vlog segment {path}")))?;
+    inner.dir_handle.sync().await.map_err(io_err("fsync the vlog directory after deleting a segment"))?;
     inner.compactions.set(inner.compactions.get() + 1);
     tracing::debug!("compacted vlog segment {name}: {copied} records copied forward");
     Ok(())

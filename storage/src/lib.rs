@@ -18,13 +18,15 @@
 //! **Architecture invariant:** every acknowledged write is in the vLog at its tier before
 //! its ack; a bad record is never skipped silently (torn tail of the newest segment →
 //! truncated and logged; anywhere else → `Corrupt{file, offset}`); after a write or sync
-//! failure the store is poisoned and refuses writes. All I/O after startup goes through
-//! glommio; the crate runs on one executor thread and never blocks it except for short
-//! directory operations at open.
+//! failure the store is poisoned and refuses writes. Every vLog file operation goes
+//! through the file layer (`file/`: glommio `DmaFile`/`Directory`, or in tests the
+//! fault-injecting [`fault`] layer); the crate runs on one executor thread and never
+//! blocks it except for short directory operations at open.
 
 #![deny(unsafe_code)]
 
 mod compaction;
+mod file;
 mod keydir;
 mod probe;
 mod recovery;
@@ -35,6 +37,11 @@ mod vlog;
 #[cfg(test)]
 mod test;
 
+/// The fault-injecting file layer (crate tests, or the cargo feature `fault-injection`,
+/// off by default: enable it only from `[dev-dependencies]`). Open a store on it with
+/// [`Store::open_with_faults`].
+#[cfg(any(test, feature = "fault-injection"))]
+pub use file::fault;
 pub use probe::probe_direct_io;
 pub use store::Store;
 

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
-use glommio::io::{Directory, OpenOptions};
 use glommio::sync::Semaphore;
 
+use crate::file::{Dir, File, Fs};
 use crate::keydir::{Entry, Keydir, SmallBytes};
-use crate::util::{gio_err, io_err};
+use crate::util::io_err;
 use crate::vlog::record::{self, segment_file_name, segment_header, Op, HEADER_LEN, MAX_BODY, SEGMENT_HEADER_LEN};
 use crate::vlog::writer::{self, LogState, Tail};
 use crate::vlog::SegInfo;
@@ -26,7 +26,9 @@ const READ_WINDOW: u64 = 1 << 20;
 pub(crate) struct Inner {
     pub vlog_dir: PathBuf,
     pub opts: StoreOptions,
-    pub dir_handle: Directory,
+    /// The file layer every vLog file operation goes through.
+    pub fs: Fs,
+    pub dir_handle: Dir,
     pub keydir: RefCell<Keydir>,
     pub segs: RefCell<BTreeMap<u32, SegInfo>>,
     pub log: RefCell<LogState>,
@@ -37,9 +39,6 @@ pub(crate) struct Inner {
     /// The last [`Store`] handle is gone: compaction stops, the committer only writes
     /// out what was appended before.
     pub closed: Cell<bool>,
-    /// Test hook: make the next group-commit write fail.
-    #[cfg(test)]
-    pub fail_writes: Cell<bool>,
 }
 
 impl Drop for Inner {
@@ -157,6 +156,19 @@ impl Store {
     /// Errors: `Corrupt` with file and offset for a bad record that is not a torn tail,
     /// `Io` for a failed probe, open, read or write.
     pub async fn open(dir: &Path, opts: StoreOptions) -> Result<(Store, RecoveryReport), StorageError> {
+        Store::open_on(dir, opts, Fs::Real).await
+    }
+
+    /// [`Store::open`] with every vLog file operation going through the fault-injecting
+    /// layer `faults` (tests only: cargo feature `fault-injection`, see
+    /// [`crate::fault`]). Open the directory through the same `faults` every time.
+    /// Errors: as [`Store::open`], plus faults armed on the operations of the open.
+    #[cfg(any(test, feature = "fault-injection"))]
+    pub async fn open_with_faults(dir: &Path, opts: StoreOptions, faults: &crate::fault::FaultFs) -> Result<(Store, RecoveryReport), StorageError> {
+        Store::open_on(dir, opts, Fs::Fault(faults.clone())).await
+    }
+
+    async fn open_on(dir: &Path, opts: StoreOptions, fs: Fs) -> Result<(Store, RecoveryReport), StorageError> {
         let mut opts = opts;
         opts.segment_bytes = opts.segment_bytes.clamp(MIN_SEGMENT_BYTES, MAX_SEGMENT_BYTES);
         let vlog_dir = dir.join("vlog");
@@ -168,17 +180,17 @@ impl Store {
         let vlog_dir = vlog_dir.canonicalize().map_err(io_err(format!("resolve vlog directory {}", vlog_dir.display())))?;
         wait_for_previous_instance(&vlog_dir).await?;
         probe_direct_io(dir).await?;
-        let dir_handle = Directory::open(&vlog_dir).await.map_err(gio_err(format!("open vlog directory {}", vlog_dir.display())))?;
+        let dir_handle = fs.open_dir(&vlog_dir).await.map_err(io_err(format!("open vlog directory {}", vlog_dir.display())))?;
         if fresh {
-            let parent = Directory::open(dir).await.map_err(gio_err(format!("open data directory {}", dir.display())))?;
-            parent.sync().await.map_err(gio_err(format!("fsync data directory {}", dir.display())))?;
+            let parent = fs.open_dir(dir).await.map_err(io_err(format!("open data directory {}", dir.display())))?;
+            parent.sync().await.map_err(io_err(format!("fsync data directory {}", dir.display())))?;
         }
-        let recovered = recovery::recover(&vlog_dir, &opts).await?;
+        let recovered = recovery::recover(&vlog_dir, &opts, &fs).await?;
         let mut segs = recovered.segs;
         let tail = match recovered.tail {
             Some(t) => t,
             None => {
-                let file = create_first_segment(&vlog_dir, &dir_handle).await?;
+                let file = create_first_segment(&fs, &vlog_dir, &dir_handle).await?;
                 segs.insert(1, SegInfo::new(Some(file), SEGMENT_HEADER_LEN));
                 Tail { seg: 1, base: SEGMENT_HEADER_LEN, buf: Vec::new(), written: SEGMENT_HEADER_LEN, created: true, sealed: false }
             }
@@ -188,6 +200,7 @@ impl Store {
         let inner = Rc::new(Inner {
             vlog_dir,
             opts,
+            fs,
             dir_handle,
             keydir: RefCell::new(recovered.keydir),
             segs: RefCell::new(segs),
@@ -196,8 +209,6 @@ impl Store {
             compactions: Cell::new(0),
             compaction_lock: Semaphore::new(1),
             closed: Cell::new(false),
-            #[cfg(test)]
-            fail_writes: Cell::new(false),
         });
         glommio::spawn_local(writer::committer(Rc::downgrade(&inner))).detach();
         glommio::spawn_local(compaction::background(Rc::downgrade(&inner))).detach();
@@ -257,7 +268,7 @@ impl Store {
         let Some(file) = file else {
             return Err(StorageError::Io { op: op(), source: std::io::Error::other("segment file is missing") });
         };
-        let r = file.read_at(off, len).await.map_err(gio_err(op()))?;
+        let r = file.read_at(off, len).await.map_err(io_err(op()))?;
         if r.len() != len {
             let source = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("read {} of {len} bytes", r.len()));
             return Err(StorageError::Io { op: op(), source });
@@ -418,7 +429,7 @@ impl Store {
                 end = end.max(e_end);
                 j += 1;
             }
-            let r = file.read_at(start, (end - start) as usize).await.map_err(gio_err(op()))?;
+            let r = file.read_at(start, (end - start) as usize).await.map_err(io_err(op()))?;
             for (_, off, len, key) in &on_disk[i..j] {
                 let at = (off - start) as usize;
                 let Some(value) = r.get(at..at + *len as usize) else {
@@ -478,12 +489,6 @@ impl Store {
             last_seq: self.handle.inner.next_seq.get() - 1,
         }
     }
-
-    /// Test hook: makes the next group-commit write fail.
-    #[cfg(test)]
-    pub(crate) fn inject_write_failure(&self) {
-        self.handle.inner.fail_writes.set(true);
-    }
 }
 
 /// Keeps only the last mutation of each (namespace, key), in order.
@@ -512,15 +517,19 @@ impl Mutation {
 }
 
 /// Creates `00000001.vlog` with its header, durably (file and directory).
-async fn create_first_segment(vlog_dir: &Path, dir_handle: &Directory) -> Result<Rc<glommio::io::DmaFile>, StorageError> {
+async fn create_first_segment(fs: &Fs, vlog_dir: &Path, dir_handle: &Dir) -> Result<Rc<File>, StorageError> {
     let path = vlog_dir.join(segment_file_name(1));
     let op = |what: &str| format!("{what} vlog segment {}", path.display());
-    let file = OpenOptions::new().read(true).write(true).create_new(true).dma_open(&path).await.map_err(gio_err(op("create")))?;
+    let file = fs.create(&path).await.map_err(io_err(op("create")))?;
     let header = segment_header(1);
     let mut buf = file.alloc_dma_buffer(header.len());
     buf.as_bytes_mut().copy_from_slice(&header);
-    file.write_at(buf, 0).await.map_err(gio_err(op("write header of")))?;
-    file.fdatasync().await.map_err(gio_err(op("fdatasync")))?;
-    dir_handle.sync().await.map_err(gio_err("fsync the vlog directory after creating a segment"))?;
+    let n = file.write_at(buf, 0).await.map_err(io_err(op("write header of")))?;
+    if n != header.len() {
+        let source = std::io::Error::new(std::io::ErrorKind::WriteZero, format!("short write: {n} of {} bytes", header.len()));
+        return Err(StorageError::Io { op: op("write header of"), source });
+    }
+    file.fdatasync().await.map_err(io_err(op("fdatasync")))?;
+    dir_handle.sync().await.map_err(io_err("fsync the vlog directory after creating a segment"))?;
     Ok(Rc::new(file))
 }

@@ -7,13 +7,13 @@ pub(crate) mod writer;
 
 use std::rc::Rc;
 
-use glommio::io::DmaFile;
+use crate::file::File;
 
 /// What the store knows about one segment file.
 pub(crate) struct SegInfo {
     /// Open handle; `None` while the committer has not created the file yet (its bytes
     /// are then all in the segment's [`writer::Tail`]).
-    pub file: Option<Rc<DmaFile>>,
+    pub file: Option<Rc<File>>,
     /// Logical end of the data (offset just past the last record), bytes.
     pub end: u64,
     /// Bytes kept alive by keydir entries pointing into this segment.
@@ -25,7 +25,7 @@ pub(crate) struct SegInfo {
 }
 
 impl SegInfo {
-    pub fn new(file: Option<Rc<DmaFile>>, end: u64) -> SegInfo {
+    pub fn new(file: Option<Rc<File>>, end: u64) -> SegInfo {
         SegInfo { file, end, live: 0, tomb: 0, skip_compaction: false }
     }
 }

@@ -16,12 +16,12 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use futures_lite::future::{poll_fn, yield_now};
-use glommio::io::{DmaFile, OpenOptions};
 
 use super::record::{segment_file_name, segment_header, SEGMENT_HEADER_LEN};
 use super::SegInfo;
+use crate::file::File;
 use crate::store::Inner;
-use crate::util::{clone_io, glommio_io};
+use crate::util::clone_io;
 use crate::{Durability, StorageError};
 
 const ALIGN: u64 = 4096;
@@ -266,10 +266,6 @@ async fn run_round(inner: &Rc<Inner>) -> Result<u64, RoundError> {
     let mut synced = Vec::new();
     for (seg, end) in plan {
         let name = segment_file_name(seg);
-        #[cfg(test)]
-        if inner.fail_writes.get() {
-            return Err((format!("write vlog segment {name}"), io::Error::other("injected write failure")));
-        }
         let existing = inner.segs.borrow().get(&seg).and_then(|s| s.file.clone());
         let (file, created_now) = match existing {
             Some(f) => (f, false),
@@ -289,23 +285,20 @@ async fn run_round(inner: &Rc<Inner>) -> Result<u64, RoundError> {
             (dma, t.base, len, t.sealed)
         };
         if len > 0 {
-            let n = file
-                .write_at(dma, base)
-                .await
-                .map_err(|e| (format!("write vlog segment {name} at offset {base}"), glommio_io(e)))?;
+            let n = file.write_at(dma, base).await.map_err(|e| (format!("write vlog segment {name} at offset {base}"), e))?;
             if n != len {
                 let err = io::Error::new(io::ErrorKind::WriteZero, format!("short write: {n} of {len} bytes"));
                 return Err((format!("write vlog segment {name} at offset {base}"), err));
             }
         }
         if !relaxed || sealed || created_now || force {
-            file.fdatasync().await.map_err(|e| (format!("fdatasync vlog segment {name}"), glommio_io(e)))?;
+            file.fdatasync().await.map_err(|e| (format!("fdatasync vlog segment {name}"), e))?;
             synced.push(seg);
         } else {
             inner.log.borrow_mut().unsynced = true;
         }
         if created_now {
-            inner.dir_handle.sync().await.map_err(|e| ("fsync the vlog directory after creating a segment".to_string(), glommio_io(e)))?;
+            inner.dir_handle.sync().await.map_err(|e| (format!("fsync the vlog directory after creating segment {name}"), e))?;
         }
         let mut log = inner.log.borrow_mut();
         let t = log.tails.iter_mut().find(|t| t.seg == seg).expect("tail of a planned segment");
@@ -325,17 +318,16 @@ async fn run_round(inner: &Rc<Inner>) -> Result<u64, RoundError> {
         let active = inner.log.borrow().active().seg;
         let file = inner.segs.borrow().get(&active).and_then(|s| s.file.clone());
         if let (Some(file), false) = (file, synced.contains(&active)) {
-            file.fdatasync().await.map_err(|e| (format!("fdatasync vlog segment {}", segment_file_name(active)), glommio_io(e)))?;
+            file.fdatasync().await.map_err(|e| (format!("fdatasync vlog segment {}", segment_file_name(active)), e))?;
         }
         inner.log.borrow_mut().unsynced = false;
     }
     Ok(round)
 }
 
-async fn create_segment_file(inner: &Rc<Inner>, seg: u32) -> io::Result<Rc<DmaFile>> {
+async fn create_segment_file(inner: &Rc<Inner>, seg: u32) -> io::Result<Rc<File>> {
     let path = inner.vlog_dir.join(segment_file_name(seg));
-    let file = OpenOptions::new().read(true).write(true).create_new(true).dma_open(&path).await.map_err(glommio_io)?;
-    let file = Rc::new(file);
+    let file = Rc::new(inner.fs.create(&path).await?);
     if let Some(s) = inner.segs.borrow_mut().get_mut(&seg) {
         s.file = Some(file.clone());
     }
@@ -363,7 +355,7 @@ pub(crate) async fn relaxed_syncer(weak: Weak<Inner>) {
         };
         if let Some(file) = file {
             if let Err(e) = file.fdatasync().await {
-                inner.poison(format!("fdatasync vlog segment {}", segment_file_name(seg)), glommio_io(e));
+                inner.poison(format!("fdatasync vlog segment {}", segment_file_name(seg)), e);
                 return;
             }
         }
