@@ -4,7 +4,9 @@
 //! `cargo bench -p keel-storage --bench apply` prints the median of 7 runs per case.
 //!
 //! Cases: single puts of 16-byte keys (inline in the keydir) with 8-byte values,
-//! 1000 in flight at a time; overwrites of the same 10,000 keys; batches of 10 puts.
+//! 1000 commits in flight at a time (`KEEL_BENCH_IN_FLIGHT` changes that); overwrites
+//! of the same 10,000 keys; batches of 10 puts. `KEEL_BENCH_CASE=<part of a name>` runs
+//! only the matching cases.
 
 use std::time::{Duration, Instant};
 
@@ -12,8 +14,11 @@ use glommio::{LocalExecutorBuilder, Placement};
 use keel_storage::{Durability, Mutation, Store, StoreOptions, NS_KV};
 
 const WRITES: usize = 200_000;
-const IN_FLIGHT: usize = 1000;
 const RUNS: usize = 7;
+
+fn in_flight() -> usize {
+    std::env::var("KEEL_BENCH_IN_FLIGHT").ok().and_then(|v| v.parse().ok()).unwrap_or(1000)
+}
 
 fn key(i: usize) -> Vec<u8> {
     format!("key:{i:012}").into_bytes()
@@ -26,7 +31,8 @@ async fn run_case(batch: usize, distinct: usize) -> (Duration, Duration) {
     let (store, _) = Store::open(tmp.path(), opts).await.expect("open store");
     let mut in_apply = Duration::ZERO;
     let started = Instant::now();
-    let mut commits = Vec::with_capacity(IN_FLIGHT);
+    let in_flight = in_flight();
+    let mut commits = Vec::with_capacity(in_flight);
     let mut i = 0;
     while i < WRITES {
         let muts: Vec<Mutation> =
@@ -35,7 +41,7 @@ async fn run_case(batch: usize, distinct: usize) -> (Duration, Duration) {
         commits.push(store.apply(muts).expect("apply"));
         in_apply += t.elapsed();
         i += batch;
-        if commits.len() == IN_FLIGHT {
+        if commits.len() == in_flight {
             for c in commits.drain(..) {
                 c.await.expect("commit");
             }
@@ -60,7 +66,11 @@ fn main() {
         .make()
         .expect("build executor")
         .run(async {
+            let only = std::env::var("KEEL_BENCH_CASE").unwrap_or_default();
             for (name, batch, distinct) in [("put, new keys", 1, WRITES), ("put, 10k keys overwritten", 1, 10_000), ("batch of 10", 10, WRITES)] {
+                if !name.contains(only.as_str()) {
+                    continue;
+                }
                 let mut apply = Vec::new();
                 let mut total = Vec::new();
                 for _ in 0..RUNS {

@@ -84,7 +84,7 @@ impl Replay {
         }
         self.clear_seq = seq;
         for ns in 0..=Ns::MAX {
-            self.keydir.retain(ns, &mut |_, e| e.seq > seq, &mut |_| {});
+            self.keydir.retain(ns, &mut |_, e| e.seq > seq, &mut |_, _| {});
             self.tombs[ns as usize].retain(|_, t| *t > seq);
         }
     }

@@ -10,6 +10,7 @@ use glommio::sync::Semaphore;
 
 use crate::file::{Dir, File, Fs};
 use crate::keydir::{Entry, Keydir, SmallBytes};
+use crate::undo::{Change, UndoLog};
 use crate::util::io_err;
 use crate::vlog::record::{self, segment_file_name, segment_header, Op, HEADER_LEN, MAX_BODY, SEGMENT_HEADER_LEN};
 use crate::vlog::writer::{self, LogState, Tail};
@@ -30,6 +31,10 @@ pub(crate) struct Inner {
     pub fs: Fs,
     pub dir_handle: Dir,
     pub keydir: RefCell<Keydir>,
+    /// Keydir changes of rounds not yet acknowledged (undone if a round fails).
+    pub undo: RefCell<UndoLog>,
+    /// Times the keydir was reverted to its last acknowledged state.
+    pub reverts: Cell<u64>,
     pub segs: RefCell<BTreeMap<u32, SegInfo>>,
     pub log: RefCell<LogState>,
     pub next_seq: Cell<u64>,
@@ -55,26 +60,125 @@ impl Inner {
         seq
     }
 
-    /// Points `key` at a new entry, keeping the segments' live byte counts right.
-    pub(crate) fn set_entry(&self, ns: Ns, key: &[u8], entry: Entry) {
+    /// Points `key` at a new entry, keeping the segments' live byte counts right;
+    /// returns the entry it replaced. Not logged (the revert's path; writes use
+    /// [`Inner::put_logged`]).
+    fn set_entry(&self, ns: Ns, key: &[u8], entry: Entry) -> Option<Entry> {
         let mut segs = self.segs.borrow_mut();
         if let Some(s) = segs.get_mut(&entry.seg) {
             s.live += entry.foot as u64;
         }
-        if let Some(old) = self.keydir.borrow_mut().insert(ns, key, entry) {
+        let old = self.keydir.borrow_mut().insert(ns, key, entry);
+        if let Some(old) = &old {
             if let Some(s) = segs.get_mut(&old.seg) {
                 s.live -= old.foot as u64;
             }
         }
+        old
     }
 
-    /// Removes `key` from the keydir, keeping the live byte counts right.
-    fn drop_entry(&self, ns: Ns, key: &[u8]) {
-        if let Some(old) = self.keydir.borrow_mut().remove(ns, key) {
+    /// Removes `key` from the keydir, keeping the live byte counts right; returns its
+    /// entry. Not logged.
+    fn drop_entry(&self, ns: Ns, key: &[u8]) -> Option<Entry> {
+        let old = self.keydir.borrow_mut().remove(ns, key);
+        if let Some(old) = &old {
             if let Some(s) = self.segs.borrow_mut().get_mut(&old.seg) {
                 s.live -= old.foot as u64;
             }
         }
+        old
+    }
+
+    /// Records a keydir change of `round` in the undo log.
+    fn log_change(&self, round: u64, change: Change) {
+        self.undo.borrow_mut().push(round, change);
+    }
+
+    /// Points `key` at a new entry, keeping the live byte counts right, and logs the
+    /// change for `round` in the undo log (the write path: no `Option<Entry>` is moved).
+    #[inline(always)]
+    fn put_logged(&self, round: u64, ns: Ns, key: Vec<u8>, entry: Entry) {
+        let replaced = {
+            let mut segs = self.segs.borrow_mut();
+            let mut undo = self.undo.borrow_mut();
+            if let Some(s) = segs.get_mut(&entry.seg) {
+                s.live += entry.foot as u64;
+            }
+            self.keydir.borrow_mut().insert_with(ns, &key, entry, |old| {
+                if let Some(s) = segs.get_mut(&old.seg) {
+                    s.live -= old.foot as u64;
+                }
+                undo.push_prev(round, old);
+            })
+        };
+        self.undo.borrow_mut().push_key(round, ns, key, replaced);
+    }
+
+    /// Removes `key` from the keydir, keeping the live byte counts right, and logs the
+    /// change for `round` in the undo log.
+    #[inline(always)]
+    fn remove_logged(&self, round: u64, ns: Ns, key: Vec<u8>) {
+        let removed = {
+            let mut segs = self.segs.borrow_mut();
+            let mut undo = self.undo.borrow_mut();
+            self.keydir.borrow_mut().remove_with(ns, &key, |old| {
+                if let Some(s) = segs.get_mut(&old.seg) {
+                    s.live -= old.foot as u64;
+                }
+                undo.push_prev(round, old);
+            })
+        };
+        self.undo.borrow_mut().push_key(round, ns, key, removed);
+    }
+
+    /// [`Inner::put_logged`] with a borrowed key (compaction's path; copies the key).
+    pub(crate) fn set_entry_logged(&self, round: u64, ns: Ns, key: &[u8], entry: Entry) {
+        self.put_logged(round, ns, key.to_vec(), entry);
+    }
+
+    /// Adds tombstone bytes to segment `seg`, logged for `round`.
+    pub(crate) fn add_tomb_logged(&self, round: u64, seg: u32, bytes: u64) {
+        if let Some(s) = self.segs.borrow_mut().get_mut(&seg) {
+            s.tomb += bytes;
+        }
+        self.log_change(round, Change::Tomb { seg, bytes });
+    }
+
+    /// Undoes every keydir change of unacknowledged rounds, newest first, so the keydir
+    /// is again that of the last acknowledged round (with the segments' live and
+    /// tombstone counts). Counts a revert if anything was undone.
+    pub(crate) fn revert_unacknowledged(&self) {
+        let changes = self.undo.borrow_mut().take_newest_first();
+        if changes.is_empty() {
+            return;
+        }
+        let n = changes.len();
+        for change in changes {
+            match change {
+                Change::Key { ns, key, prev: Some(e) } => {
+                    self.set_entry(ns, &key, e);
+                }
+                Change::Key { ns, key, prev: None } => {
+                    self.drop_entry(ns, &key);
+                }
+                Change::Tomb { seg, bytes } => {
+                    if let Some(s) = self.segs.borrow_mut().get_mut(&seg) {
+                        s.tomb -= bytes;
+                    }
+                }
+                Change::Cleared { keydir, live } => {
+                    *self.keydir.borrow_mut() = keydir;
+                    let mut segs = self.segs.borrow_mut();
+                    for (id, bytes) in live {
+                        if let Some(s) = segs.get_mut(&id) {
+                            s.live = bytes;
+                        }
+                    }
+                }
+            }
+        }
+        self.reverts.set(self.reverts.get() + 1);
+        tracing::warn!("reverted {n} keydir changes of unacknowledged writes to the last acknowledged state");
     }
 
     /// The value of `e` if it is in RAM (inline, or not yet written).
@@ -203,6 +307,8 @@ impl Store {
             fs,
             dir_handle,
             keydir: RefCell::new(recovered.keydir),
+            undo: RefCell::new(UndoLog::default()),
+            reverts: Cell::new(0),
             segs: RefCell::new(segs),
             log: RefCell::new(LogState::new(tail)),
             next_seq: Cell::new(recovered.next_seq),
@@ -281,6 +387,11 @@ impl Store {
     /// acknowledged at the store's tier (see `Durability`). When a key appears more than
     /// once, the last mutation wins. An empty batch resolves at once.
     ///
+    /// If the round holding the batch (or an earlier unacknowledged one) fails, the
+    /// batch is taken back: the keydir returns to the last acknowledged state (so a later
+    /// lookup no longer sees it; [`Store::reverts`] counts up) and its bytes are cut from
+    /// the segment files (FORMAT.md "Group commit", failure steps).
+    ///
     /// Errors now: `Poisoned` after an earlier write failure, `TooLarge` when the record
     /// would exceed 1 GiB. The future fails with `Io` if the write or fdatasync fails.
     pub fn apply(&self, muts: Vec<Mutation>) -> Result<Commit, StorageError> {
@@ -318,13 +429,12 @@ impl Store {
                         foot,
                         inline: (value.len() <= inner.opts.inline_value_max).then(|| SmallBytes::from(value)),
                     };
-                    inner.set_entry(ns, &key, entry);
+                    // The mutation's key moves to the undo log (no copy, no allocation).
+                    inner.put_logged(round, ns, key, entry);
                 }
                 Mutation::Delete { ns, key } => {
-                    inner.drop_entry(ns, &key);
-                    if let Some(s) = inner.segs.borrow_mut().get_mut(&seg) {
-                        s.tomb += foot as u64;
-                    }
+                    inner.remove_logged(round, ns, key);
+                    inner.add_tomb_logged(round, seg, foot as u64);
                 }
             }
         }
@@ -342,29 +452,41 @@ impl Store {
         let (seg, _, round) = inner.append(HEADER_LEN, |buf| {
             record::encode_clear_all(buf, seq);
         });
-        inner.keydir.borrow_mut().clear();
-        for (id, s) in inner.segs.borrow_mut().iter_mut() {
-            s.live = 0;
-            if *id == seg {
-                s.tomb += HEADER_LEN as u64;
-            }
-        }
+        let keydir = std::mem::take(&mut *inner.keydir.borrow_mut());
+        let live = inner.segs.borrow_mut().iter_mut().map(|(id, s)| (*id, std::mem::take(&mut s.live))).collect();
+        inner.log_change(round, Change::Cleared { keydir, live });
+        inner.add_tomb_logged(round, seg, HEADER_LEN as u64);
         Ok(Box::pin(inner.wait_round(round)))
     }
 
     /// Drops keydir entries of `ns` for which `pred(key)` is true, without writing any
     /// record (used when their owner, e.g. a dropped index, is already gone durably; a
     /// restart finds them again in the log, so the caller must forget them again).
-    /// Returns how many were dropped.
+    /// Returns how many were dropped. While a write is unacknowledged the drops belong to
+    /// the round it is in: if that round fails they are undone with it.
     pub fn forget_where(&self, ns: Ns, pred: &mut dyn FnMut(&[u8]) -> bool) -> usize {
-        let mut segs = self.handle.inner.segs.borrow_mut();
+        let inner = &self.handle.inner;
+        let mut forgotten = Vec::new();
         let mut n = 0;
-        self.handle.inner.keydir.borrow_mut().retain(ns, &mut |k, _| !pred(k), &mut |e| {
-            n += 1;
-            if let Some(s) = segs.get_mut(&e.seg) {
-                s.live -= e.foot as u64;
+        let log_it = !inner.undo.borrow().is_empty();
+        {
+            let mut segs = inner.segs.borrow_mut();
+            inner.keydir.borrow_mut().retain(ns, &mut |k, _| !pred(k), &mut |k, e| {
+                if let Some(s) = segs.get_mut(&e.seg) {
+                    s.live -= e.foot as u64;
+                }
+                n += 1;
+                if log_it {
+                    forgotten.push((k, e));
+                }
+            });
+        }
+        if log_it {
+            let round = inner.log.borrow().open_round;
+            for (key, e) in forgotten {
+                inner.log_change(round, Change::Key { ns, key: key.to_vec(), prev: Some(e) });
             }
-        });
+        }
         n
     }
 
@@ -473,6 +595,15 @@ impl Store {
         self.handle.inner.log.borrow().unwritten()
     }
 
+    /// How many times the keydir was reverted to its last acknowledged state after a
+    /// failed write or sync (0 or 1 today: the store is poisoned after the first). A
+    /// caller that keeps state derived from what it wrote (e.g. the shard's vector
+    /// indexes, updated at `apply` time) compares this with the value it last saw and
+    /// rebuilds that state from the store when it changed. One `Cell` read.
+    pub fn reverts(&self) -> u64 {
+        self.handle.inner.reverts.get()
+    }
+
     /// Counters for INFO and tests.
     pub fn stats(&self) -> StoreStats {
         let keydir = self.handle.inner.keydir.borrow();
@@ -488,6 +619,12 @@ impl Store {
             compactions: self.handle.inner.compactions.get(),
             last_seq: self.handle.inner.next_seq.get() - 1,
         }
+    }
+
+    /// Keydir changes not yet acknowledged (tests: the undo log drains).
+    #[cfg(test)]
+    pub(crate) fn undo_len(&self) -> usize {
+        self.handle.inner.undo.borrow().len()
     }
 }
 
