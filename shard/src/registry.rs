@@ -1,5 +1,6 @@
 //! The shard's vector index registry: name → index, its persistent metadata record and
-//! its rebuild from the vLog at start.
+//! its rebuild from the vLog at start (and after the store took back a failed write:
+//! `Shard::handle`).
 //!
 //! Persistence (all in this shard's vLog):
 //! - `NS_INDEX`, key = index name, value = [`IndexMeta`] (16 bytes, versioned, below).
