@@ -116,7 +116,7 @@ async fn serve(clients: &Clients, chan: &Channel, mut stream: TcpStream, m: Mess
                             break;
                         }
                         Local::Reply(v) => replies.push(Reply::Ready(v)),
-                        Local::Shard(spec) => replies.push(crate::ops::run(&clients.shard, spec, argv).await),
+                        Local::Shard(spec) => replies.push(clients.shard.run(spec, argv).await),
                     }
                     used += n;
                     served += 1;

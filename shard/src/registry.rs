@@ -1,5 +1,6 @@
 //! The shard's vector index registry: name → index, its persistent metadata record and
-//! its rebuild from the vLog at start.
+//! its rebuild from the vLog at start (and after the store took back a failed write:
+//! `Shard::handle`).
 //!
 //! The byte layouts of the index metadata record and of the vector records, and why a
 //! uid is never reused, are in `shard/FORMAT.md` (the only copy); this file implements

@@ -2,9 +2,10 @@
 //! entry point [`Shard::handle`].
 
 use crate::registry::{self, Registry};
+use keel_protocol::command::{Cmd, Spec};
 use keel_protocol::Value;
-use keel_storage::{Commit, Lookup, Mutation, Ns, StorageError, Store, StoreOptions};
-use std::cell::RefCell;
+use keel_storage::{Commit, Lookup, Mutation, Ns, RecoveryReport, StorageError, Store, StoreOptions};
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
@@ -16,7 +17,15 @@ pub type LaterValue = Pin<Box<dyn Future<Output = Value>>>;
 /// One shard's state. Lives on one glommio executor (`!Send`).
 pub struct Shard {
     pub(crate) store: Store,
+    /// The vector indexes, changed together with the keydir at `Store::apply` time. If
+    /// the store takes back unacknowledged writes after a failed write or sync
+    /// (`Store::reverts` counts up), they are rebuilt from the store before the next
+    /// request that reads them ([`Shard::handle`]).
     pub(crate) vectors: RefCell<Registry>,
+    /// The `Store::reverts` count `vectors` was built at.
+    vectors_at: Cell<u64>,
+    /// One rebuild of `vectors` at a time; requests that need them wait for it.
+    resync: glommio::sync::Semaphore,
     pub(crate) started: Instant,
     pub(crate) recovered_keys: usize,
 }
@@ -69,6 +78,12 @@ pub(crate) fn reply_too_large(e: &keel_protocol::shard::FrameError, max_frame: u
     Value::err(format!("ERR reply too large: its {size} bytes exceed max_frame_len ({max_frame} bytes)"))
 }
 
+/// Whether the command reads the vector indexes (the table's vector group, and
+/// KEEL.INFO's counts): those wait for a rebuild after the store took back writes.
+fn reads_vectors(spec: &Spec) -> bool {
+    spec.group == "vector" || spec.cmd == Cmd::KeelInfo
+}
+
 /// `-ERR storage: <error>`, logged where it becomes a reply.
 pub(crate) fn storage_error(e: &StorageError) -> Value {
     match e {
@@ -84,6 +99,13 @@ impl Shard {
         let (store, recovery) = Store::open(dir, opts)
             .await
             .map_err(|e| anyhow::anyhow!("open store in {}: {e}", dir.display()))?;
+        Shard::with_store(store, recovery).await
+    }
+
+    /// The shard over a store already opened (e.g. by a test, on a fault-injecting file
+    /// layer), with what its recovery found: rebuilds the vector indexes.
+    /// Errors: a vector index metadata record this keel cannot read, or a failed read.
+    pub async fn with_store(store: Store, recovery: RecoveryReport) -> anyhow::Result<Shard> {
         let (vectors, rebuilt) = registry::rebuild(&store).await?;
         match &recovery.truncated_tail {
             Some((file, offset)) => {
@@ -104,8 +126,10 @@ impl Shard {
             rebuilt.bad_vectors,
         );
         Ok(Shard {
+            vectors_at: Cell::new(store.reverts()),
             store,
             vectors: RefCell::new(vectors),
+            resync: glommio::sync::Semaphore::new(1),
             started: Instant::now(),
             recovered_keys: recovery.live_keys,
         })
@@ -131,7 +155,43 @@ impl Shard {
         if !spec.arity_ok(argv.len()) {
             return spec.arity_error().into();
         }
+        self.run(spec, argv).await
+    }
+
+    /// Runs the op of `spec`, whose arity `argv` satisfies (also the entry of a
+    /// handed-off connection's requests, checked by the client module). Commands that
+    /// read the vector indexes first wait for their rebuild if the store took back writes.
+    pub(crate) async fn run(&self, spec: &'static Spec, argv: Vec<Vec<u8>>) -> Reply {
+        if self.store.reverts() != self.vectors_at.get() && reads_vectors(spec) {
+            if let Err(e) = self.resync_vectors().await {
+                tracing::error!("{e:#}");
+                return Reply::err(format!("ERR storage: {e:#}"));
+            }
+        }
         crate::ops::run(self, spec, argv).await
+    }
+
+    /// Rebuilds the vector indexes from the store after it took back unacknowledged
+    /// writes (their vectors were upserted at `apply` time). Requests that read the
+    /// indexes and arrive meanwhile wait for it. Errors: the rebuild failed (it is tried
+    /// again by the next request that reads the indexes).
+    async fn resync_vectors(&self) -> anyhow::Result<()> {
+        let _one_at_a_time = self.resync.acquire_permit(1).await.map_err(|e| anyhow::anyhow!("wait for a vector index rebuild: {e}"))?;
+        let reverts = self.store.reverts();
+        if reverts == self.vectors_at.get() {
+            return Ok(()); // done by the request we waited for
+        }
+        let (vectors, rebuilt) = registry::rebuild(&self.store)
+            .await
+            .map_err(|e| e.context("rebuild vector indexes after the store took back a failed write"))?;
+        tracing::warn!(
+            "rebuilt {} vector indexes with {} vectors after the store took back unacknowledged writes",
+            rebuilt.indexes,
+            rebuilt.vectors
+        );
+        *self.vectors.borrow_mut() = vectors;
+        self.vectors_at.set(reverts);
+        Ok(())
     }
 
     /// [`Shard::handle`] followed by the durability wait: the reply value.

@@ -12,7 +12,12 @@
 //! 3. Unlink S and fsync the directory.
 //!
 //! A crash before 3 leaves duplicates that replay resolves by sequence number. Closing
-//! the store abandons a compaction the same way.
+//! the store abandons a compaction the same way. If the round of step 2 fails, the
+//! moves are undone with the rest of the unacknowledged changes (the keydir points
+//! into S again) and S is kept, so readers holding S's locations keep working. A failed
+//! unlink or directory fsync in step 3 poisons the store: a later compaction must be
+//! able to rely on S being gone for good (it drops tombstones once no older segment
+//! exists).
 
 use std::rc::{Rc, Weak};
 use std::time::Duration;
@@ -105,6 +110,9 @@ async fn compact_segment(inner: &Rc<Inner>, id: u32) -> Result<(), StorageError>
         if inner.closed.get() {
             return Ok(()); // abandoned: the copies made so far are harmless duplicates
         }
+        if inner.is_poisoned() {
+            return Err(StorageError::Poisoned); // the copies so far were reverted
+        }
         match step.map_err(io_err(format!("read vlog segment {path} for compaction")))? {
             Step::Record { off, header } => {
                 let rec = reader.slice(off, header.total_len());
@@ -129,8 +137,15 @@ async fn compact_segment(inner: &Rc<Inner>, id: u32) -> Result<(), StorageError>
     if let Some(s) = inner.segs.borrow_mut().remove(&id) {
         debug_assert_eq!(s.live, 0, "every live entry of a compacted segment was moved");
     }
-    file.remove().await.map_err(gio_err(format!("delete compacted vlog segment {path}")))?;
-    inner.dir_handle.sync().await.map_err(gio_err("fsync the vlog directory after deleting a segment"))?;
+    let removed = match file.remove().await {
+        Ok(()) => inner.dir_handle.sync().await.map_err(|e| (format!("fsync the vlog directory after deleting compacted segment {name}"), e)),
+        Err(e) => Err((format!("delete compacted vlog segment {path}"), e)),
+    };
+    if let Err((op, e)) = removed {
+        let err = StorageError::Io { op: op.clone(), source: crate::util::clone_io(&e) };
+        inner.poison(op, e);
+        return Err(err);
+    }
     inner.compactions.set(inner.compactions.get() + 1);
     tracing::debug!("compacted vlog segment {name}: {copied} records copied forward");
     Ok(())
@@ -147,13 +162,13 @@ fn copy_if_needed(inner: &Rc<Inner>, id: u32, rec_off: u64, seq: u64, op: RecOp<
             };
             let ops = [Op::Put { ns: op.ns, key: op.key, value: op.value }];
             let mut placed = (0, 0);
-            let (seg, new_off, _) = inner.append(record::encoded_len(&ops), |buf| {
+            let (seg, new_off, round) = inner.append(record::encoded_len(&ops), |buf| {
                 record::encode(buf, seq, &ops, |_, value_off, foot| placed = (value_off, foot))
             });
             entry.seg = seg;
             entry.off = (new_off + placed.0 as u64) as u32;
             entry.foot = placed.1;
-            inner.set_entry(op.ns, op.key, entry);
+            inner.set_entry_logged(round, op.ns, op.key, entry);
             true
         }
         OpKind::Delete => {
@@ -162,25 +177,19 @@ fn copy_if_needed(inner: &Rc<Inner>, id: u32, rec_off: u64, seq: u64, op: RecOp<
             }
             let ops = [Op::Delete { ns: op.ns, key: op.key }];
             let mut foot = 0;
-            let (seg, _, _) = inner.append(record::encoded_len(&ops), |buf| record::encode(buf, seq, &ops, |_, _, f| foot = f));
-            add_tomb(inner, seg, foot as u64);
+            let (seg, _, round) = inner.append(record::encoded_len(&ops), |buf| record::encode(buf, seq, &ops, |_, _, f| foot = f));
+            inner.add_tomb_logged(round, seg, foot as u64);
             true
         }
         OpKind::ClearAll => {
             if !older_exists {
                 return false;
             }
-            let (seg, _, _) = inner.append(record::HEADER_LEN, |buf| {
+            let (seg, _, round) = inner.append(record::HEADER_LEN, |buf| {
                 record::encode_clear_all(buf, seq);
             });
-            add_tomb(inner, seg, record::HEADER_LEN as u64);
+            inner.add_tomb_logged(round, seg, record::HEADER_LEN as u64);
             true
         }
-    }
-}
-
-fn add_tomb(inner: &Inner, seg: u32, bytes: u64) {
-    if let Some(s) = inner.segs.borrow_mut().get_mut(&seg) {
-        s.tomb += bytes;
     }
 }

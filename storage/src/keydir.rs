@@ -200,6 +200,18 @@ impl Keydir {
 
     /// Sets `key` to `entry`; returns the entry it replaced.
     pub fn insert(&mut self, ns: Ns, key: &[u8], entry: Entry) -> Option<Entry> {
+        let mut old = None;
+        self.insert_with(ns, key, entry, |e| old = Some(e));
+        old
+    }
+
+    /// Sets `key` to `entry`; hands the entry it replaced, if any, to `replaced` and
+    /// returns whether there was one. (The write path uses this rather than
+    /// [`Keydir::insert`]: moving a returned `Option<Entry>` that is `None` reads a
+    /// 48-byte slot of which only the tag was written, and that load waits for the
+    /// keydir's own stores to drain, measurably.)
+    #[inline]
+    pub fn insert_with(&mut self, ns: Ns, key: &[u8], entry: Entry, replaced: impl FnOnce(Entry)) -> bool {
         let space = &mut self.spaces[ns as usize];
         let h = key_hash(key);
         let Some(bucket) = space.map.get_mut(&h) else {
@@ -208,10 +220,11 @@ impl Keydir {
                 space.order.insert(h);
             }
             space.len += 1;
-            return None;
+            return false;
         };
         if let Some(e) = bucket.get_mut(key) {
-            return Some(std::mem::replace(e, entry));
+            replaced(std::mem::replace(e, entry));
+            return true;
         }
         space.len += 1;
         match bucket {
@@ -226,23 +239,32 @@ impl Keydir {
                 v.insert(at, (SmallBytes::new(key), entry));
             }
         }
-        None
+        false
     }
 
     /// Removes `key`; returns its entry.
     pub fn remove(&mut self, ns: Ns, key: &[u8]) -> Option<Entry> {
+        let mut old = None;
+        self.remove_with(ns, key, |e| old = Some(e));
+        old
+    }
+
+    /// Removes `key`; hands its entry, if any, to `removed` and returns whether there was
+    /// one (see [`Keydir::insert_with`] for why).
+    #[inline]
+    pub fn remove_with(&mut self, ns: Ns, key: &[u8], removed: impl FnOnce(Entry)) -> bool {
         let space = &mut self.spaces[ns as usize];
         let h = key_hash(key);
-        let bucket = space.map.get_mut(&h)?;
-        let removed = match bucket {
+        let Some(bucket) = space.map.get_mut(&h) else { return false };
+        let e = match bucket {
             Bucket::One(k, _) if **k == *key => {
                 let Some(Bucket::One(_, e)) = space.map.remove(&h) else { unreachable!() };
                 space.order.remove(&h);
                 e
             }
-            Bucket::One(..) => return None,
+            Bucket::One(..) => return false,
             Bucket::Many(v) => {
-                let at = v.iter().position(|(k, _)| **k == *key)?;
+                let Some(at) = v.iter().position(|(k, _)| **k == *key) else { return false };
                 let (_, e) = v.remove(at);
                 if v.len() == 1 {
                     let (k, e) = v.pop().expect("one left");
@@ -252,12 +274,13 @@ impl Keydir {
             }
         };
         space.len -= 1;
-        Some(removed)
+        removed(e);
+        true
     }
 
     /// Keeps the keys of `ns` for which `keep(key, entry)` is true; calls `removed` with
-    /// each dropped entry.
-    pub fn retain(&mut self, ns: Ns, keep: &mut dyn FnMut(&[u8], &Entry) -> bool, removed: &mut dyn FnMut(Entry)) {
+    /// each dropped key and entry.
+    pub fn retain(&mut self, ns: Ns, keep: &mut dyn FnMut(&[u8], &Entry) -> bool, removed: &mut dyn FnMut(SmallBytes, Entry)) {
         let space = &mut self.spaces[ns as usize];
         let mut emptied = Vec::new();
         let mut n_removed = 0;
@@ -274,7 +297,8 @@ impl Keydir {
                         if keep(&v[i].0, &v[i].1) {
                             i += 1;
                         } else {
-                            removed(v.remove(i).1);
+                            let (k, e) = v.remove(i);
+                            removed(k, e);
                             n_removed += 1;
                         }
                     }
@@ -290,8 +314,8 @@ impl Keydir {
             }
         }
         for h in emptied {
-            if let Some(Bucket::One(_, e)) = space.map.remove(&h) {
-                removed(e);
+            if let Some(Bucket::One(k, e)) = space.map.remove(&h) {
+                removed(k, e);
                 n_removed += 1;
             }
             space.order.remove(&h);
@@ -328,13 +352,6 @@ impl Keydir {
             space.map[&h].for_each(&mut |k, _| keys.push(k.to_vec()));
         }
         (0, keys)
-    }
-
-    /// Empties every namespace.
-    pub fn clear(&mut self) {
-        for space in &mut self.spaces {
-            *space = Space::default();
-        }
     }
 
     /// Test helper: the SCAN order matches the map.
@@ -417,7 +434,7 @@ mod tests {
         assert_eq!(kd.remove(1, b"a"), None);
         kd.insert(1, b"c", entry(4));
         let mut dropped = vec![];
-        kd.retain(1, &mut |k, _| k != b"b", &mut |e| dropped.push(e.seq));
+        kd.retain(1, &mut |k, _| k != b"b", &mut |_, e| dropped.push(e.seq));
         assert_eq!(dropped, vec![3]);
         assert_eq!(kd.len(1), 1);
         assert_eq!(kd.scan(1, 0, 10).1, vec![b"c".to_vec()]);
@@ -457,7 +474,7 @@ mod tests {
         space.len = 2;
         assert_eq!(kd.scan(0, 0, 1).1.len(), 2, "a bucket is never split");
         let mut n = 0;
-        kd.retain(0, &mut |k, _| k == b"x", &mut |_| n += 1);
+        kd.retain(0, &mut |k, _| k == b"x", &mut |_, _| n += 1);
         assert_eq!((n, kd.len(0)), (1, 1));
         assert_eq!(kd.get(0, b"x").map(|e| e.seq), Some(1));
     }

@@ -11,30 +11,45 @@
 //!   goes to an in-RAM append buffer; one committer task writes each round of records
 //!   with one aligned write and one fdatasync (group commit), so the cost of a sync is
 //!   shared by every write that arrived meanwhile. Readers see a write before it is
-//!   durable; only its acknowledgement waits.
+//!   durable; only its acknowledgement waits. The price: each keydir change of a round
+//!   not yet acknowledged is also kept in a small undo log (the entry it replaced), so
+//!   that a failed round can be taken back.
 //! - Space is reclaimed by copying live records forward (compaction), which rewrites
 //!   live data once per compaction of its segment.
 //!
 //! **Architecture invariant:** every acknowledged write is in the vLog at its tier before
 //! its ack; a bad record is never skipped silently (torn tail of the newest segment →
 //! truncated and logged; anywhere else → `Corrupt{file, offset}`); after a write or sync
-//! failure the store is poisoned and refuses writes. All I/O after startup goes through
-//! glommio; the crate runs on one executor thread and never blocks it except for short
-//! directory operations at open.
+//! failure the store is poisoned and refuses writes, and a write that was not
+//! acknowledged is never acknowledged later nor visible to a later read: the keydir goes
+//! back to the last acknowledged round at once ([`Store::reverts`] counts it) and the
+//! files are cut back to their acknowledged ends, so a restart does not bring it back
+//! (best effort: a failure of that cleanup is logged). At `Relaxed`, writes acknowledged
+//! before a failed background sync stay. Every vLog file operation goes through the
+//! file layer (`file/`: glommio `DmaFile`/`Directory`, or in tests the fault-injecting
+//! [`fault`] layer); the crate runs on one executor thread and never blocks it except
+//! for short directory operations at open.
 
 #![deny(unsafe_code)]
 
 mod compaction;
+mod file;
 mod keydir;
 mod probe;
 mod recovery;
 mod store;
+mod undo;
 mod util;
 mod vlog;
 
 #[cfg(test)]
 mod test;
 
+/// The fault-injecting file layer (crate tests, or the cargo feature `fault-injection`,
+/// off by default: enable it only from `[dev-dependencies]`). Open a store on it with
+/// [`Store::open_with_faults`].
+#[cfg(any(test, feature = "fault-injection"))]
+pub use file::fault;
 pub use probe::probe_direct_io;
 pub use store::Store;
 
@@ -147,7 +162,8 @@ pub struct StoreStats {
 }
 
 /// Resolves when the batch is acknowledged at the store's durability tier; fails with
-/// `StorageError::Io` if its write or fdatasync failed (the store is then poisoned).
+/// `StorageError::Io` if its write or fdatasync (or that of an earlier unacknowledged
+/// batch) failed: the store is then poisoned and the batch reverted.
 /// `'static`: it may be moved into another task. Dropping it does not cancel the write.
 pub type Commit = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StorageError>>>>;
 

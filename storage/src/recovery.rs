@@ -11,10 +11,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::rc::Rc;
 
-use glommio::io::OpenOptions;
-
+use crate::file::{File, Fs};
 use crate::keydir::{Entry, Keydir, SmallBytes};
-use crate::util::{gio_err, io_err};
+use crate::util::io_err;
 use crate::vlog::reader::{SegmentReader, Step};
 use crate::vlog::record::{self, check_segment_header, segment_file_name, Header, OpKind, SEGMENT_HEADER_LEN};
 use crate::vlog::writer::Tail;
@@ -85,7 +84,7 @@ impl Replay {
         }
         self.clear_seq = seq;
         for ns in 0..=Ns::MAX {
-            self.keydir.retain(ns, &mut |_, e| e.seq > seq, &mut |_| {});
+            self.keydir.retain(ns, &mut |_, e| e.seq > seq, &mut |_, _| {});
             self.tombs[ns as usize].retain(|_, t| *t > seq);
         }
     }
@@ -136,7 +135,7 @@ fn list_segments(vlog_dir: &Path) -> Result<Vec<u32>, StorageError> {
 }
 
 /// Replays every segment in `vlog_dir`.
-pub(crate) async fn recover(vlog_dir: &Path, opts: &StoreOptions) -> Result<Recovered, StorageError> {
+pub(crate) async fn recover(vlog_dir: &Path, opts: &StoreOptions, fs: &Fs) -> Result<Recovered, StorageError> {
     let ids = list_segments(vlog_dir)?;
     let mut replay = Replay {
         keydir: Keydir::unordered(),
@@ -152,14 +151,9 @@ pub(crate) async fn recover(vlog_dir: &Path, opts: &StoreOptions) -> Result<Reco
         let newest = i + 1 == ids.len();
         let path = vlog_dir.join(segment_file_name(id));
         let name = path.display().to_string();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(newest)
-            .dma_open(&path)
-            .await
-            .map_err(gio_err(format!("open vlog segment {name}")))?;
+        let file = fs.open(&path, newest).await.map_err(io_err(format!("open vlog segment {name}")))?;
         let file = Rc::new(file);
-        let size = file.file_size().await.map_err(gio_err(format!("stat vlog segment {name}")))?;
+        let size = file.size().await.map_err(io_err(format!("stat vlog segment {name}")))?;
         let read_op = || format!("read vlog segment {name}");
         if size > u32::MAX as u64 {
             return Err(StorageError::Corrupt { file: name, offset: u32::MAX as u64, reason: "segment is larger than 4 GiB".into() });
@@ -223,8 +217,8 @@ pub(crate) async fn recover(vlog_dir: &Path, opts: &StoreOptions) -> Result<Reco
         };
         if let Some(reason) = torn {
             tracing::warn!("vlog segment {name}: torn write at offset {end} ({reason}); truncating the file there");
-            file.truncate(end).await.map_err(gio_err(format!("truncate torn tail of vlog segment {name}")))?;
-            file.fdatasync().await.map_err(gio_err(format!("fdatasync vlog segment {name}")))?;
+            file.truncate(end).await.map_err(io_err(format!("truncate torn tail of vlog segment {name} to {end} bytes")))?;
+            file.fdatasync().await.map_err(io_err(format!("fdatasync vlog segment {name}")))?;
             report.truncated_tail = Some((name.clone(), end));
         }
         if newest {
@@ -250,12 +244,17 @@ pub(crate) async fn recover(vlog_dir: &Path, opts: &StoreOptions) -> Result<Reco
 }
 
 /// Truncates a segment to nothing and writes its header block again, durably.
-async fn rewrite_header(file: &glommio::io::DmaFile, id: u32, name: &str) -> Result<(), StorageError> {
-    file.truncate(0).await.map_err(gio_err(format!("truncate vlog segment {name}")))?;
+async fn rewrite_header(file: &File, id: u32, name: &str) -> Result<(), StorageError> {
+    file.truncate(0).await.map_err(io_err(format!("truncate vlog segment {name} to 0 bytes")))?;
     let header = record::segment_header(id);
     let mut buf = file.alloc_dma_buffer(header.len());
     buf.as_bytes_mut().copy_from_slice(&header);
-    file.write_at(buf, 0).await.map_err(gio_err(format!("write header of vlog segment {name}")))?;
-    file.fdatasync().await.map_err(gio_err(format!("fdatasync vlog segment {name}")))?;
+    let op = || format!("write header of vlog segment {name}");
+    let n = file.write_at(buf, 0).await.map_err(io_err(op()))?;
+    if n != header.len() {
+        let source = std::io::Error::new(std::io::ErrorKind::WriteZero, format!("short write: {n} of {} bytes", header.len()));
+        return Err(StorageError::Io { op: op(), source });
+    }
+    file.fdatasync().await.map_err(io_err(format!("fdatasync vlog segment {name}")))?;
     Ok(())
 }

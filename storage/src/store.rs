@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
-use glommio::io::{Directory, OpenOptions};
 use glommio::sync::Semaphore;
 
+use crate::file::{Dir, File, Fs};
 use crate::keydir::{Entry, Keydir, SmallBytes};
-use crate::util::{gio_err, io_err};
+use crate::undo::{Change, UndoLog};
+use crate::util::io_err;
 use crate::vlog::record::{self, segment_file_name, segment_header, Op, HEADER_LEN, MAX_BODY, SEGMENT_HEADER_LEN};
 use crate::vlog::writer::{self, LogState, Tail};
 use crate::vlog::SegInfo;
@@ -26,8 +27,14 @@ const READ_WINDOW: u64 = 1 << 20;
 pub(crate) struct Inner {
     pub vlog_dir: PathBuf,
     pub opts: StoreOptions,
-    pub dir_handle: Directory,
+    /// The file layer every vLog file operation goes through.
+    pub fs: Fs,
+    pub dir_handle: Dir,
     pub keydir: RefCell<Keydir>,
+    /// Keydir changes of rounds not yet acknowledged (undone if a round fails).
+    pub undo: RefCell<UndoLog>,
+    /// Times the keydir was reverted to its last acknowledged state.
+    pub reverts: Cell<u64>,
     pub segs: RefCell<BTreeMap<u32, SegInfo>>,
     pub log: RefCell<LogState>,
     pub next_seq: Cell<u64>,
@@ -37,9 +44,6 @@ pub(crate) struct Inner {
     /// The last [`Store`] handle is gone: compaction stops, the committer only writes
     /// out what was appended before.
     pub closed: Cell<bool>,
-    /// Test hook: make the next group-commit write fail.
-    #[cfg(test)]
-    pub fail_writes: Cell<bool>,
 }
 
 impl Drop for Inner {
@@ -56,26 +60,125 @@ impl Inner {
         seq
     }
 
-    /// Points `key` at a new entry, keeping the segments' live byte counts right.
-    pub(crate) fn set_entry(&self, ns: Ns, key: &[u8], entry: Entry) {
+    /// Points `key` at a new entry, keeping the segments' live byte counts right;
+    /// returns the entry it replaced. Not logged (the revert's path; writes use
+    /// [`Inner::put_logged`]).
+    fn set_entry(&self, ns: Ns, key: &[u8], entry: Entry) -> Option<Entry> {
         let mut segs = self.segs.borrow_mut();
         if let Some(s) = segs.get_mut(&entry.seg) {
             s.live += entry.foot as u64;
         }
-        if let Some(old) = self.keydir.borrow_mut().insert(ns, key, entry) {
+        let old = self.keydir.borrow_mut().insert(ns, key, entry);
+        if let Some(old) = &old {
             if let Some(s) = segs.get_mut(&old.seg) {
                 s.live -= old.foot as u64;
             }
         }
+        old
     }
 
-    /// Removes `key` from the keydir, keeping the live byte counts right.
-    fn drop_entry(&self, ns: Ns, key: &[u8]) {
-        if let Some(old) = self.keydir.borrow_mut().remove(ns, key) {
+    /// Removes `key` from the keydir, keeping the live byte counts right; returns its
+    /// entry. Not logged.
+    fn drop_entry(&self, ns: Ns, key: &[u8]) -> Option<Entry> {
+        let old = self.keydir.borrow_mut().remove(ns, key);
+        if let Some(old) = &old {
             if let Some(s) = self.segs.borrow_mut().get_mut(&old.seg) {
                 s.live -= old.foot as u64;
             }
         }
+        old
+    }
+
+    /// Records a keydir change of `round` in the undo log.
+    fn log_change(&self, round: u64, change: Change) {
+        self.undo.borrow_mut().push(round, change);
+    }
+
+    /// Points `key` at a new entry, keeping the live byte counts right, and logs the
+    /// change for `round` in the undo log (the write path: no `Option<Entry>` is moved).
+    #[inline(always)]
+    fn put_logged(&self, round: u64, ns: Ns, key: Vec<u8>, entry: Entry) {
+        let replaced = {
+            let mut segs = self.segs.borrow_mut();
+            let mut undo = self.undo.borrow_mut();
+            if let Some(s) = segs.get_mut(&entry.seg) {
+                s.live += entry.foot as u64;
+            }
+            self.keydir.borrow_mut().insert_with(ns, &key, entry, |old| {
+                if let Some(s) = segs.get_mut(&old.seg) {
+                    s.live -= old.foot as u64;
+                }
+                undo.push_prev(round, old);
+            })
+        };
+        self.undo.borrow_mut().push_key(round, ns, key, replaced);
+    }
+
+    /// Removes `key` from the keydir, keeping the live byte counts right, and logs the
+    /// change for `round` in the undo log.
+    #[inline(always)]
+    fn remove_logged(&self, round: u64, ns: Ns, key: Vec<u8>) {
+        let removed = {
+            let mut segs = self.segs.borrow_mut();
+            let mut undo = self.undo.borrow_mut();
+            self.keydir.borrow_mut().remove_with(ns, &key, |old| {
+                if let Some(s) = segs.get_mut(&old.seg) {
+                    s.live -= old.foot as u64;
+                }
+                undo.push_prev(round, old);
+            })
+        };
+        self.undo.borrow_mut().push_key(round, ns, key, removed);
+    }
+
+    /// [`Inner::put_logged`] with a borrowed key (compaction's path; copies the key).
+    pub(crate) fn set_entry_logged(&self, round: u64, ns: Ns, key: &[u8], entry: Entry) {
+        self.put_logged(round, ns, key.to_vec(), entry);
+    }
+
+    /// Adds tombstone bytes to segment `seg`, logged for `round`.
+    pub(crate) fn add_tomb_logged(&self, round: u64, seg: u32, bytes: u64) {
+        if let Some(s) = self.segs.borrow_mut().get_mut(&seg) {
+            s.tomb += bytes;
+        }
+        self.log_change(round, Change::Tomb { seg, bytes });
+    }
+
+    /// Undoes every keydir change of unacknowledged rounds, newest first, so the keydir
+    /// is again that of the last acknowledged round (with the segments' live and
+    /// tombstone counts). Counts a revert if anything was undone.
+    pub(crate) fn revert_unacknowledged(&self) {
+        let changes = self.undo.borrow_mut().take_newest_first();
+        if changes.is_empty() {
+            return;
+        }
+        let n = changes.len();
+        for change in changes {
+            match change {
+                Change::Key { ns, key, prev: Some(e) } => {
+                    self.set_entry(ns, &key, e);
+                }
+                Change::Key { ns, key, prev: None } => {
+                    self.drop_entry(ns, &key);
+                }
+                Change::Tomb { seg, bytes } => {
+                    if let Some(s) = self.segs.borrow_mut().get_mut(&seg) {
+                        s.tomb -= bytes;
+                    }
+                }
+                Change::Cleared { keydir, live } => {
+                    *self.keydir.borrow_mut() = keydir;
+                    let mut segs = self.segs.borrow_mut();
+                    for (id, bytes) in live {
+                        if let Some(s) = segs.get_mut(&id) {
+                            s.live = bytes;
+                        }
+                    }
+                }
+            }
+        }
+        self.reverts.set(self.reverts.get() + 1);
+        tracing::warn!("reverted {n} keydir changes of unacknowledged writes to the last acknowledged state");
     }
 
     /// The value of `e` if it is in RAM (inline, or not yet written).
@@ -157,6 +260,19 @@ impl Store {
     /// Errors: `Corrupt` with file and offset for a bad record that is not a torn tail,
     /// `Io` for a failed probe, open, read or write.
     pub async fn open(dir: &Path, opts: StoreOptions) -> Result<(Store, RecoveryReport), StorageError> {
+        Store::open_on(dir, opts, Fs::Real).await
+    }
+
+    /// [`Store::open`] with every vLog file operation going through the fault-injecting
+    /// layer `faults` (tests only: cargo feature `fault-injection`, see
+    /// [`crate::fault`]). Open the directory through the same `faults` every time.
+    /// Errors: as [`Store::open`], plus faults armed on the operations of the open.
+    #[cfg(any(test, feature = "fault-injection"))]
+    pub async fn open_with_faults(dir: &Path, opts: StoreOptions, faults: &crate::fault::FaultFs) -> Result<(Store, RecoveryReport), StorageError> {
+        Store::open_on(dir, opts, Fs::Fault(faults.clone())).await
+    }
+
+    async fn open_on(dir: &Path, opts: StoreOptions, fs: Fs) -> Result<(Store, RecoveryReport), StorageError> {
         let mut opts = opts;
         opts.segment_bytes = opts.segment_bytes.clamp(MIN_SEGMENT_BYTES, MAX_SEGMENT_BYTES);
         let vlog_dir = dir.join("vlog");
@@ -168,17 +284,17 @@ impl Store {
         let vlog_dir = vlog_dir.canonicalize().map_err(io_err(format!("resolve vlog directory {}", vlog_dir.display())))?;
         wait_for_previous_instance(&vlog_dir).await?;
         probe_direct_io(dir).await?;
-        let dir_handle = Directory::open(&vlog_dir).await.map_err(gio_err(format!("open vlog directory {}", vlog_dir.display())))?;
+        let dir_handle = fs.open_dir(&vlog_dir).await.map_err(io_err(format!("open vlog directory {}", vlog_dir.display())))?;
         if fresh {
-            let parent = Directory::open(dir).await.map_err(gio_err(format!("open data directory {}", dir.display())))?;
-            parent.sync().await.map_err(gio_err(format!("fsync data directory {}", dir.display())))?;
+            let parent = fs.open_dir(dir).await.map_err(io_err(format!("open data directory {}", dir.display())))?;
+            parent.sync().await.map_err(io_err(format!("fsync data directory {}", dir.display())))?;
         }
-        let recovered = recovery::recover(&vlog_dir, &opts).await?;
+        let recovered = recovery::recover(&vlog_dir, &opts, &fs).await?;
         let mut segs = recovered.segs;
         let tail = match recovered.tail {
             Some(t) => t,
             None => {
-                let file = create_first_segment(&vlog_dir, &dir_handle).await?;
+                let file = create_first_segment(&fs, &vlog_dir, &dir_handle).await?;
                 segs.insert(1, SegInfo::new(Some(file), SEGMENT_HEADER_LEN));
                 Tail { seg: 1, base: SEGMENT_HEADER_LEN, buf: Vec::new(), written: SEGMENT_HEADER_LEN, created: true, sealed: false }
             }
@@ -188,16 +304,17 @@ impl Store {
         let inner = Rc::new(Inner {
             vlog_dir,
             opts,
+            fs,
             dir_handle,
             keydir: RefCell::new(recovered.keydir),
+            undo: RefCell::new(UndoLog::default()),
+            reverts: Cell::new(0),
             segs: RefCell::new(segs),
             log: RefCell::new(LogState::new(tail)),
             next_seq: Cell::new(recovered.next_seq),
             compactions: Cell::new(0),
             compaction_lock: Semaphore::new(1),
             closed: Cell::new(false),
-            #[cfg(test)]
-            fail_writes: Cell::new(false),
         });
         glommio::spawn_local(writer::committer(Rc::downgrade(&inner))).detach();
         glommio::spawn_local(compaction::background(Rc::downgrade(&inner))).detach();
@@ -257,7 +374,7 @@ impl Store {
         let Some(file) = file else {
             return Err(StorageError::Io { op: op(), source: std::io::Error::other("segment file is missing") });
         };
-        let r = file.read_at(off, len).await.map_err(gio_err(op()))?;
+        let r = file.read_at(off, len).await.map_err(io_err(op()))?;
         if r.len() != len {
             let source = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("read {} of {len} bytes", r.len()));
             return Err(StorageError::Io { op: op(), source });
@@ -269,6 +386,11 @@ impl Store {
     /// (later lookups see it at once); the returned future resolves when the batch is
     /// acknowledged at the store's tier (see `Durability`). When a key appears more than
     /// once, the last mutation wins. An empty batch resolves at once.
+    ///
+    /// If the round holding the batch (or an earlier unacknowledged one) fails, the
+    /// batch is taken back: the keydir returns to the last acknowledged state (so a later
+    /// lookup no longer sees it; [`Store::reverts`] counts up) and its bytes are cut from
+    /// the segment files (FORMAT.md "Group commit", failure steps).
     ///
     /// Errors now: `Poisoned` after an earlier write failure, `TooLarge` when the record
     /// would exceed 1 GiB. The future fails with `Io` if the write or fdatasync fails.
@@ -307,13 +429,12 @@ impl Store {
                         foot,
                         inline: (value.len() <= inner.opts.inline_value_max).then(|| SmallBytes::from(value)),
                     };
-                    inner.set_entry(ns, &key, entry);
+                    // The mutation's key moves to the undo log (no copy, no allocation).
+                    inner.put_logged(round, ns, key, entry);
                 }
                 Mutation::Delete { ns, key } => {
-                    inner.drop_entry(ns, &key);
-                    if let Some(s) = inner.segs.borrow_mut().get_mut(&seg) {
-                        s.tomb += foot as u64;
-                    }
+                    inner.remove_logged(round, ns, key);
+                    inner.add_tomb_logged(round, seg, foot as u64);
                 }
             }
         }
@@ -331,29 +452,41 @@ impl Store {
         let (seg, _, round) = inner.append(HEADER_LEN, |buf| {
             record::encode_clear_all(buf, seq);
         });
-        inner.keydir.borrow_mut().clear();
-        for (id, s) in inner.segs.borrow_mut().iter_mut() {
-            s.live = 0;
-            if *id == seg {
-                s.tomb += HEADER_LEN as u64;
-            }
-        }
+        let keydir = std::mem::take(&mut *inner.keydir.borrow_mut());
+        let live = inner.segs.borrow_mut().iter_mut().map(|(id, s)| (*id, std::mem::take(&mut s.live))).collect();
+        inner.log_change(round, Change::Cleared { keydir, live });
+        inner.add_tomb_logged(round, seg, HEADER_LEN as u64);
         Ok(Box::pin(inner.wait_round(round)))
     }
 
     /// Drops keydir entries of `ns` for which `pred(key)` is true, without writing any
     /// record (used when their owner, e.g. a dropped index, is already gone durably; a
     /// restart finds them again in the log, so the caller must forget them again).
-    /// Returns how many were dropped.
+    /// Returns how many were dropped. While a write is unacknowledged the drops belong to
+    /// the round it is in: if that round fails they are undone with it.
     pub fn forget_where(&self, ns: Ns, pred: &mut dyn FnMut(&[u8]) -> bool) -> usize {
-        let mut segs = self.handle.inner.segs.borrow_mut();
+        let inner = &self.handle.inner;
+        let mut forgotten = Vec::new();
         let mut n = 0;
-        self.handle.inner.keydir.borrow_mut().retain(ns, &mut |k, _| !pred(k), &mut |e| {
-            n += 1;
-            if let Some(s) = segs.get_mut(&e.seg) {
-                s.live -= e.foot as u64;
+        let log_it = !inner.undo.borrow().is_empty();
+        {
+            let mut segs = inner.segs.borrow_mut();
+            inner.keydir.borrow_mut().retain(ns, &mut |k, _| !pred(k), &mut |k, e| {
+                if let Some(s) = segs.get_mut(&e.seg) {
+                    s.live -= e.foot as u64;
+                }
+                n += 1;
+                if log_it {
+                    forgotten.push((k, e));
+                }
+            });
+        }
+        if log_it {
+            let round = inner.log.borrow().open_round;
+            for (key, e) in forgotten {
+                inner.log_change(round, Change::Key { ns, key: key.to_vec(), prev: Some(e) });
             }
-        });
+        }
         n
     }
 
@@ -418,7 +551,7 @@ impl Store {
                 end = end.max(e_end);
                 j += 1;
             }
-            let r = file.read_at(start, (end - start) as usize).await.map_err(gio_err(op()))?;
+            let r = file.read_at(start, (end - start) as usize).await.map_err(io_err(op()))?;
             for (_, off, len, key) in &on_disk[i..j] {
                 let at = (off - start) as usize;
                 let Some(value) = r.get(at..at + *len as usize) else {
@@ -462,6 +595,15 @@ impl Store {
         self.handle.inner.log.borrow().unwritten()
     }
 
+    /// How many times the keydir was reverted to its last acknowledged state after a
+    /// failed write or sync (0 or 1 today: the store is poisoned after the first). A
+    /// caller that keeps state derived from what it wrote (e.g. the shard's vector
+    /// indexes, updated at `apply` time) compares this with the value it last saw and
+    /// rebuilds that state from the store when it changed. One `Cell` read.
+    pub fn reverts(&self) -> u64 {
+        self.handle.inner.reverts.get()
+    }
+
     /// Counters for INFO and tests.
     pub fn stats(&self) -> StoreStats {
         let keydir = self.handle.inner.keydir.borrow();
@@ -479,10 +621,10 @@ impl Store {
         }
     }
 
-    /// Test hook: makes the next group-commit write fail.
+    /// Keydir changes not yet acknowledged (tests: the undo log drains).
     #[cfg(test)]
-    pub(crate) fn inject_write_failure(&self) {
-        self.handle.inner.fail_writes.set(true);
+    pub(crate) fn undo_len(&self) -> usize {
+        self.handle.inner.undo.borrow().len()
     }
 }
 
@@ -512,15 +654,19 @@ impl Mutation {
 }
 
 /// Creates `00000001.vlog` with its header, durably (file and directory).
-async fn create_first_segment(vlog_dir: &Path, dir_handle: &Directory) -> Result<Rc<glommio::io::DmaFile>, StorageError> {
+async fn create_first_segment(fs: &Fs, vlog_dir: &Path, dir_handle: &Dir) -> Result<Rc<File>, StorageError> {
     let path = vlog_dir.join(segment_file_name(1));
     let op = |what: &str| format!("{what} vlog segment {}", path.display());
-    let file = OpenOptions::new().read(true).write(true).create_new(true).dma_open(&path).await.map_err(gio_err(op("create")))?;
+    let file = fs.create(&path).await.map_err(io_err(op("create")))?;
     let header = segment_header(1);
     let mut buf = file.alloc_dma_buffer(header.len());
     buf.as_bytes_mut().copy_from_slice(&header);
-    file.write_at(buf, 0).await.map_err(gio_err(op("write header of")))?;
-    file.fdatasync().await.map_err(gio_err(op("fdatasync")))?;
-    dir_handle.sync().await.map_err(gio_err("fsync the vlog directory after creating a segment"))?;
+    let n = file.write_at(buf, 0).await.map_err(io_err(op("write header of")))?;
+    if n != header.len() {
+        let source = std::io::Error::new(std::io::ErrorKind::WriteZero, format!("short write: {n} of {} bytes", header.len()));
+        return Err(StorageError::Io { op: op("write header of"), source });
+    }
+    file.fdatasync().await.map_err(io_err(op("fdatasync")))?;
+    dir_handle.sync().await.map_err(io_err("fsync the vlog directory after creating a segment"))?;
     Ok(Rc::new(file))
 }

@@ -3,6 +3,8 @@
 //!
 //! Every request is validated completely before anything is written; the index in RAM
 //! changes together with the keydir (at `Store::apply`), the reply waits for durability.
+//! If that write or its sync fails, the store takes it back and the indexes are rebuilt
+//! from the store before the next request that reads them (`Shard::handle`).
 
 use crate::args::{parse_i64, parse_u64, show, ERR_SYNTAX};
 use crate::registry::{split_vector_key, vector_key, IndexEntry, IndexMeta, BACKEND_FLAT, KIND_F32, METRIC_COSINE};

@@ -193,3 +193,58 @@ fn restart_rebuilds_indexes() {
         assert_eq!(search_ids(&s, "keep", 5, &vector(7)).await, *before.borrow());
     });
 }
+
+/// A round holding a VSET, a VDEL, an index creation and an index drop fails at its
+/// fdatasync: every one of them fails, and the indexes (rebuilt from the store, which
+/// took the round back) are as before it — also the dropped index's vectors, which the
+/// drop had only forgotten from the keydir.
+#[test]
+fn vector_indexes_follow_the_store_back_after_a_failed_write() {
+    use keel_storage::fault::{FaultFs, Op};
+    on_executor(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let faults = FaultFs::new();
+        let (store, recovery) = keel_storage::Store::open_with_faults(dir.path(), test_options(), &faults).await.unwrap();
+        let s = Shard::with_store(store, recovery).await.unwrap();
+        check(&s, argv!["SKEG.VINDEX.CREATE", "t:v", "2"], ok()).await;
+        check(&s, argv!["SKEG.VINDEX.CREATE", "t:gone", "2"], ok()).await;
+        check(&s, argv!["SKEG.VSET", "t:v", "1", blob(&[1.0, 0.0])], ok()).await;
+        check(&s, argv!["SKEG.VSET", "t:gone", "1", blob(&[1.0, 0.0])], ok()).await;
+        let before = Value::Array(vec![
+            bulk("name=t:gone dim=2 kind=f32 backend=flat n_vectors=1"),
+            bulk("name=t:v dim=2 kind=f32 backend=flat n_vectors=1"),
+        ]);
+
+        faults.fail_next(Op::Sync, rustix::io::Errno::IO.raw_os_error());
+        let mut replies = Vec::new();
+        for argv in [
+            argv!["SKEG.VSET", "t:v", "2", blob(&[0.0, 1.0])],
+            argv!["SKEG.VDEL", "t:v", "1"],
+            argv!["SKEG.VINDEX.CREATE", "t:new", "3"],
+            argv!["SKEG.VINDEX.DROP", "t:gone"],
+        ] {
+            replies.push(s.handle(argv).await); // all in one group-commit round
+        }
+        for reply in replies {
+            let v = reply.into_value().await;
+            assert!(matches!(&v, Value::Error(e) if e.starts_with("ERR storage: ")), "{v:?}");
+        }
+        check(&s, argv!["SKEG.VINDEX.LIST"], before.clone()).await;
+        assert_eq!(search_ids(&s, "t:v", 10, &[0.0, 1.0]).await, ["1"]);
+        assert_eq!(search_ids(&s, "t:gone", 10, &[0.0, 1.0]).await, ["1"]);
+        let refused = s.exec(argv!["SKEG.VSET", "t:v", "3", blob(&[0.0, 1.0])]).await;
+        assert!(matches!(&refused, Value::Error(e) if e.contains("poisoned")), "{refused:?}");
+        check(&s, argv!["SKEG.VINDEX.LIST"], before.clone()).await;
+        drop(s);
+
+        // After a restart, and after a power loss: the same.
+        let s = open(dir.path()).await;
+        check(&s, argv!["SKEG.VINDEX.LIST"], before.clone()).await;
+        drop(s);
+        faults.power_loss().await.unwrap();
+        let (store, recovery) = keel_storage::Store::open_with_faults(dir.path(), test_options(), &faults).await.unwrap();
+        let s = Shard::with_store(store, recovery).await.unwrap();
+        check(&s, argv!["SKEG.VINDEX.LIST"], before).await;
+        assert_eq!(search_ids(&s, "t:gone", 10, &[0.0, 1.0]).await, ["1"]);
+    });
+}

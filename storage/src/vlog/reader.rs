@@ -4,10 +4,8 @@
 use std::io;
 use std::rc::Rc;
 
-use glommio::io::DmaFile;
-
 use super::record::{self, Header, HEADER_LEN, SEGMENT_HEADER_LEN};
-use crate::util::glommio_io;
+use crate::file::File;
 
 /// Bytes read per O_DIRECT read while scanning.
 const CHUNK: usize = 1 << 20;
@@ -25,7 +23,7 @@ pub(crate) enum Step {
 
 /// A window of a segment file, refilled as the scan advances.
 pub(crate) struct SegmentReader {
-    file: Rc<DmaFile>,
+    file: Rc<File>,
     /// Bytes of the file to consider (the file size, or the logical end for compaction).
     size: u64,
     win: Vec<u8>,
@@ -37,7 +35,7 @@ pub(crate) struct SegmentReader {
 
 impl SegmentReader {
     /// A reader over `[0, size)` of `file`, positioned at the first record.
-    pub fn new(file: Rc<DmaFile>, size: u64) -> SegmentReader {
+    pub fn new(file: Rc<File>, size: u64) -> SegmentReader {
         SegmentReader { file, size, win: Vec::new(), win_off: 0, pos: SEGMENT_HEADER_LEN }
     }
 
@@ -60,7 +58,7 @@ impl SegmentReader {
             let read_off = self.win_off + self.win.len() as u64;
             let need = (want_end - read_off) as usize;
             let n = need.max(CHUNK).div_ceil(ALIGN as usize) * ALIGN as usize;
-            let r = self.file.read_at(read_off, n).await.map_err(glommio_io)?;
+            let r = self.file.read_at(read_off, n).await?;
             if r.is_empty() {
                 break;
             }

@@ -1,12 +1,16 @@
 //! Integration tests of `keel_storage::Store`, one binary: each test runs its own glommio
 //! executor (small `io_memory`: RLIMIT_MEMLOCK is 8 MiB on these machines) on a temp
-//! directory. Helpers live here; tests are grouped by topic in the modules.
+//! directory. Helpers live here; tests are grouped by topic in the modules. `faults` and
+//! `power_loss` put the fault-injecting file layer (`keel_storage::fault`, enabled by
+//! this crate's dev-dependency on itself with the `fault-injection` feature) under the
+//! store.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 
 use glommio::{LocalExecutorBuilder, Placement};
+use keel_storage::fault::FaultFs;
 use keel_storage::{Durability, Lookup, Mutation, RecoveryReport, StorageError, Store, StoreOptions, NS_INDEX, NS_KV, NS_VECTOR};
 
 /// Bytes of a record header and of a segment header (storage/FORMAT.md).
@@ -31,6 +35,11 @@ fn small_segments() -> StoreOptions {
 
 async fn open(dir: &Path, opts: &StoreOptions) -> (Store, RecoveryReport) {
     Store::open(dir, opts.clone()).await.expect("open store")
+}
+
+/// Opens the store with every file operation going through `faults`.
+async fn open_faulty(dir: &Path, opts: &StoreOptions, faults: &FaultFs) -> (Store, RecoveryReport) {
+    Store::open_with_faults(dir, opts.clone(), faults).await.expect("open store")
 }
 
 async fn apply(store: &Store, muts: Vec<Mutation>) {
@@ -75,6 +84,8 @@ fn flip_byte(path: &Path, offset: u64) {
 }
 
 mod compaction;
+mod faults;
 mod model;
 mod ops;
+mod power_loss;
 mod recovery;
