@@ -5,35 +5,11 @@
 
 mod common;
 
+use common::wire::{expect_closed, read_line as line, req};
 use common::{Scratch, Server};
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
-
-fn req(argv: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", argv.len()).into_bytes();
-    for a in argv {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
-/// Reads one CRLF-terminated line (without the CRLF).
-fn line(s: &mut TcpStream) -> String {
-    let mut out = Vec::new();
-    let mut b = [0u8; 1];
-    while !out.ends_with(b"\r\n") {
-        match s.read(&mut b) {
-            Ok(0) => panic!("connection closed after {:?}", String::from_utf8_lossy(&out)),
-            Ok(_) => out.push(b[0]),
-            Err(e) => panic!("read: {e} after {:?}", String::from_utf8_lossy(&out)),
-        }
-    }
-    out.truncate(out.len() - 2);
-    String::from_utf8_lossy(&out).into_owned()
-}
 
 /// Sends `r` and returns the first line of the reply.
 fn ask(s: &mut TcpStream, r: &[u8]) -> String {
@@ -48,17 +24,6 @@ fn bulk_body(s: &mut TcpStream, len_line: &str) -> Vec<u8> {
     s.read_exact(&mut body).unwrap();
     body.truncate(n);
     body
-}
-
-#[track_caller]
-fn expect_closed(s: &mut TcpStream) {
-    let mut b = [0u8; 64];
-    match s.read(&mut b) {
-        Ok(0) => {}
-        Ok(n) => panic!("expected the connection to be closed, got {:?}", String::from_utf8_lossy(&b[..n])),
-        Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
-        Err(e) => panic!("expected the connection to be closed, got {e}"),
-    }
 }
 
 fn start_with(scratch: &Scratch, toml: &str) -> Server {

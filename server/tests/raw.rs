@@ -4,8 +4,9 @@
 
 mod common;
 
+use common::wire::{expect_closed, read_line, req};
 use common::{rss_bytes, Scratch, Server};
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -30,47 +31,6 @@ fn expect(s: &mut TcpStream, want: &[u8]) {
 fn check(s: &mut TcpStream, req: &[u8], reply: &[u8]) {
     s.write_all(req).unwrap();
     expect(s, reply);
-}
-
-/// Reads one CRLF-terminated line (without the CRLF).
-fn read_line(s: &mut TcpStream) -> String {
-    let mut line = Vec::new();
-    let mut b = [0u8; 1];
-    loop {
-        match s.read(&mut b) {
-            Ok(0) => panic!("connection closed mid-line after {:?}", String::from_utf8_lossy(&line)),
-            Ok(_) => {
-                line.push(b[0]);
-                if line.ends_with(b"\r\n") {
-                    line.truncate(line.len() - 2);
-                    return String::from_utf8_lossy(&line).into_owned();
-                }
-            }
-            Err(e) => panic!("read: {e} after {:?}", String::from_utf8_lossy(&line)),
-        }
-    }
-}
-
-/// Asserts the server closed the connection: a read returns 0 (or a reset).
-#[track_caller]
-fn expect_closed(s: &mut TcpStream) {
-    let mut b = [0u8; 64];
-    match s.read(&mut b) {
-        Ok(0) => {}
-        Ok(n) => panic!("expected the connection to be closed, got {:?}", String::from_utf8_lossy(&b[..n])),
-        Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
-        Err(e) => panic!("expected the connection to be closed, got {e}"),
-    }
-}
-
-fn req(argv: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", argv.len()).into_bytes();
-    for a in argv {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
 }
 
 #[test]

@@ -64,6 +64,10 @@ use std::sync::OnceLock;
 
 pub mod scalar;
 
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[macro_use]
+mod arch_shared;
+
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 

@@ -65,6 +65,7 @@ macro_rules! protocol_suite {
 
 pub mod check;
 pub mod suite;
+pub mod wire;
 
 pub use rustix::process::Signal;
 use rustix::process::{kill_process, kill_process_group, Pid};

@@ -88,43 +88,32 @@ fn check_failed_batch(injection: Injection, errno: Option<i32>) {
     });
 }
 
+/// Every way a group-commit round can fail, each taken back the same way:
+/// - the write fails (EIO, ENOSPC), or its bytes reach the file and it still reports
+///   an error (they must be cut), or it comes back short;
+/// - the write completes (the bytes are in the file) and its fdatasync fails (EIO,
+///   ENOSPC), or the fdatasync made them durable and still reported an error (only the
+///   truncation and its fdatasync keep them from coming back after a power loss).
 #[test]
-fn failed_write_eio_is_taken_back() {
-    check_failed_batch(on(Op::Write, None, Effect::Fail(libc::EIO)), Some(libc::EIO));
+fn a_failed_write_or_fdatasync_is_taken_back() {
+    let cases = [
+        ("write EIO", Op::Write, Effect::Fail(libc::EIO), Some(libc::EIO)),
+        ("write ENOSPC", Op::Write, Effect::Fail(libc::ENOSPC), Some(libc::ENOSPC)),
+        ("write landed, then EIO", Op::Write, Effect::Landed(libc::EIO), Some(libc::EIO)),
+        ("short write", Op::Write, Effect::Short, None),
+        ("fdatasync EIO", Op::Sync, Effect::Fail(libc::EIO), Some(libc::EIO)),
+        ("fdatasync ENOSPC", Op::Sync, Effect::Fail(libc::ENOSPC), Some(libc::ENOSPC)),
+        ("fdatasync persisted, then EIO", Op::Sync, Effect::Landed(libc::EIO), Some(libc::EIO)),
+    ];
+    for (name, op, effect, errno) in cases {
+        eprintln!("case: {name}");
+        check_failed_batch(on(op, None, effect), errno);
+    }
 }
 
-#[test]
-fn failed_write_enospc_is_taken_back() {
-    check_failed_batch(on(Op::Write, None, Effect::Fail(libc::ENOSPC)), Some(libc::ENOSPC));
-}
-
-/// The bytes reached the file but the write reported an error: they must be cut.
-#[test]
-fn write_that_landed_then_failed_is_taken_back() {
-    check_failed_batch(on(Op::Write, None, Effect::Landed(libc::EIO)), Some(libc::EIO));
-}
-
-#[test]
-fn short_write_is_taken_back() {
-    check_failed_batch(on(Op::Write, None, Effect::Short), None);
-}
-
-/// The write completed (the bytes are in the file), its fdatasync failed.
-#[test]
-fn failed_fdatasync_eio_is_taken_back() {
-    check_failed_batch(on(Op::Sync, None, Effect::Fail(libc::EIO)), Some(libc::EIO));
-}
-
-#[test]
-fn failed_fdatasync_enospc_is_taken_back() {
-    check_failed_batch(on(Op::Sync, None, Effect::Fail(libc::ENOSPC)), Some(libc::ENOSPC));
-}
-
-/// The fdatasync made the bytes durable and still reported an error: only the
-/// truncation (and its fdatasync) keeps them from coming back after a power loss.
-#[test]
-fn fdatasync_that_persisted_then_failed_is_taken_back() {
-    check_failed_batch(on(Op::Sync, None, Effect::Landed(libc::EIO)), Some(libc::EIO));
+/// Segments of 8 KiB (three 1000-byte records each), compacted at `dead_ratio`.
+fn segments_of_8k(dead_ratio: f64) -> StoreOptions {
+    StoreOptions { segment_bytes: 8192, inline_value_max: 16, compaction_dead_ratio: dead_ratio, ..StoreOptions::default() }
 }
 
 /// A round that seals segment 1 (one record still fits in it) and starts segment 2
@@ -134,7 +123,7 @@ fn check_failed_roll(injection: Injection) {
     let tmp = tempfile::tempdir().unwrap();
     run(async {
         // Header 4096 + records of 28 + 2 + 1000 bytes: three fit in 8192, a fourth rolls.
-        let opts = StoreOptions { segment_bytes: 8192, inline_value_max: 16, compaction_dead_ratio: 2.0, ..StoreOptions::default() };
+        let opts = segments_of_8k(2.0);
         let faults = FaultFs::new();
         let (store, _) = open_faulty(tmp.path(), &opts, &faults).await;
         let value = |i: u8| vec![i; 1000];
@@ -200,7 +189,7 @@ fn fdatasync_of_the_new_segment_that_persisted_then_failed_takes_back_the_round(
 fn check_failed_compaction(injection: Injection) {
     let tmp = tempfile::tempdir().unwrap();
     run(async {
-        let opts = StoreOptions { segment_bytes: 8192, inline_value_max: 16, compaction_dead_ratio: 0.5, ..StoreOptions::default() };
+        let opts = segments_of_8k(0.5);
         let faults = FaultFs::new();
         let (store, _) = open_faulty(tmp.path(), &opts, &faults).await;
         for k in ["k1", "k2", "k3"] {
@@ -253,7 +242,7 @@ fn failed_write_in_compactions_copy_round_keeps_the_old_segment() {
 fn a_read_in_flight_survives_compaction_deleting_its_segment() {
     let tmp = tempfile::tempdir().unwrap();
     run(async {
-        let opts = StoreOptions { segment_bytes: 8192, inline_value_max: 16, compaction_dead_ratio: 0.5, ..StoreOptions::default() };
+        let opts = segments_of_8k(0.5);
         let faults = FaultFs::new();
         let (store, _) = open_faulty(tmp.path(), &opts, &faults).await;
         for (k, v) in [("k1", 1), ("k2", 1), ("k3", 1), ("k1", 2), ("k2", 2)] {

@@ -6,7 +6,6 @@
 //! `sdot` is issued with inline assembly: Rust's `vdotq_s32` intrinsic is not stable.
 
 use super::neon::{cosine_rows, dot, dot_rows, dot_sq, hamming, hamming_rows, l2, l2_rows, ld_i8};
-use crate::distance::{for_rows, scalar};
 use std::arch::aarch64::*;
 
 /// Proof that this CPU has NEON and DotProd: only [`NeonDot::detect`] makes one.
@@ -22,6 +21,8 @@ impl NeonDot {
 }
 
 impl_isa!(NeonDot);
+
+i8_rows_kernels!("neon,dotprod");
 
 /// Exact `Σ aᵢbᵢ` over i8: 64 codes per step in four `sdot` accumulators, a 16-wide
 /// step and a scalar tail.
@@ -83,30 +84,8 @@ fn dot_sq_i8(a: &[i8], b: &[i8]) -> (i32, i32) {
     (sab, sbb)
 }
 
-#[target_feature(enable = "neon,dotprod")]
-fn ip_i8_rows(q: &[i8], qs: f32, rows: &[i8], scales: &[f32], out: &mut [f32]) {
-    assert_eq!(scales.len(), out.len());
-    for_rows(rows, q.len(), out, |i, r| scalar::ip_i8_from(qs, scales[i], dot_i8(q, r)));
-}
 
-#[target_feature(enable = "neon,dotprod")]
-fn l2_i8_rows(q: &[i8], qs: f32, rows: &[i8], scales: &[f32], out: &mut [f32]) {
-    assert_eq!(scales.len(), out.len());
-    let qq = dot_i8(q, q);
-    for_rows(rows, q.len(), out, |i, r| {
-        let (qr, rr) = dot_sq_i8(q, r);
-        scalar::l2_i8_from(qs, qq, scales[i], rr, qr)
-    });
-}
 
-#[target_feature(enable = "neon,dotprod")]
-fn cosine_i8_rows(q: &[i8], rows: &[i8], out: &mut [f32]) {
-    let qq = dot_i8(q, q);
-    for_rows(rows, q.len(), out, |_, r| {
-        let (qr, rr) = dot_sq_i8(q, r);
-        scalar::cosine_i8_from(qr, qq, rr)
-    });
-}
 
 /// `acc + ` the four-way signed byte dot products of `a` and `b` per i32 lane.
 #[target_feature(enable = "neon,dotprod")]

@@ -11,7 +11,6 @@
 //!
 //! [`super::dotprod`] reuses the f32 and binary kernels of this file.
 
-use crate::distance::{for_rows, scalar};
 use std::arch::aarch64::*;
 
 /// Proof that this CPU has NEON: only [`Neon::detect`] makes one.
@@ -26,6 +25,10 @@ impl Neon {
 }
 
 impl_isa!(Neon);
+
+f32_rows_kernels!("neon");
+i8_rows_kernels!("neon");
+hamming_rows_kernel!("neon");
 
 #[target_feature(enable = "neon")]
 #[inline]
@@ -106,24 +109,8 @@ pub(super) fn dot_sq(a: &[f32], b: &[f32]) -> (f32, f32) {
     (sab, sbb)
 }
 
-#[target_feature(enable = "neon")]
-pub(super) fn dot_rows(q: &[f32], rows: &[f32], out: &mut [f32]) {
-    for_rows(rows, q.len(), out, |_, r| dot(q, r));
-}
 
-#[target_feature(enable = "neon")]
-pub(super) fn l2_rows(q: &[f32], rows: &[f32], out: &mut [f32]) {
-    for_rows(rows, q.len(), out, |_, r| l2(q, r));
-}
 
-#[target_feature(enable = "neon")]
-pub(super) fn cosine_rows(q: &[f32], rows: &[f32], out: &mut [f32]) {
-    let qq = dot(q, q);
-    for_rows(rows, q.len(), out, |_, r| {
-        let (qr, rr) = dot_sq(q, r);
-        scalar::cosine_from(qr, qq, rr)
-    });
-}
 
 /// Exact `Σ aᵢbᵢ` over i8, 16 codes per step.
 #[target_feature(enable = "neon")]
@@ -171,30 +158,8 @@ fn dot_sq_i8(a: &[i8], b: &[i8]) -> (i32, i32) {
     (sab, sbb)
 }
 
-#[target_feature(enable = "neon")]
-fn ip_i8_rows(q: &[i8], qs: f32, rows: &[i8], scales: &[f32], out: &mut [f32]) {
-    assert_eq!(scales.len(), out.len());
-    for_rows(rows, q.len(), out, |i, r| scalar::ip_i8_from(qs, scales[i], dot_i8(q, r)));
-}
 
-#[target_feature(enable = "neon")]
-fn l2_i8_rows(q: &[i8], qs: f32, rows: &[i8], scales: &[f32], out: &mut [f32]) {
-    assert_eq!(scales.len(), out.len());
-    let qq = dot_i8(q, q);
-    for_rows(rows, q.len(), out, |i, r| {
-        let (qr, rr) = dot_sq_i8(q, r);
-        scalar::l2_i8_from(qs, qq, scales[i], rr, qr)
-    });
-}
 
-#[target_feature(enable = "neon")]
-fn cosine_i8_rows(q: &[i8], rows: &[i8], out: &mut [f32]) {
-    let qq = dot_i8(q, q);
-    for_rows(rows, q.len(), out, |_, r| {
-        let (qr, rr) = dot_sq_i8(q, r);
-        scalar::cosine_i8_from(qr, qq, rr)
-    });
-}
 
 /// Differing bits: `cnt` per byte of the XOR, 4 words per step in two u32x4
 /// accumulators.
@@ -226,10 +191,6 @@ pub(super) fn hamming(a: &[u64], b: &[u64]) -> u32 {
     s
 }
 
-#[target_feature(enable = "neon")]
-pub(super) fn hamming_rows(q: &[u64], rows: &[u64], out: &mut [u32]) {
-    for_rows(rows, q.len(), out, |_, r| hamming(q, r));
-}
 
 /// Loads 4 floats.
 #[target_feature(enable = "neon")]

@@ -11,7 +11,6 @@
 //! - binary: per 4 words, a `vpshufb` nibble-table count of the XOR summed by
 //!   `vpsadbw`; `popcnt` for the last 0–3 words.
 
-use crate::distance::{for_rows, scalar};
 use std::arch::x86_64::*;
 
 /// Proof that this CPU has AVX2, FMA and POPCNT: only [`Avx2::detect`] makes one.
@@ -27,6 +26,10 @@ impl Avx2 {
 }
 
 impl_isa!(Avx2);
+
+f32_rows_kernels!("avx2,fma,popcnt");
+i8_rows_kernels!("avx2,fma,popcnt");
+hamming_rows_kernel!("avx2,fma,popcnt");
 
 #[target_feature(enable = "avx2,fma,popcnt")]
 #[inline]
@@ -107,24 +110,8 @@ fn dot_sq(a: &[f32], b: &[f32]) -> (f32, f32) {
     (sab, sbb)
 }
 
-#[target_feature(enable = "avx2,fma,popcnt")]
-fn dot_rows(q: &[f32], rows: &[f32], out: &mut [f32]) {
-    for_rows(rows, q.len(), out, |_, r| dot(q, r));
-}
 
-#[target_feature(enable = "avx2,fma,popcnt")]
-fn l2_rows(q: &[f32], rows: &[f32], out: &mut [f32]) {
-    for_rows(rows, q.len(), out, |_, r| l2(q, r));
-}
 
-#[target_feature(enable = "avx2,fma,popcnt")]
-fn cosine_rows(q: &[f32], rows: &[f32], out: &mut [f32]) {
-    let qq = dot(q, q);
-    for_rows(rows, q.len(), out, |_, r| {
-        let (qr, rr) = dot_sq(q, r);
-        scalar::cosine_from(qr, qq, rr)
-    });
-}
 
 /// Exact `Σ aᵢbᵢ` over i8: 32 codes per step in two i32 accumulators.
 #[target_feature(enable = "avx2,fma,popcnt")]
@@ -174,30 +161,8 @@ fn dot_sq_i8(a: &[i8], b: &[i8]) -> (i32, i32) {
     (sab, sbb)
 }
 
-#[target_feature(enable = "avx2,fma,popcnt")]
-fn ip_i8_rows(q: &[i8], qs: f32, rows: &[i8], scales: &[f32], out: &mut [f32]) {
-    assert_eq!(scales.len(), out.len());
-    for_rows(rows, q.len(), out, |i, r| scalar::ip_i8_from(qs, scales[i], dot_i8(q, r)));
-}
 
-#[target_feature(enable = "avx2,fma,popcnt")]
-fn l2_i8_rows(q: &[i8], qs: f32, rows: &[i8], scales: &[f32], out: &mut [f32]) {
-    assert_eq!(scales.len(), out.len());
-    let qq = dot_i8(q, q);
-    for_rows(rows, q.len(), out, |i, r| {
-        let (qr, rr) = dot_sq_i8(q, r);
-        scalar::l2_i8_from(qs, qq, scales[i], rr, qr)
-    });
-}
 
-#[target_feature(enable = "avx2,fma,popcnt")]
-fn cosine_i8_rows(q: &[i8], rows: &[i8], out: &mut [f32]) {
-    let qq = dot_i8(q, q);
-    for_rows(rows, q.len(), out, |_, r| {
-        let (qr, rr) = dot_sq_i8(q, r);
-        scalar::cosine_i8_from(qr, qq, rr)
-    });
-}
 
 /// Differing bits, 4 words per step: each byte of the XOR is counted with two
 /// `vpshufb` nibble lookups, `vpsadbw` sums the byte counts into u64 lanes (Muła,
@@ -233,10 +198,6 @@ fn hamming(a: &[u64], b: &[u64]) -> u32 {
     s
 }
 
-#[target_feature(enable = "avx2,fma,popcnt")]
-fn hamming_rows(q: &[u64], rows: &[u64], out: &mut [u32]) {
-    for_rows(rows, q.len(), out, |_, r| hamming(q, r));
-}
 
 /// Loads 8 floats.
 #[target_feature(enable = "avx2,fma,popcnt")]

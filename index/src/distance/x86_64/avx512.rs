@@ -35,6 +35,9 @@ impl Avx512 {
 
 impl_isa!(Avx512);
 
+f32_rows_kernels!("avx512f,avx512bw,avx512vnni,avx512vpopcntdq");
+hamming_rows_kernel!("avx512f,avx512bw,avx512vnni,avx512vpopcntdq");
+
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512vpopcntdq")]
 #[inline]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -113,24 +116,8 @@ fn dot_sq(a: &[f32], b: &[f32]) -> (f32, f32) {
     (_mm512_reduce_add_ps(_mm512_add_ps(ab[0], ab[1])), _mm512_reduce_add_ps(_mm512_add_ps(bb[0], bb[1])))
 }
 
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512vpopcntdq")]
-fn dot_rows(q: &[f32], rows: &[f32], out: &mut [f32]) {
-    for_rows(rows, q.len(), out, |_, r| dot(q, r));
-}
 
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512vpopcntdq")]
-fn l2_rows(q: &[f32], rows: &[f32], out: &mut [f32]) {
-    for_rows(rows, q.len(), out, |_, r| l2(q, r));
-}
 
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512vpopcntdq")]
-fn cosine_rows(q: &[f32], rows: &[f32], out: &mut [f32]) {
-    let qq = dot(q, q);
-    for_rows(rows, q.len(), out, |_, r| {
-        let (qr, rr) = dot_sq(q, r);
-        scalar::cosine_from(qr, qq, rr)
-    });
-}
 
 /// Exact `Σ aᵢbᵢ` over i8.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512vpopcntdq")]
@@ -276,10 +263,6 @@ fn hamming(a: &[u64], b: &[u64]) -> u32 {
     _mm512_reduce_add_epi64(acc) as u32
 }
 
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512vpopcntdq")]
-fn hamming_rows(q: &[u64], rows: &[u64], out: &mut [u32]) {
-    for_rows(rows, q.len(), out, |_, r| hamming(q, r));
-}
 
 /// Loads 16 floats.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512vpopcntdq")]
