@@ -38,18 +38,18 @@ async fn check_after_failure(store: &Store, want: &BTreeMap<String, Vec<u8>>) {
 
 /// Reopens twice: as after a process restart (the files as they are), then after a
 /// simulated power loss (the files as last synced); `want` both times, no torn tail.
-async fn check_after_restarts(dir: &Path, opts: &StoreOptions, faults: &FaultFs, want: &BTreeMap<String, Vec<u8>>) {
+async fn check_after_restarts(dir: &Path, opts: &StoreOptions, faults: &FaultFs, want: &BTreeMap<String, Vec<u8>>, absent: &[&str]) {
     let (store, report) = open_faulty(dir, opts, faults).await;
     assert_eq!(report.truncated_tail, None, "the failed round's bytes were cut exactly");
     check(&store, want).await;
-    for k in ["gone", "new"] {
+    for k in absent {
         assert_eq!(get(&store, k).await, None, "{k} after a restart");
     }
     drop(store);
     faults.power_loss().await.unwrap();
     let (store, _) = open_faulty(dir, opts, faults).await;
     check(&store, want).await;
-    for k in ["gone", "new"] {
+    for k in absent {
         assert_eq!(get(&store, k).await, None, "{k} after a power loss");
     }
 }
@@ -60,8 +60,7 @@ fn check_failed_batch(injection: Injection, errno: Option<i32>) {
     let tmp = tempfile::tempdir().unwrap();
     run(async {
         let opts = StoreOptions { inline_value_max: 16, ..StoreOptions::default() };
-        let faults = FaultFs::new();
-        let (store, _) = open_faulty(tmp.path(), &opts, &faults).await;
+        let (faults, store) = open_fresh_faulty(tmp.path(), &opts).await;
         let want = acknowledged_start(&store).await;
         let before = store.stats();
         faults.inject(injection);
@@ -84,7 +83,7 @@ fn check_failed_batch(injection: Injection, errno: Option<i32>) {
             "the accounting is back too"
         );
         drop(store);
-        check_after_restarts(tmp.path(), &opts, &faults, &want).await;
+        check_after_restarts(tmp.path(), &opts, &faults, &want, &["gone", "new"]).await;
     });
 }
 
@@ -124,8 +123,7 @@ fn check_failed_roll(injection: Injection) {
     run(async {
         // Header 4096 + records of 28 + 2 + 1000 bytes: three fit in 8192, a fourth rolls.
         let opts = segments_of_8k(2.0);
-        let faults = FaultFs::new();
-        let (store, _) = open_faulty(tmp.path(), &opts, &faults).await;
+        let (faults, store) = open_fresh_faulty(tmp.path(), &opts).await;
         let value = |i: u8| vec![i; 1000];
         apply(&store, vec![put("k0", &value(0))]).await;
         apply(&store, vec![put("k1", &value(1))]).await;
@@ -149,15 +147,8 @@ fn check_failed_roll(injection: Injection) {
         }
         assert_eq!(segment_ids(tmp.path()), vec![1], "the new segment is removed");
         drop(store);
-        let (store, report) = open_faulty(tmp.path(), &opts, &faults).await;
-        assert_eq!(report.truncated_tail, None);
-        check(&store, &want).await;
-        drop(store);
-        faults.power_loss().await.unwrap();
+        check_after_restarts(tmp.path(), &opts, &faults, &want, &["k2", "k3"]).await;
         assert_eq!(segment_ids(tmp.path()), vec![1], "the removal was made durable");
-        let (store, _) = open_faulty(tmp.path(), &opts, &faults).await;
-        check(&store, &want).await;
-        assert_eq!(get(&store, "k3").await, None);
     });
 }
 
@@ -190,8 +181,7 @@ fn check_failed_compaction(injection: Injection) {
     let tmp = tempfile::tempdir().unwrap();
     run(async {
         let opts = segments_of_8k(0.5);
-        let faults = FaultFs::new();
-        let (store, _) = open_faulty(tmp.path(), &opts, &faults).await;
+        let (faults, store) = open_fresh_faulty(tmp.path(), &opts).await;
         for k in ["k1", "k2", "k3"] {
             apply(&store, vec![put(k, &[1; 1000])]).await;
         }
@@ -217,13 +207,7 @@ fn check_failed_compaction(injection: Injection) {
         check(&store, &want).await; // k3 is read from segment 1 again
         assert_eq!(segment_ids(tmp.path()), vec![1, 2], "segment 1 is kept");
         drop(store);
-        let (store, report) = open_faulty(tmp.path(), &opts, &faults).await;
-        assert_eq!(report.truncated_tail, None);
-        check(&store, &want).await;
-        drop(store);
-        faults.power_loss().await.unwrap();
-        let (store, _) = open_faulty(tmp.path(), &opts, &faults).await;
-        check(&store, &want).await;
+        check_after_restarts(tmp.path(), &opts, &faults, &want, &[]).await;
     });
 }
 
@@ -243,8 +227,7 @@ fn a_read_in_flight_survives_compaction_deleting_its_segment() {
     let tmp = tempfile::tempdir().unwrap();
     run(async {
         let opts = segments_of_8k(0.5);
-        let faults = FaultFs::new();
-        let (store, _) = open_faulty(tmp.path(), &opts, &faults).await;
+        let (_faults, store) = open_fresh_faulty(tmp.path(), &opts).await;
         for (k, v) in [("k1", 1), ("k2", 1), ("k3", 1), ("k1", 2), ("k2", 2)] {
             apply(&store, vec![put(k, &[v; 1000])]).await;
         }
@@ -270,8 +253,7 @@ fn every_write_after_a_failed_round_fails_and_is_taken_back() {
     let tmp = tempfile::tempdir().unwrap();
     run(async {
         let opts = StoreOptions { segment_bytes: 8192, inline_value_max: 16, compaction_dead_ratio: 2.0, ..StoreOptions::default() };
-        let faults = FaultFs::new();
-        let (store, _) = open_faulty(tmp.path(), &opts, &faults).await;
+        let (faults, store) = open_fresh_faulty(tmp.path(), &opts).await;
         faults.inject(Injection { op: Op::Sync, nth: 4, file: None, effect: Effect::Fail(libc::EIO) });
         let mut commits = Vec::new();
         let mut states = vec![BTreeMap::new()];
@@ -328,8 +310,7 @@ fn relaxed_background_sync_failure_keeps_acknowledged_writes() {
     let tmp = tempfile::tempdir().unwrap();
     run(async {
         let opts = StoreOptions { durability: Durability::Relaxed, inline_value_max: 16, ..StoreOptions::default() };
-        let faults = FaultFs::new();
-        let (store, _) = open_faulty(tmp.path(), &opts, &faults).await;
+        let (faults, store) = open_fresh_faulty(tmp.path(), &opts).await;
         let synced = BTreeMap::from([("a".into(), b"1".to_vec())]);
         apply(&store, vec![put("a", b"1")]).await;
         store.sync().await.unwrap();

@@ -42,6 +42,13 @@ async fn open_faulty(dir: &Path, opts: &StoreOptions, faults: &FaultFs) -> (Stor
     Store::open_with_faults(dir, opts.clone(), faults).await.expect("open store")
 }
 
+/// A new fault layer and a store opened on it in `dir`.
+async fn open_fresh_faulty(dir: &Path, opts: &StoreOptions) -> (FaultFs, Store) {
+    let faults = FaultFs::new();
+    let (store, _) = open_faulty(dir, opts, &faults).await;
+    (faults, store)
+}
+
 async fn apply(store: &Store, muts: Vec<Mutation>) {
     store.apply(muts).expect("apply").await.expect("commit");
 }

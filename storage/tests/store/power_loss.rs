@@ -200,8 +200,7 @@ fn kernel_acknowledges_only_durable_writes() {
     let tmp = tempfile::tempdir().unwrap();
     run(async {
         let opts = StoreOptions { segment_bytes: 8192, inline_value_max: 16, compaction_dead_ratio: 2.0, ..StoreOptions::default() };
-        let faults = FaultFs::new();
-        let (store, _) = open_faulty(tmp.path(), &opts, &faults).await;
+        let (faults, store) = open_fresh_faulty(tmp.path(), &opts).await;
         let check_durable = |when: &str| {
             assert_eq!(faults.unsynced_writes(), 0, "{when}: an acknowledged write is not durable");
             for id in segment_ids(tmp.path()) {
@@ -248,8 +247,7 @@ fn relaxed_acknowledged_writes_are_durable_within_the_sync_interval() {
     let tmp = tempfile::tempdir().unwrap();
     run(async {
         let opts = StoreOptions { durability: Durability::Relaxed, inline_value_max: 16, ..StoreOptions::default() };
-        let faults = FaultFs::new();
-        let (store, _) = open_faulty(tmp.path(), &opts, &faults).await;
+        let (faults, store) = open_fresh_faulty(tmp.path(), &opts).await;
         let mut rng = Rng::new(7);
         let mut want = BTreeMap::new();
         let started = Instant::now();
