@@ -5,26 +5,36 @@
 //!
 //! Cases: single puts of 16-byte keys (inline in the keydir) with 8-byte values,
 //! 1000 commits in flight at a time (`KEEL_BENCH_IN_FLIGHT` changes that); overwrites
-//! of the same 10,000 keys; batches of 10 puts. `KEEL_BENCH_CASE=<part of a name>` runs
-//! only the matching cases.
+//! of the same 10,000 keys; batches of 10 puts; batches of 10 overwrites of 100,000 keys
+//! (what `redis-benchmark -t mset -r 100000` does to a shard: a keydir larger than the
+//! caches, nearly every put replaces an entry). `KEEL_BENCH_CASE=<part of a name>` runs
+//! only the matching cases; `KEEL_BENCH_WRITES` sets the mutations per run (default
+//! 200,000).
 
 use std::time::{Duration, Instant};
 
 use glommio::{LocalExecutorBuilder, Placement};
 use keel_storage::{Durability, Mutation, Store, StoreOptions, NS_KV};
 
-const WRITES: usize = 200_000;
 const RUNS: usize = 7;
 
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 fn in_flight() -> usize {
-    std::env::var("KEEL_BENCH_IN_FLIGHT").ok().and_then(|v| v.parse().ok()).unwrap_or(1000)
+    env_or("KEEL_BENCH_IN_FLIGHT", 1000)
+}
+
+fn writes() -> usize {
+    env_or("KEEL_BENCH_WRITES", 200_000)
 }
 
 fn key(i: usize) -> Vec<u8> {
     format!("key:{i:012}").into_bytes()
 }
 
-/// One run: (time inside `apply`, total time) for `WRITES` mutations.
+/// One run: (time inside `apply`, total time) for `KEEL_BENCH_WRITES` mutations.
 async fn run_case(batch: usize, distinct: usize) -> (Duration, Duration) {
     let tmp = tempfile::tempdir().expect("temp dir");
     let opts = StoreOptions { durability: Durability::Relaxed, compaction_dead_ratio: 2.0, ..StoreOptions::default() };
@@ -32,9 +42,10 @@ async fn run_case(batch: usize, distinct: usize) -> (Duration, Duration) {
     let mut in_apply = Duration::ZERO;
     let started = Instant::now();
     let in_flight = in_flight();
+    let writes = writes();
     let mut commits = Vec::with_capacity(in_flight);
     let mut i = 0;
-    while i < WRITES {
+    while i < writes {
         let muts: Vec<Mutation> =
             (i..i + batch).map(|j| Mutation::Put { ns: NS_KV, key: key(j % distinct), value: b"value:01".to_vec() }).collect();
         let t = Instant::now();
@@ -67,7 +78,14 @@ fn main() {
         .expect("build executor")
         .run(async {
             let only = std::env::var("KEEL_BENCH_CASE").unwrap_or_default();
-            for (name, batch, distinct) in [("put, new keys", 1, WRITES), ("put, 10k keys overwritten", 1, 10_000), ("batch of 10", 10, WRITES)] {
+            let writes = writes();
+            let cases = [
+                ("put, new keys", 1, writes),
+                ("put, 10k keys overwritten", 1, 10_000),
+                ("batch of 10", 10, writes),
+                ("batch of 10, 100k keys overwritten", 10, 100_000),
+            ];
+            for (name, batch, distinct) in cases {
                 if !name.contains(only.as_str()) {
                     continue;
                 }
@@ -78,8 +96,8 @@ fn main() {
                     apply.push(a);
                     total.push(t);
                 }
-                let per = |d: Duration| d.as_nanos() as f64 / WRITES as f64;
-                println!("{name:28} apply {:7.1} ns/mutation   total {:7.1} ns/mutation", per(median(apply)), per(median(total)));
+                let per = |d: Duration| d.as_nanos() as f64 / writes as f64;
+                println!("{name:36} apply {:7.1} ns/mutation   total {:7.1} ns/mutation", per(median(apply)), per(median(total)));
             }
         });
 }

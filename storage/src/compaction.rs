@@ -168,7 +168,7 @@ fn copy_if_needed(inner: &Rc<Inner>, id: u32, rec_off: u64, seq: u64, op: RecOp<
             entry.seg = seg;
             entry.off = (new_off + placed.0 as u64) as u32;
             entry.foot = placed.1;
-            inner.set_entry_logged(round, op.ns, op.key, entry);
+            inner.put_logged(round, op.ns, op.key, entry);
             true
         }
         OpKind::Delete => {

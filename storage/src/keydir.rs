@@ -7,6 +7,7 @@
 //! guarantee: a key present for the whole walk is returned at least once (exactly once
 //! when nothing changes), and cursors stay below 2^48.
 
+use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -18,7 +19,17 @@ const HASH_MASK: u64 = (1 << CURSOR_BITS) - 1;
 
 /// The 48-bit hash that orders a key for SCAN.
 pub(crate) fn key_hash(key: &[u8]) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(key) & HASH_MASK
+    let h = xxhash_rust::xxh3::xxh3_64(key) & HASH_MASK;
+    #[cfg(test)]
+    let h = h & TEST_HASH_MASK.with(std::cell::Cell::get);
+    h
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests only: [`key_hash`] keeps only these bits on this thread, so that buckets of
+    /// colliding keys are common.
+    pub(crate) static TEST_HASH_MASK: std::cell::Cell<u64> = const { std::cell::Cell::new(HASH_MASK) };
 }
 
 /// Bytes kept inside the structure when short (keys, small values), on the heap
@@ -104,13 +115,6 @@ impl Bucket {
         }
     }
 
-    fn get_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        match self {
-            Bucket::One(k, e) => (**k == *key).then_some(e),
-            Bucket::Many(v) => v.iter_mut().find(|(k, _)| **k == *key).map(|(_, e)| e),
-        }
-    }
-
     /// The entry whose value is at `off` of segment `seg`. A record's location names
     /// its key, so no key comparison is needed.
     fn at(&self, seg: u32, off: u32) -> Option<&Entry> {
@@ -151,6 +155,26 @@ struct Space {
     map: HashMap<u64, Bucket, BuildHasherDefault<MixHasher>>,
     order: BTreeSet<u64>,
     len: usize,
+}
+
+impl Space {
+    /// Removes the key at position `at` of bucket `h` (which must exist) and returns it
+    /// with its entry; a bucket left with one key becomes `One`, an empty one goes.
+    fn take(&mut self, h: u64, at: usize) -> (SmallBytes, Entry) {
+        self.len -= 1;
+        let bucket = self.map.get_mut(&h).expect("the bucket exists");
+        if let Bucket::Many(v) = bucket {
+            let taken = v.remove(at);
+            if v.len() == 1 {
+                let (k, e) = v.pop().expect("one left");
+                *bucket = Bucket::One(k, e);
+            }
+            return taken;
+        }
+        let Some(Bucket::One(k, e)) = self.map.remove(&h) else { unreachable!() };
+        self.order.remove(&h);
+        (k, e)
+    }
 }
 
 /// All namespaces' keys.
@@ -201,81 +225,95 @@ impl Keydir {
     /// Sets `key` to `entry`; returns the entry it replaced.
     pub fn insert(&mut self, ns: Ns, key: &[u8], entry: Entry) -> Option<Entry> {
         let mut old = None;
-        self.insert_with(ns, key, entry, |e| old = Some(e));
+        self.insert_with(ns, key_hash(key), key, entry, |slot, entry| old = Some(std::mem::replace(slot, entry)));
         old
     }
 
-    /// Sets `key` to `entry`; hands the entry it replaced, if any, to `replaced` and
-    /// returns whether there was one. (The write path uses this rather than
-    /// [`Keydir::insert`]: moving a returned `Option<Entry>` that is `None` reads a
-    /// 48-byte slot of which only the tag was written, and that load waits for the
-    /// keydir's own stores to drain, measurably.)
+    /// Sets `key` (whose [`key_hash`] is `h`) to `entry`: if the key is there,
+    /// `replace(slot, entry)` does it (and must leave `entry` in `slot`), so that the
+    /// caller sees the old entry in place (the undo log copies what it needs from there:
+    /// nothing is moved through a temporary, see [`crate::undo`]). Returns whether the
+    /// key was there, and its position in its bucket (0 unless the bucket holds keys
+    /// whose hashes collide; its keys are kept sorted).
     #[inline]
-    pub fn insert_with(&mut self, ns: Ns, key: &[u8], entry: Entry, replaced: impl FnOnce(Entry)) -> bool {
+    pub fn insert_with(&mut self, ns: Ns, h: u64, key: &[u8], entry: Entry, replace: impl FnOnce(&mut Entry, Entry)) -> (bool, usize) {
+        debug_assert_eq!(h, key_hash(key));
         let space = &mut self.spaces[ns as usize];
-        let h = key_hash(key);
         let Some(bucket) = space.map.get_mut(&h) else {
             space.map.insert(h, Bucket::One(SmallBytes::new(key), entry));
             if self.ordered {
                 space.order.insert(h);
             }
             space.len += 1;
-            return false;
+            return (false, 0);
         };
-        if let Some(e) = bucket.get_mut(key) {
-            replaced(std::mem::replace(e, entry));
-            return true;
+        // Where the key is, or would go (one call site for `replace`, so it inlines).
+        let (pos, found) = match bucket {
+            Bucket::One(k, _) => match (**k).cmp(key) {
+                Ordering::Equal => (0, true),
+                Ordering::Less => (1, false),
+                Ordering::Greater => (0, false),
+            },
+            Bucket::Many(v) => {
+                let pos = v.partition_point(|(k, _)| **k < *key);
+                (pos, v.get(pos).is_some_and(|(k, _)| **k == *key))
+            }
+        };
+        if found {
+            let slot = match bucket {
+                Bucket::One(_, e) => e,
+                Bucket::Many(v) => &mut v[pos].1,
+            };
+            replace(slot, entry);
+            return (true, pos);
         }
-        space.len += 1;
+        let new = (SmallBytes::new(key), entry);
         match bucket {
             Bucket::One(..) => {
-                let Bucket::One(k, e) = std::mem::replace(bucket, Bucket::Many(Vec::new())) else { unreachable!() };
-                let new = (SmallBytes::new(key), entry);
-                let v = if *k < *key { vec![(k, e), new] } else { vec![new, (k, e)] };
-                *bucket = Bucket::Many(v);
+                let Bucket::One(k, e) = std::mem::replace(bucket, Bucket::Many(Vec::with_capacity(2))) else { unreachable!() };
+                let Bucket::Many(v) = bucket else { unreachable!() };
+                v.push((k, e));
+                v.insert(pos, new);
             }
-            Bucket::Many(v) => {
-                let at = v.partition_point(|(k, _)| **k < *key);
-                v.insert(at, (SmallBytes::new(key), entry));
-            }
+            Bucket::Many(v) => v.insert(pos, new),
         }
-        false
+        space.len += 1;
+        (false, pos)
     }
 
     /// Removes `key`; returns its entry.
     pub fn remove(&mut self, ns: Ns, key: &[u8]) -> Option<Entry> {
-        let mut old = None;
-        self.remove_with(ns, key, |e| old = Some(e));
-        old
-    }
-
-    /// Removes `key`; hands its entry, if any, to `removed` and returns whether there was
-    /// one (see [`Keydir::insert_with`] for why).
-    #[inline]
-    pub fn remove_with(&mut self, ns: Ns, key: &[u8], removed: impl FnOnce(Entry)) -> bool {
         let space = &mut self.spaces[ns as usize];
         let h = key_hash(key);
-        let Some(bucket) = space.map.get_mut(&h) else { return false };
-        let e = match bucket {
-            Bucket::One(k, _) if **k == *key => {
-                let Some(Bucket::One(_, e)) = space.map.remove(&h) else { unreachable!() };
-                space.order.remove(&h);
-                e
-            }
-            Bucket::One(..) => return false,
-            Bucket::Many(v) => {
-                let Some(at) = v.iter().position(|(k, _)| **k == *key) else { return false };
-                let (_, e) = v.remove(at);
-                if v.len() == 1 {
-                    let (k, e) = v.pop().expect("one left");
-                    *bucket = Bucket::One(k, e);
-                }
-                e
-            }
+        let bucket = space.map.get_mut(&h)?;
+        let at = match bucket {
+            Bucket::One(k, _) => (**k == *key).then_some(0)?,
+            Bucket::Many(v) => v.iter().position(|(k, _)| **k == *key)?,
         };
-        space.len -= 1;
-        removed(e);
-        true
+        Some(space.take(h, at).1)
+    }
+
+    /// Sets the key of `ns` at position `pos` of bucket `h` (see
+    /// [`Keydir::insert_with`]) to `entry`; returns the entry it replaced, or `None`
+    /// (and changes nothing) if there is no such key. The undo log's way back to a key
+    /// it did not keep.
+    pub fn replace_nth(&mut self, ns: Ns, h: u64, pos: usize, entry: Entry) -> Option<Entry> {
+        let e = match self.spaces[ns as usize].map.get_mut(&h)? {
+            Bucket::One(_, e) => (pos == 0).then_some(e)?,
+            Bucket::Many(v) => &mut v.get_mut(pos)?.1,
+        };
+        Some(std::mem::replace(e, entry))
+    }
+
+    /// Removes the key of `ns` at position `pos` of bucket `h`; returns it with its
+    /// entry, or `None` if there is no such key.
+    pub fn remove_nth(&mut self, ns: Ns, h: u64, pos: usize) -> Option<(SmallBytes, Entry)> {
+        let space = &mut self.spaces[ns as usize];
+        let n = match space.map.get(&h)? {
+            Bucket::One(..) => 1,
+            Bucket::Many(v) => v.len(),
+        };
+        (pos < n).then(|| space.take(h, pos))
     }
 
     /// Keeps the keys of `ns` for which `keep(key, entry)` is true; calls `removed` with
@@ -356,7 +394,7 @@ impl Keydir {
 
     /// Test helper: the SCAN order matches the map.
     #[cfg(test)]
-    fn order_is_consistent(&self) -> bool {
+    pub(crate) fn order_is_consistent(&self) -> bool {
         self.spaces.iter().all(|s| s.order.len() == s.map.len() && s.order.iter().all(|h| s.map.contains_key(h)))
     }
 }
@@ -461,6 +499,37 @@ mod tests {
         assert!(kd.get_at(0, b"k", 3, 101).is_none());
         assert!(kd.get_at(0, b"k", 2, 100).is_none());
         assert!(kd.get_at(0, b"other", 3, 100).is_none());
+    }
+
+    #[test]
+    fn positions_in_a_bucket_of_colliding_keys() {
+        // Every key in one bucket (a test-only 0-bit hash on this thread).
+        TEST_HASH_MASK.with(|m| m.set(0));
+        let mut kd = Keydir::default();
+        let h = key_hash(b"any");
+        let put = |kd: &mut Keydir, k: &[u8], seq| kd.insert_with(0, h, k, entry(seq), |slot, e| *slot = e);
+        assert_eq!(put(&mut kd, b"m", 1), (false, 0));
+        assert_eq!(put(&mut kd, b"z", 2), (false, 1));
+        assert_eq!(put(&mut kd, b"a", 3), (false, 0));
+        assert_eq!(put(&mut kd, b"q", 4), (false, 2));
+        assert_eq!(put(&mut kd, b"m", 5), (true, 1), "replaced in place");
+        // Sorted: a m q z.
+        assert_eq!(kd.replace_nth(0, h, 2, entry(6)).map(|e| e.seq), Some(4));
+        assert_eq!(kd.get(0, b"q").map(|e| e.seq), Some(6));
+        assert!(kd.replace_nth(0, h, 4, entry(7)).is_none());
+        assert!(kd.replace_nth(0, h + 1, 0, entry(7)).is_none());
+        let (k, e) = kd.remove_nth(0, h, 0).unwrap();
+        assert_eq!((&*k, e.seq), (&b"a"[..], 3));
+        assert!(kd.remove_nth(0, h, 3).is_none());
+        assert_eq!(kd.len(0), 3);
+        for want in [&b"m"[..], b"q", b"z"] {
+            let (k, _) = kd.remove_nth(0, h, 0).unwrap();
+            assert_eq!(&*k, want);
+        }
+        assert_eq!(kd.len(0), 0);
+        assert!(kd.order_is_consistent());
+        assert!(kd.remove_nth(0, h, 0).is_none());
+        TEST_HASH_MASK.with(|m| m.set(HASH_MASK));
     }
 
     #[test]

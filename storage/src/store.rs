@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use glommio::sync::Semaphore;
 
 use crate::file::{Dir, File, Fs};
-use crate::keydir::{Entry, Keydir, SmallBytes};
-use crate::undo::{Change, UndoLog};
+use crate::keydir::{key_hash, Entry, Keydir, SmallBytes};
+use crate::undo::{Undo, UndoLog};
 use crate::util::io_err;
 use crate::vlog::record::{self, segment_file_name, segment_header, Op, HEADER_LEN, MAX_BODY, SEGMENT_HEADER_LEN};
 use crate::vlog::writer::{self, LogState, Tail};
@@ -44,6 +44,9 @@ pub(crate) struct Inner {
     /// The last [`Store`] handle is gone: compaction stops, the committer only writes
     /// out what was appended before.
     pub closed: Cell<bool>,
+    /// After a failure: the segment files were cut back to the acknowledged state
+    /// ([`writer::roll_back_files`] finished).
+    pub rolled_back: Cell<bool>,
 }
 
 impl Drop for Inner {
@@ -61,8 +64,7 @@ impl Inner {
     }
 
     /// Points `key` at a new entry, keeping the segments' live byte counts right;
-    /// returns the entry it replaced. Not logged (the revert's path; writes use
-    /// [`Inner::put_logged`]).
+    /// returns the entry it replaced. Not logged (the revert's path).
     fn set_entry(&self, ns: Ns, key: &[u8], entry: Entry) -> Option<Entry> {
         let mut segs = self.segs.borrow_mut();
         if let Some(s) = segs.get_mut(&entry.seg) {
@@ -77,63 +79,43 @@ impl Inner {
         old
     }
 
-    /// Removes `key` from the keydir, keeping the live byte counts right; returns its
-    /// entry. Not logged.
-    fn drop_entry(&self, ns: Ns, key: &[u8]) -> Option<Entry> {
-        let old = self.keydir.borrow_mut().remove(ns, key);
-        if let Some(old) = &old {
-            if let Some(s) = self.segs.borrow_mut().get_mut(&old.seg) {
-                s.live -= old.foot as u64;
-            }
+    /// Takes `foot` bytes off the live count of segment `seg`.
+    fn unlive(&self, seg: u32, foot: u32) {
+        if let Some(s) = self.segs.borrow_mut().get_mut(&seg) {
+            s.live -= foot as u64;
         }
-        old
-    }
-
-    /// Records a keydir change of `round` in the undo log.
-    fn log_change(&self, round: u64, change: Change) {
-        self.undo.borrow_mut().push(round, change);
     }
 
     /// Points `key` at a new entry, keeping the live byte counts right, and logs the
-    /// change for `round` in the undo log (the write path: no `Option<Entry>` is moved).
+    /// change for `round` in the undo log: its bucket and position there, and the
+    /// replaced entry if any, copied from the keydir slot before it changes (see
+    /// [`crate::undo`]). The key itself is not kept. Also compaction's moves.
     #[inline(always)]
-    fn put_logged(&self, round: u64, ns: Ns, key: Vec<u8>, entry: Entry) {
-        let replaced = {
-            let mut segs = self.segs.borrow_mut();
-            let mut undo = self.undo.borrow_mut();
-            if let Some(s) = segs.get_mut(&entry.seg) {
-                s.live += entry.foot as u64;
+    pub(crate) fn put_logged(&self, round: u64, ns: Ns, key: &[u8], entry: Entry) {
+        let h = key_hash(key);
+        let mut segs = self.segs.borrow_mut();
+        let mut undo = self.undo.borrow_mut();
+        undo.begin(round);
+        if let Some(s) = segs.get_mut(&entry.seg) {
+            s.live += entry.foot as u64;
+        }
+        let mut flags = 0;
+        let (_, pos) = self.keydir.borrow_mut().insert_with(ns, h, key, entry, |slot, entry| {
+            flags = undo.prev(slot);
+            if let Some(s) = segs.get_mut(&slot.seg) {
+                s.live -= slot.foot as u64;
             }
-            self.keydir.borrow_mut().insert_with(ns, &key, entry, |old| {
-                if let Some(s) = segs.get_mut(&old.seg) {
-                    s.live -= old.foot as u64;
-                }
-                undo.push_prev(round, old);
-            })
-        };
-        self.undo.borrow_mut().push_key(round, ns, key, replaced);
+            *slot = entry;
+        });
+        undo.put(ns, h, pos, key, flags);
     }
 
     /// Removes `key` from the keydir, keeping the live byte counts right, and logs the
-    /// change for `round` in the undo log.
-    #[inline(always)]
+    /// change (with the key) for `round` in the undo log; a missing key changes nothing.
     fn remove_logged(&self, round: u64, ns: Ns, key: Vec<u8>) {
-        let removed = {
-            let mut segs = self.segs.borrow_mut();
-            let mut undo = self.undo.borrow_mut();
-            self.keydir.borrow_mut().remove_with(ns, &key, |old| {
-                if let Some(s) = segs.get_mut(&old.seg) {
-                    s.live -= old.foot as u64;
-                }
-                undo.push_prev(round, old);
-            })
-        };
-        self.undo.borrow_mut().push_key(round, ns, key, removed);
-    }
-
-    /// [`Inner::put_logged`] with a borrowed key (compaction's path; copies the key).
-    pub(crate) fn set_entry_logged(&self, round: u64, ns: Ns, key: &[u8], entry: Entry) {
-        self.put_logged(round, ns, key.to_vec(), entry);
+        let Some(old) = self.keydir.borrow_mut().remove(ns, &key) else { return };
+        self.unlive(old.seg, old.foot);
+        self.undo.borrow_mut().removed(round, ns, key, &old);
     }
 
     /// Adds tombstone bytes to segment `seg`, logged for `round`.
@@ -141,32 +123,46 @@ impl Inner {
         if let Some(s) = self.segs.borrow_mut().get_mut(&seg) {
             s.tomb += bytes;
         }
-        self.log_change(round, Change::Tomb { seg, bytes });
+        self.undo.borrow_mut().tomb(round, seg, bytes);
     }
 
     /// Undoes every keydir change of unacknowledged rounds, newest first, so the keydir
     /// is again that of the last acknowledged round (with the segments' live and
     /// tombstone counts). Counts a revert if anything was undone.
     pub(crate) fn revert_unacknowledged(&self) {
-        let changes = self.undo.borrow_mut().take_newest_first();
-        if changes.is_empty() {
+        let steps = self.undo.borrow_mut().take_newest_first();
+        if steps.is_empty() {
             return;
         }
-        let n = changes.len();
-        for change in changes {
-            match change {
-                Change::Key { ns, key, prev: Some(e) } => {
-                    self.set_entry(ns, &key, e);
-                }
-                Change::Key { ns, key, prev: None } => {
-                    self.drop_entry(ns, &key);
-                }
-                Change::Tomb { seg, bytes } => {
-                    if let Some(s) = self.segs.borrow_mut().get_mut(&seg) {
-                        s.tomb -= bytes;
+        let n = steps.len();
+        let mut lost = 0;
+        for step in steps {
+            match step {
+                Undo::Put { ns, hash, pos, prev: None } => match self.keydir.borrow_mut().remove_nth(ns, hash, pos) {
+                    Some((_, e)) => self.unlive(e.seg, e.foot),
+                    None => lost += 1,
+                },
+                Undo::Put { ns, hash, pos, prev: Some(prev) } => {
+                    let (prev_seg, prev_foot) = (prev.seg, prev.foot);
+                    match self.keydir.borrow_mut().replace_nth(ns, hash, pos, prev) {
+                        Some(e) => {
+                            self.unlive(e.seg, e.foot);
+                            if let Some(s) = self.segs.borrow_mut().get_mut(&prev_seg) {
+                                s.live += prev_foot as u64;
+                            }
+                        }
+                        None => lost += 1,
                     }
                 }
-                Change::Cleared { keydir, live } => {
+                Undo::PutKey { ns, key, prev: Some(prev) } => {
+                    // The key is missing after a removal, present after a put.
+                    self.set_entry(ns, &key, prev);
+                }
+                Undo::PutKey { ns, key, prev: None } => match self.keydir.borrow_mut().remove(ns, &key) {
+                    Some(e) => self.unlive(e.seg, e.foot),
+                    None => lost += 1,
+                },
+                Undo::Clear { keydir, live } => {
                     *self.keydir.borrow_mut() = keydir;
                     let mut segs = self.segs.borrow_mut();
                     for (id, bytes) in live {
@@ -175,10 +171,20 @@ impl Inner {
                         }
                     }
                 }
+                Undo::Tomb { seg, bytes } => {
+                    if let Some(s) = self.segs.borrow_mut().get_mut(&seg) {
+                        s.tomb -= bytes;
+                    }
+                }
             }
         }
         self.reverts.set(self.reverts.get() + 1);
         tracing::warn!("reverted {n} keydir changes of unacknowledged writes to the last acknowledged state");
+        if lost > 0 {
+            // Cannot happen: every change after the one undone was undone first.
+            debug_assert!(false, "{lost} undo steps did not find their entry");
+            tracing::error!("{lost} keydir changes could not be undone: their entries were not found");
+        }
     }
 
     /// The value of `e` if it is in RAM (inline, or not yet written).
@@ -315,6 +321,7 @@ impl Store {
             compactions: Cell::new(0),
             compaction_lock: Semaphore::new(1),
             closed: Cell::new(false),
+            rolled_back: Cell::new(false),
         });
         glommio::spawn_local(writer::committer(Rc::downgrade(&inner))).detach();
         glommio::spawn_local(compaction::background(Rc::downgrade(&inner))).detach();
@@ -429,8 +436,7 @@ impl Store {
                         foot,
                         inline: (value.len() <= inner.opts.inline_value_max).then(|| SmallBytes::from(value)),
                     };
-                    // The mutation's key moves to the undo log (no copy, no allocation).
-                    inner.put_logged(round, ns, key, entry);
+                    inner.put_logged(round, ns, &key, entry);
                 }
                 Mutation::Delete { ns, key } => {
                     inner.remove_logged(round, ns, key);
@@ -454,7 +460,7 @@ impl Store {
         });
         let keydir = std::mem::take(&mut *inner.keydir.borrow_mut());
         let live = inner.segs.borrow_mut().iter_mut().map(|(id, s)| (*id, std::mem::take(&mut s.live))).collect();
-        inner.log_change(round, Change::Cleared { keydir, live });
+        inner.undo.borrow_mut().cleared(round, keydir, live);
         inner.add_tomb_logged(round, seg, HEADER_LEN as u64);
         Ok(Box::pin(inner.wait_round(round)))
     }
@@ -483,8 +489,9 @@ impl Store {
         }
         if log_it {
             let round = inner.log.borrow().open_round;
+            let mut undo = inner.undo.borrow_mut();
             for (key, e) in forgotten {
-                inner.log_change(round, Change::Key { ns, key: key.to_vec(), prev: Some(e) });
+                undo.removed(round, ns, key.to_vec(), &e);
             }
         }
         n
@@ -626,6 +633,37 @@ impl Store {
     pub(crate) fn undo_len(&self) -> usize {
         self.handle.inner.undo.borrow().len()
     }
+
+    /// Waits until the files are cut back after a failure (tests: nothing of the store
+    /// is left running when the test ends).
+    #[cfg(test)]
+    pub(crate) async fn rolled_back(&self) {
+        while !self.handle.inner.rolled_back.get() {
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Every keydir entry, sorted, and each segment's (id, live, tomb) (tests: compare
+    /// the state before and after a revert). Checks that the SCAN order matches the
+    /// keydir.
+    #[cfg(test)]
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let keydir = self.handle.inner.keydir.borrow();
+        assert!(keydir.order_is_consistent(), "the SCAN order matches the keydir");
+        let mut entries = Vec::new();
+        keydir.for_each_all(&mut |ns, k, e| entries.push((ns, k.to_vec(), e.clone())));
+        entries.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        let segs = self.handle.inner.segs.borrow().iter().map(|(id, s)| (*id, s.live, s.tomb)).collect();
+        Snapshot { entries, segs }
+    }
+}
+
+/// What [`Store::snapshot`] returns.
+#[cfg(test)]
+#[derive(Debug, PartialEq)]
+pub(crate) struct Snapshot {
+    pub entries: Vec<(Ns, Vec<u8>, Entry)>,
+    pub segs: Vec<(u32, u64, u64)>,
 }
 
 /// Keeps only the last mutation of each (namespace, key), in order.

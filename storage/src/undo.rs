@@ -1,173 +1,471 @@
 //! The undo log: the keydir changes of group-commit rounds that are not yet
-//! acknowledged, so that a failed round can be taken back (FORMAT.md "Group commit",
-//! failure steps).
+//! acknowledged, so that a failed round can be taken back (FORMAT.md "When a round
+//! fails").
 //!
 //! Every change to the keydir made by `apply`, `clear_all`, `forget_where` (while a
-//! round is pending) and compaction's moves is logged with the round it belongs to and
-//! what it replaced. When a round is acknowledged its changes are dropped from the
-//! front; when a round fails, every logged change is undone newest first, which puts the
-//! keydir back to the state of the last acknowledged round.
+//! round is pending) and compaction's moves is logged in the order it was made. When a
+//! round is acknowledged its changes are dropped from the front; when a round fails,
+//! every logged change is undone newest first, which puts the keydir back to the state
+//! of the last acknowledged round, with the segments' live and tombstone byte counts.
 //!
-//! Cost on the write path: a few `VecDeque` pushes per keydir change, and no allocation
-//! (once the deques have grown to the backlog of unacknowledged writes): the key logged
-//! is the mutation's own `Vec`, moved, whatever its length (it is freed at the
-//! acknowledgement instead of at the write); the previous entry is moved out of the
-//! keydir in place ([`crate::keydir::Keydir::insert_with`]). 32 bytes of log per new key,
-//! 80 per replaced or removed one. `clear_all` keeps the whole previous keydir until its
-//! round is acknowledged. Measured with `benches/apply.rs`: see the commit that added
-//! the log.
+//! What is logged per change:
+//! - a put (or a compaction move): one `u64` naming the key by its bucket — namespace,
+//!   48-bit bucket hash ([`crate::keydir::key_hash`]) and the key's position among the
+//!   keys of that bucket right after the put — and, if it replaced an entry, that
+//!   entry: 24 bytes of location, length and sequence number, plus its inline value's
+//!   bytes if it had one. No key bytes. The position finds the key again exactly, also
+//!   in a bucket of several keys (48-bit hash collisions): the changes are undone newest
+//!   first, so when a put is undone every later change has been undone already and the
+//!   bucket holds exactly the keys it held right after the put, in the same (sorted)
+//!   order. A key at position 15 or later of its bucket (never seen in practice) is
+//!   logged with its bytes instead;
+//! - a delete or a `forget_where` drop: the same word, the removed entry, and the key
+//!   itself (its bytes are needed to insert it again); a delete of a missing key
+//!   changes nothing and logs nothing;
+//! - `clear_all`: the whole previous keydir and each segment's live bytes;
+//! - tombstone bytes added to a segment: (segment, bytes), undone in any order.
+//!
+//! Nothing is found by scanning at revert time: every change is in the log, so the
+//! revert is a walk of the log, newest first (plus `clear_all`'s whole keydirs).
+//!
+//! Cost on the write path: a put of a new key logs one word (8 bytes); an overwrite
+//! four (32 bytes) plus its old inline value rounded up to words (`redis-benchmark`'s
+//! MSET, 3-byte values: 40 bytes, against 88 and the key's allocation kept alive in the
+//! log this replaced). No allocation, no key copy (the mutation's key is freed at the
+//! write, as without a log), one compare per change to see whether a round starts, and
+//! dropping an acknowledged round touches none of its words (they are plain data).
+//!
+//! How it is written matters more than how much (measured, with profiles:
+//! `bench-results/kv-undo-log.md`). The keydir lookup of a put misses the cache, and
+//! its store into the slot waits for that line. Logging the replaced entry by moving it
+//! through a stack temporary (an `Option<Entry>` returned, a struct built and then
+//! copied), or pushing it to the tail of a log whose lines are not in the cache, cost
+//! 10–25 % of an MSET with the log's size unchanged: the profiles put the time on the
+//! loads that read such a temporary back (they cannot be forwarded from the narrower
+//! stores that wrote it, so they wait for the older stores, the keydir's included) and
+//! on the keydir lookup itself. So the replaced entry's fields are read from the keydir
+//! slot in place ([`crate::keydir::Keydir::insert_with`] hands it over before
+//! overwriting it) and written as whole `u64`s into a 4 KiB buffer that stays in the
+//! cache (`staged`), copied to the log in one go when full. The rest of the cost grows
+//! with the log's footprint in the caches, i.e. with the writes in flight
+//! (`benches/apply.rs`, case "100k keys overwritten", `KEEL_BENCH_IN_FLIGHT`).
 
 use std::collections::VecDeque;
 
-use crate::keydir::{Entry, Keydir};
+use crate::keydir::{Entry, Keydir, SmallBytes, CURSOR_BITS};
 use crate::Ns;
 
-/// One undoable change.
-pub(crate) enum Change {
-    /// `key` of `ns` was `prev` (`None`: absent) before the change.
-    Key { ns: Ns, key: Vec<u8>, prev: Option<Entry> },
-    /// `bytes` were added to the tombstone count of segment `seg`.
+/// Bits of a logged change's word (see [`UndoLog`]).
+const HASH_MASK: u64 = (1 << CURSOR_BITS) - 1;
+const NS_SHIFT: u32 = 48;
+const KIND_SHIFT: u32 = 56;
+const KIND_PUT: u64 = 0;
+const KIND_REMOVED: u64 = 1;
+const KIND_CLEARED: u64 = 2;
+/// The change replaced (or removed) an entry: its words come before the change's.
+const HAS_PREV: u64 = 1 << 58;
+/// That entry had an inline value: its bytes come before the entry's words.
+const PREV_INLINE: u64 = 1 << 59;
+const POS_SHIFT: u32 = 60;
+/// Position value meaning "the key's bytes are in `keys`".
+const POS_KEYED: u64 = 15;
+
+/// How to undo one change, newest first; see [`UndoLog::take_newest_first`].
+pub(crate) enum Undo {
+    /// Put `prev` back for (`None`: remove) the key of `ns` at position `pos` of
+    /// bucket `hash`.
+    Put { ns: Ns, hash: u64, pos: usize, prev: Option<Entry> },
+    /// The same for `key` of `ns`, named by its bytes (removals, and puts at a
+    /// position ≥ 15).
+    PutKey { ns: Ns, key: Vec<u8>, prev: Option<Entry> },
+    /// Put back the keydir from before `clear_all` and each segment's live bytes.
+    Clear { keydir: Keydir, live: Vec<(u32, u64)> },
+    /// Take `bytes` off the tombstone count of segment `seg` (these come last).
     Tomb { seg: u32, bytes: u64 },
-    /// `clear_all`: the whole keydir before it, and each segment's live bytes.
-    Cleared { keydir: Keydir, live: Vec<(u32, u64)> },
 }
 
-/// One logged change of a key; its previous entry, if `replaced`, is in `prevs`.
-struct KeyChange {
-    ns: Ns,
-    replaced: bool,
-    key: Vec<u8>,
+/// How many items each deque held, counted since the log was made.
+#[derive(Clone, Copy, Default)]
+struct Marks {
+    words: u64,
+    keys: u64,
+    clears: u64,
+    tombs: u64,
 }
 
 /// A logged `clear_all`.
 struct Clear {
-    /// Key changes logged before it, counted since the log was made.
-    after_keys: u64,
     keydir: Keydir,
     live: Vec<(u32, u64)>,
 }
 
-/// How much one round logged into each deque.
-struct RoundLog {
-    round: u64,
-    keys: usize,
-    prevs: usize,
-    tombs: usize,
-    clears: usize,
+/// Words of changes staged before they move to the log in one copy (4 KiB).
+const STAGED: usize = 512;
+const _: () = assert!(SmallBytes::INLINE == 22, "UndoLog::prev reads an inline value as 8 + 8 + 6 bytes");
+
+/// Changes of unacknowledged rounds, oldest first, as one stream of `u64` words, read
+/// back from the end. Per keydir change, in this order: if it replaced or removed an
+/// entry, that entry's inline value if it had one (its bytes, little endian, in
+/// `ceil(len / 8)` words), then `seq`, `seg | off << 32` and `len | foot << 32`; last the
+/// change's own word, `hash | ns << 48 | kind << 56 | HAS_PREV | PREV_INLINE | pos <<
+/// 60`. Keys, clears and tombstone counts go to their own deques, in order.
+///
+/// The write path pushes plain `u64`s into `staged`, a small buffer that stays in the
+/// cache, copying the replaced entry's fields from the keydir slot itself; `staged`
+/// moves to `log` in one copy when full. See the module documentation for why.
+pub(crate) struct UndoLog {
+    log: VecDeque<u64>,
+    /// `staged[..n_staged]` are the newest words, not yet in `log`.
+    staged: Box<[u64; STAGED]>,
+    n_staged: usize,
+    keys: VecDeque<Vec<u8>>,
+    clears: VecDeque<Clear>,
+    tombs: VecDeque<(u32, u64)>,
+    /// Items dropped from the front of each deque so far.
+    dropped: Marks,
+    /// Each round with logged changes, oldest first, and where its changes start.
+    rounds: VecDeque<(u64, Marks)>,
+    /// The round of the newest logged change (0: none since the log was last emptied).
+    newest: u64,
 }
 
-/// Changes of unacknowledged rounds, oldest first, in one deque per kind (a put of a new
-/// key costs 32 bytes of log, a replaced or removed key 80). Key changes and clears are
-/// undone in reverse order of their logging; tombstone counts are sums, undone in any
-/// order.
-#[derive(Default)]
-pub(crate) struct UndoLog {
-    keys: VecDeque<KeyChange>,
-    prevs: VecDeque<Entry>,
-    tombs: VecDeque<(u32, u64)>,
-    clears: VecDeque<Clear>,
-    /// Key changes logged since the log was made (orders clears among key changes).
-    keys_logged: u64,
-    rounds: VecDeque<RoundLog>,
+impl Default for UndoLog {
+    fn default() -> UndoLog {
+        UndoLog {
+            log: VecDeque::new(),
+            staged: Box::new([0; STAGED]),
+            n_staged: 0,
+            keys: VecDeque::new(),
+            clears: VecDeque::new(),
+            tombs: VecDeque::new(),
+            dropped: Marks::default(),
+            rounds: VecDeque::new(),
+            newest: 0,
+        }
+    }
 }
 
 impl UndoLog {
-    /// The counts of `round`, the newest.
-    fn round(&mut self, round: u64) -> &mut RoundLog {
-        if self.rounds.back().is_none_or(|r| r.round != round) {
-            debug_assert!(self.rounds.back().is_none_or(|r| r.round < round), "rounds are logged in order");
-            self.rounds.push_back(RoundLog { round, keys: 0, prevs: 0, tombs: 0, clears: 0 });
+    /// Where the next item of each deque goes, counted since the log was made.
+    fn ends(&self) -> Marks {
+        let d = &self.dropped;
+        Marks {
+            words: d.words + (self.log.len() + self.n_staged) as u64,
+            keys: d.keys + self.keys.len() as u64,
+            clears: d.clears + self.clears.len() as u64,
+            tombs: d.tombs + self.tombs.len() as u64,
         }
-        self.rounds.back_mut().expect("just pushed")
     }
 
-    /// The write path's form of `push(round, Change::Key { ns, key, prev })`, in two
-    /// calls: `push_prev(round, prev)` first if there was a previous entry (from inside
-    /// the keydir update, where it is at hand), then `push_key(round, ns, key, replaced)`.
-    #[inline]
-    pub fn push_prev(&mut self, round: u64, prev: Entry) {
-        self.round(round).prevs += 1;
-        self.prevs.push_back(prev);
+    /// Starts logging a change of `round` (one compare unless a round starts). Rounds
+    /// are logged in increasing order.
+    #[inline(always)]
+    pub fn begin(&mut self, round: u64) {
+        if round != self.newest {
+            self.start_round(round);
+        }
     }
 
-    /// See [`UndoLog::push_prev`]; `replaced`: whether it was called for this key.
-    #[inline]
-    pub fn push_key(&mut self, round: u64, ns: Ns, key: Vec<u8>, replaced: bool) {
-        self.round(round).keys += 1;
-        self.keys.push_back(KeyChange { ns, replaced, key });
-        self.keys_logged += 1;
+    #[cold]
+    fn start_round(&mut self, round: u64) {
+        debug_assert!(round > self.newest, "rounds are logged in increasing order");
+        let start = self.ends();
+        self.rounds.push_back((round, start));
+        self.newest = round;
     }
 
-    /// Logs a change made for `round` (rounds are logged in increasing order).
-    pub fn push(&mut self, round: u64, change: Change) {
-        match change {
-            Change::Key { ns, key, prev } => {
-                let replaced = prev.is_some();
-                if let Some(e) = prev {
-                    self.push_prev(round, e);
-                }
-                self.push_key(round, ns, key, replaced);
+    /// Logs `e`, the entry the change being logged replaces or removes (call it on the
+    /// keydir's own slot, before the slot changes); returns the flags for the change's
+    /// word. The change's [`UndoLog::put`] (or `removed`) must follow.
+    #[inline(always)]
+    pub fn prev(&mut self, e: &Entry) -> u64 {
+        let (n, w) = (self.n_staged, &mut self.staged);
+        let mut flags = HAS_PREV;
+        let mut at = n;
+        match &e.inline {
+            None => {}
+            Some(SmallBytes::Inline { len, buf }) => {
+                // Three whole words read from the slot (the bytes past `len` are zero),
+                // of which the first ceil(len / 8) count; the next words overwrite the
+                // rest. (A word built in a stack buffer would be read back before its
+                // bytes reach the cache: see the module documentation.)
+                let le8 = |i: usize| u64::from_le_bytes(buf[i..i + 8].try_into().expect("8 bytes"));
+                let tail = u32::from_le_bytes(buf[16..20].try_into().expect("4 bytes")) as u64
+                    | (u16::from_le_bytes(buf[20..22].try_into().expect("2 bytes")) as u64) << 32;
+                w[at] = le8(0);
+                w[at + 1] = le8(8);
+                w[at + 2] = tail;
+                at += (*len as usize).div_ceil(8);
+                flags |= PREV_INLINE;
             }
-            Change::Tomb { seg, bytes } => {
-                self.round(round).tombs += 1;
-                self.tombs.push_back((seg, bytes));
-            }
-            Change::Cleared { keydir, live } => {
-                self.round(round).clears += 1;
-                self.clears.push_back(Clear { after_keys: self.keys_logged, keydir, live });
+            Some(SmallBytes::Heap(v)) => {
+                self.prev_slow(e, v);
+                return HAS_PREV | PREV_INLINE;
             }
         }
+        w[at] = e.seq;
+        w[at + 1] = e.seg as u64 | (e.off as u64) << 32;
+        w[at + 2] = e.len as u64 | (e.foot as u64) << 32;
+        self.n_staged = at + 3;
+        flags
+    }
+
+    /// [`UndoLog::prev`] for an entry whose inline value is on the heap (longer than
+    /// [`SmallBytes::INLINE`]): straight to the log.
+    #[cold]
+    fn prev_slow(&mut self, e: &Entry, v: &[u8]) {
+        debug_assert_eq!(v.len(), e.len as usize, "an inline value is the whole value");
+        self.flush();
+        self.log.extend(v.chunks(8).map(|c| c.iter().rev().fold(0, |w, &b| w << 8 | b as u64)));
+        self.log.extend([e.seq, e.seg as u64 | (e.off as u64) << 32, e.len as u64 | (e.foot as u64) << 32]);
+    }
+
+    /// Ends logging a put or compaction move: it set the key of `ns` that is now at
+    /// position `pos` of bucket `hash`; `flags` are [`UndoLog::prev`]'s if it replaced an
+    /// entry, else 0. `key` is only read if `pos` ≥ 15.
+    #[inline(always)]
+    pub fn put(&mut self, ns: Ns, hash: u64, pos: usize, key: &[u8], flags: u64) {
+        let pos = if pos < POS_KEYED as usize {
+            pos as u64
+        } else {
+            self.keys.push_back(key.to_vec());
+            POS_KEYED
+        };
+        self.word(hash | (ns as u64) << NS_SHIFT | KIND_PUT << KIND_SHIFT | flags | pos << POS_SHIFT);
+    }
+
+    /// Writes a change's word (its last) and moves the staged words to the log if full.
+    #[inline(always)]
+    fn word(&mut self, word: u64) {
+        self.staged[self.n_staged] = word;
+        self.n_staged += 1;
+        // Room for the next change's words (at most 3 + 3 + 1 on the fast path).
+        if self.n_staged > STAGED - 8 {
+            self.flush();
+        }
+    }
+
+    /// Moves the staged words to the log.
+    #[cold]
+    fn flush(&mut self) {
+        self.log.extend(self.staged[..self.n_staged].iter());
+        self.n_staged = 0;
+    }
+
+    /// `key` of `ns`, whose entry was `prev`, was removed in `round`.
+    pub fn removed(&mut self, round: u64, ns: Ns, key: Vec<u8>, prev: &Entry) {
+        self.begin(round);
+        let flags = self.prev(prev);
+        self.keys.push_back(key);
+        self.word((ns as u64) << NS_SHIFT | KIND_REMOVED << KIND_SHIFT | flags | POS_KEYED << POS_SHIFT);
+    }
+
+    /// `clear_all` in `round` emptied `keydir`, with these live byte counts per segment.
+    pub fn cleared(&mut self, round: u64, keydir: Keydir, live: Vec<(u32, u64)>) {
+        self.begin(round);
+        self.clears.push_back(Clear { keydir, live });
+        self.word(KIND_CLEARED << KIND_SHIFT);
+    }
+
+    /// `bytes` were added to the tombstone count of segment `seg` in `round`.
+    pub fn tomb(&mut self, round: u64, seg: u32, bytes: u64) {
+        self.begin(round);
+        self.tombs.push_back((seg, bytes));
     }
 
     pub fn is_empty(&self) -> bool {
         self.rounds.is_empty()
     }
 
-    /// Changes logged and not yet acknowledged.
+    /// Changes logged and not yet acknowledged (keydir changes and tombstone counts).
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.keys.len() + self.tombs.len() + self.clears.len()
+        let mut words: VecDeque<u64> = self.log.iter().chain(&self.staged[..self.n_staged]).copied().collect();
+        let mut n = 0;
+        while pop_change(&mut words).is_some() {
+            n += 1;
+        }
+        n + self.tombs.len()
     }
 
     /// Drops the changes of every round ≤ `round` (they are acknowledged).
     pub fn acknowledge(&mut self, round: u64) {
-        let (mut keys, mut prevs, mut tombs, mut clears) = (0, 0, 0, 0);
-        while let Some(r) = self.rounds.front() {
-            if r.round > round {
-                break;
-            }
-            keys += r.keys;
-            prevs += r.prevs;
-            tombs += r.tombs;
-            clears += r.clears;
-            self.rounds.pop_front();
+        let acked = self.rounds.iter().take_while(|(r, _)| *r <= round).count();
+        if acked == self.rounds.len() {
+            self.clear();
+            return;
         }
-        self.keys.drain(..keys);
-        self.prevs.drain(..prevs);
-        self.tombs.drain(..tombs);
-        self.clears.drain(..clears);
+        if acked == 0 {
+            return;
+        }
+        self.flush();
+        let keep = self.rounds[acked].1;
+        let d = self.dropped;
+        let n = |keep: u64, dropped: u64| (keep - dropped) as usize;
+        self.log.drain(..n(keep.words, d.words));
+        self.keys.drain(..n(keep.keys, d.keys));
+        self.clears.drain(..n(keep.clears, d.clears));
+        self.tombs.drain(..n(keep.tombs, d.tombs));
+        self.dropped = keep;
+        self.rounds.drain(..acked);
     }
 
-    /// Takes every logged change, newest first (for undoing them in that order; the
-    /// tombstone counts come last).
-    pub fn take_newest_first(&mut self) -> Vec<Change> {
-        let mut out = Vec::with_capacity(self.keys.len() + self.tombs.len() + self.clears.len());
-        // One past the count of the newest key change left.
-        let mut next_key = self.keys_logged;
-        loop {
-            if self.clears.back().is_some_and(|c| c.after_keys >= next_key) || (self.keys.is_empty() && !self.clears.is_empty()) {
-                let Clear { keydir, live, .. } = self.clears.pop_back().expect("checked");
-                out.push(Change::Cleared { keydir, live });
-            } else if let Some(KeyChange { ns, replaced, key }) = self.keys.pop_back() {
-                let prev = replaced.then(|| self.prevs.pop_back().expect("an entry per replaced key"));
-                out.push(Change::Key { ns, key, prev });
-                next_key -= 1;
-            } else {
-                break;
+    /// Drops everything.
+    fn clear(&mut self) {
+        self.dropped = self.ends();
+        self.log.clear();
+        self.n_staged = 0;
+        self.keys.clear();
+        self.clears.clear();
+        self.tombs.clear();
+        self.rounds.clear();
+        self.newest = 0;
+    }
+
+    /// Takes every logged change as the steps that undo it, newest first (the
+    /// tombstone counts last), and empties the log.
+    pub fn take_newest_first(&mut self) -> Vec<Undo> {
+        self.flush();
+        let mut out = Vec::new();
+        while let Some((word, prev)) = pop_change(&mut self.log) {
+            let ns = (word >> NS_SHIFT) as u8;
+            let pos = word >> POS_SHIFT;
+            out.push(match (word >> KIND_SHIFT) & 3 {
+                KIND_CLEARED => {
+                    let Clear { keydir, live } = self.clears.pop_back().expect("a keydir per clear");
+                    Undo::Clear { keydir, live }
+                }
+                _ if pos == POS_KEYED => Undo::PutKey { ns, key: self.keys.pop_back().expect("a key per keyed change"), prev },
+                _ => Undo::Put { ns, hash: word & HASH_MASK, pos: pos as usize, prev },
+            });
+        }
+        debug_assert!(self.keys.is_empty() && self.clears.is_empty());
+        out.extend(self.tombs.drain(..).map(|(seg, bytes)| Undo::Tomb { seg, bytes }));
+        self.clear();
+        out
+    }
+}
+
+/// Pops the newest change from the end of `words`: its word and the entry it replaced
+/// or removed.
+fn pop_change(words: &mut VecDeque<u64>) -> Option<(u64, Option<Entry>)> {
+    let word = words.pop_back()?;
+    if word & HAS_PREV == 0 {
+        return Some((word, None));
+    }
+    let mut pop = || words.pop_back().expect("a logged entry's words");
+    let (len_foot, seg_off, seq) = (pop(), pop(), pop());
+    let (len, foot) = (len_foot as u32, (len_foot >> 32) as u32);
+    let inline = (word & PREV_INLINE != 0).then(|| {
+        let n = (len as usize).div_ceil(8);
+        let at = words.len().checked_sub(n).expect("an inline value's words");
+        let mut v: Vec<u8> = words.drain(at..).flat_map(u64::to_le_bytes).collect();
+        v.truncate(len as usize);
+        SmallBytes::from(v)
+    });
+    Some((word, Some(Entry { seq, seg: seg_off as u32, off: (seg_off >> 32) as u32, len, foot, inline })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seq: u64, len: u32, inline: Option<u8>) -> Entry {
+        let inline = inline.map(|b| SmallBytes::new(&vec![b; len as usize]));
+        Entry { seq, seg: seq as u32 % 7 + 1, off: seq as u32 * 13, len, foot: len + 13, inline }
+    }
+
+    /// What one step undoes, comparable.
+    #[derive(Debug, PartialEq)]
+    enum Step {
+        Put(Ns, u64, usize, Option<Entry>),
+        PutKey(Ns, Vec<u8>, Option<Entry>),
+        Clear(usize, Vec<(u32, u64)>),
+        Tomb(u32, u64),
+    }
+
+    fn steps(log: &mut UndoLog) -> Vec<Step> {
+        log.take_newest_first()
+            .into_iter()
+            .map(|u| match u {
+                Undo::Put { ns, hash, pos, prev } => Step::Put(ns, hash, pos, prev),
+                Undo::PutKey { ns, key, prev } => Step::PutKey(ns, key, prev),
+                Undo::Clear { keydir, live } => Step::Clear(keydir.len(0), live),
+                Undo::Tomb { seg, bytes } => Step::Tomb(seg, bytes),
+            })
+            .collect()
+    }
+
+    /// Logs one change of each kind per `i` in `round`; returns the steps that undo
+    /// them, oldest first (tombstones apart).
+    fn log_changes(log: &mut UndoLog, round: u64, range: std::ops::Range<u64>) -> (Vec<Step>, Vec<Step>) {
+        let (mut changes, mut tombs) = (Vec::new(), Vec::new());
+        for i in range {
+            let (ns, hash) = ((i % 3) as Ns, (i * 0x9E37_79B9) & HASH_MASK);
+            // A new key, at a position below 15 and at one of 15 or more.
+            log.begin(round);
+            log.put(ns, hash, (i % 15) as usize, b"unused", 0);
+            changes.push(Step::Put(ns, hash, (i % 15) as usize, None));
+            log.begin(round);
+            log.put(ns, hash, 15 + i as usize, format!("key{i}").as_bytes(), 0);
+            changes.push(Step::PutKey(ns, format!("key{i}").into_bytes(), None));
+            // Replaced entries: no inline value; inline values of every length up to
+            // 22 bytes (in the entry) and beyond (on the heap).
+            for (len, inline) in [(500, None), ((i % 23) as u32, Some(i as u8)), (23 + (i % 300) as u32, Some(!i as u8))] {
+                let prev = entry(i, len, inline);
+                log.begin(round);
+                let flags = log.prev(&prev);
+                log.put(ns, hash, 1, b"unused", flags);
+                changes.push(Step::Put(ns, hash, 1, Some(prev)));
+            }
+            let prev = entry(i + 1, 4, Some(7));
+            log.removed(round, ns, format!("gone{i}").into_bytes(), &prev);
+            changes.push(Step::PutKey(ns, format!("gone{i}").into_bytes(), Some(prev)));
+            log.tomb(round, i as u32, i + 100);
+            tombs.push(Step::Tomb(i as u32, i + 100));
+            if i.is_multiple_of(50) {
+                let mut kd = Keydir::default();
+                kd.insert(0, format!("cleared{i}").as_bytes(), entry(i, 1, None));
+                log.cleared(round, kd, vec![(1, i)]);
+                changes.push(Step::Clear(1, vec![(1, i)]));
             }
         }
-        out.extend(self.tombs.drain(..).map(|(seg, bytes)| Change::Tomb { seg, bytes }));
-        self.rounds.clear();
-        out
+        (changes, tombs)
+    }
+
+    #[test]
+    fn changes_come_back_newest_first_with_their_entries() {
+        let mut log = UndoLog::default();
+        // Enough words to pass through the staging buffer many times.
+        log_changes(&mut log, 1, 0..300);
+        let (mut changes, mut tombs) = log_changes(&mut log, 2, 300..500);
+        let (c3, t3) = log_changes(&mut log, 5, 500..700);
+        changes.extend(c3);
+        tombs.extend(t3);
+        assert!(!log.is_empty());
+        log.acknowledge(0);
+        log.acknowledge(1);
+        changes.reverse();
+        changes.extend(tombs);
+        assert_eq!(steps(&mut log), changes);
+        assert!(log.is_empty());
+        assert_eq!(log.len(), 0);
+    }
+
+    #[test]
+    fn acknowledging_every_round_empties_the_log() {
+        let mut log = UndoLog::default();
+        log_changes(&mut log, 1, 0..10);
+        log_changes(&mut log, 2, 10..20);
+        log.acknowledge(1);
+        assert!(!log.is_empty());
+        log.acknowledge(2);
+        assert!(log.is_empty());
+        assert_eq!(steps(&mut log), vec![]);
+        // Logging goes on as before.
+        let (mut changes, tombs) = log_changes(&mut log, 3, 20..21);
+        changes.reverse();
+        changes.extend(tombs);
+        assert_eq!(steps(&mut log), changes);
     }
 }

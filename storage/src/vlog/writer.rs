@@ -514,4 +514,5 @@ pub(crate) async fn roll_back_files(inner: &Rc<Inner>) {
             Err((op, e)) => tracing::error!("{op}: {e}; a restart may find unacknowledged records in it"),
         }
     }
+    inner.rolled_back.set(true);
 }
