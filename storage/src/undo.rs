@@ -36,7 +36,7 @@
 //! dropping an acknowledged round touches none of its words (they are plain data).
 //!
 //! How it is written matters more than how much (measured, with profiles:
-//! `bench-results/kv-undo-log.md`). The keydir lookup of a put misses the cache, and
+//! `bench-results/kv-structure.md`). The keydir lookup of a put misses the cache, and
 //! its store into the slot waits for that line. Logging the replaced entry by moving it
 //! through a stack temporary (an `Option<Entry>` returned, a struct built and then
 //! copied), or pushing it to the tail of a log whose lines are not in the cache, cost
