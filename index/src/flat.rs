@@ -1,6 +1,8 @@
-//! [`FlatIndex`]: exact cosine search by scanning every stored vector.
+//! [`FlatIndex`]: exhaustive search over every stored vector, held as f32, int8 codes
+//! or binary codes (DESIGN §4.2).
 
 use crate::distance::Kernel;
+use crate::quant::{binary_words, quantize_binary, quantize_i8};
 use crate::IndexError;
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
@@ -8,33 +10,173 @@ use std::collections::{BinaryHeap, HashMap};
 /// Rows scored per kernel call during a scan (a 1 KiB score buffer on the stack).
 const SCAN_BLOCK: usize = 256;
 
-/// Exact (brute-force) cosine index over f32 vectors.
+/// How two vectors are compared. Every metric has a score that the search reports,
+/// best first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Metric {
+    /// Cosine similarity `⟨a, b⟩ / (‖a‖·‖b‖)` in `[-1, 1]`, higher is closer. Vectors are
+    /// stored normalized; the zero vector has no direction and is refused.
+    Cosine,
+    /// Euclidean distance `‖a − b‖` (the square root of the squared L2 distance the
+    /// kernels compute), lower is closer. Any finite vector is accepted.
+    L2,
+    /// Inner product `⟨a, b⟩`, higher is closer (maximum inner product search). Any
+    /// finite vector is accepted; vectors are stored as given.
+    Ip,
+}
+
+impl Metric {
+    /// Every metric, in the order of their names in error messages.
+    pub const ALL: [Metric; 3] = [Metric::Cosine, Metric::L2, Metric::Ip];
+
+    /// The name used in commands and replies: `cosine`, `l2`, `ip`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Cosine => "cosine",
+            Metric::L2 => "l2",
+            Metric::Ip => "ip",
+        }
+    }
+
+    /// The metric named `name` (ASCII case-insensitive).
+    pub fn parse(name: &[u8]) -> Option<Metric> {
+        Metric::ALL.into_iter().find(|m| m.name().as_bytes().eq_ignore_ascii_case(name))
+    }
+
+    /// The reported score of an internal ranking key (higher key = closer).
+    fn score(self, key: f32) -> f32 {
+        match self {
+            Metric::Cosine | Metric::Ip => key,
+            // `+ 0.0` turns -0.0 into 0.0: an exact match reports distance 0.
+            Metric::L2 => (-key).max(0.0).sqrt() + 0.0,
+        }
+    }
+}
+
+/// What a [`FlatIndex`] keeps in RAM per vector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// The (for cosine: normalized) f32 vector, `4·dim` bytes: the scan is exact.
+    F32,
+    /// int8 codes with one f32 scale ([`crate::quant::quantize_i8`]), `dim + 4` bytes.
+    /// The scan ranks by the codes; the caller re-ranks the best candidates with the
+    /// f32 originals ([`FlatIndex::rerank`]).
+    Int8,
+    /// One bit per component, `8·⌈dim/64⌉` bytes: bit `j` is set when component `j` is
+    /// above the mean of the vector's components (for cosine, of the normalized vector).
+    /// Centering on the vector's own mean keeps the bits informative for data whose
+    /// components are all positive (SIFT, images), where plain sign bits would all be 1.
+    /// The scan ranks by Hamming distance; the caller re-ranks as for int8.
+    Binary,
+}
+
+impl Kind {
+    /// Every kind.
+    pub const ALL: [Kind; 3] = [Kind::F32, Kind::Int8, Kind::Binary];
+
+    /// The name used in commands and replies: `f32`, `int8`, `binary`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::F32 => "f32",
+            Kind::Int8 => "int8",
+            Kind::Binary => "binary",
+        }
+    }
+
+    /// The kind named `name` (ASCII case-insensitive).
+    pub fn parse(name: &[u8]) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name().as_bytes().eq_ignore_ascii_case(name))
+    }
+}
+
+/// The per-slot storage of one kind; slot `s` is row `s` of each array.
+#[derive(Clone)]
+enum Rows {
+    /// `dim` f32 per slot.
+    F32(Vec<f32>),
+    /// `dim` i8 codes and one scale per slot.
+    Int8 { codes: Vec<i8>, scales: Vec<f32> },
+    /// `binary_words(dim)` u64 per slot.
+    Binary(Vec<u64>),
+}
+
+/// Exhaustive (brute-force) index over one metric and one kind of row.
 ///
-/// Layout: every vector is stored L2-normalized in one contiguous slot-major
-/// `Vec<f32>` (slot `s` occupies `data[s*dim .. (s+1)*dim]`), with an id → slot
-/// `HashMap` and a slot → id `Vec`. Slots are always dense: [`FlatIndex::remove`]
-/// moves the last slot into the hole, so a scan never skips anything and needs no
-/// free list. Cosine similarity is then one dot product per slot.
+/// Layout: slot-major arrays, one row per slot (see [`Kind`] for a row's bytes), a
+/// slot → id array, a per-slot live flag, a free-slot list and an id → slot hash map.
+/// A vector keeps its slot for as long as it is stored (an upsert of an existing id
+/// rewrites its row in place; a removed vector's slot goes to the free list and is
+/// reused by a later insert), so a [`Scan`] that runs in slices while vectors change
+/// between them still visits every vector that was stored during the whole scan,
+/// exactly once. [`FlatIndex::compact`] gives the free slots back; it moves vectors, so
+/// the caller runs it only while no scan is in progress.
 ///
-/// Memory: `4·dim + 8` bytes per vector plus the id map (about 24 bytes per entry at
-/// the hash table's load factor), see [`FlatIndex::memory_bytes`]. The vector array
-/// grows by doubling and shrinks when it falls below a quarter full.
+/// Memory: one row plus `8 + 1` bytes per slot, plus the id map (about 24 bytes per
+/// vector at the hash table's load factor) and 8 bytes per free slot; see
+/// [`FlatIndex::memory_bytes`]. For 100,000 × 384: f32 ~158 MiB, int8 ~41 MiB,
+/// binary ~7 MiB.
 #[derive(Clone)]
 pub struct FlatIndex {
     dim: usize,
-    /// Normalized vectors, slot-major; `data.len() == ids.len() * dim`.
-    data: Vec<f32>,
-    /// Slot → id.
+    metric: Metric,
+    kind: Kind,
+    rows: Rows,
+    /// Slot → id (meaningless for a free slot).
     ids: Vec<u64>,
+    /// Slot → whether it holds a vector.
+    live: Vec<bool>,
+    /// Free slots, reused last-freed first.
+    free: Vec<usize>,
     /// Id → slot.
     slots: HashMap<u64, usize>,
 }
 
+/// A query prepared for one index: the validated (for cosine: normalized) f32 vector and
+/// its code of the index's kind.
+#[derive(Clone, Debug)]
+pub struct Query {
+    f32: Vec<f32>,
+    codes: Vec<i8>,
+    scale: f32,
+    bits: Vec<u64>,
+}
+
+/// A search in progress: the query, the next slot to visit and the best candidates so
+/// far. Made by [`FlatIndex::scan`], advanced by [`FlatIndex::scan_step`] or
+/// [`FlatIndex::scan_slots`], ended by [`Scan::finish`].
+#[derive(Debug)]
+pub struct Scan {
+    query: Query,
+    metric: Metric,
+    top: TopK,
+    next: usize,
+}
+
+impl Scan {
+    /// The prepared query (for [`FlatIndex::rerank`]).
+    pub fn query(&self) -> &Query {
+        &self.query
+    }
+
+    /// The candidates as `(id, score)`, best first (ties by smaller id); scores in the
+    /// metric's units ([`Metric`]), exact for [`Kind::F32`], from the codes otherwise
+    /// (binary: the negated Hamming distance).
+    pub fn finish(self) -> Vec<(u64, f32)> {
+        let metric = self.metric;
+        self.top.into_sorted().into_iter().map(|(id, key)| (id, metric.score(key))).collect()
+    }
+}
+
 impl FlatIndex {
-    /// An empty index for vectors of `dim` components (`dim` 0 accepts no vector,
-    /// because every vector would be the zero vector).
-    pub fn new(dim: usize) -> Self {
-        FlatIndex { dim, data: Vec::new(), ids: Vec::new(), slots: HashMap::new() }
+    /// An empty index for vectors of `dim` components (`dim` 0 accepts only the empty
+    /// vector, and for cosine not even that).
+    pub fn new(dim: usize, metric: Metric, kind: Kind) -> Self {
+        let rows = match kind {
+            Kind::F32 => Rows::F32(Vec::new()),
+            Kind::Int8 => Rows::Int8 { codes: Vec::new(), scales: Vec::new() },
+            Kind::Binary => Rows::Binary(Vec::new()),
+        };
+        FlatIndex { dim, metric, kind, rows, ids: Vec::new(), live: Vec::new(), free: Vec::new(), slots: HashMap::new() }
     }
 
     /// Number of components per vector.
@@ -42,9 +184,25 @@ impl FlatIndex {
         self.dim
     }
 
+    /// The index's metric.
+    pub fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    /// The index's kind of row.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// True if search results need [`FlatIndex::rerank`] with the f32 originals to be
+    /// exact (int8 and binary).
+    pub fn needs_rerank(&self) -> bool {
+        self.kind != Kind::F32
+    }
+
     /// Number of vectors stored.
     pub fn len(&self) -> usize {
-        self.ids.len()
+        self.slots.len()
     }
 
     /// True if no vector is stored.
@@ -52,61 +210,78 @@ impl FlatIndex {
         self.len() == 0
     }
 
-    /// Reserves room for `additional` more vectors (e.g. before a bulk load), so the
-    /// vector array is allocated once instead of doubling.
-    pub fn reserve(&mut self, additional: usize) {
-        self.data.reserve(additional.saturating_mul(self.dim));
-        self.ids.reserve(additional);
-        self.slots.reserve(additional);
+    /// Bytes of one row (see [`Kind`]): what a scan reads per slot.
+    pub fn row_bytes(&self) -> usize {
+        match self.kind {
+            Kind::F32 => 4 * self.dim,
+            Kind::Int8 => self.dim + 4,
+            Kind::Binary => 8 * binary_words(self.dim),
+        }
     }
 
-    /// Inserts or replaces vector `id` (len must equal dim, finite, non-zero).
-    ///
-    /// The vector is stored normalized, so only its direction matters. Errors (checked
-    /// in this order, leaving the index unchanged): [`IndexError::Dim`],
-    /// [`IndexError::NonFinite`] with the component index, [`IndexError::ZeroVector`].
-    pub fn upsert(&mut self, id: u64, v: &[f32]) -> Result<(), IndexError> {
-        let unit = normalized(v, self.dim)?;
-        match self.slots.get(&id) {
-            Some(&slot) => self.row_mut(slot).copy_from_slice(&unit),
-            None => {
-                self.slots.insert(id, self.ids.len());
-                self.ids.push(id);
-                self.data.extend_from_slice(&unit);
+    /// Number of slots, live or free: the length of a full scan.
+    pub fn slot_count(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Number of free slots (left by removals, not yet reused or compacted away).
+    pub fn free_slots(&self) -> usize {
+        self.free.len()
+    }
+
+    /// Reserves room for `additional` more vectors (e.g. before a bulk load).
+    pub fn reserve(&mut self, additional: usize) {
+        let words = binary_words(self.dim);
+        match &mut self.rows {
+            Rows::F32(d) => d.reserve(additional.saturating_mul(self.dim)),
+            Rows::Int8 { codes, scales } => {
+                codes.reserve(additional.saturating_mul(self.dim));
+                scales.reserve(additional);
             }
+            Rows::Binary(b) => b.reserve(additional.saturating_mul(words)),
         }
-        Ok(())
+        self.ids.reserve(additional);
+        self.live.reserve(additional);
+        self.slots.reserve(additional);
     }
 
     /// Checks that `v` would be accepted by [`upsert`](Self::upsert), without changing
     /// anything: same errors, same order. Lets a caller validate before it writes the
     /// vector durably, then upsert knowing it cannot fail.
     pub fn check(&self, v: &[f32]) -> Result<(), IndexError> {
-        normalized(v, self.dim).map(|_| ())
+        self.prepare(v).map(|_| ())
     }
 
-    /// Removes `id`; true if it was present.
+    /// Inserts or replaces vector `id`.
     ///
-    /// O(dim): the last slot is moved into the freed one.
-    pub fn remove(&mut self, id: u64) -> bool {
-        let Some(slot) = self.slots.remove(&id) else { return false };
-        let last = self.ids.len() - 1;
-        if slot != last {
-            let moved = self.ids[last];
-            self.ids[slot] = moved;
-            self.slots.insert(moved, slot);
-            let d = self.dim;
-            self.data.copy_within(last * d..(last + 1) * d, slot * d);
-        }
-        self.ids.pop();
-        self.data.truncate(last * self.dim);
-        if self.ids.capacity() > 64 && self.ids.len() < self.ids.capacity() / 4 {
-            let keep = self.ids.len() * 2;
-            self.ids.shrink_to(keep);
-            self.data.shrink_to(keep * self.dim);
-            self.slots.shrink_to(keep);
-        }
-        true
+    /// Errors (checked in this order, leaving the index unchanged): [`IndexError::Dim`],
+    /// [`IndexError::NonFinite`] with the component index, and for cosine
+    /// [`IndexError::ZeroVector`]. Returns the vector's slot.
+    pub fn upsert(&mut self, id: u64, v: &[f32]) -> Result<usize, IndexError> {
+        let p = self.prepare(v)?;
+        let slot = match self.slots.get(&id) {
+            Some(&slot) => slot,
+            None => {
+                let slot = match self.free.pop() {
+                    Some(s) => s,
+                    None => self.push_slot(),
+                };
+                self.ids[slot] = id;
+                self.live[slot] = true;
+                self.slots.insert(id, slot);
+                slot
+            }
+        };
+        self.write_row(slot, &p);
+        Ok(slot)
+    }
+
+    /// Removes `id`; returns the slot it had. O(1): the slot is marked free.
+    pub fn remove(&mut self, id: u64) -> Option<usize> {
+        let slot = self.slots.remove(&id)?;
+        self.live[slot] = false;
+        self.free.push(slot);
+        Some(slot)
     }
 
     /// True if `id` is stored.
@@ -114,69 +289,313 @@ impl FlatIndex {
         self.slots.contains_key(&id)
     }
 
-    /// The k most similar vectors as (id, cosine similarity), best first; ties by smaller id.
-    ///
-    /// `k` is clamped to [`FlatIndex::len`]; similarities are in `[-1, 1]`. The query is
-    /// validated like [`FlatIndex::upsert`] ([`IndexError::Dim`],
-    /// [`IndexError::NonFinite`], [`IndexError::ZeroVector`]) even when the index is
-    /// empty. Cost: one pass over all `len × dim` floats plus O(len · log k) for the
-    /// bounded heap (in practice far less: most rows lose to the current k-th best).
-    pub fn search(&self, q: &[f32], k: usize) -> Result<Vec<(u64, f32)>, IndexError> {
-        let q = normalized(q, self.dim)?;
-        let k = k.min(self.len());
-        if k == 0 {
-            return Ok(Vec::new());
-        }
-        let kernel = Kernel::best();
-        let mut top = TopK::new(k);
-        let mut scores = [0.0f32; SCAN_BLOCK];
-        let rows_per_block = SCAN_BLOCK * self.dim;
-        for (b, rows) in self.data.chunks(rows_per_block).enumerate() {
-            let n = rows.len() / self.dim;
-            let out = &mut scores[..n];
-            kernel.dot_rows(&q, rows, out);
-            let ids = &self.ids[b * SCAN_BLOCK..b * SCAN_BLOCK + n];
-            for (&id, &score) in ids.iter().zip(out.iter()) {
-                top.push(id, score);
-            }
-        }
-        Ok(top.into_sorted())
+    /// The slot of `id`, if stored.
+    pub fn slot_of(&self, id: u64) -> Option<usize> {
+        self.slots.get(&id).copied()
     }
 
-    /// Bytes of RAM held (vectors + id maps).
+    /// The id in `slot`, if the slot is live.
+    pub fn id_at(&self, slot: usize) -> Option<u64> {
+        self.live.get(slot).copied().unwrap_or(false).then(|| self.ids[slot])
+    }
+
+    /// Moves the last live vectors into the free slots and shrinks the arrays, so that
+    /// no slot is free. Returns the moves as `(from, to)` slots, for a caller that keys
+    /// other state by slot. Must not run while a [`Scan`] of this index is in progress
+    /// (it would then miss or repeat the moved vectors).
+    pub fn compact(&mut self) -> Vec<(usize, usize)> {
+        let mut moves = Vec::new();
+        let mut free = std::mem::take(&mut self.free);
+        free.sort_unstable();
+        let mut free = free.into_iter();
+        let mut end = self.ids.len();
+        'fill: for hole in free.by_ref() {
+            // The last live slot above the hole.
+            loop {
+                if end <= hole {
+                    break 'fill;
+                }
+                end -= 1;
+                if self.live[end] {
+                    break;
+                }
+            }
+            self.move_row(end, hole);
+            self.slots.insert(self.ids[hole], hole);
+            moves.push((end, hole));
+        }
+        let n = self.slots.len();
+        self.truncate_slots(n);
+        self.shrink();
+        moves
+    }
+
+    /// Starts a search for the `depth` best vectors of query `q` (see [`Scan`]).
     ///
-    /// Counts allocated capacity: the vector array, the slot → id array and the id →
-    /// slot hash table (entries plus one control byte each). Excludes `size_of::<Self>()`.
+    /// Errors: the query is validated like [`FlatIndex::upsert`] ([`IndexError::Dim`],
+    /// [`IndexError::NonFinite`], for cosine [`IndexError::ZeroVector`]), also when the
+    /// index is empty.
+    pub fn scan(&self, q: &[f32], depth: usize) -> Result<Scan, IndexError> {
+        let query = self.prepare(q)?;
+        Ok(Scan { query, metric: self.metric, top: TopK::new(depth), next: 0 })
+    }
+
+    /// Scores up to `max_slots` more slots of `scan` in slot order and returns true when
+    /// the scan has visited every slot. Only live slots for which `allow(slot)` is true
+    /// (or all live slots without `allow`) become candidates. Slots added after the scan
+    /// started are visited if they lie beyond where the scan is.
+    ///
+    /// # Panics
+    /// If `scan` was made by an index of another dimension or kind.
+    pub fn scan_step(&self, scan: &mut Scan, max_slots: usize, allow: Option<&dyn Fn(usize) -> bool>) -> bool {
+        let end = self.ids.len().min(scan.next.saturating_add(max_slots.max(1)));
+        let kernel = Kernel::best();
+        let mut keys = [0.0f32; SCAN_BLOCK];
+        let mut dist = [0u32; SCAN_BLOCK];
+        let mut start = scan.next;
+        while start < end {
+            let n = (end - start).min(SCAN_BLOCK);
+            let out = &mut keys[..n];
+            self.score_block(kernel, &scan.query, start, n, out, &mut dist[..n]);
+            for (i, &key) in out.iter().enumerate() {
+                let slot = start + i;
+                if self.live[slot] && allow.is_none_or(|f| f(slot)) {
+                    scan.top.push(self.ids[slot], key);
+                }
+            }
+            start += n;
+        }
+        scan.next = end;
+        end >= self.ids.len()
+    }
+
+    /// Scores exactly the given slots (a selective filter's matches), skipping free
+    /// ones and slots past the end; the scan is then complete (a later
+    /// [`FlatIndex::scan_step`] adds nothing).
+    pub fn scan_slots(&self, scan: &mut Scan, slots: impl IntoIterator<Item = usize>) {
+        let kernel = Kernel::best();
+        let (mut key, mut dist) = ([0.0f32], [0u32]);
+        for slot in slots {
+            if slot < self.ids.len() && self.live[slot] {
+                self.score_block(kernel, &scan.query, slot, 1, &mut key, &mut dist);
+                scan.top.push(self.ids[slot], key[0]);
+            }
+        }
+        scan.next = usize::MAX;
+    }
+
+    /// The `k` best of `candidates` (ids with their f32 originals, as stored by the
+    /// caller) by the exact metric against `query`, best first, ties by smaller id; the
+    /// scores as [`Scan::finish`] reports them. A candidate whose vector no longer passes
+    /// [`FlatIndex::check`] (or of the wrong dimension) is skipped.
+    pub fn rerank(&self, query: &Query, k: usize, candidates: impl IntoIterator<Item = (u64, Vec<f32>)>) -> Vec<(u64, f32)> {
+        let kernel = Kernel::best();
+        let mut top = TopK::new(k);
+        for (id, v) in candidates {
+            let Ok(p) = self.prepare(&v) else { continue };
+            let key = match self.metric {
+                Metric::Cosine => kernel.dot(&query.f32, &p.f32).clamp(-1.0, 1.0),
+                Metric::Ip => kernel.dot(&query.f32, &p.f32),
+                Metric::L2 => -kernel.l2(&query.f32, &p.f32),
+            };
+            top.push(id, key);
+        }
+        top.into_sorted().into_iter().map(|(id, key)| (id, self.metric.score(key))).collect()
+    }
+
+    /// The `k` best vectors for `q` in one call (a whole [`Scan`]), best first, ties by
+    /// smaller id; scores as [`Scan::finish`] gives them (exact only for [`Kind::F32`]).
+    ///
+    /// Errors: as [`FlatIndex::scan`].
+    pub fn search(&self, q: &[f32], k: usize) -> Result<Vec<(u64, f32)>, IndexError> {
+        let mut scan = self.scan(q, k)?;
+        while !self.scan_step(&mut scan, usize::MAX, None) {}
+        Ok(scan.finish())
+    }
+
+    /// Bytes of RAM held: every array's allocated capacity and the id map (entries
+    /// plus one control byte each). Excludes `size_of::<Self>()`.
     pub fn memory_bytes(&self) -> usize {
         use std::mem::size_of;
-        self.data.capacity() * size_of::<f32>()
-            + self.ids.capacity() * size_of::<u64>()
+        let rows = match &self.rows {
+            Rows::F32(d) => d.capacity() * size_of::<f32>(),
+            Rows::Int8 { codes, scales } => codes.capacity() + scales.capacity() * size_of::<f32>(),
+            Rows::Binary(b) => b.capacity() * size_of::<u64>(),
+        };
+        rows + self.ids.capacity() * size_of::<u64>()
+            + self.live.capacity()
+            + self.free.capacity() * size_of::<usize>()
             + self.slots.capacity() * (size_of::<(u64, usize)>() + 1)
     }
 
-    fn row_mut(&mut self, slot: usize) -> &mut [f32] {
-        &mut self.data[slot * self.dim..(slot + 1) * self.dim]
+    /// Validates `v` (length, finite, for cosine non-zero) and makes its f32 form (for
+    /// cosine normalized) and its code.
+    fn prepare(&self, v: &[f32]) -> Result<Query, IndexError> {
+        if v.len() != self.dim {
+            return Err(IndexError::Dim { got: v.len(), want: self.dim });
+        }
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            return Err(IndexError::NonFinite(i));
+        }
+        let f32 = match self.metric {
+            Metric::Cosine => normalized(v)?,
+            Metric::L2 | Metric::Ip => v.to_vec(),
+        };
+        let mut q = Query { f32, codes: Vec::new(), scale: 0.0, bits: Vec::new() };
+        match self.kind {
+            Kind::F32 => {}
+            Kind::Int8 => {
+                q.codes = vec![0; self.dim];
+                q.scale = quantize_i8(&q.f32, &mut q.codes);
+            }
+            Kind::Binary => q.bits = centered_bits(&q.f32),
+        }
+        Ok(q)
+    }
+
+    /// Appends a free-to-write slot (row zeroed) and returns it.
+    fn push_slot(&mut self) -> usize {
+        let slot = self.ids.len();
+        match &mut self.rows {
+            Rows::F32(d) => d.resize(d.len() + self.dim, 0.0),
+            Rows::Int8 { codes, scales } => {
+                codes.resize(codes.len() + self.dim, 0);
+                scales.push(0.0);
+            }
+            Rows::Binary(b) => b.resize(b.len() + binary_words(self.dim), 0),
+        }
+        self.ids.push(0);
+        self.live.push(false);
+        slot
+    }
+
+    fn write_row(&mut self, slot: usize, p: &Query) {
+        let d = self.dim;
+        match &mut self.rows {
+            Rows::F32(data) => data[slot * d..(slot + 1) * d].copy_from_slice(&p.f32),
+            Rows::Int8 { codes, scales } => {
+                codes[slot * d..(slot + 1) * d].copy_from_slice(&p.codes);
+                scales[slot] = p.scale;
+            }
+            Rows::Binary(b) => {
+                let w = p.bits.len();
+                b[slot * w..(slot + 1) * w].copy_from_slice(&p.bits);
+            }
+        }
+    }
+
+    /// Moves slot `from`'s row, id and live flag to `to` (the id map is the caller's).
+    fn move_row(&mut self, from: usize, to: usize) {
+        let d = self.dim;
+        match &mut self.rows {
+            Rows::F32(data) => data.copy_within(from * d..(from + 1) * d, to * d),
+            Rows::Int8 { codes, scales } => {
+                codes.copy_within(from * d..(from + 1) * d, to * d);
+                scales[to] = scales[from];
+            }
+            Rows::Binary(b) => {
+                let w = binary_words(d);
+                b.copy_within(from * w..(from + 1) * w, to * w);
+            }
+        }
+        self.ids[to] = self.ids[from];
+        self.live[to] = true;
+        self.live[from] = false;
+    }
+
+    fn truncate_slots(&mut self, n: usize) {
+        let d = self.dim;
+        match &mut self.rows {
+            Rows::F32(data) => data.truncate(n * d),
+            Rows::Int8 { codes, scales } => {
+                codes.truncate(n * d);
+                scales.truncate(n);
+            }
+            Rows::Binary(b) => b.truncate(n * binary_words(d)),
+        }
+        self.ids.truncate(n);
+        self.live.truncate(n);
+    }
+
+    /// Gives back capacity beyond twice the slots in use (arrays grow by doubling).
+    fn shrink(&mut self) {
+        let keep = self.ids.len() * 2;
+        if self.ids.capacity() <= 64 || self.ids.capacity() <= keep {
+            return;
+        }
+        let d = self.dim;
+        match &mut self.rows {
+            Rows::F32(data) => data.shrink_to(keep * d),
+            Rows::Int8 { codes, scales } => {
+                codes.shrink_to(keep * d);
+                scales.shrink_to(keep);
+            }
+            Rows::Binary(b) => b.shrink_to(keep * binary_words(d)),
+        }
+        self.ids.shrink_to(keep);
+        self.live.shrink_to(keep);
+        self.free.shrink_to_fit();
+        self.slots.shrink_to(keep);
+    }
+
+    /// Ranking keys (higher is closer) of slots `start .. start + out.len()` for `q`.
+    fn score_block(&self, kernel: Kernel, q: &Query, start: usize, n: usize, out: &mut [f32], dist: &mut [u32]) {
+        let d = self.dim;
+        match &self.rows {
+            Rows::F32(data) => {
+                let rows = &data[start * d..(start + n) * d];
+                match self.metric {
+                    Metric::Cosine | Metric::Ip => kernel.dot_rows(&q.f32, rows, out),
+                    Metric::L2 => {
+                        kernel.l2_rows(&q.f32, rows, out);
+                        out.iter_mut().for_each(|x| *x = -*x);
+                    }
+                }
+                if self.metric == Metric::Cosine {
+                    out.iter_mut().for_each(|x| *x = x.clamp(-1.0, 1.0));
+                }
+            }
+            Rows::Int8 { codes, scales } => {
+                let rows = &codes[start * d..(start + n) * d];
+                let scales = &scales[start..start + n];
+                match self.metric {
+                    Metric::Cosine | Metric::Ip => kernel.ip_i8_rows(&q.codes, q.scale, rows, scales, out),
+                    Metric::L2 => {
+                        kernel.l2_i8_rows(&q.codes, q.scale, rows, scales, out);
+                        out.iter_mut().for_each(|x| *x = -*x);
+                    }
+                }
+            }
+            Rows::Binary(b) => {
+                let w = q.bits.len();
+                kernel.hamming_rows(&q.bits, &b[start * w..(start + n) * w], dist);
+                for (o, &h) in out.iter_mut().zip(dist.iter()) {
+                    *o = -(h as f32);
+                }
+            }
+        }
     }
 }
 
 impl std::fmt::Debug for FlatIndex {
     /// Shape only: printing every vector would be useless at scale.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FlatIndex").field("dim", &self.dim).field("len", &self.len()).finish_non_exhaustive()
+        f.debug_struct("FlatIndex")
+            .field("dim", &self.dim)
+            .field("metric", &self.metric)
+            .field("kind", &self.kind)
+            .field("len", &self.len())
+            .field("free", &self.free.len())
+            .finish_non_exhaustive()
     }
 }
 
-/// Validates `v` (length `dim`, finite, non-zero) and returns it scaled to unit length.
+/// `v` (finite) scaled to unit length; [`IndexError::ZeroVector`] if it has no
+/// direction.
 ///
 /// The norm is computed in f64, so neither huge components (whose squares overflow
 /// f32) nor tiny ones (whose squares underflow) are a problem.
-fn normalized(v: &[f32], dim: usize) -> Result<Vec<f32>, IndexError> {
-    if v.len() != dim {
-        return Err(IndexError::Dim { got: v.len(), want: dim });
-    }
-    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-        return Err(IndexError::NonFinite(i));
-    }
+fn normalized(v: &[f32]) -> Result<Vec<f32>, IndexError> {
     let norm = v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
     let unit: Vec<f32> = v.iter().map(|&x| (f64::from(x) / norm) as f32).collect();
     // A norm of 0, or one so small that every component rounds to 0, has no direction.
@@ -186,18 +605,28 @@ fn normalized(v: &[f32], dim: usize) -> Result<Vec<f32>, IndexError> {
     Ok(unit)
 }
 
+/// The binary code of `v` (see [`Kind::Binary`]): bit `j` set when `v[j]` is above the
+/// mean of `v`'s components.
+fn centered_bits(v: &[f32]) -> Vec<u64> {
+    let mean = if v.is_empty() { 0.0 } else { (v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len() as f64) as f32 };
+    let centered: Vec<f32> = v.iter().map(|&x| x - mean).collect();
+    let mut bits = vec![0; binary_words(v.len())];
+    quantize_binary(&centered, &mut bits);
+    bits
+}
+
 /// A candidate in the top-k heap. `Ord` puts the *worse* candidate first (greater),
-/// so the max-heap's top is the current k-th best: lower score is worse, and at equal
-/// score the larger id is worse.
+/// so the max-heap's top is the current k-th best: lower key is worse, and at equal
+/// key the larger id is worse.
 #[derive(Clone, Copy, Debug)]
 struct Candidate {
-    score: f32,
+    key: f32,
     id: u64,
 }
 
 impl Ord for Candidate {
     fn cmp(&self, other: &Self) -> Ordering {
-        other.score.total_cmp(&self.score).then(self.id.cmp(&other.id))
+        other.key.total_cmp(&self.key).then(self.id.cmp(&other.id))
     }
 }
 
@@ -216,6 +645,7 @@ impl PartialEq for Candidate {
 impl Eq for Candidate {}
 
 /// Bounded top-k selection: keeps the k best candidates seen so far.
+#[derive(Debug)]
 struct TopK {
     k: usize,
     heap: BinaryHeap<Candidate>,
@@ -223,14 +653,14 @@ struct TopK {
 
 impl TopK {
     fn new(k: usize) -> Self {
-        TopK { k, heap: BinaryHeap::with_capacity(k + 1) }
+        TopK { k, heap: BinaryHeap::with_capacity(k.min(1 << 16) + 1) }
     }
 
     #[inline]
-    fn push(&mut self, id: u64, score: f32) {
-        // Clamp rounding overshoot to the cosine range; `+ 0.0` turns -0.0 into +0.0 so
-        // that equal scores compare equal under `total_cmp` and ties go by id.
-        let c = Candidate { score: score.clamp(-1.0, 1.0) + 0.0, id };
+    fn push(&mut self, id: u64, key: f32) {
+        // `+ 0.0` turns -0.0 into +0.0 so that equal keys compare equal under
+        // `total_cmp` and ties go by id.
+        let c = Candidate { key: key + 0.0, id };
         if self.heap.len() < self.k {
             self.heap.push(c);
         } else if let Some(mut worst) = self.heap.peek_mut() {
@@ -240,9 +670,9 @@ impl TopK {
         }
     }
 
-    /// Best first.
+    /// Best first, as (id, key).
     fn into_sorted(self) -> Vec<(u64, f32)> {
-        self.heap.into_sorted_vec().into_iter().map(|c| (c.id, c.score)).collect()
+        self.heap.into_sorted_vec().into_iter().map(|c| (c.id, c.key)).collect()
     }
 }
 

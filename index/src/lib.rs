@@ -1,10 +1,14 @@
 //! keel's vector indexes, their distance kernels and quantizers.
 //!
-//! Today this is one index kind, [`FlatIndex`]: exact cosine search by scanning every
-//! vector. It trades query time (linear in the number of vectors, bounded by memory
-//! bandwidth: about 150 MB read per query at 100k × 384) for perfect recall, no build
-//! step and O(1) updates. Vectors are stored normalized, so cosine similarity is one
-//! dot product per stored vector.
+//! Today this is one index kind, [`FlatIndex`]: exhaustive search by scanning every
+//! vector, under one of three [`Metric`]s (cosine, L2, inner product), holding each
+//! vector as one of three [`Kind`]s of row: f32 (exact), int8 codes (a quarter of the
+//! bytes) or binary codes (a 32nd), whose candidates the caller re-ranks exactly with
+//! the f32 originals it keeps elsewhere (the shard: in the vLog). It trades query time
+//! (linear in the number of vectors, bounded by memory bandwidth: about 150 MB read per
+//! query at 100k × 384 f32) for perfect recall, no build step and O(1) updates. A
+//! search is a [`Scan`] that the caller advances in slices, so that a long scan can
+//! yield to other work between them.
 //!
 //! The kernels ([`distance`]) are the hot loops of every index kind: f32 cosine,
 //! squared L2 and dot; int8 codes with a per-vector scale; binary codes with Hamming
@@ -40,7 +44,7 @@ pub mod distance;
 mod flat;
 pub mod quant;
 
-pub use flat::FlatIndex;
+pub use flat::{FlatIndex, Kind, Metric, Query, Scan};
 
 /// Errors for bad vectors or queries; `Display` is the text after `ERR ` in the reply.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -6,7 +6,7 @@
 //! uid is never reused, are in `shard/FORMAT.md` (the only copy); this file implements
 //! them.
 
-use keel_index::FlatIndex;
+use keel_index::{FlatIndex, Kind, Metric};
 use keel_storage::{Store, NS_INDEX, NS_VECTOR};
 use std::collections::{BTreeMap, HashMap};
 
@@ -14,12 +14,26 @@ use std::collections::{BTreeMap, HashMap};
 const META_VERSION: u8 = 1;
 const META_LEN: usize = 16;
 
-/// Vector element kinds (meta byte values).
-pub const KIND_F32: u8 = 0;
 /// Index backends (meta byte values).
 pub const BACKEND_FLAT: u8 = 0;
-/// Metrics (meta byte values).
-pub const METRIC_COSINE: u8 = 0;
+
+/// The meta byte of a kind of row (`shard/FORMAT.md`).
+pub fn kind_byte(k: Kind) -> u8 {
+    match k {
+        Kind::F32 => 0,
+        Kind::Int8 => 1,
+        Kind::Binary => 2,
+    }
+}
+
+/// The meta byte of a metric (`shard/FORMAT.md`).
+pub fn metric_byte(m: Metric) -> u8 {
+    match m {
+        Metric::Cosine => 0,
+        Metric::L2 => 1,
+        Metric::Ip => 2,
+    }
+}
 
 /// The persistent description of one index; its encoding is `shard/FORMAT.md`'s "Index
 /// metadata".
@@ -27,9 +41,8 @@ pub const METRIC_COSINE: u8 = 0;
 pub struct IndexMeta {
     pub uid: u64,
     pub dim: u32,
-    pub kind: u8,
-    pub backend: u8,
-    pub metric: u8,
+    pub kind: Kind,
+    pub metric: Metric,
 }
 
 impl IndexMeta {
@@ -38,7 +51,7 @@ impl IndexMeta {
         v.push(META_VERSION);
         v.extend_from_slice(&self.uid.to_le_bytes());
         v.extend_from_slice(&self.dim.to_le_bytes());
-        v.extend_from_slice(&[self.kind, self.backend, self.metric]);
+        v.extend_from_slice(&[kind_byte(self.kind), BACKEND_FLAT, metric_byte(self.metric)]);
         v
     }
 
@@ -51,19 +64,20 @@ impl IndexMeta {
         if b.len() != META_LEN {
             return Err(format!("meta record is {} bytes, expected {META_LEN}", b.len()));
         }
+        let kind = Kind::ALL.into_iter().find(|&k| kind_byte(k) == b[13]);
+        let metric = Metric::ALL.into_iter().find(|&m| metric_byte(m) == b[15]);
+        let (Some(kind), BACKEND_FLAT, Some(metric)) = (kind, b[14], metric) else {
+            return Err(format!(
+                "unsupported kind/backend/metric {}/{}/{} (this keel knows kinds 0-2, backend 0, metrics 0-2)",
+                b[13], b[14], b[15]
+            ));
+        };
         let meta = IndexMeta {
             uid: u64::from_le_bytes(b[1..9].try_into().expect("8 bytes")),
             dim: u32::from_le_bytes(b[9..13].try_into().expect("4 bytes")),
-            kind: b[13],
-            backend: b[14],
-            metric: b[15],
+            kind,
+            metric,
         };
-        if meta.kind != KIND_F32 || meta.backend != BACKEND_FLAT || meta.metric != METRIC_COSINE {
-            return Err(format!(
-                "unsupported kind/backend/metric {}/{}/{} (this keel knows f32/flat/cosine)",
-                meta.kind, meta.backend, meta.metric
-            ));
-        }
         if meta.dim == 0 || meta.dim > crate::ops::vector::MAX_DIM {
             return Err(format!("invalid dimension {}", meta.dim));
         }
@@ -77,12 +91,22 @@ pub struct IndexEntry {
     pub index: FlatIndex,
 }
 
+impl IndexEntry {
+    /// An empty index described by `meta`.
+    pub fn new(meta: IndexMeta) -> IndexEntry {
+        IndexEntry { meta, index: FlatIndex::new(meta.dim as usize, meta.metric, meta.kind) }
+    }
+}
+
 /// name → index, sorted by name (for `SKEG.VINDEX.LIST`).
 #[derive(Default)]
 pub struct Registry {
     pub by_name: BTreeMap<Vec<u8>, IndexEntry>,
     /// The next uid to hand out; above every uid seen in the keydir.
     pub next_uid: u64,
+    /// Counts changes that move vectors between slots (a compaction, a rebuild): a
+    /// search that runs in slices starts over when it changed under it.
+    pub epoch: u64,
 }
 
 /// What [`rebuild`] found.
@@ -152,7 +176,7 @@ pub async fn rebuild(store: &Store) -> anyhow::Result<(Registry, RebuildReport)>
                         ));
                         return;
                     }
-                    let entry = IndexEntry { meta, index: FlatIndex::new(meta.dim as usize) };
+                    let entry = IndexEntry::new(meta);
                     by_uid.insert(meta.uid, (name.to_vec(), entry));
                 }
                 Err(e) => bad_meta = Some(format!("index '{}': {e}", crate::args::show(name))),
@@ -173,7 +197,7 @@ pub async fn rebuild(store: &Store) -> anyhow::Result<(Registry, RebuildReport)>
             let Some((name, entry)) = by_uid.get_mut(&uid) else { return };
             let loaded = keel_index::parse_f32_blob(value, entry.meta.dim as usize).and_then(|v| entry.index.upsert(id, &v));
             match loaded {
-                Ok(()) => report.vectors += 1,
+                Ok(_) => report.vectors += 1,
                 Err(e) => {
                     report.bad_vectors += 1;
                     tracing::error!("load vector {id} of index '{}': {e}; skipped", crate::args::show(name));
@@ -191,6 +215,7 @@ pub async fn rebuild(store: &Store) -> anyhow::Result<(Registry, RebuildReport)>
     let registry = Registry {
         by_name: by_uid.into_values().collect(),
         next_uid: max_uid.saturating_add(1).max(store.stats().last_seq.saturating_add(1)),
+        epoch: 0,
     };
     Ok((registry, report))
 }
@@ -201,23 +226,32 @@ mod tests {
 
     #[test]
     fn meta_round_trips() {
-        let m = IndexMeta { uid: 77, dim: 128, kind: KIND_F32, backend: BACKEND_FLAT, metric: METRIC_COSINE };
-        let b = m.encode();
-        assert_eq!(b.len(), META_LEN);
-        assert_eq!(IndexMeta::decode(&b), Ok(m));
+        for kind in Kind::ALL {
+            for metric in Metric::ALL {
+                let m = IndexMeta { uid: 77, dim: 128, kind, metric };
+                let b = m.encode();
+                assert_eq!(b.len(), META_LEN);
+                assert_eq!(IndexMeta::decode(&b), Ok(m));
+            }
+        }
+        // The bytes FORMAT.md gives.
+        let b = IndexMeta { uid: 1, dim: 3, kind: Kind::Int8, metric: Metric::Ip }.encode();
+        assert_eq!(b, [1, 1, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 1, 0, 2]);
     }
 
     #[test]
     fn meta_rejects_unknown_versions_and_shapes() {
-        let good = IndexMeta { uid: 1, dim: 4, kind: KIND_F32, backend: BACKEND_FLAT, metric: METRIC_COSINE }.encode();
+        let good = IndexMeta { uid: 1, dim: 4, kind: Kind::F32, metric: Metric::Cosine }.encode();
         let mut v2 = good.clone();
         v2[0] = 2;
         assert!(IndexMeta::decode(&v2).unwrap_err().contains("version 2"));
         assert!(IndexMeta::decode(&good[..10]).is_err());
         assert!(IndexMeta::decode(&[]).is_err());
-        let mut kind = good.clone();
-        kind[13] = 9;
-        assert!(IndexMeta::decode(&kind).is_err());
+        for (at, byte) in [(13, 3), (14, 1), (15, 3)] {
+            let mut bad = good.clone();
+            bad[at] = byte;
+            assert!(IndexMeta::decode(&bad).unwrap_err().contains("unsupported kind/backend/metric"));
+        }
         let mut dim0 = good;
         dim0[9..13].copy_from_slice(&0u32.to_le_bytes());
         assert!(IndexMeta::decode(&dim0).is_err());

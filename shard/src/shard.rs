@@ -26,6 +26,9 @@ pub struct Shard {
     vectors_at: Cell<u64>,
     /// One rebuild of `vectors` at a time; requests that need them wait for it.
     resync: glommio::sync::Semaphore,
+    /// Vector searches in progress (they scan in slices; no index is compacted
+    /// meanwhile).
+    pub(crate) vector_scans: Cell<usize>,
     pub(crate) started: Instant,
     pub(crate) recovered_keys: usize,
 }
@@ -130,6 +133,7 @@ impl Shard {
             store,
             vectors: RefCell::new(vectors),
             resync: glommio::sync::Semaphore::new(1),
+            vector_scans: Cell::new(0),
             started: Instant::now(),
             recovered_keys: recovery.live_keys,
         })
@@ -189,7 +193,10 @@ impl Shard {
             rebuilt.indexes,
             rebuilt.vectors
         );
-        *self.vectors.borrow_mut() = vectors;
+        let mut vectors = vectors;
+        let mut current = self.vectors.borrow_mut();
+        vectors.epoch = current.epoch + 1; // searches in progress start over
+        *current = vectors;
         self.vectors_at.set(reverts);
         Ok(())
     }

@@ -3,8 +3,12 @@ use crate::distance::Kernel;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
+fn cosine(dim: usize) -> FlatIndex {
+    FlatIndex::new(dim, Metric::Cosine, Kind::F32)
+}
+
 fn index(dim: usize, vs: &[(u64, &[f32])]) -> FlatIndex {
-    let mut ix = FlatIndex::new(dim);
+    let mut ix = cosine(dim);
     for &(id, v) in vs {
         ix.upsert(id, v).unwrap();
     }
@@ -50,21 +54,26 @@ fn upsert_replaces_and_remove_compacts() {
     assert_eq!(ix.len(), 3);
     check(&ix, &[0.0, -1.0], 1, &[(1, 1.0)]);
 
-    assert!(ix.remove(1));
-    assert!(!ix.remove(1));
+    assert_eq!(ix.remove(1), Some(0));
+    assert_eq!(ix.remove(1), None);
     assert!(!ix.contains(1));
     assert!(ix.contains(3));
     assert_eq!(ix.len(), 2);
-    // Id 3 moved into slot 0; it must still be found with its own vector.
     check(&ix, &[-1.0, 0.0], 2, &[(3, 1.0), (2, 0.0)]);
-    assert!(ix.remove(3) && ix.remove(2));
+    // The freed slot is reused; compaction moves the last vector into a hole.
+    assert_eq!(ix.upsert(4, &[1.0, 1.0]), Ok(0));
+    assert_eq!(ix.remove(2), Some(1));
+    assert_eq!(ix.compact(), vec![(2, 1)]);
+    assert_eq!((ix.slot_count(), ix.free_slots(), ix.slot_of(3)), (2, 0, Some(1)));
+    check(&ix, &[-1.0, 0.0], 2, &[(3, 1.0), (4, -std::f32::consts::FRAC_1_SQRT_2)]);
+    assert!(ix.remove(3).is_some() && ix.remove(4).is_some());
     assert!(ix.is_empty());
     check(&ix, &[1.0, 0.0], 5, &[]);
 }
 
 #[test]
 fn rejects_bad_vectors_and_queries() {
-    let mut ix = FlatIndex::new(3);
+    let mut ix = cosine(3);
     assert_eq!(ix.upsert(1, &[1.0, 2.0]), Err(IndexError::Dim { got: 2, want: 3 }));
     assert_eq!(ix.upsert(1, &[1.0, f32::NAN, f32::INFINITY]), Err(IndexError::NonFinite(1)));
     assert_eq!(ix.upsert(1, &[0.0, 0.0, 0.0]), Err(IndexError::ZeroVector));
@@ -83,17 +92,17 @@ fn rejects_bad_vectors_and_queries() {
 
 #[test]
 fn extreme_magnitudes_normalize() {
-    let mut ix = FlatIndex::new(2);
+    let mut ix = cosine(2);
     ix.upsert(1, &[f32::MAX, f32::MAX]).unwrap();
     ix.upsert(2, &[1e-45, 0.0]).unwrap(); // smallest subnormal
     let h = std::f32::consts::FRAC_1_SQRT_2;
     check(&ix, &[1.0, 1.0], 2, &[(1, 1.0), (2, h)]);
-    assert_eq!(FlatIndex::new(0).upsert(1, &[]), Err(IndexError::ZeroVector));
+    assert_eq!(cosine(0).upsert(1, &[]), Err(IndexError::ZeroVector));
 }
 
 #[test]
 fn memory_tracks_capacity() {
-    let mut ix = FlatIndex::new(4);
+    let mut ix = cosine(4);
     assert_eq!(ix.memory_bytes(), 0);
     ix.reserve(1000);
     assert!(ix.memory_bytes() >= 1000 * (16 + 8 + 16));
@@ -104,6 +113,7 @@ fn memory_tracks_capacity() {
     for id in 0..990 {
         ix.remove(id);
     }
+    ix.compact();
     assert!(ix.memory_bytes() < full / 4, "{} vs {full}", ix.memory_bytes());
     assert_eq!(ix.len(), 10);
     assert!((990..1000).all(|id| ix.contains(id)));
@@ -112,7 +122,7 @@ fn memory_tracks_capacity() {
 #[test]
 fn spans_several_scan_blocks() {
     let n = SCAN_BLOCK as u64 * 3 + 17;
-    let mut ix = FlatIndex::new(3);
+    let mut ix = cosine(3);
     for id in 0..n {
         ix.upsert(id, &[1.0, id as f32 / n as f32, 0.5]).unwrap();
     }
@@ -127,6 +137,7 @@ enum Op {
     Upsert(u64, Vec<f32>),
     Remove(u64),
     Search(Vec<f32>, usize),
+    Compact,
 }
 
 fn vector(dim: usize) -> impl Strategy<Value = Vec<f32>> {
@@ -143,6 +154,7 @@ fn ops() -> impl Strategy<Value = (usize, Vec<Op>)> {
             4 => (0u64..24, vector(dim)).prop_map(|(id, v)| Op::Upsert(id, v)),
             1 => (0u64..24).prop_map(Op::Remove),
             2 => (vector(dim), 0usize..30).prop_map(|(q, k)| Op::Search(q, k)),
+            1 => Just(Op::Compact),
         ];
         (Just(dim), prop::collection::vec(op, 1..80))
     })
@@ -151,10 +163,10 @@ fn ops() -> impl Strategy<Value = (usize, Vec<Op>)> {
 /// Brute force over the model with the same normalization and kernel: must match bit
 /// for bit, including tie order.
 fn naive(model: &BTreeMap<u64, Vec<f32>>, q: &[f32], k: usize) -> Vec<(u64, f32)> {
-    let qn = normalized(q, q.len()).unwrap();
+    let qn = normalized(q).unwrap();
     let mut all: Vec<(u64, f32)> = model
         .iter()
-        .map(|(&id, v)| (id, Kernel::best().dot(&qn, &normalized(v, v.len()).unwrap()).clamp(-1.0, 1.0) + 0.0))
+        .map(|(&id, v)| (id, Kernel::best().dot(&qn, &normalized(v).unwrap()).clamp(-1.0, 1.0) + 0.0))
         .collect();
     all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     all.truncate(k);
@@ -171,18 +183,19 @@ fn cosine_f64(a: &[f32], b: &[f32]) -> f64 {
 proptest! {
     #[test]
     fn flat_matches_brute_force((dim, ops) in ops()) {
-        let mut ix = FlatIndex::new(dim);
+        let mut ix = cosine(dim);
         let mut model: BTreeMap<u64, Vec<f32>> = BTreeMap::new();
         for op in ops {
             match op {
                 Op::Upsert(id, v) => {
                     let zero = v.iter().all(|&x| x == 0.0);
                     match ix.upsert(id, &v) {
-                        Ok(()) => { prop_assert!(!zero); model.insert(id, v); }
+                        Ok(_) => { prop_assert!(!zero); model.insert(id, v); }
                         Err(e) => prop_assert!(zero && e == IndexError::ZeroVector, "{e:?}"),
                     }
                 }
-                Op::Remove(id) => prop_assert_eq!(ix.remove(id), model.remove(&id).is_some()),
+                Op::Remove(id) => prop_assert_eq!(ix.remove(id).is_some(), model.remove(&id).is_some()),
+                Op::Compact => { ix.compact(); }
                 Op::Search(q, k) => {
                     if q.iter().all(|&x| x == 0.0) {
                         prop_assert_eq!(ix.search(&q, k), Err(IndexError::ZeroVector));
@@ -205,7 +218,7 @@ proptest! {
                 }
             }
             prop_assert_eq!(ix.len(), model.len());
-            prop_assert_eq!(ix.data.len(), ix.len() * dim);
+            prop_assert_eq!(ix.slot_count(), ix.len() + ix.free_slots());
             for id in model.keys() {
                 prop_assert!(ix.contains(*id));
             }
@@ -215,7 +228,7 @@ proptest! {
 
 #[test]
 fn check_agrees_with_upsert_and_changes_nothing() {
-    let mut idx = FlatIndex::new(3);
+    let mut idx = cosine(3);
     idx.upsert(1, &[1.0, 0.0, 0.0]).unwrap();
     for bad in [&[0.0f32, 0.0, 0.0][..], &[1.0, 2.0][..], &[f32::NAN, 1.0, 0.0][..]] {
         let want = idx.clone().upsert(9, bad).unwrap_err();
@@ -224,4 +237,138 @@ fn check_agrees_with_upsert_and_changes_nothing() {
     idx.check(&[0.0, 2.0, 0.0]).unwrap();
     assert_eq!(idx.len(), 1);
     assert!(!idx.contains(9));
+}
+
+/// Exact scores of every stored vector for `q` under `metric`, best first (ties by
+/// smaller id), computed with the same kernels and preparation as the index.
+fn exact_all(metric: Metric, model: &BTreeMap<u64, Vec<f32>>, q: &[f32]) -> Vec<(u64, f32)> {
+    let k = Kernel::best();
+    let prep = |v: &[f32]| if metric == Metric::Cosine { normalized(v).unwrap() } else { v.to_vec() };
+    let q = prep(q);
+    let mut all: Vec<(u64, f32, f32)> = model
+        .iter()
+        .map(|(&id, v)| {
+            let v = prep(v);
+            let key = match metric {
+                Metric::Cosine => k.dot(&q, &v).clamp(-1.0, 1.0),
+                Metric::Ip => k.dot(&q, &v),
+                Metric::L2 => -k.l2(&q, &v),
+            };
+            (id, key + 0.0, metric.score(key))
+        })
+        .collect();
+    all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    all.into_iter().map(|(id, _, s)| (id, s)).collect()
+}
+
+#[test]
+fn l2_and_ip_scores() {
+    let mut l2 = FlatIndex::new(2, Metric::L2, Kind::F32);
+    let mut ip = FlatIndex::new(2, Metric::Ip, Kind::F32);
+    for (id, v) in [(1, [0.0, 0.0]), (2, [3.0, 4.0]), (3, [1.0, 0.0]), (4, [-2.0, 0.0])] {
+        l2.upsert(id, &v).unwrap(); // the zero vector is fine for l2 and ip
+        ip.upsert(id, &v).unwrap();
+    }
+    check(&l2, &[0.0, 0.0], 4, &[(1, 0.0), (3, 1.0), (4, 2.0), (2, 5.0)]);
+    check(&l2, &[3.0, 4.0], 2, &[(2, 0.0), (3, 20f32.sqrt())]);
+    check(&ip, &[1.0, 1.0], 4, &[(2, 7.0), (3, 1.0), (1, 0.0), (4, -2.0)]);
+    assert_eq!(Metric::parse(b"L2"), Some(Metric::L2));
+    assert_eq!(Metric::parse(b"dot"), None);
+    assert_eq!(Kind::parse(b"INT8"), Some(Kind::Int8));
+    assert_eq!(Kind::parse(b"f16"), None);
+}
+
+#[test]
+fn binary_bits_are_centered_on_the_vectors_mean() {
+    // All components positive: sign bits would all be 1; centered bits are not.
+    assert_eq!(centered_bits(&[1.0, 5.0, 2.0, 6.0]), vec![0b1010]);
+    assert_eq!(centered_bits(&[-1.0, 1.0]), vec![0b10]);
+    assert_eq!(centered_bits(&[]), Vec::<u64>::new());
+}
+
+#[test]
+fn a_scan_in_slices_sees_every_vector_kept_through_it() {
+    let mut ix = FlatIndex::new(2, Metric::L2, Kind::F32);
+    for id in 0..1000u64 {
+        ix.upsert(id, &[id as f32, 0.0]).unwrap();
+    }
+    let mut scan = ix.scan(&[0.0, 0.0], 1000).unwrap();
+    let mut step = 0;
+    while !ix.scan_step(&mut scan, 97, None) {
+        // Between slices: remove one early and one late vector, insert a new one
+        // (reusing a freed slot), rewrite one in place.
+        step += 1;
+        ix.remove(step * 2 + 1);
+        ix.remove(999 - step * 2);
+        ix.upsert(5000 + step, &[0.5, 0.0]).unwrap();
+        ix.upsert(2, &[2.0, 0.0]).unwrap();
+    }
+    let got: std::collections::HashSet<u64> = scan.finish().into_iter().map(|r| r.0).collect();
+    // Every id never removed is there exactly once (the set has no duplicates and the
+    // result no more entries than the ids it can hold).
+    for id in (0..1000u64).filter(|&id| ix.contains(id)) {
+        assert!(got.contains(&id), "missed {id}");
+    }
+}
+
+#[test]
+fn scan_slots_scores_only_the_given_slots() {
+    let mut ix = FlatIndex::new(1, Metric::Ip, Kind::F32);
+    for id in 0..10u64 {
+        ix.upsert(id, &[id as f32]).unwrap();
+    }
+    ix.remove(7);
+    let mut scan = ix.scan(&[1.0], 3).unwrap();
+    ix.scan_slots(&mut scan, [1, 3, 7, 8, 42]);
+    assert!(ix.scan_step(&mut scan, 100, None), "a slot scan is complete");
+    assert_eq!(scan.finish(), vec![(8, 8.0), (3, 3.0), (1, 1.0)]);
+    let mut scan = ix.scan(&[1.0], 3).unwrap();
+    while !ix.scan_step(&mut scan, 4, Some(&|slot| slot % 2 == 0)) {}
+    assert_eq!(scan.finish(), vec![(8, 8.0), (6, 6.0), (4, 4.0)]);
+}
+
+fn metric_kind() -> impl Strategy<Value = (Metric, Kind)> {
+    (prop::sample::select(Metric::ALL.to_vec()), prop::sample::select(Kind::ALL.to_vec()))
+}
+
+proptest! {
+    /// Every metric and kind: a scan deep enough to keep every vector, re-ranked with
+    /// the originals, equals the exact brute force bit for bit (ids, order, scores);
+    /// for f32 the scan alone already does.
+    #[test]
+    fn rerank_of_a_full_scan_is_exact(((metric, kind), (dim, ops)) in (metric_kind(), ops())) {
+        let mut ix = FlatIndex::new(dim, metric, kind);
+        let mut model: BTreeMap<u64, Vec<f32>> = BTreeMap::new();
+        for op in ops {
+            match op {
+                Op::Upsert(id, v) => {
+                    let zero = v.iter().all(|&x| x == 0.0);
+                    match ix.upsert(id, &v) {
+                        Ok(_) => { prop_assert!(!zero || metric != Metric::Cosine); model.insert(id, v); }
+                        Err(e) => prop_assert!(zero && metric == Metric::Cosine && e == IndexError::ZeroVector, "{e:?}"),
+                    }
+                }
+                Op::Remove(id) => prop_assert_eq!(ix.remove(id).is_some(), model.remove(&id).is_some()),
+                Op::Compact => { ix.compact(); }
+                Op::Search(q, k) => {
+                    let Ok(mut scan) = ix.scan(&q, ix.len()) else {
+                        prop_assert!(metric == Metric::Cosine && q.iter().all(|&x| x == 0.0));
+                        continue;
+                    };
+                    while !ix.scan_step(&mut scan, 5, None) {}
+                    let query = scan.query().clone();
+                    let cands = scan.finish();
+                    prop_assert_eq!(cands.len(), model.len());
+                    let mut want = exact_all(metric, &model, &q);
+                    want.truncate(k);
+                    if kind == Kind::F32 {
+                        prop_assert_eq!(&cands[..k.min(cands.len())], &want[..]);
+                    }
+                    let got = ix.rerank(&query, k, cands.iter().map(|&(id, _)| (id, model[&id].clone())));
+                    prop_assert_eq!(got, want);
+                }
+            }
+            prop_assert_eq!(ix.len(), model.len());
+        }
+    }
 }

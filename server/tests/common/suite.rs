@@ -444,7 +444,7 @@ pub fn index_list(c: &mut redis::Connection) -> Vec<String> {
 }
 
 pub fn list_line(name: &str, dim: usize, n: usize) -> String {
-    format!("name={name} dim={dim} kind=f32 backend=flat n_vectors={n}")
+    format!("name={name} dim={dim} kind=f32 metric=cosine backend=flat n_vectors={n}")
 }
 
 /// Asserts that `hits` are `want` ids in that order, with scores = cosine(query, v).

@@ -36,7 +36,7 @@ fn create_list_drop() {
         check(
             &s,
             argv!["SKEG.VINDEX.CREATE", "t:c", "4", "f16", "flat"],
-            err("ERR unsupported vector kind 'f16' (supported: f32)"),
+            err("ERR unsupported vector kind 'f16' (supported: f32, int8, binary)"),
         )
         .await;
         check(
@@ -50,14 +50,14 @@ fn create_list_drop() {
             &s,
             argv!["SKEG.VINDEX.LIST"],
             Value::Array(vec![
-                bulk("name=t:a dim=2 kind=f32 backend=flat n_vectors=0"),
-                bulk("name=t:b dim=3 kind=f32 backend=flat n_vectors=1"),
+                bulk("name=t:a dim=2 kind=f32 metric=cosine backend=flat n_vectors=0"),
+                bulk("name=t:b dim=3 kind=f32 metric=cosine backend=flat n_vectors=1"),
             ]),
         )
         .await;
         check(&s, argv!["SKEG.VINDEX.DROP", "t:b"], ok()).await;
         check(&s, argv!["SKEG.VINDEX.DROP", "t:b"], err("ERR no such index 't:b'")).await;
-        check(&s, argv!["SKEG.VINDEX.LIST"], Value::Array(vec![bulk("name=t:a dim=2 kind=f32 backend=flat n_vectors=0")]))
+        check(&s, argv!["SKEG.VINDEX.LIST"], Value::Array(vec![bulk("name=t:a dim=2 kind=f32 metric=cosine backend=flat n_vectors=0")]))
             .await;
         // A re-created index of the same name starts empty.
         check(&s, argv!["SKEG.VINDEX.CREATE", "t:b", "3", "f32", "flat"], ok()).await;
@@ -108,7 +108,7 @@ fn set_search_delete() {
             .await;
         check(&s, argv!["SKEG.VSEARCH", "v", "x", "10", blob(&[1.0, 0.0, 0.0])], err("ERR k must be between 1 and 10000"))
             .await;
-        check(&s, argv!["SKEG.VSEARCH", "v", "1", "0", blob(&[1.0, 0.0, 0.0])], err("ERR l_search must be a positive integer"))
+        check(&s, argv!["SKEG.VSEARCH", "v", "1", "0", blob(&[1.0, 0.0, 0.0])], err("ERR l_search must be between 1 and 100000"))
             .await;
         check(&s, argv!["SKEG.VSEARCH", "v", "1", "10", blob(&[1.0])], err("ERR vector blob is 4 bytes, expected 12 (4 x dim 3)"))
             .await;
@@ -162,8 +162,8 @@ fn restart_rebuilds_indexes() {
             &s,
             argv!["SKEG.VINDEX.LIST"],
             Value::Array(vec![
-                bulk(format!("name=gone dim={dim} kind=f32 backend=flat n_vectors=1")),
-                bulk(format!("name=keep dim={dim} kind=f32 backend=flat n_vectors=49")),
+                bulk(format!("name=gone dim={dim} kind=f32 metric=cosine backend=flat n_vectors=1")),
+                bulk(format!("name=keep dim={dim} kind=f32 metric=cosine backend=flat n_vectors=49")),
             ]),
         )
         .await;
@@ -185,8 +185,8 @@ fn restart_rebuilds_indexes() {
             &s,
             argv!["SKEG.VINDEX.LIST"],
             Value::Array(vec![
-                bulk(format!("name=keep dim={dim} kind=f32 backend=flat n_vectors=49")),
-                bulk("name=new dim=2 kind=f32 backend=flat n_vectors=1"),
+                bulk(format!("name=keep dim={dim} kind=f32 metric=cosine backend=flat n_vectors=49")),
+                bulk("name=new dim=2 kind=f32 metric=cosine backend=flat n_vectors=1"),
             ]),
         )
         .await;
@@ -211,8 +211,8 @@ fn vector_indexes_follow_the_store_back_after_a_failed_write() {
         check(&s, argv!["SKEG.VSET", "t:v", "1", blob(&[1.0, 0.0])], ok()).await;
         check(&s, argv!["SKEG.VSET", "t:gone", "1", blob(&[1.0, 0.0])], ok()).await;
         let before = Value::Array(vec![
-            bulk("name=t:gone dim=2 kind=f32 backend=flat n_vectors=1"),
-            bulk("name=t:v dim=2 kind=f32 backend=flat n_vectors=1"),
+            bulk("name=t:gone dim=2 kind=f32 metric=cosine backend=flat n_vectors=1"),
+            bulk("name=t:v dim=2 kind=f32 metric=cosine backend=flat n_vectors=1"),
         ]);
 
         faults.fail_next(Op::Sync, rustix::io::Errno::IO.raw_os_error());
@@ -246,5 +246,140 @@ fn vector_indexes_follow_the_store_back_after_a_failed_write() {
         let s = Shard::with_store(store, recovery).await.unwrap();
         check(&s, argv!["SKEG.VINDEX.LIST"], before).await;
         assert_eq!(search_ids(&s, "t:gone", 10, &[0.0, 1.0]).await, ["1"]);
+    });
+}
+
+/// The `[id, score, …]` pairs of a VSEARCH reply.
+async fn search(s: &Shard, name: &str, k: usize, l_search: usize, q: &[f32]) -> Vec<(u64, f64)> {
+    let reply = s.exec(argv!["SKEG.VSEARCH", name, k.to_string(), l_search.to_string(), blob(q)]).await;
+    let Value::Array(items) = reply else { panic!("VSEARCH reply {reply:?}") };
+    items
+        .chunks(2)
+        .map(|pair| match pair {
+            [Value::Bulk(id), Value::Double(score)] => (std::str::from_utf8(id).unwrap().parse().unwrap(), *score),
+            _ => panic!("pair {pair:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn kinds_and_metrics_are_options_of_create() {
+    on_executor(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path()).await;
+        check(&s, argv!["SKEG.VINDEX.CREATE", "a", "2", "int8", "flat", "METRIC", "l2"], ok()).await;
+        check(&s, argv!["SKEG.VINDEX.CREATE", "b", "2", "binary", "metric", "IP"], ok()).await;
+        check(&s, argv!["SKEG.VINDEX.CREATE", "c", "2", "METRIC", "ip"], ok()).await;
+        check(&s, argv!["SKEG.VINDEX.CREATE", "d", "2"], ok()).await;
+        let unknown = err("ERR unknown metric 'dot' (supported: cosine, l2, ip)");
+        check(&s, argv!["SKEG.VINDEX.CREATE", "e", "2", "f32", "METRIC", "dot"], unknown).await;
+        for bad in [argv!["SKEG.VINDEX.CREATE", "e", "2", "f32", "METRIC"], argv!["SKEG.VINDEX.CREATE", "e", "2", "f32", "flat", "x"]] {
+            check(&s, bad, err("ERR syntax error")).await;
+        }
+        check(
+            &s,
+            argv!["SKEG.VINDEX.LIST"],
+            Value::Array(vec![
+                bulk("name=a dim=2 kind=int8 metric=l2 backend=flat n_vectors=0"),
+                bulk("name=b dim=2 kind=binary metric=ip backend=flat n_vectors=0"),
+                bulk("name=c dim=2 kind=f32 metric=ip backend=flat n_vectors=0"),
+                bulk("name=d dim=2 kind=f32 metric=cosine backend=flat n_vectors=0"),
+            ]),
+        )
+        .await;
+    });
+}
+
+#[test]
+fn vmset_stores_all_or_nothing_and_vget_returns_the_blob() {
+    on_executor(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path()).await;
+        check(&s, argv!["SKEG.VINDEX.CREATE", "v", "3", "int8", "METRIC", "l2"], ok()).await;
+        let (a, b) = (blob(&[1.0, 2.0, 3.0]), blob(&[0.0, 0.0, 0.5]));
+        check(&s, argv!["SKEG.VMSET", "v", "1", a.clone(), "2", blob(&[9.0, 9.0, 9.0]), "2", b.clone()], Value::Integer(3)).await;
+        check(&s, argv!["SKEG.VGET", "v", "1"], Value::Bulk(a.clone())).await;
+        check(&s, argv!["SKEG.VGET", "v", "2"], Value::Bulk(b)).await; // the last of a repeated id
+        check(&s, argv!["SKEG.VGET", "v", "3"], Value::Null).await;
+        check(&s, argv!["SKEG.VGET", "nope", "3"], err("ERR no such index 'nope'")).await;
+        check(&s, argv!["SKEG.VGET", "v", "x"], err("ERR invalid id")).await;
+        // One bad pair: an error and nothing stored.
+        let bad_cases = [
+            (argv!["SKEG.VMSET", "v", "5", a.clone(), "6", blob(&[1.0, f32::NAN, 0.0])], "ERR vector component 1 is NaN or infinite"),
+            (argv!["SKEG.VMSET", "v", "5", a.clone(), "6", vec![0u8; 5]], "ERR vector blob is 5 bytes, expected 12 (4 x dim 3)"),
+            (argv!["SKEG.VMSET", "v", "5", a.clone(), "-6", a.clone()], "ERR invalid id"),
+            (argv!["SKEG.VMSET", "v", "5", a.clone(), "6"], "ERR wrong number of arguments for 'skeg.vmset' command"),
+        ];
+        for (argv, e) in bad_cases {
+            check(&s, argv, err(e)).await;
+            check(&s, argv!["SKEG.VGET", "v", "5"], Value::Null).await;
+        }
+        assert_eq!(search(&s, "v", 5, 10, &[0.0, 0.0, 0.0]).await.iter().map(|h| h.0).collect::<Vec<_>>(), [2, 1]);
+    });
+}
+
+/// Vectors on a 2-D grid, so that every metric has a known order.
+fn grid() -> Vec<(u64, [f32; 2])> {
+    (0..400u64).map(|i| (i, [(i % 20) as f32 - 9.5, (i / 20) as f32 * 0.5 - 4.0])).collect()
+}
+
+/// The exact ranking of `grid()` for `q` under `metric`, as (id, score), best first.
+fn exact(metric: &str, q: [f32; 2], k: usize) -> Vec<(u64, f64)> {
+    let score = |v: [f32; 2]| -> f64 {
+        let (x, y) = (f64::from(v[0]), f64::from(v[1]));
+        let (qx, qy) = (f64::from(q[0]), f64::from(q[1]));
+        match metric {
+            "cosine" => (x * qx + y * qy) / ((x * x + y * y).sqrt() * (qx * qx + qy * qy).sqrt()),
+            "ip" => x * qx + y * qy,
+            _ => ((x - qx).powi(2) + (y - qy).powi(2)).sqrt(),
+        }
+    };
+    let mut all: Vec<(u64, f64)> = grid().into_iter().map(|(id, v)| (id, score(v))).collect();
+    let better = |a: f64, b: f64| if metric == "l2" { a.total_cmp(&b) } else { b.total_cmp(&a) };
+    all.sort_by(|a, b| better(a.1, b.1).then(a.0.cmp(&b.0)));
+    all.truncate(k);
+    all
+}
+
+#[test]
+fn every_kind_and_metric_returns_the_exact_top_k_after_rerank() {
+    on_executor(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open(dir.path()).await;
+        let mut names = Vec::new();
+        for kind in ["f32", "int8", "binary"] {
+            for metric in ["cosine", "l2", "ip"] {
+                let name = format!("{kind}-{metric}");
+                check(&s, argv!["SKEG.VINDEX.CREATE", name.clone(), "2", kind, "METRIC", metric], ok()).await;
+                let mut cmd = argv!["SKEG.VMSET", name.clone()];
+                for (id, v) in grid() {
+                    cmd.push(id.to_string().into_bytes());
+                    cmd.push(blob(&v));
+                }
+                check(&s, cmd, Value::Integer(400)).await;
+                names.push((name, metric));
+            }
+        }
+        for round in 0..2 {
+            for (name, metric) in &names {
+                for q in [[1.0, 0.25], [-3.0, 2.0], [0.1, -7.0]] {
+                    // A re-rank depth of every vector makes int8 and binary exact too.
+                    let got = search(&s, name, 7, 400, &q).await;
+                    let want = exact(metric, q, 7);
+                    let ids = |v: &[(u64, f64)]| v.iter().map(|h| h.0).collect::<Vec<_>>();
+                    // Exact up to f32 rounding: compare scores, and ids where scores differ.
+                    for (g, w) in got.iter().zip(&want) {
+                        assert!((g.1 - w.1).abs() < 1e-4, "{name} round {round} q {q:?}: {got:?} vs {want:?}");
+                    }
+                    assert_eq!(got.len(), 7, "{name}");
+                    if want.windows(2).all(|p| (p[0].1 - p[1].1).abs() > 1e-4) {
+                        assert_eq!(ids(&got), ids(&want), "{name} q {q:?}");
+                    }
+                }
+            }
+            // The kinds, metrics and codes survive a restart.
+            drop(s);
+            s = open(dir.path()).await;
+        }
     });
 }
