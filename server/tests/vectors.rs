@@ -1,0 +1,114 @@
+//! Vector search quality against the real binary on the committed real data sets
+//! (`../shared/data`): recall@10 floors for every kind of flat index, the same answers
+//! after a restart, and KV requests answered while searches run.
+
+mod common;
+
+use common::check::{check, run, Reply};
+use common::{blob, Scratch, Server};
+use redis::Value;
+use std::path::PathBuf;
+
+/// A committed data set of `../shared/data` (TEXMEX formats, see its README).
+struct DataSet {
+    dim: usize,
+    base: Vec<Vec<f32>>,
+    queries: Vec<Vec<f32>>,
+    /// Per query, the exact nearest base ids, nearest first.
+    gt: Vec<Vec<u32>>,
+}
+
+fn data_dir(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data").join(name)
+}
+
+fn read_vecs(path: &PathBuf) -> Vec<Vec<[u8; 4]>> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e} (data sets: ../shared/data)", path.display()));
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let dim = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        at += 4;
+        out.push(bytes[at..at + 4 * dim].chunks_exact(4).map(|c| c.try_into().unwrap()).collect());
+        at += 4 * dim;
+    }
+    out
+}
+
+impl DataSet {
+    fn open(name: &str) -> DataSet {
+        let dir = data_dir(name);
+        let floats = |f: &str| -> Vec<Vec<f32>> {
+            read_vecs(&dir.join(f)).into_iter().map(|v| v.into_iter().map(f32::from_le_bytes).collect()).collect()
+        };
+        let (base, queries) = (floats("base.fvecs"), floats("query.fvecs"));
+        let gt = read_vecs(&dir.join("gt.ivecs")).into_iter().map(|v| v.into_iter().map(u32::from_le_bytes).collect()).collect();
+        DataSet { dim: base[0].len(), base, queries, gt }
+    }
+
+    /// Loads every base vector into `index` with SKEG.VMSET batches.
+    fn load(&self, c: &mut redis::Connection, index: &str) {
+        for (b, chunk) in self.base.chunks(500).enumerate() {
+            let mut argv: Vec<Vec<u8>> = vec![b"SKEG.VMSET".to_vec(), index.into()];
+            for (i, v) in chunk.iter().enumerate() {
+                argv.push((b * 500 + i).to_string().into_bytes());
+                argv.push(blob(v));
+            }
+            assert_eq!(run(c, &argv).expect("SKEG.VMSET"), Value::Int(chunk.len() as i64));
+        }
+    }
+
+    /// Every query's top-10 ids from `index`.
+    fn search(&self, c: &mut redis::Connection, index: &str, l_search: usize) -> Vec<Vec<u64>> {
+        self.queries
+            .iter()
+            .map(|q| {
+                let argv = [b"SKEG.VSEARCH".to_vec(), index.into(), b"10".to_vec(), l_search.to_string().into_bytes(), blob(q)];
+                match run(c, &argv).expect("SKEG.VSEARCH") {
+                    Value::Array(items) => items.chunks(2).map(|p| common::text(&p[0]).parse().unwrap()).collect(),
+                    other => panic!("SKEG.VSEARCH reply {other:?}"),
+                }
+            })
+            .collect()
+    }
+
+    /// Mean recall@10 of `results` against the ground truth.
+    fn recall_at_10(&self, results: &[Vec<u64>]) -> f64 {
+        let hits: usize = results
+            .iter()
+            .zip(&self.gt)
+            .map(|(r, gt)| r.iter().filter(|id| gt[..10].contains(&(**id as u32))).count())
+            .sum();
+        hits as f64 / (10 * results.len()) as f64
+    }
+}
+
+/// bigann10k (SIFT, l2): each kind above its floor, and the same results after a
+/// restart (the codes are rebuilt from the vLog).
+#[test]
+fn recall_floors_on_bigann10k_for_each_kind() {
+    let data = DataSet::open("bigann10k");
+    let scratch = Scratch::new();
+    let srv = Server::start(&scratch, &[]);
+    let mut c = srv.con();
+    // (kind, l_search, recall@10 floor)
+    let kinds = [("f32", 10, 0.999), ("int8", 50, 0.99), ("binary", 1000, 0.95)];
+    let mut before = Vec::new();
+    for (kind, l_search, floor) in kinds {
+        let index = format!("sift:{kind}");
+        check(&mut c, &["SKEG.VINDEX.CREATE", &index, &data.dim.to_string(), kind, "METRIC", "l2"], Reply::Ok);
+        data.load(&mut c, &index);
+        let results = data.search(&mut c, &index, l_search);
+        let recall = data.recall_at_10(&results);
+        eprintln!("bigann10k {kind} l_search {l_search}: recall@10 {recall:.4}");
+        assert!(recall >= floor, "{kind}: recall@10 {recall:.4} below {floor}");
+        before.push((index, l_search, results));
+    }
+    drop(c);
+    srv.stop();
+    let srv = Server::start(&scratch, &[]);
+    let mut c = srv.con();
+    for (index, l_search, results) in before {
+        assert_eq!(data.search(&mut c, &index, l_search), results, "{index} after restart");
+    }
+}
