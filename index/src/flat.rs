@@ -122,6 +122,19 @@ impl FlatIndex {
     /// empty. Cost: one pass over all `len × dim` floats plus O(len · log k) for the
     /// bounded heap (in practice far less: most rows lose to the current k-th best).
     pub fn search(&self, q: &[f32], k: usize) -> Result<Vec<(u64, f32)>, IndexError> {
+        self.search_where(q, k, |_| true)
+    }
+
+    /// The k most similar vectors among those whose id `keep` accepts, best first: the
+    /// true top-k of the matching set (as [`FlatIndex::search`] over only those
+    /// vectors), fewer if fewer match. For a broad filter: it scans every vector and
+    /// asks `keep` for each one scored.
+    pub fn search_where(
+        &self,
+        q: &[f32],
+        k: usize,
+        mut keep: impl FnMut(u64) -> bool,
+    ) -> Result<Vec<(u64, f32)>, IndexError> {
         let q = normalized(q, self.dim)?;
         let k = k.min(self.len());
         if k == 0 {
@@ -137,7 +150,34 @@ impl FlatIndex {
             kernel.dot_rows(&q, rows, out);
             let ids = &self.ids[b * SCAN_BLOCK..b * SCAN_BLOCK + n];
             for (&id, &score) in ids.iter().zip(out.iter()) {
-                top.push(id, score);
+                if keep(id) {
+                    top.push(id, score);
+                }
+            }
+        }
+        Ok(top.into_sorted())
+    }
+
+    /// The k most similar vectors among `ids` (distinct; ids not stored are skipped),
+    /// best first. For a selective filter: it scores only those vectors, one id lookup
+    /// each. Same answer as [`FlatIndex::search_where`] with membership in `ids`.
+    pub fn search_among(
+        &self,
+        q: &[f32],
+        k: usize,
+        ids: impl IntoIterator<Item = u64>,
+    ) -> Result<Vec<(u64, f32)>, IndexError> {
+        let q = normalized(q, self.dim)?;
+        let k = k.min(self.len());
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let kernel = Kernel::best();
+        let mut top = TopK::new(k);
+        let d = self.dim;
+        for id in ids {
+            if let Some(&slot) = self.slots.get(&id) {
+                top.push(id, kernel.dot(&q, &self.data[slot * d..(slot + 1) * d]));
             }
         }
         Ok(top.into_sorted())

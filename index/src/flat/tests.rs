@@ -225,3 +225,50 @@ fn check_agrees_with_upsert_and_changes_nothing() {
     assert_eq!(idx.len(), 1);
     assert!(!idx.contains(9));
 }
+
+/// Vectors with payloads `n=<0..100>`: a filter `n < t` keeps about t% of them. Both
+/// filtered searches, fed by a `PostingIndex` (rows = ids), give exactly the brute
+/// force top-k over the matching vectors, from 1% to 100% selectivity.
+#[test]
+fn filtered_search_is_top_k_of_matching_set() {
+    use crate::filter::{parse_payload, Filter, PostingIndex};
+    let dim = 8;
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut ix = FlatIndex::new(dim);
+    let mut postings = PostingIndex::new();
+    let mut model = BTreeMap::new();
+    let mut payloads = BTreeMap::new();
+    for id in 0..1000u64 {
+        let v: Vec<f32> = (0..dim).map(|_| (next() % 2001) as f32 / 1000.0 - 1.0).collect();
+        if ix.upsert(id, &v).is_err() {
+            continue;
+        }
+        let fields = parse_payload(format!("n={} tag=t{}", id % 100, id % 3).as_bytes()).unwrap();
+        postings.insert(id as u32, &fields);
+        payloads.insert(id, fields);
+        model.insert(id, v);
+    }
+    let q: Vec<f32> = (0..dim).map(|i| i as f32 - 3.5).collect();
+    for expr in ["n < 1", "n < 10", "n < 50 AND tag != t1", "n < 100", "NOT n EXISTS"] {
+        let filter = Filter::parse(expr).unwrap();
+        let rows = postings.evaluate(&filter);
+        let matching: BTreeMap<u64, Vec<f32>> =
+            model.iter().filter(|(id, _)| filter.matches(&payloads[*id])).map(|(&id, v)| (id, v.clone())).collect();
+        assert_eq!(rows.len(), matching.len() as u64, "{expr}");
+        for k in [1, 10, 2000] {
+            let want = naive(&matching, &q, k);
+            assert_eq!(ix.search_among(&q, k, rows.iter().map(u64::from)).unwrap(), want, "{expr} k={k}");
+            assert_eq!(ix.search_where(&q, k, |id| rows.contains(id as u32)).unwrap(), want, "{expr} k={k}");
+        }
+    }
+    // Unknown ids are skipped; a bad query is refused as by `search`.
+    assert_eq!(ix.search_among(&q, 3, [5000, 6000]).unwrap(), []);
+    assert_eq!(ix.search_among(&[0.0; 8], 3, [1]), Err(IndexError::ZeroVector));
+    assert_eq!(ix.search_where(&[1.0], 3, |_| true), Err(IndexError::Dim { got: 1, want: 8 }));
+}
