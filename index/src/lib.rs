@@ -31,6 +31,10 @@
 //!   rows cost the AVX-512 path up to half its in-cache speed
 //!   (`bench-results/kernels.md`).
 //!
+//! [`filter`] reads the searchable fields of a vector's payload, parses filter
+//! expressions and keeps per-field posting bitmaps (roaring), so a filtered search can
+//! score only the matching rows when they are few and check membership when many.
+//!
 //! Architecture Invariant: `index` never calls glommio and does no I/O; the shard
 //! feeds it vectors (from the vLog) and calls it synchronously.
 //!
@@ -41,6 +45,7 @@
 #![deny(unsafe_code)]
 
 pub mod distance;
+pub mod filter;
 mod flat;
 pub mod quant;
 
