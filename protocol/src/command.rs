@@ -181,7 +181,7 @@ pub static COMMANDS: &[Spec] = &[
     spec!(SkegVindexList, "skeg.vindex.list", 1, ["readonly"], all(Sorted), "vector", "Lists vector indexes, one line each."),
     spec!(SkegVmset, "skeg.vmset", -4, ["write", "denyoom"], key, "vector", "Inserts or replaces many vectors: name (id blob)+; replies with the count."),
     spec!(SkegVsearch, "skeg.vsearch", -5, ["readonly"], key, "vector", "Returns the k nearest vectors: id, score pairs, best first (cosine similarity, inner product or l2 distance)."),
-    spec!(SkegVset, "skeg.vset", 4, ["write", "denyoom"], key, "vector", "Inserts or replaces vector id (little-endian f32 blob)."),
+    spec!(SkegVset, "skeg.vset", -4, ["write", "denyoom"], key, "vector", "Inserts or replaces vector id (little-endian f32 blob) [PAYLOAD payload]."),
     spec!(Strlen, "strlen", 2, ["readonly", "fast"], key, "string", "Returns the length of a string value."),
     spec!(Type, "type", 2, ["readonly", "fast"], key, "generic", "Determines the type of value stored at a key."),
     spec!(Unlink, "unlink", -2, ["write", "fast"], keys(Sum), "generic", "Deletes one or more keys (as DEL: values are freed at once)."),

@@ -6,7 +6,8 @@
 //! uid is never reused, are in `shard/FORMAT.md` (the only copy); this file implements
 //! them.
 
-use keel_index::{FlatIndex, Kind, Metric};
+use keel_index::filter::{parse_payload, Fields, PostingIndex};
+use keel_index::{FlatIndex, IndexError, Kind, Metric};
 use keel_storage::{Store, NS_INDEX, NS_VECTOR};
 use std::collections::{BTreeMap, HashMap};
 
@@ -85,17 +86,107 @@ impl IndexMeta {
     }
 }
 
-/// One live index.
+/// Largest payload of a vector, in bytes.
+pub const MAX_PAYLOAD: usize = 64 * 1024;
+
+/// One live index: the vectors (or their codes) and their payloads' searchable fields.
 pub struct IndexEntry {
     pub meta: IndexMeta,
     pub index: FlatIndex,
+    /// Every stored vector's slot, with its payload's fields (none without a payload).
+    pub postings: PostingIndex,
+    /// The fields of the slots whose payload has any (needed to take a slot out of
+    /// `postings`, and to re-check a filter at the end of a search).
+    pub fields: HashMap<u32, Fields>,
 }
 
 impl IndexEntry {
     /// An empty index described by `meta`.
     pub fn new(meta: IndexMeta) -> IndexEntry {
-        IndexEntry { meta, index: FlatIndex::new(meta.dim as usize, meta.metric, meta.kind) }
+        IndexEntry {
+            meta,
+            index: FlatIndex::new(meta.dim as usize, meta.metric, meta.kind),
+            postings: PostingIndex::new(),
+            fields: HashMap::new(),
+        }
     }
+
+    /// Inserts or replaces vector `id` with its payload's `fields` (errors and checks:
+    /// [`FlatIndex::upsert`]; on error nothing changes).
+    pub fn upsert(&mut self, id: u64, v: &[f32], fields: Fields) -> Result<(), IndexError> {
+        let slot = slot_row(self.index.upsert(id, v)?);
+        let old = self.fields.remove(&slot).unwrap_or_default();
+        self.postings.remove(slot, &old);
+        self.postings.insert(slot, &fields);
+        if !fields.is_empty() {
+            self.fields.insert(slot, fields);
+        }
+        Ok(())
+    }
+
+    /// Removes vector `id` and its fields; true if it was there.
+    pub fn remove(&mut self, id: u64) -> bool {
+        let Some(slot) = self.index.remove(id).map(slot_row) else { return false };
+        let old = self.fields.remove(&slot).unwrap_or_default();
+        self.postings.remove(slot, &old);
+        true
+    }
+
+    /// Compacts the index (see [`FlatIndex::compact`]) and moves the fields with their
+    /// vectors.
+    pub fn compact(&mut self) {
+        for (from, to) in self.index.compact() {
+            let (from, to) = (slot_row(from), slot_row(to));
+            let f = self.fields.remove(&from).unwrap_or_default();
+            self.postings.remove(from, &f);
+            self.postings.insert(to, &f);
+            if !f.is_empty() {
+                self.fields.insert(to, f);
+            }
+        }
+    }
+
+    /// The fields of vector `id` (empty without a payload or when it is gone).
+    pub fn fields_of(&self, id: u64) -> Option<&Fields> {
+        self.fields.get(&slot_row(self.index.slot_of(id)?))
+    }
+
+    /// Bytes of RAM: the index and the posting lists (the fields kept per slot are not
+    /// counted).
+    pub fn memory_bytes(&self) -> usize {
+        self.index.memory_bytes() + self.postings.memory_bytes()
+    }
+}
+
+/// A slot as a posting row. Slots stay below 2^32: an index holds at most that many
+/// vectors (`FlatIndex` slots are dense).
+fn slot_row(slot: usize) -> u32 {
+    u32::try_from(slot).expect("fewer than 2^32 vectors per index")
+}
+
+/// The value of a vector record (`shard/FORMAT.md`, "Vector"): the f32 blob, then the
+/// payload (if any).
+pub fn vector_value(mut blob: Vec<u8>, payload: &[u8]) -> Vec<u8> {
+    blob.extend_from_slice(payload);
+    blob
+}
+
+/// The (f32 blob, payload) of a vector record's value for an index of `dim`; `None` if
+/// it is shorter than the blob. The payload is empty when there is none.
+pub fn split_vector_value(value: &[u8], dim: usize) -> Option<(&[u8], &[u8])> {
+    (value.len() >= 4 * dim).then(|| value.split_at(4 * dim))
+}
+
+/// The fields of a stored or given payload (none for an empty one). Errors: the
+/// payload is over [`MAX_PAYLOAD`] or does not parse.
+pub fn payload_fields(payload: &[u8]) -> Result<Fields, String> {
+    if payload.len() > MAX_PAYLOAD {
+        return Err(format!("payload is {} bytes, the limit is {MAX_PAYLOAD}", payload.len()));
+    }
+    if payload.is_empty() {
+        return Ok(Fields::new());
+    }
+    parse_payload(payload).map_err(|e| format!("payload: {e}"))
 }
 
 /// name → index, sorted by name (for `SKEG.VINDEX.LIST`).
@@ -150,7 +241,7 @@ impl Registry {
     }
 
     pub fn memory_bytes(&self) -> usize {
-        self.by_name.values().map(|e| e.index.memory_bytes()).sum()
+        self.by_name.values().map(IndexEntry::memory_bytes).sum()
     }
 }
 
@@ -195,9 +286,16 @@ pub async fn rebuild(store: &Store) -> anyhow::Result<(Registry, RebuildReport)>
             let Some((uid, id)) = split_vector_key(key) else { return };
             max_uid = max_uid.max(uid);
             let Some((name, entry)) = by_uid.get_mut(&uid) else { return };
-            let loaded = keel_index::parse_f32_blob(value, entry.meta.dim as usize).and_then(|v| entry.index.upsert(id, &v));
+            let dim = entry.meta.dim as usize;
+            let loaded = match split_vector_value(value, dim) {
+                None => Err(format!("record of {} bytes is shorter than 4 x dim {dim}", value.len())),
+                Some((blob, payload)) => keel_index::parse_f32_blob(blob, dim).map_err(|e| e.to_string()).and_then(|v| {
+                    let fields = payload_fields(payload)?;
+                    entry.upsert(id, &v, fields).map_err(|e| e.to_string())
+                }),
+            };
             match loaded {
-                Ok(_) => report.vectors += 1,
+                Ok(()) => report.vectors += 1,
                 Err(e) => {
                     report.bad_vectors += 1;
                     tracing::error!("load vector {id} of index '{}': {e}; skipped", crate::args::show(name));

@@ -14,7 +14,10 @@
 //! together and go through the shard's I/O).
 
 use crate::args::{parse_i64, parse_u64, show, ERR_SYNTAX};
-use crate::registry::{split_vector_key, vector_key, IndexEntry, IndexMeta, Registry};
+use crate::registry::{
+    payload_fields, split_vector_key, split_vector_value, vector_key, vector_value, IndexEntry, IndexMeta, Registry,
+};
+use keel_index::filter::{Fields, Filter};
 use crate::shard::{storage_error, Reply, Shard};
 use keel_index::{Kind, Metric};
 use keel_protocol::Value;
@@ -163,47 +166,60 @@ fn parse_vector(entry: &IndexEntry, id: &[u8], blob: &[u8]) -> Result<(u64, Vec<
     Ok((id, v))
 }
 
-/// `SKEG.VSET name id blob`: inserts or replaces vector `id` (blob = dim little-endian f32).
+/// `SKEG.VSET name id blob [PAYLOAD payload]`: inserts or replaces vector `id` (blob =
+/// dim little-endian f32) with its payload (a JSON object or `key=value` tokens; none
+/// without PAYLOAD: a replaced vector loses its old one).
 pub fn vset(shard: &Shard, mut argv: Vec<Vec<u8>>) -> Reply {
-    let blob = std::mem::take(&mut argv[3]);
-    argv.truncate(3);
-    argv.push(blob);
-    vmset_or_vset(shard, argv, false)
+    let payload = match argv.len() {
+        4 => Vec::new(),
+        6 if argv[4].eq_ignore_ascii_case(b"payload") => argv.pop().expect("6 arguments"),
+        _ => return Reply::err(ERR_SYNTAX),
+    };
+    argv.truncate(4);
+    set_vectors(shard, argv, vec![payload], false)
 }
 
-/// `SKEG.VMSET name id blob [id blob …]`: inserts or replaces every vector in one
-/// all-or-nothing batch; replies with the number of (id, blob) pairs. Every pair is
-/// checked before anything is written. An id given twice takes its last vector.
+/// `SKEG.VMSET name id blob [id blob …]`: inserts or replaces every vector (without
+/// payloads) in one all-or-nothing batch; replies with the number of (id, blob) pairs.
+/// Every pair is checked before anything is written. An id given twice takes its last
+/// vector.
 pub fn vmset(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
     if !argv.len().is_multiple_of(2) {
         return Reply::err("ERR wrong number of arguments for 'skeg.vmset' command");
     }
-    vmset_or_vset(shard, argv, true)
+    let payloads = vec![Vec::new(); (argv.len() - 2) / 2];
+    set_vectors(shard, argv, payloads, true)
 }
 
-fn vmset_or_vset(shard: &Shard, mut argv: Vec<Vec<u8>>, count: bool) -> Reply {
+/// Writes the `(id, blob)` pairs of `argv[2..]` with `payloads` (one per pair) as one
+/// batch, then upserts them; replies `+OK` or, with `count`, the number of pairs.
+fn set_vectors(shard: &Shard, mut argv: Vec<Vec<u8>>, payloads: Vec<Vec<u8>>, count: bool) -> Reply {
     let mut reg = shard.vectors.borrow_mut();
     let Some(entry) = reg.by_name.get_mut(&argv[1]) else {
         return no_such_index(&argv[1]);
     };
-    let pairs = (argv.len() - 2) / 2;
+    let pairs = payloads.len();
     let mut vectors = Vec::with_capacity(pairs);
     let mut muts = Vec::with_capacity(pairs);
-    for pair in argv[2..].chunks_exact_mut(2) {
-        match parse_vector(entry, &pair[0], &pair[1]) {
-            Ok((id, v)) => {
-                muts.push(Mutation::Put { ns: NS_VECTOR, key: vector_key(entry.meta.uid, id), value: std::mem::take(&mut pair[1]) });
-                vectors.push((id, v));
-            }
+    for (pair, payload) in argv[2..].chunks_exact_mut(2).zip(payloads) {
+        let (id, v) = match parse_vector(entry, &pair[0], &pair[1]) {
+            Ok(parsed) => parsed,
             Err(reply) => return reply,
-        }
+        };
+        let fields = match payload_fields(&payload) {
+            Ok(f) => f,
+            Err(e) => return Reply::err(format!("ERR {e}")),
+        };
+        let value = vector_value(std::mem::take(&mut pair[1]), &payload);
+        muts.push(Mutation::Put { ns: NS_VECTOR, key: vector_key(entry.meta.uid, id), value });
+        vectors.push((id, v, fields));
     }
     match shard.store.apply(muts) {
         Ok(commit) => {
             entry.index.reserve(vectors.len());
-            for (id, v) in vectors {
+            for (id, v, fields) in vectors {
                 // Checked above; the same checks cannot fail now.
-                if let Err(e) = entry.index.upsert(id, &v) {
+                if let Err(e) = entry.upsert(id, &v, fields) {
                     tracing::error!("vector {id} passed its check but upsert failed: {e}");
                 }
             }
@@ -216,19 +232,26 @@ fn vmset_or_vset(shard: &Shard, mut argv: Vec<Vec<u8>>, count: bool) -> Reply {
 
 /// `SKEG.VGET name id`: the vector as stored (the blob VSET was given), or nil.
 pub async fn vget(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
-    let key = {
+    let (key, dim) = {
         let reg = shard.vectors.borrow();
         let Some(entry) = reg.by_name.get(&argv[1]) else {
             return no_such_index(&argv[1]);
         };
         match parse_id(&argv[2]) {
-            Ok(id) => vector_key(entry.meta.uid, id),
+            Ok(id) => (vector_key(entry.meta.uid, id), entry.meta.dim as usize),
             Err(reply) => return reply,
         }
     };
-    match shard.start_read(NS_VECTOR, key, bulk_or_null).await {
-        Ok(v) => v.into(),
-        Err(later) => Reply::Later(later),
+    let value = match shard.start_read(NS_VECTOR, key, bulk_or_null).await {
+        Ok(v) => v,
+        Err(later) => later.await,
+    };
+    match value {
+        Value::Bulk(v) => match split_vector_value(&v, dim) {
+            Some((blob, _)) => Value::Bulk(blob.to_vec()).into(),
+            None => Reply::err("ERR stored vector record is shorter than its dimension"),
+        },
+        other => other.into(),
     }
 }
 
@@ -248,10 +271,10 @@ pub fn vdel(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
     }
     match shard.store.apply(vec![Mutation::Delete { ns: NS_VECTOR, key: vector_key(entry.meta.uid, id) }]) {
         Ok(commit) => {
-            entry.index.remove(id);
+            entry.remove(id);
             let free = entry.index.free_slots();
             if shard.vector_scans.get() == 0 && free > COMPACT_MIN_FREE && free > entry.index.len() {
-                entry.index.compact();
+                entry.compact();
                 reg.epoch += 1;
             }
             Reply::AfterCommit { commit, ok: Value::Integer(1) }
@@ -276,14 +299,39 @@ impl Drop for Searching<'_> {
     }
 }
 
-/// `SKEG.VSEARCH name k l_search blob` → `[id, score, id, score, …]`, best first. The
-/// score is the index metric's: cosine similarity, inner product, or l2 (Euclidean)
-/// distance (a Double; the router sends it as bulk on RESP2). `l_search` is the re-rank
-/// depth of int8 and binary indexes (at least k); f32 indexes are exact and ignore it.
-pub async fn vsearch(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
-    if argv.len() > 5 {
-        return Reply::err(ERR_SYNTAX);
+/// The options of `SKEG.VSEARCH` after the query blob: `WITHPAYLOAD`, `FILTER expr`, in
+/// any order.
+fn parse_search_options(args: &[Vec<u8>]) -> Result<(bool, Option<Filter>), Reply> {
+    let (mut with_payload, mut filter) = (false, None);
+    let mut i = 0;
+    while i < args.len() {
+        if args[i].eq_ignore_ascii_case(b"withpayload") {
+            with_payload = true;
+            i += 1;
+        } else if args[i].eq_ignore_ascii_case(b"filter") {
+            let Some(expr) = args.get(i + 1) else { return Err(Reply::err(ERR_SYNTAX)) };
+            filter = Some(Filter::parse(expr).map_err(|e| Reply::err(format!("ERR {e}")))?);
+            i += 2;
+        } else {
+            return Err(Reply::err(ERR_SYNTAX));
+        }
     }
+    Ok((with_payload, filter))
+}
+
+/// A filtered search scores only the matching slots when fewer than one slot in this
+/// many matches, else it scans every slot and keeps the matching ones.
+const SELECTIVE: u64 = 8;
+
+/// `SKEG.VSEARCH name k l_search blob [WITHPAYLOAD] [FILTER expr]` →
+/// `[id, score, id, score, …]` (with WITHPAYLOAD `[id, score, payload, …]`, the payload
+/// as stored or nil), best first. The score is the index metric's: cosine similarity,
+/// inner product, or l2 (Euclidean) distance (a Double; the router sends it as bulk on
+/// RESP2). `l_search` is the re-rank depth of int8 and binary indexes (at least k);
+/// f32 indexes are exact and ignore it. With FILTER only vectors whose payload matches
+/// are candidates (the true top-k of the matching set on f32); a vector changed while
+/// the search runs is checked against the filter again at the end.
+pub async fn vsearch(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
     let k = match parse_i64(&argv[2]) {
         Some(k) if (1..=MAX_K).contains(&k) => k as usize,
         _ => return Reply::err(format!("ERR k must be between 1 and {MAX_K}")),
@@ -292,81 +340,160 @@ pub async fn vsearch(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
         Some(l) if (1..=MAX_L_SEARCH).contains(&l) => l as usize,
         _ => return Reply::err(format!("ERR l_search must be between 1 and {MAX_L_SEARCH}")),
     };
+    let (with_payload, filter) = match parse_search_options(&argv[5..]) {
+        Ok(o) => o,
+        Err(reply) => return reply,
+    };
     let name = &argv[1];
-    let (uid, rerank, q, depth, slice, mut epoch, mut scan) = {
+    let (uid, dim, rerank, q, depth, slice) = {
         let reg = shard.vectors.borrow();
         let Some(entry) = reg.by_name.get(name) else {
             return no_such_index(name);
         };
-        let q = match keel_index::parse_f32_blob(&argv[4], entry.meta.dim as usize) {
+        let dim = entry.meta.dim as usize;
+        let q = match keel_index::parse_f32_blob(&argv[4], dim) {
             Ok(q) => q,
             Err(e) => return index_error(e),
         };
+        if let Err(e) = entry.index.check(&q) {
+            return index_error(e);
+        }
         let rerank = entry.index.needs_rerank();
         let depth = if rerank { k.max(l_search) } else { k };
-        let scan = match entry.index.scan(&q, depth) {
-            Ok(s) => s,
-            Err(e) => return index_error(e),
-        };
         let slice = (SLICE_BYTES / entry.index.row_bytes().max(1)).max(64);
-        (entry.meta.uid, rerank, q, depth, slice, reg.epoch, scan)
+        (entry.meta.uid, dim, rerank, q, depth, slice)
     };
     let _searching = Searching::new(shard);
-    loop {
-        let done = {
-            let reg = shard.vectors.borrow();
-            let Some(entry) = reg.by_name.get(name).filter(|e| e.meta.uid == uid) else {
-                return Reply::err("ERR index was dropped during the search");
-            };
-            if reg.epoch != epoch {
-                // Vectors moved between slots (a rebuild): start over.
-                epoch = reg.epoch;
-                scan = entry.index.scan(&q, depth).expect("the query passed this index's checks");
-            }
-            entry.index.scan_step(&mut scan, slice, None)
-        };
-        if done {
-            break;
-        }
-        futures_lite::future::yield_now().await;
-    }
+    let candidates = match scan(shard, name, uid, &q, depth, slice, filter.as_ref()).await {
+        Ok(c) => c,
+        Err(reply) => return reply,
+    };
+    // The stored records of the candidates, when the search needs them: the f32
+    // originals to re-rank, the payloads to return.
+    let need = if rerank { candidates.len() } else if with_payload { candidates.len().min(k) } else { 0 };
+    let mut values = match read_vectors(shard, uid, candidates.iter().take(need).map(|c| c.0)).await {
+        Ok(v) => v,
+        Err(reply) => return reply,
+    };
     let hits = if rerank {
-        let query = scan.query().clone();
-        let candidates = scan.finish();
-        // Issue every read first (each is polled once), then collect them.
-        let mut read = Vec::with_capacity(candidates.len());
-        let mut pending = Vec::new();
-        for &(id, _) in &candidates {
-            match shard.start_read(NS_VECTOR, vector_key(uid, id), bulk_or_null).await {
-                Ok(v) => read.push((id, v)),
-                Err(later) => pending.push((id, later)),
-            }
-        }
-        for (id, later) in pending {
-            read.push((id, later.await));
-        }
-        let mut originals = Vec::with_capacity(read.len());
-        for (id, v) in read {
-            match v {
-                Value::Bulk(blob) => originals.push((id, blob)),
-                Value::Null => {} // deleted since the scan saw it
-                err => return err.into(),
-            }
-        }
         let reg = shard.vectors.borrow();
         let Some(entry) = reg.by_name.get(name).filter(|e| e.meta.uid == uid) else {
             return Reply::err("ERR index was dropped during the search");
         };
-        let dim = entry.meta.dim as usize;
-        let vectors = originals.into_iter().filter_map(|(id, blob)| Some((id, keel_index::parse_f32_blob(&blob, dim).ok()?)));
-        entry.index.rerank(&query, k, vectors)
+        let query = match entry.index.scan(&q, 0) {
+            Ok(s) => s.query().clone(),
+            Err(e) => return index_error(e),
+        };
+        let originals = values
+            .iter()
+            .filter_map(|(id, value)| Some((*id, keel_index::parse_f32_blob(split_vector_value(value, dim)?.0, dim).ok()?)));
+        entry.index.rerank(&query, k, originals)
     } else {
-        scan.finish()
+        candidates.into_iter().take(k).collect()
     };
-    let mut out = Vec::with_capacity(hits.len() * 2);
+    let mut out = Vec::with_capacity(hits.len() * if with_payload { 3 } else { 2 });
     for (id, score) in hits {
         out.push(Value::Bulk(id.to_string().into_bytes()));
         out.push(Value::Double(f64::from(score)));
+        if with_payload {
+            let payload = values.remove(&id).and_then(|v| split_vector_value(&v, dim).map(|(_, p)| p.to_vec()));
+            out.push(payload.filter(|p| !p.is_empty()).map_or(Value::Null, Value::Bulk));
+        }
     }
     Value::Array(out).into()
+}
+
+/// The `depth` best candidates for `q` in the index `name` (whose uid is `uid`) among the
+/// vectors `filter` accepts, best first: a scan in slices of `slice` slots that lets the
+/// shard's other tasks run between them, started over if the index's slots moved
+/// meanwhile (a rebuild). Candidates whose payload no longer matches at the end are
+/// dropped.
+async fn scan(
+    shard: &Shard,
+    name: &[u8],
+    uid: u64,
+    q: &[f32],
+    depth: usize,
+    slice: usize,
+    filter: Option<&Filter>,
+) -> Result<Vec<(u64, f32)>, Reply> {
+    let dropped = || Reply::err("ERR index was dropped during the search");
+    'start: loop {
+        // (the scan, its epoch, the matching slots of a selective filter, the matching
+        // slots of a broad one)
+        let (mut scan, epoch, mut selected, broad) = {
+            let reg = shard.vectors.borrow();
+            let entry = reg.by_name.get(name).filter(|e| e.meta.uid == uid).ok_or_else(dropped)?;
+            let scan = entry.index.scan(q, depth).map_err(index_error)?;
+            let rows = filter.map(|f| entry.postings.evaluate(f));
+            match rows {
+                Some(rows) if rows.len() * SELECTIVE < entry.index.slot_count() as u64 => {
+                    let slots: Vec<usize> = rows.iter().map(|r| r as usize).collect();
+                    (scan, reg.epoch, Some(slots.into_iter()), None)
+                }
+                rows => (scan, reg.epoch, None, rows),
+            }
+        };
+        loop {
+            let done = {
+                let reg = shard.vectors.borrow();
+                let entry = reg.by_name.get(name).filter(|e| e.meta.uid == uid).ok_or_else(dropped)?;
+                if reg.epoch != epoch {
+                    continue 'start; // slots moved: start over
+                }
+                match (&mut selected, &broad) {
+                    (Some(slots), _) => {
+                        let chunk: Vec<usize> = slots.by_ref().take(slice).collect();
+                        entry.index.scan_slots(&mut scan, chunk.iter().copied());
+                        chunk.len() < slice
+                    }
+                    (None, Some(rows)) => entry.index.scan_step(&mut scan, slice, Some(&|slot| rows.contains(slot as u32))),
+                    (None, None) => entry.index.scan_step(&mut scan, slice, None),
+                }
+            };
+            if done {
+                break;
+            }
+            futures_lite::future::yield_now().await;
+        }
+        let mut candidates = scan.finish();
+        if let Some(filter) = filter {
+            let reg = shard.vectors.borrow();
+            let entry = reg.by_name.get(name).filter(|e| e.meta.uid == uid).ok_or_else(dropped)?;
+            let none = Fields::new();
+            candidates.retain(|&(id, _)| entry.index.contains(id) && filter.matches(entry.fields_of(id).unwrap_or(&none)));
+        }
+        return Ok(candidates);
+    }
+}
+
+/// The stored records of vectors `ids` of the index with `uid`, read together (each
+/// read is issued before any is awaited); vectors deleted meanwhile are left out.
+async fn read_vectors(
+    shard: &Shard,
+    uid: u64,
+    ids: impl Iterator<Item = u64>,
+) -> Result<std::collections::HashMap<u64, Vec<u8>>, Reply> {
+    let mut read = Vec::new();
+    let mut pending = Vec::new();
+    for id in ids {
+        match shard.start_read(NS_VECTOR, vector_key(uid, id), bulk_or_null).await {
+            Ok(v) => read.push((id, v)),
+            Err(later) => pending.push((id, later)),
+        }
+    }
+    for (id, later) in pending {
+        read.push((id, later.await));
+    }
+    let mut out = std::collections::HashMap::with_capacity(read.len());
+    for (id, v) in read {
+        match v {
+            Value::Bulk(value) => {
+                out.insert(id, value);
+            }
+            Value::Null => {} // deleted since the scan saw it
+            err => return Err(err.into()),
+        }
+    }
+    Ok(out)
 }

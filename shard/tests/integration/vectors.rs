@@ -383,3 +383,117 @@ fn every_kind_and_metric_returns_the_exact_top_k_after_rerank() {
         }
     });
 }
+
+/// A VSEARCH reply with WITHPAYLOAD: (id, score, payload).
+async fn search_with_payload(s: &Shard, argv: Vec<Vec<u8>>) -> Vec<(u64, f64, Option<Vec<u8>>)> {
+    let reply = s.exec(argv).await;
+    let Value::Array(items) = reply else { panic!("VSEARCH reply {reply:?}") };
+    items
+        .chunks(3)
+        .map(|t| match t {
+            [Value::Bulk(id), Value::Double(score), p] => (
+                std::str::from_utf8(id).unwrap().parse().unwrap(),
+                *score,
+                match p {
+                    Value::Bulk(b) => Some(b.clone()),
+                    Value::Null => None,
+                    other => panic!("payload {other:?}"),
+                },
+            ),
+            _ => panic!("triple {t:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn filtered_search_is_the_top_k_of_the_matching_vectors() {
+    on_executor(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open(dir.path()).await;
+        let payload = |id: u64| match id % 3 {
+            0 => format!("n={} lang=en", id % 100).into_bytes(),
+            1 => format!(r#"{{"n": {}, "lang": "de", "tags": ["a", "b"]}}"#, id % 100).into_bytes(),
+            _ => Vec::new(), // no payload
+        };
+        for kind in ["f32", "int8"] {
+            let name = format!("p-{kind}");
+            check(&s, argv!["SKEG.VINDEX.CREATE", name.clone(), "2", kind, "METRIC", "l2"], ok()).await;
+            for (id, v) in grid() {
+                let mut cmd = argv!["SKEG.VSET", name.clone(), id.to_string(), blob(&v)];
+                if !payload(id).is_empty() {
+                    cmd.extend(argv!["PAYLOAD", payload(id)]);
+                }
+                check(&s, cmd, ok()).await;
+            }
+        }
+        // The matching set by brute force: (filter, predicate on id).
+        type Pred = fn(u64) -> bool;
+        let cases: [(&str, Pred); 6] = [
+            ("n = 7 AND lang = en", |id| id % 3 == 0 && id % 100 == 7), // ~1%: scores only those slots
+            ("n < 50", |id| id % 3 != 2 && id % 100 < 50),               // broad: scans and keeps
+            ("lang != de", |id| id % 3 != 1),
+            ("NOT tags EXISTS", |id| id % 3 != 1),
+            ("tags IN (b, c) AND n BETWEEN 10 AND 20", |id| id % 3 == 1 && (10..=20).contains(&(id % 100))),
+            ("n > 1000", |_| false),
+        ];
+        for round in 0..2 {
+            for kind in ["f32", "int8"] {
+                let name = format!("p-{kind}");
+                for (expr, pred) in cases {
+                    let q = [0.3f32, -1.2];
+                    let want: Vec<u64> = exact("l2", q, 400).into_iter().map(|h| h.0).filter(|&id| pred(id)).take(5).collect();
+                    let argv = argv!["SKEG.VSEARCH", name.clone(), "5", "400", blob(&q), "WITHPAYLOAD", "FILTER", expr];
+                    let got = search_with_payload(&s, argv).await;
+                    assert_eq!(got.iter().map(|h| h.0).collect::<Vec<_>>(), want, "{name} {expr} round {round}");
+                    for (id, _, p) in got {
+                        let stored = payload(id);
+                        assert_eq!(p, (!stored.is_empty()).then_some(stored), "payload of {id}");
+                    }
+                }
+            }
+            drop(s);
+            s = open(dir.path()).await; // payloads and posting lists come back
+        }
+        // Replacing a vector without PAYLOAD drops its payload; a deleted one is gone.
+        check(&s, argv!["SKEG.VSET", "p-f32", "7", blob(&[0.3, -1.2])], ok()).await;
+        check(&s, argv!["SKEG.VDEL", "p-f32", "207"], Value::Integer(1)).await;
+        let got = search(&s, "p-f32", 5, 10, &[0.3, -1.2]).await;
+        assert_eq!(got[0].0, 7);
+        let argv = argv!["SKEG.VSEARCH", "p-f32", "5", "10", blob(&[0.3, -1.2]), "FILTER", "n = 7"];
+        let ids: Vec<u64> = search_with_payload(&s, [argv, argv!["WITHPAYLOAD"]].concat()).await.iter().map(|h| h.0).collect();
+        assert!(!ids.contains(&7) && !ids.contains(&207), "{ids:?}");
+        // VGET returns the vector alone.
+        check(&s, argv!["SKEG.VGET", "p-f32", "3"], Value::Bulk(blob(&grid()[3].1))).await;
+    });
+}
+
+#[test]
+fn bad_payloads_and_filters_are_errors_that_change_nothing() {
+    on_executor(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path()).await;
+        check(&s, argv!["SKEG.VINDEX.CREATE", "v", "2"], ok()).await;
+        check(&s, argv!["SKEG.VSET", "v", "1", blob(&[1.0, 0.0]), "PAYLOAD", "a=1"], ok()).await;
+        let v = blob(&[0.0, 1.0]);
+        let cases = [
+            (argv!["SKEG.VSET", "v", "1", v.clone(), "PAYLOAD", r#"{"a": 1"#], "ERR payload: "),
+            (argv!["SKEG.VSET", "v", "1", v.clone(), "PAYLOAD", "a=1 b"], "ERR payload: "),
+            (argv!["SKEG.VSET", "v", "1", v.clone(), "PAYLOAD", vec![b'x'; 65537]], "ERR payload is 65537 bytes, the limit is 65536"),
+            (argv!["SKEG.VSET", "v", "1", v.clone(), "PAYLOAD"], "ERR syntax error"),
+            (argv!["SKEG.VSET", "v", "1", v.clone(), "WITH", "a=1"], "ERR syntax error"),
+            (argv!["SKEG.VSEARCH", "v", "1", "1", v.clone(), "FILTER", "a = "], "ERR filter error at position "),
+            (argv!["SKEG.VSEARCH", "v", "1", "1", v.clone(), "FILTER"], "ERR syntax error"),
+            (argv!["SKEG.VSEARCH", "v", "1", "1", v.clone(), "WITHSCORES"], "ERR syntax error"),
+        ];
+        for (argv, prefix) in cases {
+            let shown = String::from_utf8_lossy(&argv[argv.len() - 1][..argv[argv.len() - 1].len().min(20)]).into_owned();
+            match s.exec(argv).await {
+                Value::Error(e) => assert!(e.starts_with(prefix), "{shown}: {e}"),
+                other => panic!("{shown}: {other:?}"),
+            }
+        }
+        // Vector 1 is unchanged, payload included.
+        let got = search_with_payload(&s, argv!["SKEG.VSEARCH", "v", "1", "1", blob(&[1.0, 0.0]), "FILTER", "a = 1", "WITHPAYLOAD"]).await;
+        assert_eq!(got, vec![(1, 1.0, Some(b"a=1".to_vec()))]);
+    });
+}
