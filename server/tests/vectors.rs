@@ -112,3 +112,62 @@ fn recall_floors_on_bigann10k_for_each_kind() {
         assert_eq!(data.search(&mut c, &index, l_search), results, "{index} after restart");
     }
 }
+
+/// Squared l2 distance in f64 (exact for SIFT's integer components).
+fn l2(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2)).sum()
+}
+
+/// bigann10k with a payload per vector (`bucket=id%100 parity=even|odd`): filtered
+/// searches at 1%, 10% and 50% selectivity return exactly the brute-force top-10 of the
+/// matching vectors (on f32, where SIFT's integer distances are exact), payloads
+/// verbatim; bad payloads and filters are errors that store nothing.
+#[test]
+fn filtered_search_on_bigann10k_is_the_top_k_of_the_matching_vectors() {
+    let data = DataSet::open("bigann10k");
+    let scratch = Scratch::new();
+    let srv = Server::start(&scratch, &[]);
+    let mut c = srv.con3();
+    check(&mut c, &["SKEG.VINDEX.CREATE", "sift:p", &data.dim.to_string(), "f32", "METRIC", "l2"], Reply::Ok);
+    let payload = |id: usize| format!("bucket={} parity={}", id % 100, if id % 2 == 0 { "even" } else { "odd" });
+    let mut pipe = redis::pipe();
+    for (id, v) in data.base.iter().enumerate() {
+        pipe.cmd("SKEG.VSET").arg("sift:p").arg(id).arg(blob(v)).arg("PAYLOAD").arg(payload(id)).ignore();
+    }
+    let () = pipe.query(&mut c).expect("load with payloads");
+    type Pred = fn(usize) -> bool;
+    let cases: [(&str, Pred); 3] =
+        [("bucket = 7", |id| id % 100 == 7), ("bucket < 10", |id| id % 100 < 10), ("parity = even", |id| id % 2 == 0)];
+    for (expr, pred) in cases {
+        for q in data.queries.iter().take(20) {
+            let mut all: Vec<(f64, usize)> =
+                data.base.iter().enumerate().filter(|(id, _)| pred(*id)).map(|(id, v)| (l2(q, v), id)).collect();
+            all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            let argv = [b"SKEG.VSEARCH".to_vec(), b"sift:p".to_vec(), b"10".to_vec(), b"10".to_vec(), blob(q)];
+            let argv = [&argv[..], &[b"FILTER".to_vec(), expr.into(), b"WITHPAYLOAD".to_vec()]].concat();
+            let Value::Array(items) = run(&mut c, &argv).expect("filtered search") else { panic!("reply") };
+            let got: Vec<(usize, f64, String)> = items
+                .chunks(3)
+                .map(|t| match t {
+                    [id, Value::Double(d), p] => (common::text(id).parse().unwrap(), *d, common::text(p)),
+                    _ => panic!("triple {t:?}"),
+                })
+                .collect();
+            assert_eq!(got.iter().map(|h| h.0).collect::<Vec<_>>(), all.iter().take(10).map(|h| h.1).collect::<Vec<_>>(), "{expr}");
+            for (id, d, p) in &got {
+                assert_eq!(p, &payload(*id));
+                assert!((d - l2(q, &data.base[*id]).sqrt()).abs() < 1e-3, "score of {id}: {d}");
+            }
+        }
+    }
+    let v = blob(&data.base[0]);
+    for (argv, want) in [
+        (vec![b"SKEG.VSET".to_vec(), b"sift:p".to_vec(), b"0".to_vec(), v.clone(), b"PAYLOAD".to_vec(), b"{\"a\":".to_vec()], "payload: "),
+        (vec![b"SKEG.VSEARCH".to_vec(), b"sift:p".to_vec(), b"1".to_vec(), b"1".to_vec(), v.clone(), b"FILTER".to_vec(), b"bucket IN ()".to_vec()], "filter error at position 11"),
+    ] {
+        let e = run(&mut c, &argv).expect_err("an error reply");
+        assert!(common::err_line(&e).contains(want), "{}", common::err_line(&e));
+    }
+    let got = run(&mut c, &[b"SKEG.VGET".to_vec(), b"sift:p".to_vec(), b"0".to_vec()]).unwrap();
+    assert_eq!(got, Value::BulkString(v), "vector 0 unchanged");
+}
