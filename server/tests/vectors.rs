@@ -129,7 +129,7 @@ fn filtered_search_on_bigann10k_is_the_top_k_of_the_matching_vectors() {
     let srv = Server::start(&scratch, &[]);
     let mut c = srv.con3();
     check(&mut c, &["SKEG.VINDEX.CREATE", "sift:p", &data.dim.to_string(), "f32", "METRIC", "l2"], Reply::Ok);
-    let payload = |id: usize| format!("bucket={} parity={}", id % 100, if id % 2 == 0 { "even" } else { "odd" });
+    let payload = |id: usize| format!("bucket={} parity={}", id % 100, if id.is_multiple_of(2) { "even" } else { "odd" });
     let mut pipe = redis::pipe();
     for (id, v) in data.base.iter().enumerate() {
         pipe.cmd("SKEG.VSET").arg("sift:p").arg(id).arg(blob(v)).arg("PAYLOAD").arg(payload(id)).ignore();
@@ -137,7 +137,7 @@ fn filtered_search_on_bigann10k_is_the_top_k_of_the_matching_vectors() {
     let () = pipe.query(&mut c).expect("load with payloads");
     type Pred = fn(usize) -> bool;
     let cases: [(&str, Pred); 3] =
-        [("bucket = 7", |id| id % 100 == 7), ("bucket < 10", |id| id % 100 < 10), ("parity = even", |id| id % 2 == 0)];
+        [("bucket = 7", |id| id % 100 == 7), ("bucket < 10", |id| id % 100 < 10), ("parity = even", |id| id.is_multiple_of(2))];
     for (expr, pred) in cases {
         for q in data.queries.iter().take(20) {
             let mut all: Vec<(f64, usize)> =
