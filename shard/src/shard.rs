@@ -167,7 +167,8 @@ impl Shard {
     /// read the vector indexes first wait for their rebuild if the store took back writes.
     pub(crate) async fn run(&self, spec: &'static Spec, argv: Vec<Vec<u8>>) -> Reply {
         if self.store.reverts() != self.vectors_at.get() && reads_vectors(spec) {
-            if let Err(e) = self.resync_vectors().await {
+            // Boxed: a rare path, kept out of every request's future.
+            if let Err(e) = Box::pin(self.resync_vectors()).await {
                 tracing::error!("{e:#}");
                 return Reply::err(format!("ERR storage: {e:#}"));
             }

@@ -43,9 +43,11 @@ pub(crate) async fn run(shard: &Shard, spec: &'static Spec, argv: Vec<Vec<u8>>) 
         Cmd::SkegVindexList => vector::list(shard),
         Cmd::SkegVset => vector::vset(shard, argv),
         Cmd::SkegVdel => vector::vdel(shard, argv),
-        Cmd::SkegVsearch => vector::vsearch(shard, argv).await,
+        // Boxed: a search's future is large, and every request's future is as large as
+        // the largest arm's (it is moved and kept in the connection task's state).
+        Cmd::SkegVsearch => Box::pin(vector::vsearch(shard, argv)).await,
         Cmd::SkegVmset => vector::vmset(shard, argv),
-        Cmd::SkegVget => vector::vget(shard, argv).await,
+        Cmd::SkegVget => Box::pin(vector::vget(shard, argv)).await,
         Cmd::Ping | Cmd::Echo => stateless_reply(spec, &argv).into(),
         // Connection and server state lives in the router, which answers these itself.
         Cmd::Client | Cmd::Command | Cmd::Config | Cmd::Debug | Cmd::Hello | Cmd::Info | Cmd::Quit | Cmd::Select => {
