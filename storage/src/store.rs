@@ -632,6 +632,12 @@ impl Store {
         self.handle.inner.undo.borrow().len()
     }
 
+    /// Entries of the failed-round list (tests: it does not grow without bound).
+    #[cfg(test)]
+    pub(crate) fn failed_entries(&self) -> usize {
+        self.handle.inner.log.borrow().failed.len()
+    }
+
     /// Waits until the files are cut back after a failure (tests: nothing of the store
     /// is left running when the test ends).
     #[cfg(test)]

@@ -116,6 +116,8 @@ pub(crate) struct Poison {
 pub(crate) struct FailedRounds {
     pub lo: u64,
     pub hi: u64,
+    /// `LogState::failures` after the (latest) failure that made this entry.
+    pub failure: u64,
     pub op: String,
     pub err: io::Error,
 }
@@ -134,10 +136,15 @@ pub(crate) struct LogState {
     pub poison: Option<Poison>,
     /// Rounds that failed, oldest first, disjoint (consecutive failures with no round
     /// acknowledged in between share one entry, with the latest cause, so a long
-    /// full-disk spell costs one).
-    pub failed: Vec<FailedRounds>,
+    /// full-disk spell costs one). Only a commit future made before a failure can need
+    /// its entry, so entries older than every live [`CommitWait`] are dropped.
+    pub failed: VecDeque<FailedRounds>,
     /// Times the store was poisoned (resumable or not).
     pub failures: u64,
+    /// Live [`CommitWait`]s by the value of `failures` when they were made, from
+    /// `oldest_wait` on (the oldest value a live one may have).
+    live_waits: VecDeque<usize>,
+    oldest_wait: u64,
     pub committer: Option<Waker>,
     /// `Relaxed`: data was written but not yet fdatasynced.
     pub unsynced: bool,
@@ -152,8 +159,10 @@ impl LogState {
             force_sync: false,
             waiters: Vec::new(),
             poison: None,
-            failed: Vec::new(),
+            failed: VecDeque::new(),
             failures: 0,
+            live_waits: VecDeque::new(),
+            oldest_wait: 0,
             committer: None,
             unsynced: false,
         }
@@ -163,6 +172,32 @@ impl LogState {
     fn failure_of(&self, round: u64) -> Option<&FailedRounds> {
         let i = self.failed.partition_point(|f| f.hi < round);
         self.failed.get(i).filter(|f| f.lo < round)
+    }
+
+    /// A [`CommitWait`] is made now; returns its `failures` value.
+    fn wait_made(&mut self) -> u64 {
+        let at = (self.failures - self.oldest_wait) as usize;
+        if self.live_waits.len() <= at {
+            self.live_waits.resize(at + 1, 0);
+        }
+        self.live_waits[at] += 1;
+        self.failures
+    }
+
+    /// A [`CommitWait`] made at `failures` value `made` is gone: drops the failed-round
+    /// entries no live one can need (those of failures before the oldest live one).
+    fn wait_dropped(&mut self, made: u64) {
+        self.live_waits[(made - self.oldest_wait) as usize] -= 1;
+        while self.live_waits.front() == Some(&0) {
+            self.live_waits.pop_front();
+            self.oldest_wait += 1;
+        }
+        if self.live_waits.is_empty() {
+            self.oldest_wait = self.failures;
+        }
+        while self.failed.front().is_some_and(|f| f.failure <= self.oldest_wait) {
+            self.failed.pop_front();
+        }
     }
 
     /// Poisoned for good (not waiting to resume after a full disk).
@@ -223,7 +258,8 @@ impl Inner {
     /// A future that resolves when `round` is acknowledged (or fails if the store is
     /// poisoned first).
     pub(crate) fn wait_round(self: &Rc<Self>, round: u64) -> CommitWait {
-        CommitWait { inner: self.clone(), round }
+        let made = self.log.borrow_mut().wait_made();
+        CommitWait { inner: self.clone(), round, made }
     }
 
     /// Asks for a round that writes everything appended so far and fdatasyncs at every
@@ -254,10 +290,11 @@ impl Inner {
             let mut log = self.log.borrow_mut();
             log.failures += 1;
             let (lo, hi) = (log.done_round, log.open_round);
-            match log.failed.last_mut() {
+            let failure = log.failures;
+            match log.failed.back_mut() {
                 // No round acknowledged since the last failure: one entry, the latest cause.
-                Some(last) if last.hi >= lo => *last = FailedRounds { lo: last.lo, hi: last.hi.max(hi), op: op.clone(), err: clone_io(&err) },
-                _ => log.failed.push(FailedRounds { lo, hi, op: op.clone(), err: clone_io(&err) }),
+                Some(last) if last.hi >= lo => *last = FailedRounds { lo: last.lo, hi: last.hi.max(hi), failure, op: op.clone(), err: clone_io(&err) },
+                _ => log.failed.push_back(FailedRounds { lo, hi, failure, op: op.clone(), err: clone_io(&err) }),
             }
             // Later appends go to a round that is not marked failed.
             log.open_round += 1;
@@ -328,6 +365,17 @@ impl Inner {
 pub(crate) struct CommitWait {
     inner: Rc<Inner>,
     round: u64,
+    /// `LogState::failures` when it was made.
+    made: u64,
+}
+
+impl Drop for CommitWait {
+    fn drop(&mut self) {
+        // (Never borrowed here in practice; if it were, the entries are just kept.)
+        if let Ok(mut log) = self.inner.log.try_borrow_mut() {
+            log.wait_dropped(self.made);
+        }
+    }
 }
 
 impl Future for CommitWait {

@@ -185,9 +185,20 @@ fn a_short_write_is_retried_once() {
 /// segment roll — and everything acknowledged survives a restart and a power loss.
 #[test]
 fn a_full_disk_fails_writes_until_space_is_freed() {
+    check_full_disk(Durability::Kernel);
+}
+
+/// The same at `Relaxed` (acknowledged when written; the background sync goes on after
+/// the resume).
+#[test]
+fn a_full_disk_fails_writes_until_space_is_freed_relaxed() {
+    check_full_disk(Durability::Relaxed);
+}
+
+fn check_full_disk(durability: Durability) {
     let tmp = tempfile::tempdir().unwrap();
     run(async {
-        let opts = StoreOptions { segment_bytes: 64 << 10, inline_value_max: 16, compaction_dead_ratio: 2.0, ..StoreOptions::default() };
+        let opts = StoreOptions { segment_bytes: 64 << 10, inline_value_max: 16, compaction_dead_ratio: 2.0, durability };
         let (faults, store) = open_fresh_faulty(tmp.path(), &opts).await;
         let mut want = BTreeMap::new();
         for i in 0..5u8 {
@@ -230,6 +241,7 @@ fn a_full_disk_fails_writes_until_space_is_freed() {
         }
         assert!(store.stats().segments >= 2);
         check(&store, &want).await;
+        store.sync().await.unwrap();
         drop(store);
         check_after_restarts(tmp.path(), &opts, &faults, &want, &["f0", "f1", "f2"]).await;
     });
