@@ -31,13 +31,17 @@ use crate::StorageError;
 /// How often the background task looks for segments to compact.
 const INTERVAL: Duration = Duration::from_secs(1);
 
-/// The background compaction task; ends when the store is dropped or poisoned.
+/// The background compaction task; ends when the store is dropped or poisoned for
+/// good, and skips its passes while the store takes back writes after a full disk.
 pub(crate) async fn background(weak: Weak<Inner>) {
     loop {
         glommio::timer::sleep(INTERVAL).await;
         let Some(inner) = weak.upgrade() else { return };
-        if inner.is_poisoned() || inner.closed.get() {
+        if inner.log.borrow().poisoned_for_good() || inner.closed.get() {
             return;
+        }
+        if inner.is_poisoned() {
+            continue;
         }
         if let Err(e) = pass(&inner).await {
             tracing::error!("vlog compaction failed: {e}");
@@ -54,9 +58,14 @@ pub(crate) async fn pass(inner: &Rc<Inner>) -> Result<usize, StorageError> {
     let limit = inner.segs.borrow().len();
     while done < limit && !inner.closed.get() {
         let Some(id) = pick(inner) else { break };
+        let failures = inner.log.borrow().failures;
         if let Err(e) = compact_segment(inner, id).await {
-            if let Some(s) = inner.segs.borrow_mut().get_mut(&id) {
-                s.skip_compaction = true;
+            // Not retried in a loop, unless the store failed meanwhile (its copy round
+            // was taken back: after a full disk it is tried again once writes resume).
+            if inner.log.borrow().failures == failures && !inner.is_poisoned() {
+                if let Some(s) = inner.segs.borrow_mut().get_mut(&id) {
+                    s.skip_compaction = true;
+                }
             }
             return Err(e);
         }
@@ -110,9 +119,8 @@ async fn compact_segment(inner: &Rc<Inner>, id: u32) -> Result<(), StorageError>
         if inner.closed.get() {
             return Ok(()); // abandoned: the copies made so far are harmless duplicates
         }
-        if inner.is_poisoned() {
-            return Err(StorageError::Poisoned); // the copies so far were reverted
-        }
+        // Poisoned: the copies so far were reverted.
+        inner.check_writable()?;
         match step.map_err(io_err(format!("read vlog segment {path} for compaction")))? {
             Step::Record { off, header } => {
                 let rec = reader.slice(off, header.total_len());
@@ -143,7 +151,7 @@ async fn compact_segment(inner: &Rc<Inner>, id: u32) -> Result<(), StorageError>
     };
     if let Err((op, e)) = removed {
         let err = StorageError::Io { op: op.clone(), source: crate::util::clone_io(&e) };
-        inner.poison(op, e);
+        inner.poison(op, e, false);
         return Err(err);
     }
     inner.compactions.set(inner.compactions.get() + 1);

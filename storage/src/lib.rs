@@ -25,7 +25,9 @@
 //! back to the last acknowledged round at once ([`Store::reverts`] counts it) and the
 //! files are cut back to their acknowledged ends, so a restart does not bring it back
 //! (best effort: a failure of that cleanup is logged). At `Relaxed`, writes acknowledged
-//! before a failed background sync stay. Every vLog file operation goes through the
+//! before a failed background sync stay. Poisoning is for good, except after a full
+//! disk met by a write: once that write is taken back completely, writes resume by
+//! themselves (and fail the same way while the disk is still full). Every vLog file operation goes through the
 //! file layer (`file/`: glommio `DmaFile`/`Directory`, or in tests the fault-injecting
 //! [`fault`] layer); the crate runs on one executor thread and never blocks it except
 //! for short directory operations at open.
@@ -119,7 +121,9 @@ pub enum StorageError {
     /// byte offset of the bad record (or header) in it.
     #[error("corrupt vlog segment {file} at offset {offset}: {reason}")]
     Corrupt { file: String, offset: u64, reason: String },
-    /// An earlier write or sync failed; the store refuses writes from then on.
+    /// An earlier write or sync failed in a way that is for good (anything but a full
+    /// disk met by a write, see FORMAT.md "When a round fails"); the store refuses
+    /// writes until a restart.
     #[error("storage is poisoned after an earlier I/O failure; refusing writes")]
     Poisoned,
     /// The record for one `apply` would exceed 1 GiB (its size in bytes).
@@ -163,7 +167,8 @@ pub struct StoreStats {
 
 /// Resolves when the batch is acknowledged at the store's durability tier; fails with
 /// `StorageError::Io` if its write or fdatasync (or that of an earlier unacknowledged
-/// batch) failed: the store is then poisoned and the batch reverted.
+/// batch) failed: the batch is then reverted and the store poisoned (for good, or until
+/// the revert is done after a full disk).
 /// `'static`: it may be moved into another task. Dropping it does not cancel the write.
 pub type Commit = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StorageError>>>>;
 

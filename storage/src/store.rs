@@ -399,13 +399,14 @@ impl Store {
     /// lookup no longer sees it; [`Store::reverts`] counts up) and its bytes are cut from
     /// the segment files (FORMAT.md "Group commit", failure steps).
     ///
-    /// Errors now: `Poisoned` after an earlier write failure, `TooLarge` when the record
-    /// would exceed 1 GiB. The future fails with `Io` if the write or fdatasync fails.
+    /// Errors now: `Poisoned` after an earlier failure that is for good; `Io` with the
+    /// cause while a write that met a full disk is being taken back (writes resume by
+    /// themselves once that is done: FORMAT.md "When a round fails"); `TooLarge` when
+    /// the record would exceed 1 GiB. The future fails with `Io` if the write or
+    /// fdatasync fails ("No space left on device" for a full disk).
     pub fn apply(&self, muts: Vec<Mutation>) -> Result<Commit, StorageError> {
         let inner = &self.handle.inner;
-        if inner.is_poisoned() {
-            return Err(StorageError::Poisoned);
-        }
+        inner.check_writable()?;
         if muts.is_empty() {
             return Ok(Box::pin(std::future::ready(Ok(()))));
         }
@@ -448,12 +449,10 @@ impl Store {
     }
 
     /// Removes every key of every namespace (FLUSHALL), durably as one record; the
-    /// future resolves like [`Store::apply`]'s. Errors now: `Poisoned`.
+    /// future resolves like [`Store::apply`]'s. Errors now: as [`Store::apply`]'s.
     pub fn clear_all(&self) -> Result<Commit, StorageError> {
         let inner = &self.handle.inner;
-        if inner.is_poisoned() {
-            return Err(StorageError::Poisoned);
-        }
+        inner.check_writable()?;
         let seq = inner.take_seq();
         let (seg, _, round) = inner.append(HEADER_LEN, |buf| {
             record::encode_clear_all(buf, seq);
@@ -573,11 +572,9 @@ impl Store {
     }
 
     /// Writes out everything buffered and fdatasyncs it, at every tier (shutdown, tests).
-    /// Errors: `Poisoned`, or `Io` if this write or sync fails.
+    /// Errors: as [`Store::apply`]'s, or `Io` if this write or sync fails.
     pub async fn sync(&self) -> Result<(), StorageError> {
-        if self.handle.inner.is_poisoned() {
-            return Err(StorageError::Poisoned);
-        }
+        self.handle.inner.check_writable()?;
         let round = self.handle.inner.request_sync();
         self.handle.inner.wait_round(round).await
     }
@@ -603,7 +600,8 @@ impl Store {
     }
 
     /// How many times the keydir was reverted to its last acknowledged state after a
-    /// failed write or sync (0 or 1 today: the store is poisoned after the first). A
+    /// failed write or sync (once per failure that took something back: several times
+    /// when writes meet a full disk, since the store resumes after each). A
     /// caller that keeps state derived from what it wrote (e.g. the shard's vector
     /// indexes, updated at `apply` time) compares this with the value it last saw and
     /// rebuilds that state from the store when it changed. One `Cell` read.
@@ -632,6 +630,12 @@ impl Store {
     #[cfg(test)]
     pub(crate) fn undo_len(&self) -> usize {
         self.handle.inner.undo.borrow().len()
+    }
+
+    /// Entries of the failed-round list (tests: it does not grow without bound).
+    #[cfg(test)]
+    pub(crate) fn failed_entries(&self) -> usize {
+        self.handle.inner.log.borrow().failed.len()
     }
 
     /// Waits until the files are cut back after a failure (tests: nothing of the store

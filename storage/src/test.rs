@@ -28,6 +28,53 @@ async fn open(dir: &Path, faults: &FaultFs) -> Store {
     Store::open_with_faults(dir, StoreOptions::default(), faults).await.expect("open").0
 }
 
+/// Puts "k" = `i` once the store accepts writes (it refuses them while it takes back a
+/// write that met a full disk).
+async fn write_when_accepted(store: &Store, i: usize) -> Result<(), StorageError> {
+    loop {
+        match store.apply(vec![put("k", &i.to_string())]) {
+            Ok(c) => return c.await,
+            Err(StorageError::Io { .. }) => glommio::timer::sleep(std::time::Duration::from_millis(1)).await,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Writes that meet a full disk alternate with writes that succeed: the store resumes
+/// after each, and its list of failed rounds keeps only what a live commit future can
+/// need: nothing once the futures made before a failure are gone.
+#[test]
+fn full_disk_failures_alternating_with_successes_keep_the_failed_list_short() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    run(move || async move {
+        let faults = FaultFs::new();
+        let store = open(&dir, &faults).await;
+        let fail_once = |value: &str| {
+            faults.fail_next(Op::Write, libc::ENOSPC);
+            store.apply(vec![put("f", value)]).unwrap()
+        };
+        for i in 0..50 {
+            let failed = fail_once("x").await;
+            assert!(matches!(&failed, Err(StorageError::Io { source, .. }) if source.raw_os_error() == Some(libc::ENOSPC)), "{failed:?}");
+            write_when_accepted(&store, i).await.unwrap();
+            assert_eq!(store.failed_entries(), 0, "after {} failures", i + 1);
+        }
+        // A future made before a failure and awaited after the resume keeps its entry.
+        let held = fail_once("y");
+        while store.reverts() < 51 {
+            glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        write_when_accepted(&store, 50).await.unwrap();
+        assert_eq!(store.failed_entries(), 1);
+        assert!(held.await.is_err());
+        assert_eq!(store.failed_entries(), 0);
+        assert_eq!(store.get(NS_KV, b"k").await.unwrap(), Some(b"50".to_vec()));
+        assert_eq!(store.get(NS_KV, b"f").await.unwrap(), None);
+        assert_eq!(store.reverts(), 51);
+    });
+}
+
 #[test]
 fn write_failure_poisons_the_store_and_empties_the_undo_log() {
     let tmp = tempfile::tempdir().unwrap();

@@ -13,7 +13,8 @@
 //!
 //! Exit codes: 0 after a clean shutdown; 2 for configuration problems found before
 //! serving (bad flags or config file, data dir not creatable or locked, shard count
-//! mismatch, address in use); 1 when a shard or an executor cannot start.
+//! mismatch, address in use); 1 when a shard or an executor cannot start, or when a
+//! shard exits non-zero at shutdown (the log names it and its status).
 
 mod datadir;
 mod executor;
@@ -120,11 +121,11 @@ pub fn main(args: ServeArgs) -> ExitCode {
     match shards.wait_ready(&shared) {
         Startup::Ready => {}
         Startup::Failed(msg) => {
-            shards.stop(&shared);
+            let _ = shards.stop(&shared);
             return fail(1, msg);
         }
         Startup::Stopped => {
-            shards.stop(&shared);
+            let _ = shards.stop(&shared);
             tracing::info!("keel stopped during startup (signal)");
             return ExitCode::SUCCESS;
         }
@@ -135,7 +136,7 @@ pub fn main(args: ServeArgs) -> ExitCode {
     let executors = match executor::spawn_all(listeners, &layout, &shared, &sockets) {
         Ok(e) => e,
         Err(e) => {
-            shards.stop(&shared);
+            let _ = shards.stop(&shared);
             return fail(1, e);
         }
     };
@@ -153,10 +154,19 @@ pub fn main(args: ServeArgs) -> ExitCode {
 
     // 6. Shutdown: the executors drained their clients; now the shards.
     tracing::info!("router stopped accepting and drained its clients; stopping shards");
-    shards.stop(&shared);
+    let stopped = shards.stop(&shared);
     signals.close();
-    tracing::info!("keel stopped: signal received, all shards synced and exited");
-    ExitCode::SUCCESS
+    match stopped {
+        Ok(()) => {
+            tracing::info!("keel stopped: signal received, all shards synced and exited");
+            ExitCode::SUCCESS
+        }
+        Err(which) => {
+            // Their last writes may not be durable; their own log lines say why.
+            tracing::error!("keel stopped: signal received, but not every shard stopped cleanly: {which}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn now_nanos() -> u128 {

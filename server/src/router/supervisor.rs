@@ -12,7 +12,7 @@ use keel_shard::ShardConfig;
 use rustix::process::{kill_process, Pid, Signal};
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -27,7 +27,8 @@ pub struct Supervisor {
     ever_ready: Arc<Vec<AtomicBool>>,
     /// Why the startup failed, set by a supervisor thread.
     failed: Arc<Mutex<Option<String>>>,
-    threads: Vec<JoinHandle<()>>,
+    /// Per shard: how its last process exited at shutdown, if one was running.
+    threads: Vec<JoinHandle<Option<std::io::Result<ExitStatus>>>>,
     sockets: Vec<PathBuf>,
 }
 
@@ -113,13 +114,34 @@ impl Supervisor {
     }
 
     /// Sets `shared.shutdown` (no more restarts), sends SIGTERM to every running shard
-    /// (SIGKILL after 30 s), and waits for the supervisor threads.
-    pub fn stop(self, shared: &Shared) {
+    /// (SIGKILL after 30 s), and waits for the supervisor threads. Errors: which shards
+    /// did not exit with status 0 (e.g. one whose final sync failed), and how they
+    /// exited.
+    pub fn stop(self, shared: &Shared) -> Result<(), String> {
         shared.shutdown.store(true, Ordering::SeqCst);
         stop_shards(&self.children);
-        for t in self.threads {
-            let _ = t.join();
-        }
+        let exits: Vec<(usize, Option<std::io::Result<ExitStatus>>)> =
+            self.threads.into_iter().map(|t| t.join().unwrap_or(None)).enumerate().collect();
+        check_exits(&exits)
+    }
+}
+
+/// `Err` naming every shard whose last process did not exit with status 0 ("shard 0
+/// exited with exit status: 1"); shards with no process running are fine.
+fn check_exits(exits: &[(usize, Option<std::io::Result<ExitStatus>>)]) -> Result<(), String> {
+    let bad: Vec<String> = exits
+        .iter()
+        .filter_map(|(i, exit)| match exit {
+            Some(Ok(status)) if status.success() => None,
+            Some(Ok(status)) => Some(format!("shard {i} exited with {status}")),
+            Some(Err(e)) => Some(format!("shard {i}: wait for its exit: {e}")),
+            None => None,
+        })
+        .collect();
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(bad.join(", "))
     }
 }
 
@@ -158,15 +180,16 @@ struct ShardProcess {
 impl ShardProcess {
     /// Restarts the shard whenever it exits, with exponential back-off (50 ms doubling
     /// to 5 s, reset after 30 s of uptime), until shutdown. A shard that exits before it
-    /// was ever ready fails startup instead of looping.
-    fn supervise(self) {
+    /// was ever ready fails startup instead of looping. Returns how the process running
+    /// at shutdown exited (`None` if none was).
+    fn supervise(self) -> Option<std::io::Result<ExitStatus>> {
         let i = self.id;
         let cfg = &self.shared.cfg;
         let exe = match std::env::current_exe() {
             Ok(e) => e,
             Err(e) => {
                 *self.failed.lock().unwrap() = Some(format!("cannot find own executable: {e}"));
-                return;
+                return None;
             }
         };
         let mut backoff = Duration::from_millis(50);
@@ -176,7 +199,7 @@ impl ShardProcess {
                 Ok(c) => c,
                 Err(e) => {
                     *self.failed.lock().unwrap() = Some(format!("cannot start shard {i}: {e}"));
-                    return;
+                    return None;
                 }
             };
             // Dropping stdin closes it: the shard reads to its end. A shard that died
@@ -191,15 +214,19 @@ impl ShardProcess {
             let status = child.wait();
             self.children.lock().unwrap()[i as usize] = None;
             if self.shared.shutdown.load(Ordering::SeqCst) {
-                tracing::info!("shard {i} exited: {status:?}");
-                return;
+                match &status {
+                    Ok(s) if s.success() => tracing::info!("shard {i} exited: {s}"),
+                    Ok(s) => tracing::error!("shard {i} exited at shutdown with {s}; see its log lines above"),
+                    Err(e) => tracing::error!("shard {i}: wait for its exit: {e}"),
+                }
+                return Some(status);
             }
             if !self.ever_ready[i as usize].load(Ordering::SeqCst) {
                 *self.failed.lock().unwrap() = Some(format!(
                     "shard {i} failed to start ({}); see its log lines above",
                     status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string())
                 ));
-                return;
+                return None;
             }
             if started.elapsed() > Duration::from_secs(30) {
                 backoff = Duration::from_millis(50);
@@ -212,7 +239,7 @@ impl ShardProcess {
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(Duration::from_secs(5));
             if self.shared.shutdown.load(Ordering::SeqCst) {
-                return;
+                return None;
             }
         }
     }
@@ -243,5 +270,24 @@ fn signal(pid: u32, sig: Signal) {
     let Some(p) = i32::try_from(pid).ok().and_then(Pid::from_raw) else { return };
     if let Err(e) = kill_process(p, sig) {
         tracing::debug!("signal {sig:?} to shard pid {pid}: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_exits;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::ExitStatus;
+
+    #[test]
+    fn shutdown_names_the_shards_that_did_not_exit_0() {
+        let exit = |code: i32| Some(Ok(ExitStatus::from_raw(code << 8)));
+        assert_eq!(check_exits(&[(0, exit(0)), (1, None), (2, exit(0))]), Ok(()));
+        assert_eq!(check_exits(&[(0, exit(0)), (1, exit(1))]), Err("shard 1 exited with exit status: 1".to_string()));
+        let killed = Some(Ok(ExitStatus::from_raw(9)));
+        assert_eq!(
+            check_exits(&[(0, exit(1)), (1, killed)]),
+            Err("shard 0 exited with exit status: 1, shard 1 exited with signal: 9 (SIGKILL)".to_string())
+        );
     }
 }

@@ -31,7 +31,9 @@
 //! touching the file (`Fail`), take effect and then report an error (`Landed`: the
 //! bytes reached the file, or an fdatasync persisted them, but the caller sees the
 //! error), or, for writes, write only a prefix (`Short`). Errors are OS errors, e.g.
-//! `libc::EIO` or `libc::ENOSPC`. Counters ([`FaultFs::count`]) and the list of syncs
+//! `libc::EIO` or `libc::ENOSPC`. [`FaultFs::set_disk_full`] models a file system that
+//! fills up: while set, writes fail with ENOSPC (the first one writes a prefix and
+//! returns short, as O_DIRECT does when the space runs out mid-write). Counters ([`FaultFs::count`]) and the list of syncs
 //! with their times ([`FaultFs::syncs`]) tell a test when data became durable.
 
 use std::cell::RefCell;
@@ -128,6 +130,9 @@ struct State {
     epoch: u64,
     /// Operations issued to the kernel and not yet completed.
     in_flight: usize,
+    /// The "disk" is full ([`FaultFs::set_disk_full`]); `Some(true)` until the first
+    /// write since it filled up, which is short.
+    full: Option<bool>,
 }
 
 /// What the layer knows about one file.
@@ -190,6 +195,15 @@ impl FaultFs {
     /// without taking effect.
     pub fn fail_next(&self, op: Op, errno: i32) {
         self.inject(Injection { op, nth: 1, file: None, effect: Effect::Fail(errno) });
+    }
+
+    /// `true`: the file system is full from now on. The next write writes the first half
+    /// of its buffer (whole 4 KiB blocks, possibly nothing) and returns that count;
+    /// every later write fails with ENOSPC without touching the file. Faults armed with
+    /// [`FaultFs::inject`] take precedence. Other operations (creating, truncating,
+    /// syncing, removing) work as usual. `false`: space was freed, writes work again.
+    pub fn set_disk_full(&self, full: bool) {
+        self.state.borrow_mut().full = full.then_some(true);
     }
 
     /// Faults armed and not yet triggered.
@@ -288,6 +302,16 @@ impl FaultFs {
                 }
             }
             st.plan.retain(|i| i.nth > 0);
+            if op == Op::Write && effect.is_none() {
+                effect = match st.full {
+                    None => None,
+                    Some(true) => Some(Effect::Short),
+                    Some(false) => Some(Effect::Fail(libc::ENOSPC)),
+                };
+                if st.full.is_some() {
+                    st.full = Some(false);
+                }
+            }
         }
         st.in_flight += 1;
         Ok((effect, InFlight(self.state.clone())))

@@ -1,6 +1,8 @@
 //! Failed writes and syncs (through the fault-injecting file layer): the commit fails,
 //! the batch is never visible again — not right after, not after a restart, not after a
-//! power loss — earlier acknowledged writes stay, later writes are refused, reads work.
+//! power loss — earlier acknowledged writes stay, reads work. Later writes are refused
+//! for good, except after a write that met a full disk: then they resume by themselves
+//! once the failed write is taken back (and fail the same way while the disk is full).
 
 use std::time::{Duration, Instant};
 
@@ -22,18 +24,45 @@ async fn acknowledged_start(store: &Store) -> BTreeMap<String, Vec<u8>> {
 }
 
 /// Checks `store` right after a failed commit: the acknowledged state `want` (the
-/// failed batch touched "a", "big", "gone" and "new"), one revert, writes refused.
-async fn check_after_failure(store: &Store, want: &BTreeMap<String, Vec<u8>>) {
+/// failed batch touched "a", "big", "gone" and "new"), one revert.
+async fn check_taken_back(store: &Store, want: &BTreeMap<String, Vec<u8>>) {
     assert_eq!(store.reverts(), 1);
     check(store, want).await;
     for k in ["gone", "new"] {
         assert_eq!(store.lookup(NS_KV, k.as_bytes()), Lookup::Missing, "{k}");
         assert_eq!(get(store, k).await, None, "{k}");
     }
+}
+
+/// Writes are refused for good (the failure was not a full disk met by a write).
+async fn check_poisoned(store: &Store) {
     assert!(matches!(store.apply(vec![put("later", b"1")]), Err(StorageError::Poisoned)));
     assert!(matches!(store.clear_all(), Err(StorageError::Poisoned)));
     assert!(matches!(store.sync().await, Err(StorageError::Poisoned)));
     assert_eq!(get(store, "later").await, None);
+}
+
+/// Applies `muts` once the store accepts writes: while it takes back a write that met
+/// a full disk, `apply` fails at once with that `Io` error (retried here for up to 5 s).
+/// Returns the commit's outcome.
+async fn apply_when_accepted(store: &Store, muts: Vec<Mutation>) -> Result<(), StorageError> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match store.apply(muts.clone()) {
+            Ok(commit) => return commit.await,
+            Err(StorageError::Io { .. }) if Instant::now() < deadline => glommio::timer::sleep(Duration::from_millis(1)).await,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `err` says that the file system is full, in the words a client sees.
+fn assert_no_space(err: &StorageError) {
+    match err {
+        StorageError::Io { source, .. } => assert_eq!(source.kind(), std::io::ErrorKind::StorageFull, "{err}"),
+        other => panic!("expected a no-space Io error: {other:?}"),
+    }
+    assert!(err.to_string().contains("No space left on device"), "{err}");
 }
 
 /// Reopens twice: as after a process restart (the files as they are), then after a
@@ -54,16 +83,20 @@ async fn check_after_restarts(dir: &Path, opts: &StoreOptions, faults: &FaultFs,
     }
 }
 
-/// One batch whose round hits `injection`: the commit fails with `errno` (or any `Io`
-/// error when `None`), and the batch is taken back everywhere.
-fn check_failed_batch(injection: Injection, errno: Option<i32>) {
+/// One batch whose round hits `injections`: the commit fails with `errno` (or any `Io`
+/// error when `None`), and the batch is taken back everywhere. Then, if `resumes` (a
+/// full disk met by a write), a later write succeeds without reopening; otherwise
+/// writes are refused.
+fn check_failed_batch(injections: &[Injection], errno: Option<i32>, resumes: bool) {
     let tmp = tempfile::tempdir().unwrap();
     run(async {
         let opts = StoreOptions { inline_value_max: 16, ..StoreOptions::default() };
         let (faults, store) = open_fresh_faulty(tmp.path(), &opts).await;
-        let want = acknowledged_start(&store).await;
+        let mut want = acknowledged_start(&store).await;
         let before = store.stats();
-        faults.inject(injection);
+        for i in injections {
+            faults.inject(i.clone());
+        }
         let commit = store.apply(vec![put("a", b"2"), put("new", b"3"), del("big"), put("gone", b"back")]).unwrap();
         assert_eq!(get(&store, "new").await, Some(b"3".to_vec()), "visible before its ack, as always");
         match commit.await {
@@ -75,39 +108,225 @@ fn check_failed_batch(injection: Injection, errno: Option<i32>) {
             other => panic!("the commit must fail with Io: {other:?}"),
         }
         assert_eq!(faults.armed(), 0, "the fault was hit");
-        check_after_failure(&store, &want).await;
+        check_taken_back(&store, &want).await;
         let after = store.stats();
         assert_eq!(
             (after.keys_per_ns, after.segments, after.disk_bytes, after.live_bytes, after.dead_bytes),
             (before.keys_per_ns, before.segments, before.disk_bytes, before.live_bytes, before.dead_bytes),
             "the accounting is back too"
         );
+        if resumes {
+            apply_when_accepted(&store, vec![put("later", &[5; 100]), put("a", b"4")]).await.expect("writes resume");
+            want.insert("later".into(), vec![5; 100]);
+            want.insert("a".into(), b"4".to_vec());
+            check(&store, &want).await;
+        } else {
+            check_poisoned(&store).await;
+        }
         drop(store);
         check_after_restarts(tmp.path(), &opts, &faults, &want, &["gone", "new"]).await;
     });
 }
-
 /// Every way a group-commit round can fail, each taken back the same way:
 /// - the write fails (EIO, ENOSPC), or its bytes reach the file and it still reports
-///   an error (they must be cut), or it comes back short;
+///   an error (they must be cut), or it comes back short and so does its retry;
 /// - the write completes (the bytes are in the file) and its fdatasync fails (EIO,
 ///   ENOSPC), or the fdatasync made them durable and still reported an error (only the
 ///   truncation and its fdatasync keep them from coming back after a power loss).
+///
+/// Writes resume after the write failures that mean a full disk (ENOSPC, a short write
+/// whose retry gets ENOSPC); after the others, and after every fdatasync failure, the
+/// store stays poisoned.
 #[test]
 fn a_failed_write_or_fdatasync_is_taken_back() {
-    let cases = [
-        ("write EIO", Op::Write, Effect::Fail(libc::EIO), Some(libc::EIO)),
-        ("write ENOSPC", Op::Write, Effect::Fail(libc::ENOSPC), Some(libc::ENOSPC)),
-        ("write landed, then EIO", Op::Write, Effect::Landed(libc::EIO), Some(libc::EIO)),
-        ("short write", Op::Write, Effect::Short, None),
-        ("fdatasync EIO", Op::Sync, Effect::Fail(libc::EIO), Some(libc::EIO)),
-        ("fdatasync ENOSPC", Op::Sync, Effect::Fail(libc::ENOSPC), Some(libc::ENOSPC)),
-        ("fdatasync persisted, then EIO", Op::Sync, Effect::Landed(libc::EIO), Some(libc::EIO)),
+    let short_then = |errno| [on(Op::Write, None, Effect::Short), Injection { nth: 2, ..on(Op::Write, None, Effect::Fail(errno)) }];
+    let cases: [(&str, &[Injection], Option<i32>, bool); 9] = [
+        ("write EIO", &[on(Op::Write, None, Effect::Fail(libc::EIO))], Some(libc::EIO), false),
+        ("write ENOSPC", &[on(Op::Write, None, Effect::Fail(libc::ENOSPC))], Some(libc::ENOSPC), true),
+        ("write landed, then EIO", &[on(Op::Write, None, Effect::Landed(libc::EIO))], Some(libc::EIO), false),
+        ("write landed, then ENOSPC", &[on(Op::Write, None, Effect::Landed(libc::ENOSPC))], Some(libc::ENOSPC), true),
+        ("short write, then ENOSPC", &short_then(libc::ENOSPC), Some(libc::ENOSPC), true),
+        ("short write, then EIO", &short_then(libc::EIO), Some(libc::EIO), false),
+        ("fdatasync EIO", &[on(Op::Sync, None, Effect::Fail(libc::EIO))], Some(libc::EIO), false),
+        ("fdatasync ENOSPC", &[on(Op::Sync, None, Effect::Fail(libc::ENOSPC))], Some(libc::ENOSPC), false),
+        ("fdatasync persisted, then EIO", &[on(Op::Sync, None, Effect::Landed(libc::EIO))], Some(libc::EIO), false),
     ];
-    for (name, op, effect, errno) in cases {
+    for (name, injections, errno, resumes) in cases {
         eprintln!("case: {name}");
-        check_failed_batch(on(op, None, effect), errno);
+        check_failed_batch(injections, errno, resumes);
     }
+}
+
+/// A short write alone (the space was there for the rest after all) is retried and the
+/// round succeeds.
+#[test]
+fn a_short_write_is_retried_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        let opts = StoreOptions { inline_value_max: 16, ..StoreOptions::default() };
+        let (faults, store) = open_fresh_faulty(tmp.path(), &opts).await;
+        let mut want = acknowledged_start(&store).await;
+        faults.inject(on(Op::Write, None, Effect::Short));
+        let writes = faults.count(Op::Write);
+        apply(&store, vec![put("long", &[3; 9000])]).await;
+        assert_eq!(faults.count(Op::Write) - writes, 2, "the short write and its retry");
+        assert_eq!(store.reverts(), 0);
+        want.insert("long".into(), vec![3; 9000]);
+        check(&store, &want).await;
+        drop(store);
+        check_after_restarts(tmp.path(), &opts, &faults, &want, &[]).await;
+    });
+}
+
+/// The user's steps (issue 15): writes until the disk is full. The write that meets it
+/// fails with "No space left on device" and is never visible; while the disk stays full
+/// every write fails the same way and nothing changes (reads keep working); once space
+/// is freed, writes succeed without reopening — into the same segment, then across a
+/// segment roll — and everything acknowledged survives a restart and a power loss.
+#[test]
+fn a_full_disk_fails_writes_until_space_is_freed() {
+    check_full_disk(Durability::Kernel);
+}
+
+/// The same at `Relaxed` (acknowledged when written; the background sync goes on after
+/// the resume).
+#[test]
+fn a_full_disk_fails_writes_until_space_is_freed_relaxed() {
+    check_full_disk(Durability::Relaxed);
+}
+
+fn check_full_disk(durability: Durability) {
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        let opts = StoreOptions { segment_bytes: 64 << 10, inline_value_max: 16, compaction_dead_ratio: 2.0, durability };
+        let (faults, store) = open_fresh_faulty(tmp.path(), &opts).await;
+        let mut want = BTreeMap::new();
+        for i in 0..5u8 {
+            let k = format!("k{i}");
+            apply(&store, vec![put(&k, &[i; 3000])]).await;
+            want.insert(k, vec![i; 3000]);
+        }
+        let before = store.stats();
+        faults.set_disk_full(true);
+        let writes = faults.count(Op::Write);
+        let err = apply_when_accepted(&store, vec![put("f0", &[9; 3000]), put("k0", &[9; 3000]), del("k1")]).await.unwrap_err();
+        assert_no_space(&err);
+        assert_eq!(faults.count(Op::Write) - writes, 2, "a short write, then the retry of the rest");
+        for attempt in 0..3 {
+            assert_eq!(get(&store, "f0").await, None);
+            check(&store, &want).await;
+            let err = apply_when_accepted(&store, vec![put(&format!("f{attempt}"), &[9; 3000]), del("k2")]).await.unwrap_err();
+            assert_no_space(&err);
+        }
+        check(&store, &want).await;
+        assert_eq!(store.reverts(), 4, "each failed write was taken back");
+        let after = store.stats();
+        assert_eq!(
+            (after.keys_per_ns, after.segments, after.disk_bytes, after.live_bytes),
+            (before.keys_per_ns, before.segments, before.disk_bytes, before.live_bytes)
+        );
+        faults.set_disk_full(false);
+        // Space freed: the same segment first.
+        apply_when_accepted(&store, vec![put("k0", &[8; 3000]), put("n0", &[8; 3000]), del("k1")]).await.expect("writes resume");
+        want.insert("k0".into(), vec![8; 3000]);
+        want.insert("n0".into(), vec![8; 3000]);
+        want.remove("k1");
+        check(&store, &want).await;
+        assert_eq!(store.stats().segments, 1);
+        // Then across a segment roll (about 21 records of 3000 bytes per segment).
+        for i in 1..30u8 {
+            let k = format!("n{i}");
+            apply_when_accepted(&store, vec![put(&k, &[i; 3000])]).await.unwrap();
+            want.insert(k, vec![i; 3000]);
+        }
+        assert!(store.stats().segments >= 2);
+        check(&store, &want).await;
+        store.sync().await.unwrap();
+        drop(store);
+        check_after_restarts(tmp.path(), &opts, &faults, &want, &["f0", "f1", "f2"]).await;
+    });
+}
+
+/// A round that fills segment 1 past the block its acknowledged end is in, then meets
+/// a full disk when writing the next segment: the round is taken back, and writes
+/// resume in segment 1, whose last partial block is read back from the file (the RAM
+/// copy of the tail had moved past it), then roll to segment 2 again.
+#[test]
+fn writes_resume_in_the_old_segment_after_a_full_disk_in_the_new_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        // Records of 30 + 2000 bytes: acknowledged end 4096 + 2 × 2030 = 8156 (block 1);
+        // the failed round fills segment 1 to 16276 (block 3) and starts segment 2.
+        let opts = StoreOptions { segment_bytes: 16 << 10, inline_value_max: 16, compaction_dead_ratio: 2.0, ..StoreOptions::default() };
+        let (faults, store) = open_fresh_faulty(tmp.path(), &opts).await;
+        let value = |i: u8| vec![i; 2000];
+        let mut want = BTreeMap::new();
+        for i in 0..2u8 {
+            apply(&store, vec![put(&format!("k{i}"), &value(i))]).await;
+            want.insert(format!("k{i}"), value(i));
+        }
+        faults.inject(on(Op::Write, Some("00000002.vlog"), Effect::Fail(libc::ENOSPC)));
+        let commits: Vec<_> = (2..7u8).map(|i| store.apply(vec![put(&format!("k{i}"), &value(i))]).unwrap()).collect();
+        assert_eq!(store.stats().segments, 2);
+        for c in commits {
+            assert_no_space(&c.await.unwrap_err());
+        }
+        assert_eq!(faults.armed(), 0, "the fault was hit");
+        check(&store, &want).await;
+        for i in 2..7u8 {
+            apply_when_accepted(&store, vec![put(&format!("k{i}"), &value(i + 10))]).await.expect("writes resume");
+            want.insert(format!("k{i}"), value(i + 10));
+            check(&store, &want).await;
+        }
+        assert_eq!(segment_ids(tmp.path()), vec![1, 2]);
+        drop(store);
+        check_after_restarts(tmp.path(), &opts, &faults, &want, &[]).await;
+    });
+}
+
+/// A commit future first polled after its round failed and the store resumed (and a
+/// later round was acknowledged) still fails: its write was taken back.
+#[test]
+fn a_commit_polled_only_after_the_resume_still_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        let opts = StoreOptions { inline_value_max: 16, ..StoreOptions::default() };
+        let (faults, store) = open_fresh_faulty(tmp.path(), &opts).await;
+        let mut want = acknowledged_start(&store).await;
+        faults.fail_next(Op::Write, libc::ENOSPC);
+        let unpolled = store.apply(vec![put("new", b"1")]).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while store.reverts() == 0 && Instant::now() < deadline {
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+        apply_when_accepted(&store, vec![put("later", b"2")]).await.expect("writes resume");
+        want.insert("later".into(), b"2".to_vec());
+        assert_no_space(&unpolled.await.unwrap_err());
+        check(&store, &want).await;
+        assert_eq!(get(&store, "new").await, None);
+    });
+}
+
+/// A failed fdatasync (here with ENOSPC) poisons the store for good: the page cache's
+/// state is unknown after it, so freeing space does not bring writes back.
+#[test]
+fn a_failed_fdatasync_poisons_for_good() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        let opts = StoreOptions { inline_value_max: 16, ..StoreOptions::default() };
+        let (faults, store) = open_fresh_faulty(tmp.path(), &opts).await;
+        let want = acknowledged_start(&store).await;
+        faults.fail_next(Op::Sync, libc::ENOSPC);
+        assert!(store.apply(vec![put("new", b"1")]).unwrap().await.is_err());
+        for _ in 0..5 {
+            glommio::timer::sleep(Duration::from_millis(20)).await;
+            check_poisoned(&store).await;
+        }
+        check(&store, &want).await;
+        assert_eq!(get(&store, "new").await, None);
+        drop(store);
+        check_after_restarts(tmp.path(), &opts, &faults, &want, &["new"]).await;
+    });
 }
 
 /// Segments of 8 KiB (three 1000-byte records each), compacted at `dead_ratio`.
