@@ -52,6 +52,11 @@ mod test;
 /// [`Store::open_with_faults`].
 #[cfg(any(test, feature = "fault-injection"))]
 pub use file::fault;
+/// The vLog record codec for the fuzz target in `storage/fuzz` (cargo feature
+/// `fuzzing`, off by default; not API).
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub use probe::probe_direct_io;
 pub use store::Store;
 

@@ -4,7 +4,7 @@
 use std::io;
 use std::rc::Rc;
 
-use super::record::{self, Header, HEADER_LEN, SEGMENT_HEADER_LEN};
+use super::record::{self, Checked, Header, HEADER_LEN, SEGMENT_HEADER_LEN};
 use crate::file::File;
 
 /// Bytes read per O_DIRECT read while scanning.
@@ -82,32 +82,22 @@ impl SegmentReader {
         if off >= self.size {
             return Ok(Step::End { off });
         }
-        let got = self.fill(off, HEADER_LEN).await?;
-        if got < HEADER_LEN {
-            if self.slice(off, got).iter().all(|&b| b == 0) {
-                return Ok(Step::End { off });
+        // Make the header and then the whole record available (as far as the file
+        // goes); `record::check_record` decides on those bytes alone.
+        let mut got = self.fill(off, HEADER_LEN).await?;
+        if got >= HEADER_LEN {
+            if let Ok(Some(h)) = record::parse_header(self.slice(off, HEADER_LEN)) {
+                got = self.fill(off, h.total_len()).await?;
             }
-            return Ok(Step::Bad { off, reason: format!("short record: {got} bytes left, a header needs {HEADER_LEN}") });
         }
-        let header = match record::parse_header(self.slice(off, HEADER_LEN)) {
-            Ok(None) => return Ok(Step::End { off }),
-            Ok(Some(h)) => h,
-            Err(reason) => return Ok(Step::Bad { off, reason: reason.to_string() }),
-        };
-        let total = header.total_len();
-        let got = self.fill(off, total).await?;
-        if got < total {
-            return Ok(Step::Bad { off, reason: format!("short record: {total} bytes long, {got} bytes left in the file") });
+        match record::check_record(self.slice(off, got)) {
+            Checked::Record(header) => {
+                self.pos = off + header.total_len() as u64;
+                Ok(Step::Record { off, header })
+            }
+            Checked::End => Ok(Step::End { off }),
+            Checked::Bad(reason) => Ok(Step::Bad { off, reason }),
         }
-        let rec = self.slice(off, total);
-        if !record::crc_ok(&header, rec) {
-            return Ok(Step::Bad { off, reason: "CRC mismatch".into() });
-        }
-        if let Err(reason) = record::visit(&header, rec, |_| {}) {
-            return Ok(Step::Bad { off, reason });
-        }
-        self.pos = off + total as u64;
-        Ok(Step::Record { off, header })
     }
 
     /// True when every byte in `[off, size)` is zero.

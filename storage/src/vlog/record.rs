@@ -67,6 +67,12 @@ impl Header {
     pub fn total_len(&self) -> usize {
         HEADER_LEN + self.body_len as usize
     }
+
+    /// The record kind byte (1 put, 2 delete, 3 batch, 4 clear-all).
+    #[cfg(feature = "fuzzing")]
+    pub fn kind(&self) -> u8 {
+        self.kind
+    }
 }
 
 /// Encoded size of a record holding `ops` (one op: a put/delete record; more: a batch).
@@ -277,16 +283,57 @@ pub(crate) fn visit<'a>(h: &Header, record: &'a [u8], mut f: impl FnMut(RecOp<'a
     Ok(())
 }
 
+/// What the bytes at a record position hold: recovery's whole check of one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Checked {
+    /// A complete record with a good CRC and a well-formed body (`header.total_len()`
+    /// bytes from the start).
+    Record(Header),
+    /// End of data: no bytes, an all-zero header, or fewer than [`HEADER_LEN`] bytes
+    /// all zero.
+    End,
+    /// A record that is cut off or fails its checks; the text says how.
+    Bad(String),
+}
+
+/// Checks the record at the start of `b`, which holds the bytes from the record's
+/// offset to the end of the data considered (at least the record's `total_len()`
+/// bytes when they exist). Pure; [`reader::SegmentReader::next`](super::reader) and
+/// [`find_valid_record`] both decide through it, and the fuzz target `vlog_record`
+/// calls it with arbitrary bytes.
+pub(crate) fn check_record(b: &[u8]) -> Checked {
+    if b.len() < HEADER_LEN {
+        if b.iter().all(|&x| x == 0) {
+            return Checked::End;
+        }
+        return Checked::Bad(format!("short record: {} bytes left, a header needs {HEADER_LEN}", b.len()));
+    }
+    let header = match parse_header(b) {
+        Ok(None) => return Checked::End,
+        Ok(Some(h)) => h,
+        Err(reason) => return Checked::Bad(reason.to_string()),
+    };
+    let total = header.total_len();
+    if b.len() < total {
+        return Checked::Bad(format!("short record: {total} bytes long, {} bytes left in the file", b.len()));
+    }
+    let rec = &b[..total];
+    if !crc_ok(&header, rec) {
+        return Checked::Bad("CRC mismatch".into());
+    }
+    if let Err(reason) = visit(&header, rec, |_| {}) {
+        return Checked::Bad(reason);
+    }
+    Checked::Record(header)
+}
+
 /// Offset of the first complete, CRC-valid record starting anywhere in `data`, if any.
 /// Used by recovery to tell a torn tail (nothing valid follows) from corruption.
 pub(crate) fn find_valid_record(data: &[u8]) -> Option<usize> {
     let mut q = 0;
     while q + HEADER_LEN <= data.len() {
-        if let Ok(Some(h)) = parse_header(&data[q..]) {
-            let total = h.total_len();
-            if total <= data.len() - q && crc_ok(&h, &data[q..q + total]) && visit(&h, &data[q..q + total], |_| {}).is_ok() {
-                return Some(q);
-            }
+        if matches!(check_record(&data[q..]), Checked::Record(_)) {
+            return Some(q);
         }
         q += 1;
     }
@@ -412,6 +459,25 @@ mod tests {
         let mut seen = 0;
         assert!(visit(&h, &out, |_| seen += 1).is_err());
         assert_eq!(seen, 0);
+    }
+
+    #[test]
+    fn check_record_decides_end_bad_or_record() {
+        let mut rec = vec![];
+        encode(&mut rec, 9, &[Op::Put { ns: 0, key: b"k", value: b"v" }], |_, _, _| {});
+        let h = parse_header(&rec).unwrap().unwrap();
+        assert_eq!(check_record(&rec), Checked::Record(h));
+        let mut longer = rec.clone();
+        longer.extend_from_slice(b"next record");
+        assert_eq!(check_record(&longer), Checked::Record(h));
+        assert_eq!(check_record(&[]), Checked::End);
+        assert_eq!(check_record(&[0; 5]), Checked::End);
+        assert_eq!(check_record(&[0; HEADER_LEN + 3]), Checked::End);
+        assert_eq!(check_record(&[0, 1, 0]), Checked::Bad(format!("short record: 3 bytes left, a header needs {HEADER_LEN}")));
+        assert_eq!(check_record(&rec[..rec.len() - 1]), Checked::Bad(format!("short record: {} bytes long, {} bytes left in the file", rec.len(), rec.len() - 1)));
+        let mut flipped = rec.clone();
+        flipped[HEADER_LEN] ^= 1;
+        assert_eq!(check_record(&flipped), Checked::Bad("CRC mismatch".into()));
     }
 
     #[test]
