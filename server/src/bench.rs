@@ -3,17 +3,24 @@
 //!
 //! A plain client program: blocking `std::net::TcpStream`s and OS threads, RESP2
 //! through `keel_protocol::resp`. The flow is: drop and re-create the index
-//! (`SKEG.VINDEX.DROP` / `SKEG.VINDEX.CREATE <name> <dim> f32 flat`), load every base
-//! vector with pipelined `SKEG.VSET <name> <row> <blob>`, then for each client count run
-//! the query set (repeated until at least `--min-queries` queries) with one
-//! `SKEG.VSEARCH <name> <k> <l_search> <blob>` in flight per client, and report QPS,
-//! p50/p99 latency and recall@1/@10 against the ground truth. The first 100 queries are
-//! sent once, untimed, before the first measurement.
+//! (`SKEG.VINDEX.DROP` / `SKEG.VINDEX.CREATE <name> <dim> <kind> flat METRIC <metric>`),
+//! load every base vector with pipelined `SKEG.VMSET <name> <row> <blob> …` batches,
+//! then for each client count run the query set (repeated until at least
+//! `--min-queries` queries) with one `SKEG.VSEARCH <name> <k> <l_search> <blob>` in
+//! flight per client, and report QPS, p50/p99 latency and recall@1/@10 against the
+//! ground truth. The first 100 queries are sent once, untimed, before the first
+//! measurement.
+//!
+//! With `--kv-probe`, one more connection sends `SET`/`GET` of a small key on the
+//! index's tenant (so the index's shard serves it), one request at a time, first alone
+//! for [`PROBE_ALONE`] and then beside every search run, and the report gives its
+//! latency: what a KV client of the same shard sees while searches scan.
 //!
 //! Data set files (the TEXMEX formats, all little-endian): `base.fvecs` and
 //! `query.fvecs` hold, per vector, an i32 dimension then that many f32; `gt.ivecs`
 //! holds, per query, an i32 count then that many i32 ids of the true nearest base rows,
-//! nearest first, 0-based. Vector ids in keel are the base row numbers.
+//! nearest first, 0-based. Vector ids in keel are the base row numbers. The metric
+//! defaults to the `"metric"` of the data set's `meta.json` (`make-data` writes it).
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -43,14 +50,24 @@ pub struct BenchArgs {
     /// Neighbours requested per query.
     #[arg(long, default_value_t = 10)]
     pub k: usize,
-    /// Search list size passed to SKEG.VSEARCH (recall/latency knob; flat ignores it).
+    /// Search list size passed to SKEG.VSEARCH (int8/binary: the re-rank depth; f32
+    /// flat ignores it).
     #[arg(long, value_name = "L", default_value_t = 100)]
     pub l_search: usize,
+    /// Vector kind passed to SKEG.VINDEX.CREATE.
+    #[arg(long, value_parser = ["f32", "int8", "binary"], default_value = "f32")]
+    pub kind: String,
+    /// Metric passed to SKEG.VINDEX.CREATE [default: the data set's meta.json, else cosine].
+    #[arg(long, value_parser = METRICS)]
+    pub metric: Option<String>,
     /// Concurrent search clients, one measurement per value (comma-separated).
     #[arg(long, value_name = "N,N,..", value_delimiter = ',', default_value = "1,8")]
     pub clients: Vec<usize>,
-    /// SKEG.VSET commands in flight per loading connection.
-    #[arg(long, value_name = "N", default_value_t = 64)]
+    /// Vectors per SKEG.VMSET command when loading.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub batch: usize,
+    /// SKEG.VMSET commands in flight per loading connection.
+    #[arg(long, value_name = "N", default_value_t = 4)]
     pub pipeline: usize,
     /// Loading connections (each loads a contiguous share of the base rows).
     #[arg(long, value_name = "N", default_value_t = 2)]
@@ -67,24 +84,52 @@ pub struct BenchArgs {
     /// The server's pid: its RSS and its children's (the shard processes) is reported.
     #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
+    /// Measure KV latency on the index's shard: SET/GET of `<tenant>:probe`, one at a
+    /// time, alone and beside each search run.
+    #[arg(long)]
+    pub kv_probe: bool,
 }
+
+/// The metrics SKEG.VINDEX.CREATE knows.
+const METRICS: [&str; 3] = ["cosine", "l2", "ip"];
 
 /// Runs the benchmark. Errors: unreadable or inconsistent data files, connection
 /// failures, and any `-ERR` reply (except to the initial `SKEG.VINDEX.DROP`).
 pub fn run(args: BenchArgs) -> Result<()> {
     ensure!(args.k > 0, "--k must be at least 1");
-    ensure!(args.pipeline > 0 && args.load_clients > 0, "--pipeline and --load-clients must be at least 1");
+    ensure!(
+        args.batch > 0 && args.pipeline > 0 && args.load_clients > 0,
+        "--batch, --pipeline and --load-clients must be at least 1"
+    );
     ensure!(!args.clients.is_empty() && args.clients.iter().all(|&c| c > 0), "--clients must list counts >= 1");
 
     let data = DataSet::open(&args.data)?;
+    let metric = match &args.metric {
+        Some(m) => m.clone(),
+        None => data.metric.clone().unwrap_or_else(|| "cosine".to_string()),
+    };
     eprintln!("{}", data.describe());
-    let load = if args.skip_load { None } else { Some(load(&args, &data.base)?) };
+    let load = if args.skip_load { None } else { Some(load(&args, &metric, &data.base)?) };
     let rss_after_load = server_rss(&args);
 
     warm_up(&args, &data.queries)?;
+    let probe_key = probe_key(&args.index);
+    let probe_alone = if args.kv_probe {
+        let stop = AtomicBool::new(false);
+        let p = std::thread::scope(|s| {
+            let p = s.spawn(|| probe(&args.addr, &probe_key, &stop));
+            std::thread::sleep(PROBE_ALONE);
+            stop.store(true, Ordering::Relaxed);
+            p.join().map_err(|_| anyhow!("probe thread panicked"))?
+        })?;
+        eprintln!("KV probe alone: {}", p.summary());
+        Some(p)
+    } else {
+        None
+    };
     let mut runs = Vec::new();
     for &clients in &args.clients {
-        let r = search(&args, &data, clients)?;
+        let r = search(&args, &data, clients, args.kv_probe.then_some(probe_key.as_str()))?;
         eprintln!("{} clients: {:.0} QPS", clients, r.qps);
         runs.push(r);
     }
@@ -93,9 +138,17 @@ pub fn run(args: BenchArgs) -> Result<()> {
         date: utc_datetime(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()),
         machine: machine_description(),
         data: data.describe(),
-        index: format!("`{}` (flat, f32, cosine), k = {}, l_search = {}", args.index, args.k, args.l_search),
+        index: format!(
+            "`{}` (flat, {}, {metric}), k = {}, l_search = {}",
+            args.index, args.kind, args.k, args.l_search
+        ),
         load,
-        load_setup: format!("{} connections, pipeline {}", args.load_clients, args.pipeline),
+        load_setup: format!(
+            "{} connections, SKEG.VMSET of {} vectors, {} in flight each",
+            args.load_clients, args.batch, args.pipeline
+        ),
+        probe: args.kv_probe.then(|| format!("`SET {probe_key} <8 bytes>` / `GET {probe_key}` alternately, one at a time")),
+        probe_alone,
         rss_after_load,
         rss_end: server_rss(&args),
         runs,
@@ -172,12 +225,28 @@ fn parse_ivecs(bytes: &[u8]) -> Result<Vec<Vec<u32>>> {
     Ok(rows)
 }
 
-/// The three files of a data set, checked for consistency.
+/// The `"key": "value"` string of a flat JSON object such as `meta.json` (no escapes in
+/// the value; enough for the fields `make-data` writes), if there is one.
+fn json_string<'a>(json: &'a str, key: &str) -> Option<&'a str> {
+    let quoted = format!("\"{key}\"");
+    let mut rest = json;
+    while let Some(at) = rest.find(&quoted) {
+        rest = &rest[at + quoted.len()..];
+        let Some(after) = rest.trim_start().strip_prefix(':') else { continue };
+        let value = after.trim_start().strip_prefix('"')?;
+        return value.find('"').map(|end| &value[..end]);
+    }
+    None
+}
+
+/// The three files of a data set, checked for consistency, and its metric.
 struct DataSet {
     dir: PathBuf,
     base: Fvecs,
     queries: Fvecs,
     gt: Vec<Vec<u32>>,
+    /// From `meta.json`, if it is there and names one keel knows.
+    metric: Option<String>,
 }
 
 impl DataSet {
@@ -192,7 +261,9 @@ impl DataSet {
         ensure!(base.n > 0 && queries.n > 0, "base.fvecs and query.fvecs must not be empty");
         ensure!(base.dim == queries.dim, "query dim {} differs from base dim {}", queries.dim, base.dim);
         ensure!(gt.len() >= queries.n, "gt.ivecs has {} rows for {} queries", gt.len(), queries.n);
-        Ok(DataSet { dir: dir.to_path_buf(), base, queries, gt })
+        let meta = std::fs::read_to_string(dir.join("meta.json")).unwrap_or_default();
+        let metric = json_string(&meta, "metric").filter(|m| METRICS.contains(m)).map(String::from);
+        Ok(DataSet { dir: dir.to_path_buf(), base, queries, gt, metric })
     }
 
     fn describe(&self) -> String {
@@ -291,14 +362,16 @@ fn check(v: Value, what: &str) -> Result<Value> {
 }
 
 /// Drops and re-creates the index, then loads every base row; returns (vectors, time).
-fn load(args: &BenchArgs, base: &Fvecs) -> Result<(usize, Duration)> {
+fn load(args: &BenchArgs, metric: &str, base: &Fvecs) -> Result<(usize, Duration)> {
     let mut conn = Conn::connect(&args.addr)?;
     let name = args.index.as_bytes();
     conn.queue(&[b"SKEG.VINDEX.DROP", name]);
     conn.flush()?;
     let _ = conn.reply()?; // "no such index" is fine
     let dim = base.dim.to_string();
-    conn.call(&[b"SKEG.VINDEX.CREATE", name, dim.as_bytes(), b"f32", b"flat"], "SKEG.VINDEX.CREATE")?;
+    let create: [&[u8]; 7] =
+        [b"SKEG.VINDEX.CREATE", name, dim.as_bytes(), args.kind.as_bytes(), b"flat", b"METRIC", metric.as_bytes()];
+    conn.call(&create, "SKEG.VINDEX.CREATE")?;
 
     let bar = ProgressBar::new(base.n as u64);
     bar.set_style(
@@ -331,7 +404,8 @@ fn load(args: &BenchArgs, base: &Fvecs) -> Result<(usize, Duration)> {
     Ok((base.n, took))
 }
 
-/// Loads `rows` on one connection, keeping up to `--pipeline` SKEG.VSET in flight.
+/// Loads `rows` on one connection in SKEG.VMSET batches of `--batch` vectors, keeping
+/// up to `--pipeline` of them in flight.
 fn load_rows(
     args: &BenchArgs,
     base: &Fvecs,
@@ -340,31 +414,35 @@ fn load_rows(
     failed: &AtomicBool,
 ) -> Result<()> {
     let mut conn = Conn::connect(&args.addr)?;
-    let (mut next, end) = (rows.start, rows.end);
-    let mut in_flight = 0;
-    while next < end || in_flight > 0 {
+    let mut batches = batches(rows, args.batch);
+    let mut in_flight = std::collections::VecDeque::new();
+    loop {
         if failed.load(Ordering::Relaxed) {
             bail!("another loader failed");
         }
-        while next < end && in_flight < args.pipeline {
-            let id = next.to_string();
-            conn.queue(&[b"SKEG.VSET", args.index.as_bytes(), id.as_bytes(), base.blob(next)]);
-            next += 1;
-            in_flight += 1;
+        while in_flight.len() < args.pipeline {
+            let Some(batch) = batches.next() else { break };
+            let ids: Vec<String> = batch.clone().map(|i| i.to_string()).collect();
+            let mut argv: Vec<&[u8]> = vec![b"SKEG.VMSET", args.index.as_bytes()];
+            for (id, row) in ids.iter().zip(batch.clone()) {
+                argv.extend([id.as_bytes(), base.blob(row)]);
+            }
+            conn.queue(&argv);
+            in_flight.push_back(batch.len());
         }
+        let Some(n) = in_flight.pop_front() else { return Ok(()) };
         conn.flush()?;
-        // Wait for one reply, then take every other one that already arrived.
-        let mut done = 0;
-        let mut reply = Some(conn.reply()?);
-        while let Some(v) = reply {
-            check(v, "SKEG.VSET")?;
-            done += 1;
-            reply = if done < in_flight { conn.try_reply()? } else { None };
+        match check(conn.reply()?, "SKEG.VMSET")? {
+            Value::Integer(got) if got == n as i64 => bar.inc(n as u64),
+            other => bail!("SKEG.VMSET of {n} vectors replied {other:?}"),
         }
-        in_flight -= done;
-        bar.inc(done as u64);
     }
-    Ok(())
+}
+
+/// `rows` cut into consecutive ranges of at most `size` rows.
+fn batches(rows: std::ops::Range<usize>, size: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let end = rows.end;
+    rows.step_by(size).map(move |start| start..(start + size).min(end))
 }
 
 /// Untimed queries sent before the first measurement (caches, lazy allocations).
@@ -398,7 +476,7 @@ impl<'a> VSearch<'a> {
 }
 
 /// One search measurement.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct SearchRun {
     clients: usize,
     queries: usize,
@@ -407,6 +485,89 @@ struct SearchRun {
     p99_ms: f64,
     recall1: Option<f64>,
     recall10: Option<f64>,
+    /// The KV probe's latencies during this run (`--kv-probe`).
+    probe: Option<ProbeLatencies>,
+}
+
+/// How long the KV probe runs alone, before the first search run.
+const PROBE_ALONE: Duration = Duration::from_secs(3);
+/// Probe requests sent untimed on each probe connection (the router hands a connection
+/// to its shard after 8 single-shard batches).
+const PROBE_WARMUP: usize = 16;
+/// Pause between two probe requests.
+const PROBE_PAUSE: Duration = Duration::from_millis(1);
+/// The value the probe SETs and expects back from GET.
+const PROBE_VALUE: &[u8] = b"probe-v1";
+
+/// `<tenant>:probe`, where the tenant is the index name up to its first `:` (all of it
+/// if it has none): keel routes both to the same shard.
+fn probe_key(index: &str) -> String {
+    let tenant = index.split_once(':').map_or(index, |(t, _)| t);
+    format!("{tenant}:probe")
+}
+
+/// Latencies of the KV probe's requests, each sorted ascending.
+#[derive(Debug, Default)]
+struct ProbeLatencies {
+    get: Vec<Duration>,
+    set: Vec<Duration>,
+}
+
+impl ProbeLatencies {
+    /// `p50/p99/max` in ms of one request type, or `-` if there were none.
+    fn cell(sorted: &[Duration]) -> String {
+        let ms = |d: Option<Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64() * 1e3);
+        match sorted.last() {
+            None => "-".to_string(),
+            Some(&max) => format!(
+                "{:.2}/{:.2}/{:.2}",
+                ms(percentile(sorted, 50.0)),
+                ms(percentile(sorted, 99.0)),
+                ms(Some(max))
+            ),
+        }
+    }
+
+    fn summary(&self) -> String {
+        format!(
+            "GET p50/p99/max {} ms ({} requests), SET {} ms ({})",
+            Self::cell(&self.get),
+            self.get.len(),
+            Self::cell(&self.set),
+            self.set.len()
+        )
+    }
+}
+
+/// Sends `SET key PROBE_VALUE` and `GET key` alternately on one connection, one at a
+/// time with [`PROBE_PAUSE`] between them, until `stop`; the first [`PROBE_WARMUP`] are
+/// not timed. A GET that does not return the value is an error.
+fn probe(addr: &str, key: &str, stop: &AtomicBool) -> Result<ProbeLatencies> {
+    let mut conn = Conn::connect(addr)?;
+    let key = key.as_bytes();
+    let mut lat = ProbeLatencies::default();
+    let mut i = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        let set = i.is_multiple_of(2);
+        let t0 = Instant::now();
+        if set {
+            conn.call(&[b"SET", key, PROBE_VALUE], "SET")?;
+        } else {
+            match conn.call(&[b"GET", key], "GET")? {
+                Value::Bulk(v) if v == PROBE_VALUE => {}
+                other => bail!("probe GET replied {other:?}"),
+            }
+        }
+        let took = t0.elapsed();
+        if i >= PROBE_WARMUP {
+            if set { &mut lat.set } else { &mut lat.get }.push(took);
+        }
+        i += 1;
+        std::thread::sleep(PROBE_PAUSE);
+    }
+    lat.get.sort_unstable();
+    lat.set.sort_unstable();
+    Ok(lat)
 }
 
 /// Per-thread tallies of a search run.
@@ -418,14 +579,16 @@ struct Tally {
 }
 
 /// Runs the query set (repeated to at least `--min-queries`) on `clients` connections,
-/// one query in flight each; queries are handed out from a shared counter.
-fn search(args: &BenchArgs, data: &DataSet, clients: usize) -> Result<SearchRun> {
+/// one query in flight each; queries are handed out from a shared counter. With
+/// `probe_key`, the KV probe runs beside them until the last one finishes.
+fn search(args: &BenchArgs, data: &DataSet, clients: usize, probe_key: Option<&str>) -> Result<SearchRun> {
     let nq = data.queries.n;
     let total = nq * args.min_queries.div_ceil(nq).max(1);
     let next = AtomicUsize::new(0);
     let barrier = Barrier::new(clients + 1);
     let failed = AtomicBool::new(false);
-    let (tallies, took) = std::thread::scope(|s| -> Result<(Vec<Tally>, Duration)> {
+    let probe_stop = AtomicBool::new(false);
+    let (tallies, took, probed) = std::thread::scope(|s| -> Result<(Vec<Tally>, Duration, Option<ProbeLatencies>)> {
         let workers: Vec<_> = (0..clients)
             .map(|_| {
                 let (next, barrier, failed) = (&next, &barrier, &failed);
@@ -465,11 +628,15 @@ fn search(args: &BenchArgs, data: &DataSet, clients: usize) -> Result<SearchRun>
             .collect();
         barrier.wait();
         let start = Instant::now();
+        let prober = probe_key.map(|key| s.spawn(|| probe(&args.addr, key, &probe_stop)));
         let tallies = workers
             .into_iter()
             .map(|w| w.join().map_err(|_| anyhow!("search thread panicked"))?)
-            .collect::<Result<Vec<_>>>()?;
-        Ok((tallies, start.elapsed()))
+            .collect::<Result<Vec<_>>>();
+        let took = start.elapsed();
+        probe_stop.store(true, Ordering::Relaxed);
+        let probed = prober.map(|p| p.join().map_err(|_| anyhow!("probe thread panicked"))?).transpose()?;
+        Ok((tallies?, took, probed))
     })?;
 
     let mut lat: Vec<Duration> = tallies.iter().flat_map(|t| t.latencies.iter().copied()).collect();
@@ -487,6 +654,7 @@ fn search(args: &BenchArgs, data: &DataSet, clients: usize) -> Result<SearchRun>
         p99_ms: ms(percentile(&lat, 99.0)),
         recall1: mean(|t| t.recall1),
         recall10: mean(|t| t.recall10),
+        probe: probed,
     })
 }
 
@@ -608,6 +776,10 @@ struct Report {
     index: String,
     load: Option<(usize, Duration)>,
     load_setup: String,
+    /// What the KV probe sends (`--kv-probe`).
+    probe: Option<String>,
+    /// The probe's latencies with no search running.
+    probe_alone: Option<ProbeLatencies>,
     rss_after_load: String,
     rss_end: String,
     runs: Vec<SearchRun>,
@@ -626,12 +798,20 @@ impl Report {
         }
     }
 
-    fn rows(&self) -> Vec<[String; 7]> {
+    /// The table's column titles and widths (for stdout): the probe's columns only
+    /// with `--kv-probe`.
+    fn columns(&self) -> Vec<(&'static str, usize)> {
+        let n = if self.probe.is_some() { COLUMNS.len() } else { COLUMNS.len() - 2 };
+        COLUMNS[..n].to_vec()
+    }
+
+    /// The table's cells, one row per search run: the one place rows are made.
+    fn rows(&self) -> Vec<Vec<String>> {
         let r = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.4}"));
         self.runs
             .iter()
             .map(|s| {
-                [
+                let mut row = vec![
                     s.clients.to_string(),
                     s.queries.to_string(),
                     format!("{:.0}", s.qps),
@@ -639,20 +819,40 @@ impl Report {
                     format!("{:.3}", s.p99_ms),
                     r(s.recall1),
                     r(s.recall10),
-                ]
+                ];
+                if self.probe.is_some() {
+                    let p = s.probe.as_ref();
+                    row.push(p.map_or("-".to_string(), |p| ProbeLatencies::cell(&p.get)));
+                    row.push(p.map_or("-".to_string(), |p| ProbeLatencies::cell(&p.set)));
+                }
+                row
             })
             .collect()
+    }
+
+    /// The probe's lines (what it sends, and its latency alone), if it ran.
+    fn probe_lines(&self) -> Vec<String> {
+        let Some(what) = &self.probe else { return Vec::new() };
+        let mut lines = vec![format!("KV probe: {what}, {} ms apart", PROBE_PAUSE.as_millis())];
+        if let Some(alone) = &self.probe_alone {
+            lines.push(format!("KV probe alone ({} s, no search): {}", PROBE_ALONE.as_secs(), alone.summary()));
+        }
+        lines
     }
 
     /// The plain-text report for stdout.
     fn text(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "data:   {}\nindex:  {}\nload:   {}", self.data, self.index, self.load_line());
-        let _ = writeln!(out, "RSS:    after load {}; at end {}\n", self.rss_after_load, self.rss_end);
+        let _ = writeln!(out, "RSS:    after load {}; at end {}", self.rss_after_load, self.rss_end);
+        for l in self.probe_lines() {
+            let _ = writeln!(out, "{l}");
+        }
+        let columns = self.columns();
         let line = |cells: &[String]| -> String {
-            cells.iter().zip(WIDTHS).map(|(c, w)| format!("{c:>w$}")).collect::<Vec<_>>().join(" ")
+            cells.iter().zip(&columns).map(|(c, (_, w))| format!("{c:>w$}")).collect::<Vec<_>>().join(" ")
         };
-        let _ = writeln!(out, "{}", line(&HEADER.map(String::from)));
+        let _ = writeln!(out, "\n{}", line(&columns.iter().map(|(t, _)| t.to_string()).collect::<Vec<_>>()));
         for c in self.rows() {
             let _ = writeln!(out, "{}", line(&c));
         }
@@ -669,9 +869,13 @@ impl Report {
         let _ = writeln!(out, "- Index: {}", self.index);
         let _ = writeln!(out, "- Load: {}", self.load_line());
         let _ = writeln!(out, "- Server RSS after load: {}", self.rss_after_load);
-        let _ = writeln!(out, "- Server RSS at end: {}\n", self.rss_end);
-        let _ = writeln!(out, "| {} |", HEADER.join(" | "));
-        let _ = writeln!(out, "|{}", "---:|".repeat(HEADER.len()));
+        let _ = writeln!(out, "- Server RSS at end: {}", self.rss_end);
+        for l in self.probe_lines() {
+            let _ = writeln!(out, "- {l}");
+        }
+        let titles: Vec<&str> = self.columns().iter().map(|(t, _)| *t).collect();
+        let _ = writeln!(out, "\n| {} |", titles.join(" | "));
+        let _ = writeln!(out, "|{}", "---:|".repeat(titles.len()));
         for c in self.rows() {
             let _ = writeln!(out, "| {} |", c.join(" | "));
         }
@@ -679,9 +883,18 @@ impl Report {
     }
 }
 
-const HEADER: [&str; 7] = ["clients", "queries", "QPS", "p50 ms", "p99 ms", "recall@1", "recall@10"];
-/// Column widths of the stdout table.
-const WIDTHS: [usize; 7] = [7, 8, 9, 8, 8, 9, 9];
+/// Column titles and stdout widths; the last two (the KV probe's) only with `--kv-probe`.
+const COLUMNS: [(&str, usize); 9] = [
+    ("clients", 7),
+    ("queries", 8),
+    ("QPS", 9),
+    ("p50 ms", 8),
+    ("p99 ms", 8),
+    ("recall@1", 9),
+    ("recall@10", 9),
+    ("KV GET p50/p99/max ms", 21),
+    ("KV SET p50/p99/max ms", 21),
+];
 
 /// "N CPUs, <model>, Linux <release>" from the standard library and `/proc`.
 fn machine_description() -> String {
@@ -828,6 +1041,82 @@ mod tests {
         assert_eq!(utc_datetime(1_767_225_599), "2025-12-31 23:59:59 UTC");
         let args = ["keel", "bench", "--data", "/d/my set", "--clients", "1,8", "it's"].map(String::from);
         assert_eq!(shell_join(args), r"keel bench --data '/d/my set' --clients 1,8 'it'\''s'");
+    }
+
+    #[test]
+    fn meta_json_metric() {
+        let check = |json: &str, expected: Option<&str>| assert_eq!(json_string(json, "metric"), expected, "{json}");
+        check(r#"{"name": "x", "dim": 128, "metric": "l2", "gt": "squared"}"#, Some("l2"));
+        check("{\n  \"metric\" :\"cosine\",\n}", Some("cosine"));
+        // A value that mentions the key is not the key.
+        check(r#"{"gt": "by \"metric\"", "metric": "ip"}"#, Some("ip"));
+        check(r#"{"metric": 3}"#, None);
+        check(r#"{"dim": 3}"#, None);
+        check("", None);
+    }
+
+    #[test]
+    fn load_batches() {
+        let check = |rows: std::ops::Range<usize>, size: usize, expected: &[(usize, usize)]| {
+            assert_eq!(batches(rows, size).map(|b| (b.start, b.end)).collect::<Vec<_>>(), expected);
+        };
+        check(0..10, 4, &[(0, 4), (4, 8), (8, 10)]);
+        check(5..9, 4, &[(5, 9)]);
+        check(3..4, 256, &[(3, 4)]);
+        check(7..7, 4, &[]);
+    }
+
+    #[test]
+    fn probe_routes_like_the_index() {
+        assert_eq!(probe_key("bench:vec"), "bench:probe");
+        assert_eq!(probe_key("t1:a:b"), "t1:probe");
+        assert_eq!(probe_key("vec"), "vec:probe");
+    }
+
+    fn report(probe: bool) -> Report {
+        let ms = Duration::from_millis;
+        let run = |clients, p: Option<ProbeLatencies>| SearchRun {
+            clients,
+            queries: 1000,
+            qps: 150.4,
+            p50_ms: 6.5,
+            p99_ms: 9.25,
+            recall1: Some(1.0),
+            recall10: Some(0.995),
+            probe: p,
+        };
+        let lat = || ProbeLatencies { get: vec![ms(1), ms(2), ms(30)], set: vec![] };
+        Report {
+            command: "keel bench".into(),
+            date: "today".into(),
+            machine: "here".into(),
+            data: "set".into(),
+            index: "idx".into(),
+            load: None,
+            load_setup: String::new(),
+            probe: probe.then(|| "SET/GET".to_string()),
+            probe_alone: probe.then(lat),
+            rss_after_load: "1 MiB".into(),
+            rss_end: "1 MiB".into(),
+            runs: vec![run(1, probe.then(lat)), run(8, None)],
+        }
+    }
+
+    #[test]
+    fn report_rows() {
+        let plain = report(false);
+        assert_eq!(plain.columns().len(), 7);
+        assert_eq!(plain.rows()[0], ["1", "1000", "150", "6.500", "9.250", "1.0000", "0.9950"]);
+        assert!(!plain.markdown().contains("KV"));
+        let probed = report(true);
+        let rows = probed.rows();
+        assert_eq!(rows[0][7..], ["2.00/30.00/30.00", "-"]);
+        assert_eq!(rows[1][7..], ["-", "-"]);
+        let md = probed.markdown();
+        assert!(md.contains("| clients | queries | QPS | p50 ms | p99 ms | recall@1 | recall@10 | KV GET p50/p99/max ms | KV SET p50/p99/max ms |"));
+        assert!(md.contains("- KV probe alone (3 s, no search): GET p50/p99/max 2.00/30.00/30.00 ms (3 requests), SET - ms (0)"));
+        assert!(md.contains("| 8 | 1000 | 150 | 6.500 | 9.250 | 1.0000 | 0.9950 | - | - |"));
+        assert_eq!(probed.text().lines().filter(|l| l.contains("2.00/30.00/30.00")).count(), 2);
     }
 
     #[test]
