@@ -111,6 +111,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     eprintln!("{}", data.describe());
     let load = if args.skip_load { None } else { Some(load(&args, &metric, &data.base)?) };
     let rss_after_load = server_rss(&args);
+    let load_before = load_average();
 
     warm_up(&args, &data.queries)?;
     let probe_key = probe_key(&args.index);
@@ -137,6 +138,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         command: shell_join(std::env::args()),
         date: utc_datetime(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()),
         machine: machine_description(),
+        load_average: format!("{load_before} before the searches, {} after", load_average()),
         data: data.describe(),
         index: format!(
             "`{}` (flat, {}, {metric}), k = {}, l_search = {}",
@@ -772,6 +774,8 @@ struct Report {
     command: String,
     date: String,
     machine: String,
+    /// The machine's load average around the search runs.
+    load_average: String,
     data: String,
     index: String,
     load: Option<(usize, Duration)>,
@@ -845,6 +849,7 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(out, "data:   {}\nindex:  {}\nload:   {}", self.data, self.index, self.load_line());
         let _ = writeln!(out, "RSS:    after load {}; at end {}", self.rss_after_load, self.rss_end);
+        let _ = writeln!(out, "uptime: load average {}", self.load_average);
         for l in self.probe_lines() {
             let _ = writeln!(out, "{l}");
         }
@@ -864,6 +869,7 @@ impl Report {
         let mut out = String::from("# keel vector benchmark\n\n");
         let _ = writeln!(out, "- Date: {}", self.date);
         let _ = writeln!(out, "- Machine: {}", self.machine);
+        let _ = writeln!(out, "- Load average (1/5/15 min): {}", self.load_average);
         let _ = writeln!(out, "- Command: `{}`", self.command);
         let _ = writeln!(out, "- Data set: {}", self.data);
         let _ = writeln!(out, "- Index: {}", self.index);
@@ -906,6 +912,13 @@ fn machine_description() -> String {
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease");
     let kernel = kernel.map_or_else(|_| "unknown".to_string(), |s| s.trim().to_string());
     format!("{cpus} CPUs, {model}, {} {kernel}", std::env::consts::OS)
+}
+
+/// The first three fields of `/proc/loadavg` ("1.52 0.99 0.94"), or "unknown".
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".to_string())
 }
 
 /// Joins arguments into a command line, single-quoting those a shell would split.
@@ -1090,6 +1103,7 @@ mod tests {
             command: "keel bench".into(),
             date: "today".into(),
             machine: "here".into(),
+            load_average: "0.5 0.4 0.3 before the searches, 0.9 0.5 0.3 after".into(),
             data: "set".into(),
             index: "idx".into(),
             load: None,
