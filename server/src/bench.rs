@@ -707,13 +707,18 @@ fn percentile<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
     Some(sorted[rank.clamp(1, sorted.len()) - 1])
 }
 
-/// Server memory: RSS of `--server-pid` and its descendants (`/proc`), and the
+/// Server memory: RSS and PSS of `--server-pid` and its descendants (`/proc`), and the
 /// `used_memory_rss` of `INFO memory` when keel reports it. Failures become text.
 fn server_rss(args: &BenchArgs) -> String {
     let mut parts = Vec::new();
     if let Some(pid) = args.server_pid {
-        match tree_rss_bytes(pid) {
-            Ok((bytes, procs)) => parts.push(format!("{} (pid {pid} and {} children)", mib(bytes), procs - 1)),
+        match tree_memory(pid) {
+            Ok(m) => parts.push(format!(
+                "{} (pid {pid} and {} children; PSS {}, shared pages such as the binary's counted once)",
+                mib(m.rss),
+                m.procs - 1,
+                mib(m.pss)
+            )),
             Err(e) => parts.push(format!("unknown for pid {pid} ({e})")),
         }
     }
@@ -740,8 +745,18 @@ fn info_field<'a>(info: &'a str, field: &str) -> Option<&'a str> {
     info.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':')).map(str::trim)
 }
 
-/// Sum of VmRSS over `pid` and all its descendants, and how many processes that is.
-fn tree_rss_bytes(pid: u32) -> Result<(u64, usize)> {
+/// Memory of a process tree, summed over its processes.
+#[derive(Debug, Default)]
+struct TreeMemory {
+    /// VmRSS: a page shared between the processes (the one binary's code) counts in each.
+    rss: u64,
+    /// Pss of `smaps_rollup` (0 where unreadable): a shared page is split between its users.
+    pss: u64,
+    procs: usize,
+}
+
+/// [`TreeMemory`] of `pid` and all its descendants.
+fn tree_memory(pid: u32) -> Result<TreeMemory> {
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
     for entry in std::fs::read_dir("/proc")?.flatten() {
         let Some(p) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
@@ -753,7 +768,10 @@ fn tree_rss_bytes(pid: u32) -> Result<(u64, usize)> {
             }
         }
     }
-    let (mut total, mut n, mut stack) = (0, 0, vec![pid]);
+    let kb = |text: &str, field: &str| -> u64 {
+        info_field(text, field).and_then(|v| v.trim_end_matches("kB").trim().parse::<u64>().ok()).unwrap_or(0) * 1024
+    };
+    let (mut m, mut stack) = (TreeMemory::default(), vec![pid]);
     while let Some(p) = stack.pop() {
         let path = format!("/proc/{p}/status");
         let status = match std::fs::read_to_string(&path) {
@@ -761,12 +779,12 @@ fn tree_rss_bytes(pid: u32) -> Result<(u64, usize)> {
             Err(_) if p != pid => continue, // a child that just exited
             Err(e) => return Err(e).with_context(|| format!("read {path}")),
         };
-        let kb = info_field(&status, "VmRSS").and_then(|v| v.trim_end_matches("kB").trim().parse::<u64>().ok());
-        total += kb.unwrap_or(0) * 1024;
-        n += 1;
+        m.rss += kb(&status, "VmRSS");
+        m.pss += kb(&std::fs::read_to_string(format!("/proc/{p}/smaps_rollup")).unwrap_or_default(), "Pss");
+        m.procs += 1;
         stack.extend(children.get(&p).into_iter().flatten());
     }
-    Ok((total, n))
+    Ok(m)
 }
 
 /// Everything the report shows.
@@ -1135,7 +1153,7 @@ mod tests {
 
     #[test]
     fn own_process_rss_is_positive() {
-        let (bytes, n) = tree_rss_bytes(std::process::id()).unwrap();
-        assert!(bytes > 0 && n >= 1);
+        let m = tree_memory(std::process::id()).unwrap();
+        assert!(m.rss > 0 && m.pss > 0 && m.pss <= m.rss && m.procs >= 1, "{m:?}");
     }
 }
