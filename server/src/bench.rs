@@ -118,7 +118,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let probe_alone = if args.kv_probe {
         let stop = AtomicBool::new(false);
         let p = std::thread::scope(|s| {
-            let p = s.spawn(|| probe(&args.addr, &probe_key, &stop));
+            let p = s.spawn(|| Probe::connect(&args.addr, &probe_key)?.run(&stop));
             std::thread::sleep(PROBE_ALONE);
             stop.store(true, Ordering::Relaxed);
             p.join().map_err(|_| anyhow!("probe thread panicked"))?
@@ -541,35 +541,57 @@ impl ProbeLatencies {
     }
 }
 
-/// Sends `SET key PROBE_VALUE` and `GET key` alternately on one connection, one at a
-/// time with [`PROBE_PAUSE`] between them, until `stop`; the first [`PROBE_WARMUP`] are
-/// not timed. A GET that does not return the value is an error.
-fn probe(addr: &str, key: &str, stop: &AtomicBool) -> Result<ProbeLatencies> {
-    let mut conn = Conn::connect(addr)?;
-    let key = key.as_bytes();
-    let mut lat = ProbeLatencies::default();
-    let mut i = 0usize;
-    while !stop.load(Ordering::Relaxed) {
-        let set = i.is_multiple_of(2);
+/// The KV probe's connection: `SET key PROBE_VALUE` and `GET key` alternately, one at
+/// a time with [`PROBE_PAUSE`] between them.
+struct Probe {
+    conn: Conn,
+    key: Vec<u8>,
+    /// Requests sent so far (even: SET, odd: GET).
+    sent: usize,
+}
+
+impl Probe {
+    /// Connects and sends the first [`PROBE_WARMUP`] requests, untimed.
+    fn connect(addr: &str, key: &str) -> Result<Probe> {
+        let mut p = Probe { conn: Conn::connect(addr)?, key: key.as_bytes().to_vec(), sent: 0 };
+        while p.sent < PROBE_WARMUP {
+            p.request()?;
+        }
+        Ok(p)
+    }
+
+    /// Sends the next request and waits for its reply; returns whether it was a SET and
+    /// how long it took. A GET that does not return the value is an error.
+    fn request(&mut self) -> Result<(bool, Duration)> {
+        let set = self.sent.is_multiple_of(2);
+        self.sent += 1;
         let t0 = Instant::now();
         if set {
-            conn.call(&[b"SET", key, PROBE_VALUE], "SET")?;
+            self.conn.call(&[b"SET", &self.key, PROBE_VALUE], "SET")?;
         } else {
-            match conn.call(&[b"GET", key], "GET")? {
+            match self.conn.call(&[b"GET", &self.key], "GET")? {
                 Value::Bulk(v) if v == PROBE_VALUE => {}
                 other => bail!("probe GET replied {other:?}"),
             }
         }
-        let took = t0.elapsed();
-        if i >= PROBE_WARMUP {
-            if set { &mut lat.set } else { &mut lat.get }.push(took);
-        }
-        i += 1;
-        std::thread::sleep(PROBE_PAUSE);
+        Ok((set, t0.elapsed()))
     }
-    lat.get.sort_unstable();
-    lat.set.sort_unstable();
-    Ok(lat)
+
+    /// Times requests until `stop` (at least one SET and one GET).
+    fn run(mut self, stop: &AtomicBool) -> Result<ProbeLatencies> {
+        let mut lat = ProbeLatencies::default();
+        loop {
+            let (set, took) = self.request()?;
+            if set { &mut lat.set } else { &mut lat.get }.push(took);
+            if stop.load(Ordering::Relaxed) && !lat.get.is_empty() {
+                break;
+            }
+            std::thread::sleep(PROBE_PAUSE);
+        }
+        lat.get.sort_unstable();
+        lat.set.sort_unstable();
+        Ok(lat)
+    }
 }
 
 /// Per-thread tallies of a search run.
@@ -582,7 +604,8 @@ struct Tally {
 
 /// Runs the query set (repeated to at least `--min-queries`) on `clients` connections,
 /// one query in flight each; queries are handed out from a shared counter. With
-/// `probe_key`, the KV probe runs beside them until the last one finishes.
+/// `probe_key`, the KV probe (connected and warmed up first) runs beside them until the
+/// last one finishes.
 fn search(args: &BenchArgs, data: &DataSet, clients: usize, probe_key: Option<&str>) -> Result<SearchRun> {
     let nq = data.queries.n;
     let total = nq * args.min_queries.div_ceil(nq).max(1);
@@ -590,6 +613,7 @@ fn search(args: &BenchArgs, data: &DataSet, clients: usize, probe_key: Option<&s
     let barrier = Barrier::new(clients + 1);
     let failed = AtomicBool::new(false);
     let probe_stop = AtomicBool::new(false);
+    let probe = probe_key.map(|key| Probe::connect(&args.addr, key)).transpose()?;
     let (tallies, took, probed) = std::thread::scope(|s| -> Result<(Vec<Tally>, Duration, Option<ProbeLatencies>)> {
         let workers: Vec<_> = (0..clients)
             .map(|_| {
@@ -630,7 +654,7 @@ fn search(args: &BenchArgs, data: &DataSet, clients: usize, probe_key: Option<&s
             .collect();
         barrier.wait();
         let start = Instant::now();
-        let prober = probe_key.map(|key| s.spawn(|| probe(&args.addr, key, &probe_stop)));
+        let prober = probe.map(|p| s.spawn(|| p.run(&probe_stop)));
         let tallies = workers
             .into_iter()
             .map(|w| w.join().map_err(|_| anyhow!("search thread panicked"))?)
