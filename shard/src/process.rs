@@ -22,6 +22,12 @@ use std::time::Duration;
 /// glommio registers this much I/O memory per executor against RLIMIT_MEMLOCK (8 MiB on
 /// these machines; glommio's default of 10 MiB fails there).
 const IO_MEMORY: usize = 1 << 20;
+/// How often glommio interrupts a run of ready tasks to poll its rings for new socket
+/// events and completions (glommio's default is 100 ms). While vector searches keep
+/// tasks ready (each yields between ~1 MiB slices), the executor polls only when this
+/// fires, so it bounds how long a new KV request waits to be noticed
+/// (bench-results/vector-flat.md, "KV latency during searches").
+const PREEMPT_TIMER: Duration = Duration::from_millis(1);
 /// How often the executor checks the signal flag and the parent.
 const SIGNAL_POLL: Duration = Duration::from_millis(50);
 /// Longest wait for connections to drain at shutdown before syncing anyway.
@@ -58,7 +64,7 @@ pub fn run(cfg: ShardConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.dir).with_context(|| format!("create shard dir {}", cfg.dir.display()))?;
 
     let name = format!("keel-shard-{}", cfg.id);
-    let builder = |placement| LocalExecutorBuilder::new(placement).name(&name).io_memory(IO_MEMORY);
+    let builder = |placement| LocalExecutorBuilder::new(placement).name(&name).io_memory(IO_MEMORY).preempt_timer(PREEMPT_TIMER);
     let executor = match cfg.core {
         Some(core) => builder(Placement::Fixed(core)).make().or_else(|e| {
             tracing::warn!("pin shard {} to CPU {core}: {e}; running unpinned", cfg.id);
