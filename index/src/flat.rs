@@ -392,11 +392,12 @@ impl FlatIndex {
         let kernel = Kernel::best();
         let mut top = TopK::new(k);
         for (id, v) in candidates {
-            let Ok(p) = self.prepare(&v) else { continue };
+            // The f32 form only: the candidate's code is not needed here.
+            let Ok(p) = self.prepare_f32(&v) else { continue };
             let key = match self.metric {
-                Metric::Cosine => kernel.dot(&query.f32, &p.f32).clamp(-1.0, 1.0),
-                Metric::Ip => kernel.dot(&query.f32, &p.f32),
-                Metric::L2 => -kernel.l2(&query.f32, &p.f32),
+                Metric::Cosine => kernel.dot(&query.f32, &p).clamp(-1.0, 1.0),
+                Metric::Ip => kernel.dot(&query.f32, &p),
+                Metric::L2 => -kernel.l2(&query.f32, &p),
             };
             top.push(id, key);
         }
@@ -431,16 +432,7 @@ impl FlatIndex {
     /// Validates `v` (length, finite, for cosine non-zero) and makes its f32 form (for
     /// cosine normalized) and its code.
     fn prepare(&self, v: &[f32]) -> Result<Query, IndexError> {
-        if v.len() != self.dim {
-            return Err(IndexError::Dim { got: v.len(), want: self.dim });
-        }
-        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-            return Err(IndexError::NonFinite(i));
-        }
-        let f32 = match self.metric {
-            Metric::Cosine => normalized(v)?,
-            Metric::L2 | Metric::Ip => v.to_vec(),
-        };
+        let f32 = self.prepare_f32(v)?;
         let mut q = Query { f32, codes: Vec::new(), scale: 0.0, bits: Vec::new() };
         match self.kind {
             Kind::F32 => {}
@@ -451,6 +443,21 @@ impl FlatIndex {
             Kind::Binary => q.bits = centered_bits(&q.f32),
         }
         Ok(q)
+    }
+
+    /// Validates `v` (length, finite, for cosine non-zero) and makes its f32 form (for
+    /// cosine normalized).
+    fn prepare_f32(&self, v: &[f32]) -> Result<Vec<f32>, IndexError> {
+        if v.len() != self.dim {
+            return Err(IndexError::Dim { got: v.len(), want: self.dim });
+        }
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            return Err(IndexError::NonFinite(i));
+        }
+        match self.metric {
+            Metric::Cosine => normalized(v),
+            Metric::L2 | Metric::Ip => Ok(v.to_vec()),
+        }
     }
 
     /// Appends a free-to-write slot (row zeroed) and returns it.

@@ -319,6 +319,9 @@ fn parse_search_options(args: &[Vec<u8>]) -> Result<(bool, Option<Filter>), Repl
     Ok((with_payload, filter))
 }
 
+/// Candidate records a search starts reading before it lets other tasks run.
+const READ_SLICE: usize = 64;
+
 /// A filtered search scores only the matching slots when fewer than one slot in this
 /// many matches, else it scans every slot and keeps the matching ones.
 const SELECTIVE: u64 = 8;
@@ -476,10 +479,13 @@ async fn read_vectors(
 ) -> Result<std::collections::HashMap<u64, Vec<u8>>, Reply> {
     let mut read = Vec::new();
     let mut pending = Vec::new();
-    for id in ids {
+    for (i, id) in ids.enumerate() {
         match shard.start_read(NS_VECTOR, vector_key(uid, id), bulk_or_null).await {
             Ok(v) => read.push((id, v)),
             Err(later) => pending.push((id, later)),
+        }
+        if i % READ_SLICE == READ_SLICE - 1 {
+            futures_lite::future::yield_now().await; // let other requests run
         }
     }
     for (id, later) in pending {
