@@ -6,11 +6,14 @@
 #
 # Rows: minilm-100k (cosine) f32, int8 (l_search $L_INT8), binary (l_search $L_BINARY and
 # $L_BINARY2) at 1 and 8 clients with --kv-probe; bigann10k and fmnistsmall (l2) for
-# each kind at 1 and 8 clients.
+# each kind at 1 and 8 clients; filtered searches on minilm-100k (f32 and int8) at each
+# selectivity of FILTERS (percent of the vectors; payload `bucket=<id % 100>`,
+# `FILTER "bucket < P"`, recall against brute force over the matching vectors).
 # Env: KEEL (binary, default target/release/keel, built if missing), KEEL_ARGS (extra keel
 # flags), KEEL_DATA (data sets, default ~/.cache/keel-data; a missing set is made with
 # ../shared/data/make-data, or MAKE_DATA), SETS (default "minilm-100k bigann10k
-# fmnistsmall"), L_INT8 (100), L_BINARY (400), L_BINARY2 (1000).
+# fmnistsmall"), L_INT8 (100), L_BINARY (400), L_BINARY2 (1000), FILTERS ("10 1"; empty:
+# none).
 # Everything in OUT from the line `<!-- notes -->` on is kept when it is rewritten.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +26,7 @@ SETS=${SETS:-minilm-100k bigann10k fmnistsmall}
 L_INT8=${L_INT8:-100}
 L_BINARY=${L_BINARY:-400}
 L_BINARY2=${L_BINARY2:-1000}
+FILTERS=${FILTERS-10 1}
 TESTS= # bench-common.sh's redis-benchmark runs are not used here
 
 . "$(dirname "$0")/bench-common.sh"
@@ -64,6 +68,12 @@ for set in $SETS; do
   bench "$set int8, l_search $L_INT8" "$set" int8 "$L_INT8" "${probe[@]}"
   bench "$set binary, l_search $L_BINARY" "$set" binary "$L_BINARY" "${probe[@]}"
   [ "$set" = minilm-100k ] && bench "$set binary, l_search $L_BINARY2" "$set" binary "$L_BINARY2" "${probe[@]}"
+  if [ "$set" = minilm-100k ]; then
+    for p in $FILTERS; do
+      bench "$set f32, FILTER $p%" "$set" f32 100 --filter-percent "$p"
+      bench "$set int8, l_search $L_INT8, FILTER $p%" "$set" int8 "$L_INT8" --filter-percent "$p"
+    done
+  fi
 done
 
 NOTES=$(sed -n '/^<!-- notes -->$/,$p' "$OUT" 2>/dev/null || true)

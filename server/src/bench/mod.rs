@@ -92,6 +92,22 @@ pub struct BenchArgs {
     /// time, alone and beside each search run.
     #[arg(long)]
     pub kv_probe: bool,
+    /// Filtered search at P% selectivity: load every vector with `PAYLOAD bucket=<id %
+    /// 100>` (one SKEG.VSET each, pipelined) and search with `FILTER "bucket < P"`;
+    /// recall is measured against a brute-force ground truth over the matching vectors
+    /// (computed here in f64 under the index's metric).
+    #[arg(long, value_name = "P", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub filter_percent: Option<u32>,
+}
+
+/// The `FILTER` expression of `--filter-percent`.
+fn filter_expr(percent: u32) -> String {
+    format!("bucket < {percent}")
+}
+
+/// The payload of base row `id` under `--filter-percent`.
+fn bucket_payload(id: usize) -> String {
+    format!("bucket={}", id % 100)
 }
 
 /// The metrics SKEG.VINDEX.CREATE knows.
@@ -107,12 +123,16 @@ pub fn run(args: BenchArgs) -> Result<()> {
     );
     ensure!(!args.clients.is_empty() && args.clients.iter().all(|&c| c > 0), "--clients must list counts >= 1");
 
-    let data = DataSet::open(&args.data)?;
+    let mut data = DataSet::open(&args.data)?;
     let metric = match &args.metric {
         Some(m) => m.clone(),
         None => data.metric.clone().unwrap_or_else(|| "cosine".to_string()),
     };
     eprintln!("{}", data.describe());
+    if let Some(p) = args.filter_percent {
+        eprintln!("computing the filtered ground truth ({p}% of the base vectors, {metric})");
+        data.gt = filtered_gt(&data, &metric, |id| id % 100 < p as usize, args.k.max(10));
+    }
     let load = if args.skip_load { None } else { Some(load(&args, &metric, &data.base)?) };
     let rss_after_load = server_rss(&args);
     let load_before = load_average();
@@ -145,14 +165,27 @@ pub fn run(args: BenchArgs) -> Result<()> {
         load_average: format!("{load_before} before the searches, {} after", load_average()),
         data: data.describe(),
         index: format!(
-            "`{}` (flat, {}, {metric}), k = {}, l_search = {}",
-            args.index, args.kind, args.k, args.l_search
+            "`{}` (flat, {}, {metric}), k = {}, l_search = {}{}",
+            args.index,
+            args.kind,
+            args.k,
+            args.l_search,
+            args.filter_percent.map_or(String::new(), |p| format!(
+                ", FILTER `{}` ({p}% of the vectors; payload `bucket=<id % 100>`; recall against brute force over them)",
+                filter_expr(p)
+            ))
         ),
         load,
-        load_setup: format!(
-            "{} connections, SKEG.VMSET of {} vectors, {} in flight each",
-            args.load_clients, args.batch, args.pipeline
-        ),
+        load_setup: match args.filter_percent {
+            None => format!(
+                "{} connections, SKEG.VMSET of {} vectors, {} in flight each",
+                args.load_clients, args.batch, args.pipeline
+            ),
+            Some(_) => format!(
+                "{} connections, one SKEG.VSET … PAYLOAD per vector, {} x {} in flight each",
+                args.load_clients, args.pipeline, args.batch
+            ),
+        },
         probe: args.kv_probe.then(|| format!("`SET {probe_key} <8 bytes>` / `GET {probe_key}` alternately, one at a time")),
         probe_alone,
         rss_after_load,
@@ -229,15 +262,30 @@ fn load_rows(
         while in_flight.len() < args.pipeline {
             let Some(batch) = batches.next() else { break };
             let ids: Vec<String> = batch.clone().map(|i| i.to_string()).collect();
-            let mut argv: Vec<&[u8]> = vec![b"SKEG.VMSET", args.index.as_bytes()];
-            for (id, row) in ids.iter().zip(batch.clone()) {
-                argv.extend([id.as_bytes(), base.blob(row)]);
+            if args.filter_percent.is_some() {
+                // One SKEG.VSET with its payload per vector (VMSET takes no payloads).
+                for (id, row) in ids.iter().zip(batch.clone()) {
+                    let payload = bucket_payload(row);
+                    conn.queue(&[b"SKEG.VSET", args.index.as_bytes(), id.as_bytes(), base.blob(row), b"PAYLOAD", payload.as_bytes()]);
+                }
+            } else {
+                let mut argv: Vec<&[u8]> = vec![b"SKEG.VMSET", args.index.as_bytes()];
+                for (id, row) in ids.iter().zip(batch.clone()) {
+                    argv.extend([id.as_bytes(), base.blob(row)]);
+                }
+                conn.queue(&argv);
             }
-            conn.queue(&argv);
             in_flight.push_back(batch.len());
         }
         let Some(n) = in_flight.pop_front() else { return Ok(()) };
         conn.flush()?;
+        if args.filter_percent.is_some() {
+            for _ in 0..n {
+                check(conn.reply()?, "SKEG.VSET")?;
+            }
+            bar.inc(n as u64);
+            continue;
+        }
         match check(conn.reply()?, "SKEG.VMSET")? {
             Value::Integer(got) if got == n as i64 => bar.inc(n as u64),
             other => bail!("SKEG.VMSET of {n} vectors replied {other:?}"),
@@ -264,21 +312,72 @@ fn warm_up(args: &BenchArgs, queries: &Fvecs) -> Result<()> {
     Ok(())
 }
 
-/// The fixed arguments of `SKEG.VSEARCH <index> <k> <l_search> <blob>`, formatted once.
+/// The fixed arguments of `SKEG.VSEARCH <index> <k> <l_search> <blob> [FILTER expr]`,
+/// formatted once.
 struct VSearch<'a> {
     index: &'a [u8],
     k: String,
     l_search: String,
+    filter: Option<String>,
 }
 
 impl<'a> VSearch<'a> {
     fn new(args: &'a BenchArgs) -> Self {
-        VSearch { index: args.index.as_bytes(), k: args.k.to_string(), l_search: args.l_search.to_string() }
+        VSearch {
+            index: args.index.as_bytes(),
+            k: args.k.to_string(),
+            l_search: args.l_search.to_string(),
+            filter: args.filter_percent.map(filter_expr),
+        }
     }
 
-    fn argv<'b>(&'b self, blob: &'b [u8]) -> [&'b [u8]; 5] {
-        [b"SKEG.VSEARCH", self.index, self.k.as_bytes(), self.l_search.as_bytes(), blob]
+    fn argv<'b>(&'b self, blob: &'b [u8]) -> Vec<&'b [u8]> {
+        let mut argv: Vec<&[u8]> = vec![b"SKEG.VSEARCH", self.index, self.k.as_bytes(), self.l_search.as_bytes(), blob];
+        if let Some(f) = &self.filter {
+            argv.extend([b"FILTER".as_slice(), f.as_bytes()]);
+        }
+        argv
     }
+}
+
+/// Per query, the ids of the `k` best base vectors among those `keep` accepts under
+/// `metric`, best first (ties: smaller id), by brute force in f64 on every core.
+fn filtered_gt(data: &DataSet, metric: &str, keep: impl Fn(usize) -> bool + Sync, k: usize) -> Vec<Vec<u32>> {
+    let row = |f: &Fvecs, i: usize| -> Vec<f64> {
+        f.blob(i).chunks_exact(4).map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))).collect()
+    };
+    let kept: Vec<(usize, Vec<f64>)> = (0..data.base.n).filter(|&i| keep(i)).map(|i| (i, row(&data.base, i))).collect();
+    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    // Higher is closer.
+    let score = |q: &[f64], qn: f64, v: &[f64]| -> f64 {
+        match metric {
+            "l2" => -q.iter().zip(v).map(|(a, b)| (a - b) * (a - b)).sum::<f64>(),
+            "ip" => q.iter().zip(v).map(|(a, b)| a * b).sum(),
+            _ => q.iter().zip(v).map(|(a, b)| a * b).sum::<f64>() / (qn * norm(v)).max(f64::MIN_POSITIVE),
+        }
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let nq = data.queries.n;
+    let per = nq.div_ceil(threads);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = (0..threads)
+            .map(|t| {
+                let (kept, row, score) = (&kept, &row, &score);
+                s.spawn(move || {
+                    (t * per..((t + 1) * per).min(nq))
+                        .map(|qi| {
+                            let q = row(&data.queries, qi);
+                            let qn = norm(&q);
+                            let mut all: Vec<(f64, usize)> = kept.iter().map(|(i, v)| (score(&q, qn, v), *i)).collect();
+                            all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+                            all.into_iter().take(k).map(|(_, i)| i as u32).collect::<Vec<u32>>()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        parts.into_iter().flat_map(|p| p.join().expect("ground-truth thread")).collect()
+    })
 }
 
 /// One search measurement.
