@@ -54,6 +54,9 @@ pub fn run(cfg: ShardConfig) -> anyhow::Result<()> {
     if let Err(e) = crate::sys::raise_memlock_limit() {
         tracing::debug!("raise RLIMIT_MEMLOCK: {e}");
     }
+    // Before anything touches the store: a shard that SIGTERM or SIGINT kills (rather
+    // than its handler noting it) changed nothing, and the router's supervisor counts
+    // such an exit at shutdown as stopped while starting.
     let stop = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone()).context("install SIGTERM handler")?;
     // Ctrl-C in a terminal sends SIGINT to the whole process group: the router orders the

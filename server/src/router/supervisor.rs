@@ -126,13 +126,24 @@ impl Supervisor {
     }
 }
 
+/// True if a shard process ended by SIGTERM or SIGINT itself, not by its handler: it got
+/// the signal while still starting, before it installed its handlers, which it does
+/// before it opens its store (`keel_shard::run`), so it had served nothing and changed
+/// nothing. That happens when a whole process group is signalled right after a shard
+/// was (re)started.
+fn stopped_while_starting(status: &ExitStatus) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    matches!(status.signal(), Some(s) if s == Signal::TERM.as_raw() || s == Signal::INT.as_raw())
+}
+
 /// `Err` naming every shard whose last process did not exit with status 0 ("shard 0
-/// exited with exit status: 1"); shards with no process running are fine.
+/// exited with exit status: 1"); shards with no process running, or stopped while
+/// starting ([`stopped_while_starting`]), are fine.
 fn check_exits(exits: &[(usize, Option<std::io::Result<ExitStatus>>)]) -> Result<(), String> {
     let bad: Vec<String> = exits
         .iter()
         .filter_map(|(i, exit)| match exit {
-            Some(Ok(status)) if status.success() => None,
+            Some(Ok(status)) if status.success() || stopped_while_starting(status) => None,
             Some(Ok(status)) => Some(format!("shard {i} exited with {status}")),
             Some(Err(e)) => Some(format!("shard {i}: wait for its exit: {e}")),
             None => None,
@@ -216,6 +227,9 @@ impl ShardProcess {
             if self.shared.shutdown.load(Ordering::SeqCst) {
                 match &status {
                     Ok(s) if s.success() => tracing::info!("shard {i} exited: {s}"),
+                    Ok(s) if stopped_while_starting(s) => {
+                        tracing::warn!("shard {i} was stopped by {s} while still starting (before it opened its store)")
+                    }
                     Ok(s) => tracing::error!("shard {i} exited at shutdown with {s}; see its log lines above"),
                     Err(e) => tracing::error!("shard {i}: wait for its exit: {e}"),
                 }
@@ -284,7 +298,10 @@ mod tests {
         let exit = |code: i32| Some(Ok(ExitStatus::from_raw(code << 8)));
         assert_eq!(check_exits(&[(0, exit(0)), (1, None), (2, exit(0))]), Ok(()));
         assert_eq!(check_exits(&[(0, exit(0)), (1, exit(1))]), Err("shard 1 exited with exit status: 1".to_string()));
-        let killed = Some(Ok(ExitStatus::from_raw(9)));
+        // SIGTERM (15) or SIGINT (2) before the shard's handlers exist: it was starting.
+        let signalled = |sig: i32| Some(Ok(ExitStatus::from_raw(sig)));
+        assert_eq!(check_exits(&[(0, signalled(15)), (1, signalled(2))]), Ok(()));
+        let killed = signalled(9);
         assert_eq!(
             check_exits(&[(0, exit(1)), (1, killed)]),
             Err("shard 0 exited with exit status: 1, shard 1 exited with signal: 9 (SIGKILL)".to_string())
