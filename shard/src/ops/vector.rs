@@ -322,6 +322,10 @@ fn parse_search_options(args: &[Vec<u8>]) -> Result<(bool, Option<Filter>), Repl
 /// Candidate records a search starts reading before it lets other tasks run.
 const READ_SLICE: usize = 64;
 
+/// How many times a filtered search starts over when vectors stopped matching its
+/// filter while it ran.
+const MAX_FILTER_RESTARTS: usize = 3;
+
 /// A filtered search scores only the matching slots when fewer than one slot in this
 /// many matches, else it scans every slot and keeps the matching ones.
 const SELECTIVE: u64 = 8;
@@ -410,7 +414,8 @@ pub async fn vsearch(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
 /// vectors `filter` accepts, best first: a scan in slices of `slice` slots that lets the
 /// shard's other tasks run between them, started over if the index's slots moved
 /// meanwhile (a rebuild). Candidates whose payload no longer matches at the end are
-/// dropped.
+/// dropped, and the search starts over (up to [`MAX_FILTER_RESTARTS`] times) so that
+/// the vectors they kept out are seen.
 async fn scan(
     shard: &Shard,
     name: &[u8],
@@ -421,6 +426,7 @@ async fn scan(
     filter: Option<&Filter>,
 ) -> Result<Vec<(u64, f32)>, Reply> {
     let dropped = || Reply::err("ERR index was dropped during the search");
+    let mut attempt = 0;
     'start: loop {
         // (the scan, its epoch, the matching slots of a selective filter, the matching
         // slots of a broad one)
@@ -464,7 +470,16 @@ async fn scan(
             let reg = shard.vectors.borrow();
             let entry = reg.by_name.get(name).filter(|e| e.meta.uid == uid).ok_or_else(dropped)?;
             let none = Fields::new();
+            let found = candidates.len();
             candidates.retain(|&(id, _)| entry.index.contains(id) && filter.matches(entry.fields_of(id).unwrap_or(&none)));
+            // Some stopped matching while the scan ran: the matching slots it started
+            // from are stale, and vectors that would have replaced them were passed
+            // over. Start over (a few times at most, against a steady stream of such
+            // changes).
+            if candidates.len() < found && attempt < MAX_FILTER_RESTARTS {
+                attempt += 1;
+                continue 'start;
+            }
         }
         return Ok(candidates);
     }

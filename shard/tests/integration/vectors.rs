@@ -497,3 +497,32 @@ fn bad_payloads_and_filters_are_errors_that_change_nothing() {
         assert_eq!(got, vec![(1, 1.0, Some(b"a=1".to_vec()))]);
     });
 }
+
+/// A vector whose payload stops matching while a filtered search runs (the search
+/// yields between slices, and its matching slots were taken at its start) is not
+/// returned.
+#[test]
+fn a_vector_that_stops_matching_during_a_search_is_not_returned() {
+    on_executor(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path()).await;
+        let dim = 256; // 1 KiB rows: a search scans 1024 slots per slice
+        check(&s, argv!["SKEG.VINDEX.CREATE", "v", dim.to_string(), "f32", "METRIC", "l2"], ok()).await;
+        let row = |x: f32| {
+            let mut v = vec![0.0f32; dim];
+            v[0] = x;
+            blob(&v)
+        };
+        for id in 0..3000u64 {
+            let tag = if id % 2 == 0 { "even" } else { "odd" };
+            check(&s, argv!["SKEG.VSET", "v", id.to_string(), row(id as f32), "PAYLOAD", format!("tag={tag}")], ok()).await;
+        }
+        // The best match for the query, id 2500, lies past the first slice.
+        let mut search = Box::pin(s.exec(argv!["SKEG.VSEARCH", "v", "2", "10", row(2500.0), "FILTER", "tag = even"]));
+        assert!(futures_lite::future::poll_once(&mut search).await.is_none(), "the search yields after its first slice");
+        check(&s, argv!["SKEG.VSET", "v", "2500", row(2500.0), "PAYLOAD", "tag=odd"], ok()).await;
+        let Value::Array(items) = search.await else { panic!("VSEARCH reply") };
+        let ids: Vec<&Value> = items.iter().step_by(2).collect();
+        assert_eq!(ids, [&bulk("2498"), &bulk("2502")], "2500 no longer matches");
+    });
+}
