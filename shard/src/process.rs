@@ -26,8 +26,13 @@ const IO_MEMORY: usize = 1 << 20;
 /// events and completions (glommio's default is 100 ms). While vector searches keep
 /// tasks ready (each yields between ~1 MiB slices), the executor polls only when this
 /// fires, so it bounds how long a new KV request waits to be noticed
-/// (bench-results/vector-flat.md, "KV latency during searches").
-const PREEMPT_TIMER: Duration = Duration::from_millis(1);
+/// (bench-results/vector-flat.md, "KV latency during searches"). It also costs KV
+/// throughput when every task is busy: GET at redis-benchmark -P 16 ran at 0.73x with
+/// 1 ms and 0.89x with 2 ms of a 100 ms build (bench-results/kv-structure.md). 2 ms keeps
+/// KV GET p99 beside 8 searching clients at ~1.2 ms. A task queue with
+/// `Latency::Matters(1 ms)` for the searches alone was tried and did not bound KV
+/// latency (GET p99 11-76 ms beside 8 searches).
+const PREEMPT_TIMER: Duration = Duration::from_millis(2);
 /// How often the executor checks the signal flag and the parent.
 const SIGNAL_POLL: Duration = Duration::from_millis(50);
 /// Longest wait for connections to drain at shutdown before syncing anyway.
