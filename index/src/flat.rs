@@ -294,11 +294,6 @@ impl FlatIndex {
         self.slots.get(&id).copied()
     }
 
-    /// The id in `slot`, if the slot is live.
-    pub fn id_at(&self, slot: usize) -> Option<u64> {
-        self.live.get(slot).copied().unwrap_or(false).then(|| self.ids[slot])
-    }
-
     /// Moves the last live vectors into the free slots and shrinks the arrays, so that
     /// no slot is free. Returns the moves as `(from, to)` slots, for a caller that keys
     /// other state by slot. Must not run while a [`Scan`] of this index is in progress
@@ -328,6 +323,14 @@ impl FlatIndex {
         self.truncate_slots(n);
         self.shrink();
         moves
+    }
+
+    /// Validates `q` as [`FlatIndex::scan`] does and prepares it for
+    /// [`FlatIndex::rerank`] (its f32 form, for cosine normalized, and its code).
+    ///
+    /// Errors: as [`FlatIndex::scan`].
+    pub fn query(&self, q: &[f32]) -> Result<Query, IndexError> {
+        self.prepare(q)
     }
 
     /// Starts a search for the `depth` best vectors of query `q` (see [`Scan`]).

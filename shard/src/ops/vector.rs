@@ -48,7 +48,7 @@ fn parse_id(b: &[u8]) -> Result<u64, Reply> {
     parse_u64(b).ok_or_else(|| Reply::err("ERR invalid id"))
 }
 
-/// The index named by `argv[1]` and the vector id in `argv[2]` (VSET, VDEL), or the
+/// The index named by `argv[1]` and the vector id in `argv[2]` (VDEL), or the
 /// error reply.
 fn index_and_id<'r>(reg: &'r mut Registry, argv: &[Vec<u8>]) -> Result<(&'r mut IndexEntry, u64), Reply> {
     let Some(entry) = reg.by_name.get_mut(&argv[1]) else {
@@ -352,7 +352,7 @@ pub async fn vsearch(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
         Err(reply) => return reply,
     };
     let name = &argv[1];
-    let (uid, dim, rerank, q, depth, slice) = {
+    let (uid, dim, rerank, q, query, depth, slice) = {
         let reg = shard.vectors.borrow();
         let Some(entry) = reg.by_name.get(name) else {
             return no_such_index(name);
@@ -362,13 +362,15 @@ pub async fn vsearch(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
             Ok(q) => q,
             Err(e) => return index_error(e),
         };
-        if let Err(e) = entry.index.check(&q) {
-            return index_error(e);
-        }
+        // Validated once here; the prepared form is what the re-rank compares with.
+        let query = match entry.index.query(&q) {
+            Ok(query) => query,
+            Err(e) => return index_error(e),
+        };
         let rerank = entry.index.needs_rerank();
         let depth = if rerank { k.max(l_search) } else { k };
         let slice = (SLICE_BYTES / entry.index.row_bytes().max(1)).max(64);
-        (entry.meta.uid, dim, rerank, q, depth, slice)
+        (entry.meta.uid, dim, rerank, q, query, depth, slice)
     };
     let _searching = Searching::new(shard);
     let candidates = match scan(shard, name, uid, &q, depth, slice, filter.as_ref()).await {
@@ -386,10 +388,6 @@ pub async fn vsearch(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
         let reg = shard.vectors.borrow();
         let Some(entry) = reg.by_name.get(name).filter(|e| e.meta.uid == uid) else {
             return Reply::err("ERR index was dropped during the search");
-        };
-        let query = match entry.index.scan(&q, 0) {
-            Ok(s) => s.query().clone(),
-            Err(e) => return index_error(e),
         };
         let originals = values
             .iter()
