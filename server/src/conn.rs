@@ -19,6 +19,12 @@ use keel_protocol::Value;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
+/// A connection's read chunk and the capacity its buffers return to, bytes.
+const BUF_BYTES: usize = 16 << 10;
+/// A buffer grown past this (a large request or reply) is given back once it is empty,
+/// so one big value does not pin its memory for the life of the connection.
+const SHRINK_ABOVE: usize = 1 << 20;
+
 /// Serves a newly accepted `stream` until the client closes it, QUIT, a protocol error,
 /// shutdown, or a hand-off to its shard.
 pub async fn serve(rt: Rc<Router>, stream: TcpStream, shutdown: Event) {
@@ -51,9 +57,9 @@ pub async fn resume(rt: Rc<Router>, mut stream: TcpStream, mut conn: ConnState, 
     };
     let mut have_unread = !unread.is_empty();
     let mut inbuf: Vec<u8> = unread;
-    inbuf.reserve(16 << 10);
-    let mut chunk = vec![0u8; 16 << 10];
-    let mut out: Vec<u8> = Vec::with_capacity(16 << 10);
+    inbuf.reserve(BUF_BYTES);
+    let mut chunk = vec![0u8; BUF_BYTES];
+    let mut out: Vec<u8> = Vec::with_capacity(BUF_BYTES);
     let mut pending: Vec<(Pending, RespVersion)> = Vec::new();
     let mut parser = RequestParser::new();
     'conn: loop {
@@ -102,6 +108,9 @@ pub async fn resume(rt: Rc<Router>, mut stream: TcpStream, mut conn: ConnState, 
                 break 'conn;
             }
             out.clear();
+            if out.capacity() > SHRINK_ABOVE {
+                out = Vec::with_capacity(BUF_BYTES);
+            }
         }
         if protocol_error.is_some() || conn.closing {
             break;
@@ -115,8 +124,8 @@ pub async fn resume(rt: Rc<Router>, mut stream: TcpStream, mut conn: ConnState, 
                 Err(back) => (stream, conn) = back,
             }
         }
-        if inbuf.capacity() > (1 << 20) && inbuf.len() < (16 << 10) {
-            inbuf.shrink_to(16 << 10);
+        if inbuf.capacity() > SHRINK_ABOVE && inbuf.len() < BUF_BYTES {
+            inbuf.shrink_to(BUF_BYTES);
         }
     }
     let _ = stream.close().await;

@@ -16,6 +16,12 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::rc::Rc;
+
+/// A link's read chunk and the capacity its buffers return to, bytes.
+const BUF_BYTES: usize = 64 << 10;
+/// A buffer grown past this (a large request or reply frame) is given back once it is
+/// empty.
+const SHRINK_ABOVE: usize = 1 << 20;
 use std::time::Duration;
 
 /// A link to shard `id` over the Unix socket `socket`. Cheap to share (`Rc`).
@@ -43,7 +49,7 @@ impl ShardLink {
             id,
             socket,
             max_frame,
-            state: RefCell::new(State { up: false, next_req: 1, pending: HashMap::new(), out: Vec::with_capacity(64 << 10) }),
+            state: RefCell::new(State { up: false, next_req: 1, pending: HashMap::new(), out: Vec::with_capacity(BUF_BYTES) }),
             wake_writer: Notify::default(),
         });
         let l = link.clone();
@@ -123,8 +129,8 @@ impl ShardLink {
     }
 
     async fn reader(&self, mut r: futures_lite::io::ReadHalf<UnixStream>) -> String {
-        let mut buf: Vec<u8> = Vec::with_capacity(64 << 10);
-        let mut chunk = vec![0u8; 64 << 10];
+        let mut buf: Vec<u8> = Vec::with_capacity(BUF_BYTES);
+        let mut chunk = vec![0u8; BUF_BYTES];
         loop {
             let n = match r.read(&mut chunk).await {
                 Ok(0) => return "shard closed the connection".into(),
@@ -154,11 +160,14 @@ impl ShardLink {
                 }
             }
             buf.drain(..used);
+            if buf.capacity() > SHRINK_ABOVE && buf.len() < BUF_BYTES {
+                buf.shrink_to(BUF_BYTES);
+            }
         }
     }
 
     async fn writer(&self, mut w: futures_lite::io::WriteHalf<UnixStream>) -> String {
-        let mut spare: Vec<u8> = Vec::with_capacity(64 << 10);
+        let mut spare: Vec<u8> = Vec::with_capacity(BUF_BYTES);
         loop {
             if self.state.borrow().out.is_empty() {
                 self.wake_writer.notified().await;
@@ -169,6 +178,9 @@ impl ShardLink {
                 return format!("write: {e}");
             }
             spare.clear();
+            if spare.capacity() > SHRINK_ABOVE {
+                spare = Vec::with_capacity(BUF_BYTES);
+            }
         }
     }
 }

@@ -5,9 +5,7 @@
 
 #![deny(unsafe_code)]
 
-#[global_allocator]
-static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
+mod alloc;
 mod bench;
 mod clients;
 mod cmd;

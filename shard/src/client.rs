@@ -32,6 +32,8 @@ use std::rc::Rc;
 
 /// Bytes asked of a client socket per read.
 const READ_CHUNK: usize = 16 << 10;
+/// A buffer grown past this (a large request or reply) is given back once it is empty.
+const SHRINK_ABOVE: usize = 1 << 20;
 
 /// What every handed-off connection of this shard shares.
 pub(crate) struct Clients {
@@ -145,12 +147,15 @@ async fn serve(clients: &Clients, chan: &Channel, mut stream: TcpStream, m: Mess
                 break 'conn End::Closed;
             }
             out.clear();
+            if out.capacity() > SHRINK_ABOVE {
+                out = Vec::with_capacity(READ_CHUNK);
+            }
         }
         if give_back {
             break End::Return(inbuf.split_off(used));
         }
         inbuf.drain(..used);
-        if inbuf.capacity() > (1 << 20) && inbuf.len() < READ_CHUNK {
+        if inbuf.capacity() > SHRINK_ABOVE && inbuf.len() < READ_CHUNK {
             inbuf.shrink_to(READ_CHUNK);
         }
     };

@@ -1,0 +1,120 @@
+//! Memory given back (issue 14): after large requests and replies are served and the
+//! values deleted, the router's and the shards' RSS return to within 16 MiB of what they
+//! were idle, within a few seconds, whether the process stays busy or not.
+
+mod common;
+
+use common::{rss_bytes, Scratch, Server};
+use std::time::{Duration, Instant};
+
+const MIB: u64 = 1 << 20;
+/// How far above its idle RSS a process may stay once the large values are gone.
+const SLACK: u64 = 16 * MIB;
+/// How long a process may take to get there.
+const WITHIN: Duration = Duration::from_secs(5);
+
+/// The RSS of the router and of each shard, bytes, in that order.
+fn rss_all(srv: &Server) -> Vec<u64> {
+    let mut v = vec![rss_bytes(srv.pid)];
+    v.extend(srv.shard_pids().iter().map(|&(_, pid)| rss_bytes(pid)));
+    v
+}
+
+/// Waits until every process is within [`SLACK`] of its idle RSS; panics after
+/// [`WITHIN`], naming the processes that were not.
+fn assert_given_back(srv: &Server, idle: &[u64], what: &str) {
+    let start = Instant::now();
+    loop {
+        let now = rss_all(srv);
+        if now.iter().zip(idle).all(|(n, i)| *n <= i + SLACK) {
+            return;
+        }
+        if start.elapsed() > WITHIN {
+            let mb = |v: &[u64]| v.iter().map(|b| format!("{} MiB", b / MIB)).collect::<Vec<_>>().join(", ");
+            panic!("{what}: RSS [router, shards…] is [{}] {WITHIN:?} later, idle was [{}]", mb(&now), mb(idle));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Idle RSS after a warm-up that touched every code path once with small values, so that
+/// what the test measures is the large values, not first-use allocations.
+fn idle_after_warmup(srv: &Server) -> Vec<u64> {
+    let mut con = srv.con();
+    for i in 0..64 {
+        let k = format!("warm{}:k", i % 8);
+        let _: () = redis::cmd("SET").arg(&k).arg(vec![b'w'; 4096]).query(&mut con).unwrap();
+        let _: Vec<u8> = redis::cmd("GET").arg(&k).query(&mut con).unwrap();
+    }
+    drop(con);
+    std::thread::sleep(Duration::from_secs(2));
+    rss_all(srv)
+}
+
+/// `SET big <100 MB>`, `GET big`, `DEL big` on a connection the router serves, then the
+/// same on a connection handed off to the key's shard.
+#[test]
+fn memory_of_a_100_mb_value_is_given_back() {
+    let scratch = Scratch::new();
+    let srv = Server::start(&scratch, &[]);
+    let idle = idle_after_warmup(&srv);
+    let big = vec![b'x'; 100_000_000];
+
+    let mut con = srv.con();
+    let _: () = redis::cmd("SET").arg("big").arg(&big).query(&mut con).unwrap();
+    let got: Vec<u8> = redis::cmd("GET").arg("big").query(&mut con).unwrap();
+    assert!(got == big);
+    drop(got);
+    let _: i64 = redis::cmd("DEL").arg("big").query(&mut con).unwrap();
+    assert_given_back(&srv, &idle, "after SET/GET/DEL of 100 MB through the router");
+
+    // Enough single-shard batches first that the connection is handed to the shard.
+    for _ in 0..16 {
+        let _: Option<Vec<u8>> = redis::cmd("GET").arg("big").query(&mut con).unwrap();
+    }
+    let _: () = redis::cmd("SET").arg("big").arg(&big).query(&mut con).unwrap();
+    let got: Vec<u8> = redis::cmd("GET").arg("big").query(&mut con).unwrap();
+    assert!(got == big);
+    drop(got);
+    let _: i64 = redis::cmd("DEL").arg("big").query(&mut con).unwrap();
+    assert_given_back(&srv, &idle, "after SET/GET/DEL of 100 MB on a handed-off connection");
+    srv.stop();
+}
+
+/// 16 clients at once each SET and GET three 4 MiB values (buffers below jemalloc's
+/// oversize threshold, which it would otherwise keep for reuse), then everything is
+/// deleted and the server is left idle.
+#[test]
+fn memory_of_many_mid_sized_values_is_given_back() {
+    let scratch = Scratch::new();
+    let srv = Server::start(&scratch, &[]);
+    let idle = idle_after_warmup(&srv);
+    let url = srv.url();
+    let workers: Vec<_> = (0..16)
+        .map(|i| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
+                let val = vec![b'y'; 4 << 20];
+                for j in 0..3 {
+                    let k = format!("t{i}:v{j}");
+                    let _: () = redis::cmd("SET").arg(&k).arg(&val).query(&mut con).unwrap();
+                    let got: Vec<u8> = redis::cmd("GET").arg(&k).query(&mut con).unwrap();
+                    assert_eq!(got.len(), val.len());
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let mut con = srv.con();
+    for i in 0..16 {
+        for j in 0..3 {
+            let _: i64 = redis::cmd("DEL").arg(format!("t{i}:v{j}")).query(&mut con).unwrap();
+        }
+    }
+    drop(con);
+    assert_given_back(&srv, &idle, "after 16 clients × three 4 MiB values");
+    srv.stop();
+}
