@@ -4,7 +4,8 @@
 //! The test starts keel (2 shards) and `redis-server` (its own temp dir, a free loopback
 //! port, no RDB, no AOF), opens one RESP2 and one RESP3 (`HELLO 3`) connection to each,
 //! then sends the same seeded stream of commands to both servers, in pipelined batches
-//! of 1..=16 commands on one connection at a time. Each reply is cut out of the byte
+//! of 1..=16 commands on one connection at a time, one command in ten as an inline
+//! command line (quoted and escaped at random). Each reply is cut out of the byte
 //! stream with keel's reply parser (`keel_protocol::resp::parse_value`, used only to
 //! find where a reply ends) and the raw bytes are compared. At the end the whole
 //! keyspace (MGET of every key the run touched, DBSIZE) is compared too, so a write
@@ -144,14 +145,35 @@ enum Compare {
 /// One generated command.
 struct Cmd {
     argv: Vec<Vec<u8>>,
+    /// The inline command line sent instead of a multibulk request (with its CRLF), if
+    /// this one goes inline.
+    inline: Option<Vec<u8>>,
     compare: Compare,
+}
+
+impl Cmd {
+    /// The request's bytes on the wire.
+    fn encode(&self, out: &mut Vec<u8>) {
+        match &self.inline {
+            Some(line) => out.extend_from_slice(line),
+            None => encode_request_args(&self.argv, out),
+        }
+    }
+
+    /// The arguments, and the inline line if it went inline.
+    fn show(&self) -> String {
+        match &self.inline {
+            Some(line) => format!("{} (sent inline: {})", show_argv(&self.argv), show(line)),
+            None => show_argv(&self.argv),
+        }
+    }
 }
 
 /// One command that was run, for the failure message.
 struct Done {
     index: usize,
     proto: u8,
-    argv: Vec<Vec<u8>>,
+    cmd: Cmd,
     reply: Vec<u8>,
 }
 
@@ -174,7 +196,7 @@ fn run(cfg: &RunConfig, keel_addr: SocketAddr, redis_addr: SocketAddr) {
         let batch: Vec<Cmd> = (0..size).map(|_| gen.command()).collect();
         let mut bytes = Vec::new();
         for c in &batch {
-            encode_request_args(&c.argv, &mut bytes);
+            c.encode(&mut bytes);
         }
         keel[which].send(&bytes);
         redis[which].send(&bytes);
@@ -183,18 +205,12 @@ fn run(cfg: &RunConfig, keel_addr: SocketAddr, redis_addr: SocketAddr) {
             let theirs = redis[which].reply();
             if !agree(c.compare, &ours, &theirs) {
                 if !cfg.keep_going {
-                    fail(cfg, index, which as u8 + 2, &c.argv, &ours, &theirs, &history);
+                    fail(cfg, index, which as u8 + 2, &c, &ours, &theirs, &history);
                 }
                 differences += 1;
-                eprintln!(
-                    "difference #{index} RESP{}: {}\n  keel:  {}\n  redis: {}",
-                    which + 2,
-                    show_argv(&c.argv),
-                    show(&ours),
-                    show(&theirs)
-                );
+                eprintln!("difference #{index} RESP{}: {}\n  keel:  {}\n  redis: {}", which + 2, c.show(), show(&ours), show(&theirs));
             }
-            history.push_back(Done { index, proto: which as u8 + 2, argv: c.argv, reply: ours });
+            history.push_back(Done { index, proto: which as u8 + 2, cmd: c, reply: ours });
             if history.len() > 400 {
                 history.pop_front();
             }
@@ -217,17 +233,18 @@ fn run(cfg: &RunConfig, keel_addr: SocketAddr, redis_addr: SocketAddr) {
             checks.push(argv);
         }
         for argv in checks {
+            let cmd = Cmd { argv, inline: None, compare: Compare::Exact };
             let mut bytes = Vec::new();
-            encode_request_args(&argv, &mut bytes);
+            cmd.encode(&mut bytes);
             keel[0].send(&bytes);
             redis[0].send(&bytes);
             let (ours, theirs) = (keel[0].reply(), redis[0].reply());
             if ours != theirs {
                 if !cfg.keep_going {
-                    fail(cfg, index, 2, &argv, &ours, &theirs, &history);
+                    fail(cfg, index, 2, &cmd, &ours, &theirs, &history);
                 }
                 differences += 1;
-                eprintln!("difference #{index} RESP2: {}\n  keel:  {}\n  redis: {}", show_argv(&argv), show(&ours), show(&theirs));
+                eprintln!("difference #{index} RESP2: {}\n  keel:  {}\n  redis: {}", cmd.show(), show(&ours), show(&theirs));
             }
             index += 1;
         }
@@ -248,24 +265,24 @@ fn agree(how: Compare, ours: &[u8], theirs: &[u8]) -> bool {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn fail(cfg: &RunConfig, index: usize, proto: u8, argv: &[Vec<u8>], ours: &[u8], theirs: &[u8], history: &VecDeque<Done>) -> ! {
+fn fail(cfg: &RunConfig, index: usize, proto: u8, cmd: &Cmd, ours: &[u8], theirs: &[u8], history: &VecDeque<Done>) -> ! {
     // The earlier commands that named one of this command's arguments (its keys), and
     // the last few whatever they were: enough to see how the state came about.
-    let args: BTreeSet<&[u8]> = argv.iter().skip(1).map(Vec::as_slice).collect();
+    let args: BTreeSet<&[u8]> = cmd.argv.iter().skip(1).map(Vec::as_slice).collect();
     let mut lines = Vec::new();
     for (k, d) in history.iter().enumerate() {
-        let related = d.argv.iter().skip(1).any(|a| args.contains(a.as_slice()));
+        let related = d.cmd.argv.iter().skip(1).any(|a| args.contains(a.as_slice()));
         let recent = k + 8 >= history.len();
-        let global = matches!(d.argv[0].to_ascii_uppercase().as_slice(), b"FLUSHALL" | b"FLUSHDB" | b"SELECT" | b"SWAPDB");
+        let global = matches!(d.cmd.argv[0].to_ascii_uppercase().as_slice(), b"FLUSHALL" | b"FLUSHDB" | b"SELECT" | b"SWAPDB");
         if related || recent || global {
-            lines.push(format!("  #{:<6} RESP{} {}  ->  {}", d.index, d.proto, show_argv(&d.argv), show(&d.reply)));
+            lines.push(format!("  #{:<6} RESP{} {}  ->  {}", d.index, d.proto, d.cmd.show(), show(&d.reply)));
         }
     }
     panic!(
         "keel and redis-server differ at command #{index} (seed {seed}, RESP{proto}):\n  command: {cmd}\n  keel:    {ours}\n  redis:   {theirs}\n\
          earlier commands on these arguments (and the last few; replies are keel's, which agreed):\n{hist}\n\
          replay: KEEL_DIFFTEST_SEED={seed} KEEL_DIFFTEST_COUNT={count} KEEL_DIFFTEST_FEATURES={feats} cargo test -p keel-server --test difftest",
-        cmd = show_argv(argv),
+        cmd = cmd.show(),
         ours = show(ours),
         theirs = show(theirs),
         hist = lines.join("\n"),
@@ -837,7 +854,61 @@ impl Gen {
             Op::Move => vec![self.name("move"), self.key(), self.db()],
             Op::Swapdb => vec![self.name("swapdb"), self.db(), self.db()],
         };
-        Cmd { argv, compare }
+        let inline = if self.pct(10) { Some(self.inline(&argv)) } else { None };
+        Cmd { argv, inline, compare }
+    }
+
+    /// `argv` as an inline command line (the quoting of Redis's `sdssplitargs`, which
+    /// `keel_protocol::resp::split_inline` follows): each argument bare when it can be,
+    /// else in single or double quotes,
+    /// with the escapes chosen at random (`\n` or `\x0a`, `\xAB` or `\xab`).
+    fn inline(&mut self, argv: &[Vec<u8>]) -> Vec<u8> {
+        let mut line = Vec::new();
+        for (i, a) in argv.iter().enumerate() {
+            if i > 0 {
+                line.push(b' ');
+            }
+            let bare = !a.is_empty() && a.iter().all(|&c| c.is_ascii_graphic() && !b"\"'\\".contains(&c));
+            let single = !a.iter().any(|&c| matches!(c, b'\r' | b'\n' | 0 | b'\\'));
+            match self.rng.random_range(0..3) {
+                0 if bare => line.extend_from_slice(a),
+                1 if single => {
+                    line.push(b'\'');
+                    for &c in a {
+                        if c == b'\'' {
+                            line.push(b'\\');
+                        }
+                        line.push(c);
+                    }
+                    line.push(b'\'');
+                }
+                _ => {
+                    line.push(b'"');
+                    for &c in a {
+                        let named = match c {
+                            b'\n' => Some(b'n'),
+                            b'\r' => Some(b'r'),
+                            b'\t' => Some(b't'),
+                            0x07 => Some(b'a'),
+                            0x08 => Some(b'b'),
+                            _ => None,
+                        };
+                        match named {
+                            Some(n) if self.pct(50) => line.extend_from_slice(&[b'\\', n]),
+                            _ if c == b'"' || c == b'\\' => line.extend_from_slice(&[b'\\', c]),
+                            _ if (0x20..0x7f).contains(&c) => line.push(c),
+                            _ => {
+                                let hex = if self.pct(50) { format!("\\x{c:02x}") } else { format!("\\x{c:02X}") };
+                                line.extend_from_slice(hex.as_bytes());
+                            }
+                        }
+                    }
+                    line.push(b'"');
+                }
+            }
+        }
+        line.extend_from_slice(b"\r\n");
+        line
     }
 
     /// `SET k v` with a random set of options, some conflicting, some repeated, some
