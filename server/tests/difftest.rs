@@ -79,7 +79,7 @@ fn keel_replies_as_redis_does() {
     );
     let redis = Redis::start();
     let scratch = Scratch::new();
-    let (_keel, keel_addr) = match std::env::var("KEEL_DIFFTEST_ADDR") {
+    let (keel, keel_addr) = match std::env::var("KEEL_DIFFTEST_ADDR") {
         Ok(a) => (None, a.parse().unwrap_or_else(|e| panic!("KEEL_DIFFTEST_ADDR={a:?}: {e}"))),
         Err(_) => {
             let srv = Server::start(&scratch, &[]);
@@ -89,7 +89,23 @@ fn keel_replies_as_redis_does() {
     };
     let t0 = Instant::now();
     run(&cfg, keel_addr, redis.addr);
-    eprintln!("difftest: {} commands agreed in {:.1?}", cfg.count, t0.elapsed());
+    let handoffs = info_stat(keel_addr, "shard_handoffs");
+    eprintln!("difftest: {} commands agreed in {:.1?}; connections handed to a shard: {handoffs:?}", cfg.count, t0.elapsed());
+    // The one-tenant stretches must have reached the shards' own serving path too.
+    if keel.is_some() && cfg.count >= 5000 {
+        assert!(handoffs > Some(0), "no connection was handed to a shard: the shards' serving path went untested");
+    }
+}
+
+/// An `INFO stats` counter of the server at `addr` (on a connection of its own), if it
+/// has it.
+fn info_stat(addr: SocketAddr, name: &str) -> Option<u64> {
+    let mut c = Conn::open(addr, 2);
+    c.send(b"*2\r\n$4\r\nINFO\r\n$5\r\nstats\r\n");
+    let reply = c.reply();
+    let text = String::from_utf8_lossy(&reply);
+    let prefix = format!("{name}:");
+    text.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|v| v.trim().parse().ok())
 }
 
 /// What the run generates: seed, length, features.
@@ -597,6 +613,10 @@ struct Gen {
     total: u32,
     /// Every key a command named, for the closing keyspace comparison.
     keys_seen: BTreeSet<Vec<u8>>,
+    /// A stretch of commands whose keys are all of one tenant: (tenant, commands
+    /// left). Its batches all go to one shard, so keel hands the connection to that
+    /// shard (`server/src/streak.rs`) and the shard's own serving path answers them.
+    focus: Option<(u32, u32)>,
 }
 
 impl Gen {
@@ -604,7 +624,7 @@ impl Gen {
         let on = |f: Option<Feature>| f.is_none_or(|f| features.contains(&f));
         let ops: Vec<(Op, u32)> = OPS.iter().filter(|(_, _, f)| on(*f)).map(|&(op, w, _)| (op, w)).collect();
         let total = ops.iter().map(|(_, w)| w).sum();
-        Gen { rng: XorShiftRng::seed_from_u64(seed), features: features.to_vec(), ops, total, keys_seen: BTreeSet::new() }
+        Gen { rng: XorShiftRng::seed_from_u64(seed), features: features.to_vec(), ops, total, keys_seen: BTreeSet::new(), focus: None }
     }
 
     fn has(&self, f: Feature) -> bool {
@@ -632,13 +652,21 @@ impl Gen {
     /// over six tenants (both shards), some without a tenant separator, some odd.
     fn key(&mut self) -> Vec<u8> {
         let r = &mut self.rng;
-        let k = match r.random_range(0..100) {
-            0..75 => format!("t{}:k{}", r.random_range(0..6), r.random_range(0..5)).into_bytes(),
-            75..85 => format!("k{}", r.random_range(0..4)).into_bytes(),
-            85..92 => format!("t{}:a:{}", r.random_range(0..6), r.random_range(0..3)).into_bytes(),
-            92..96 => format!(":k{}", r.random_range(0..2)).into_bytes(),
-            96..98 => Vec::new(),
-            _ => b"t1:\x00\r\n\xff".to_vec(),
+        let k = if let Some((t, _)) = self.focus {
+            if r.random_bool(0.8) {
+                format!("t{t}:k{}", r.random_range(0..5)).into_bytes()
+            } else {
+                format!("t{t}:a:{}", r.random_range(0..3)).into_bytes()
+            }
+        } else {
+            match r.random_range(0..100) {
+                0..75 => format!("t{}:k{}", r.random_range(0..6), r.random_range(0..5)).into_bytes(),
+                75..85 => format!("k{}", r.random_range(0..4)).into_bytes(),
+                85..92 => format!("t{}:a:{}", r.random_range(0..6), r.random_range(0..3)).into_bytes(),
+                92..96 => format!(":k{}", r.random_range(0..2)).into_bytes(),
+                96..98 => Vec::new(),
+                _ => b"t1:\x00\r\n\xff".to_vec(),
+            }
         };
         self.keys_seen.insert(k.clone());
         k
@@ -718,6 +746,15 @@ impl Gen {
 
     /// The next command.
     fn command(&mut self) -> Cmd {
+        match &mut self.focus {
+            Some((_, left)) if *left > 0 => *left -= 1,
+            _ => {
+                self.focus = None;
+                if self.rng.random_range(0..1000) < 10 {
+                    self.focus = Some((self.rng.random_range(0..6), self.rng.random_range(40..120)));
+                }
+            }
+        }
         let mut w = self.rng.random_range(0..self.total);
         let op = self
             .ops
