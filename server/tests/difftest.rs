@@ -5,7 +5,9 @@
 //! port, no RDB, no AOF), opens one RESP2 and one RESP3 (`HELLO 3`) connection to each,
 //! then sends the same seeded stream of commands to both servers, in pipelined batches
 //! of 1..=16 commands on one connection at a time, one command in ten as an inline
-//! command line (quoted and escaped at random). Each reply is cut out of the byte
+//! command line (quoted and escaped at random); stretches of one tenant's keys get
+//! connections handed to their shard, so the shard's serving path is compared too.
+//! Each reply is cut out of the byte
 //! stream with keel's reply parser (`keel_protocol::resp::parse_value`, used only to
 //! find where a reply ends) and the raw bytes are compared. At the end the whole
 //! keyspace (MGET of every key the run touched, DBSIZE) is compared too, so a write
@@ -24,15 +26,14 @@
 //!   `scripts/test.sh` installs the Debian package `redis-server`).
 //!
 //! A difference panics with the seed, the command's index, the connection's protocol,
-//! the command, both replies and the commands before it on that batch's key, and the
+//! the command, both replies, the earlier commands that named its arguments, and the
 //! line that replays the run.
 //!
 //! Not generated: commands keel does not have (the command table,
 //! `protocol/src/command.rs`), and commands whose replies differ by design (HELLO,
 //! CLIENT, COMMAND, CONFIG, INFO, DEBUG: server identity and counters; KEYS and SCAN:
-//! order and cursors; the vector commands: keel's own). Deliberate differences that are
-//! generated only when keel gains the feature are listed in README "Differences from
-//! Redis".
+//! order and cursors; the vector commands: keel's own). What differs on purpose is
+//! listed in README "Differences from Redis".
 
 mod common;
 
