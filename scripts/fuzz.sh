@@ -5,7 +5,8 @@
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 #
-# Targets: protocol/fuzz (resp_request, shard_frame, handoff), storage/fuzz (vlog_record).
+# Targets: protocol/fuzz (resp_request, resp_reply, shard_frame, handoff), storage/fuzz
+# (vlog_record).
 # Corpora grow in <crate>/fuzz/corpus/<target>/ (seeded here when empty; not in git),
 # crashes land in <crate>/fuzz/artifacts/<target>/, the libFuzzer log of each run in
 # target/fuzz-logs/<target>.log. Prints, per target, the inputs tried, the corpus size,
@@ -18,7 +19,7 @@ root=$PWD
 
 secs=${1:-60}
 shift || true
-all=(protocol:resp_request protocol:shard_frame protocol:handoff storage:vlog_record)
+all=(protocol:resp_request protocol:resp_reply protocol:shard_frame protocol:handoff storage:vlog_record)
 if [ $# -gt 0 ]; then
   want=("$@")
 else
@@ -42,6 +43,16 @@ seed_corpus() {
       seed "$dir" multibulk '\x00*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*1\r\n$4\r\nPING\r\n'
       seed "$dir" inline '\x00SET k "v\\x41\\n" '"'"'a b'"'"'\r\nPING\n'
       seed "$dir" small_limits '\x80\x08\x04\x20\x40\x00*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$9\r\n123456789\r\n'
+      ;;
+    resp_reply)
+      # mode 0 (default limits): RESP2 replies; RESP3 types; small limits (bulk 8, 4 elements, depth 2).
+      seed "$dir" resp2 '\x00+OK\r\n-ERR x\r\n:-12\r\n$3\r\nfoo\r\n$-1\r\n*2\r\n$1\r\na\r\n*-1\r\n'
+      seed "$dir" resp3 '\x00%%2\r\n+a\r\n,1.5\r\n$1\r\nb\r\n~1\r\n#t\r\n_\r\n=7\r\ntxt:abc\r\n(123\r\n!5\r\nERR x\r\n|1\r\n+k\r\n:1\r\n>1\r\n,inf\r\n'
+      seed "$dir" small_limits '\x80\x08\x04\x02*2\r\n*1\r\n$8\r\n12345678\r\n:1\r\n'
+      # One past each small limit (an error): bulk of 9, 5 elements, depth 3.
+      seed "$dir" over_bulk '\x80\x08\x04\x02$9\r\n123456789\r\n'
+      seed "$dir" over_count '\x80\x08\x04\x02*5\r\n:1\r\n:2\r\n:3\r\n:4\r\n:5\r\n'
+      seed "$dir" over_depth '\x80\x08\x04\x02*1\r\n*1\r\n*1\r\n:1\r\n'
       ;;
     shard_frame)
       # mode 0 (default limit); request frame GET k; reply frame Bulk "v".

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README; .ci/run runs exactly this):
 #   1. installs what the tests need and a fresh machine lacks (redis-tools for redis-cli
-#      and redis-benchmark; a Python venv with redis-py under target/),
+#      and redis-benchmark; redis-server for the differential test server/tests/difftest.rs;
+#      a Python venv with redis-py under target/),
 #   2. runs the Rust tests of every crate (unit, property and integration tests; the
 #      integration tests start the real `keel` binary on free loopback ports),
 #   3. runs the real-client smoke tests (redis-cli, redis-benchmark, redis-py in RESP2
@@ -11,6 +12,7 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v redis-cli >/dev/null || need_apt+=(redis-tools)
+command -v redis-server >/dev/null || need_apt+=(redis-server)
 python3 -c 'import venv' 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test.sh: installing ${need_apt[*]}" >&2

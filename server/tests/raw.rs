@@ -606,3 +606,26 @@ fn the_command_table_routes_and_checks_arity_on_router_and_shard() {
     // ECHO and gave the connection back at the first wrong argument count.
     assert_eq!(handed, 1, "the connection must have been handed to shard 0 once (shard_handoffs grew by {handed})");
 }
+
+/// Differences the differential test (`difftest.rs`) found, pinned byte for byte to
+/// what redis-server 7.0 replies.
+#[test]
+fn error_texts_as_redis_for_nul_bytes_and_out_of_range_integers() {
+    let (_d, srv) = server();
+    let mut s = srv.raw();
+    // An unknown command's arguments are C strings in Redis's text: each ends at its
+    // first NUL, and the 128-byte budget counts what was shown.
+    check(
+        &mut s,
+        &req(&[b"nosuch", b"a\0b", &[b'x'; 120], b"yyyyyyyy", b"z"]),
+        format!("-ERR unknown command 'nosuch', with args beginning with: 'a' '{}' 'y' \r\n", "x".repeat(120)).as_bytes(),
+    );
+    check(&mut s, &req(&[b"no\0such", b"\0"]), b"-ERR unknown command 'no', with args beginning with: '' \r\n");
+    // SELECT: an integer outside a C int is its own error, before the database check.
+    let range = b"-ERR value is out of range, value must between -2147483648 and 2147483647\r\n";
+    check(&mut s, &req(&[b"SELECT", b"2147483648"]), range);
+    check(&mut s, &req(&[b"SELECT", b"-2147483649"]), range);
+    check(&mut s, &req(&[b"SELECT", b"9223372036854775807"]), range);
+    check(&mut s, &req(&[b"SELECT", b"2147483647"]), b"-ERR DB index is out of range\r\n");
+    check(&mut s, &req(&[b"SELECT", b"9223372036854775808"]), b"-ERR value is not an integer or out of range\r\n");
+}

@@ -58,10 +58,12 @@ pub fn hello(rt: &Rc<Router>, conn: &mut ConnState, argv: &[Vec<u8>]) -> Value {
     ])
 }
 
-/// `SELECT index`: keel has one database.
+/// `SELECT index`: keel has one database. The errors are Redis's, in its order: not
+/// an integer, outside a C `int` (`getIntFromObjectOrReply`), not a database.
 pub fn select(argv: &[Vec<u8>]) -> Value {
     match parse_i64(&argv[1]) {
         Some(0) => Value::ok(),
+        Some(n) if i32::try_from(n).is_err() => Value::err("ERR value is out of range, value must between -2147483648 and 2147483647"),
         Some(_) => Value::err("ERR DB index is out of range"),
         None => Value::err("ERR value is not an integer or out of range"),
     }

@@ -135,20 +135,33 @@ fn local(rt: &Rc<Router>, conn: &mut ConnState, spec: &'static table::Spec, argv
 }
 
 /// Redis's text: `ERR unknown command 'x', with args beginning with: 'a' 'b' `.
+///
+/// Built from bytes as Redis's `processCommand` does with `%.*s`: the name and each
+/// argument end at their first NUL byte; the name is cut to 128 bytes; arguments are
+/// added while the list is under 128 bytes, each cut to what is left of the 128. The
+/// reply is then text: bytes that are not UTF-8 become U+FFFD (Redis sends them raw;
+/// README "Differences from Redis").
 pub fn unknown_command(argv: &[Vec<u8>]) -> Value {
-    let name = String::from_utf8_lossy(&argv[0]);
-    let name: String = name.chars().take(128).collect();
-    let mut args = String::new();
+    /// `%.*s`: up to `max` bytes, ending at the first NUL.
+    fn c_str(b: &[u8], max: usize) -> &[u8] {
+        let b = &b[..b.len().min(max)];
+        b.iter().position(|&c| c == 0).map_or(b, |nul| &b[..nul])
+    }
+    let mut text = b"ERR unknown command '".to_vec();
+    text.extend_from_slice(c_str(&argv[0], 128));
+    text.extend_from_slice(b"', with args beginning with: ");
+    let mut args = Vec::new();
     for a in &argv[1..] {
         if args.len() >= 128 {
             break;
         }
         let room = 128 - args.len();
-        let s = String::from_utf8_lossy(a);
-        let s: String = s.chars().take(room).collect();
-        args.push_str(&format!("'{s}' "));
+        args.push(b'\'');
+        args.extend_from_slice(c_str(a, room));
+        args.extend_from_slice(b"' ");
     }
-    Value::err(format!("ERR unknown command '{name}', with args beginning with: {args}"))
+    text.extend_from_slice(&args);
+    Value::err(String::from_utf8_lossy(&text).into_owned())
 }
 
 pub use keel_protocol::num::parse_i64;
@@ -163,6 +176,11 @@ mod tests {
         assert_eq!(v, Value::err("ERR unknown command 'foo', with args beginning with: 'a' 'b' "));
         let v = unknown_command(&[b"foo".to_vec()]);
         assert_eq!(v, Value::err("ERR unknown command 'foo', with args beginning with: "));
+        // C strings: an argument ends at its NUL; the list stops once it reaches 128
+        // bytes, the last argument cut to fit (as redis-server 7.0 replies).
+        let v = unknown_command(&[b"f\0oo".to_vec(), b"a\0b".to_vec(), vec![b'x'; 120], b"yyyyyyyy".to_vec(), b"z".to_vec()]);
+        let want = format!("ERR unknown command 'f', with args beginning with: 'a' '{}' 'y' ", "x".repeat(120));
+        assert_eq!(v, Value::err(want));
     }
 
     #[test]
