@@ -5,6 +5,19 @@
 //! The link reconnects by itself. While its shard is down every call is answered at
 //! once with `-ERR shard N is unavailable …`; calls in flight when the connection breaks
 //! get `-ERR shard N connection lost …` (their writes may or may not have been applied).
+//!
+//! A hung shard (stopped, stuck in a system call) keeps its socket open but answers
+//! nothing. A watchdog task checks the oldest request in flight every
+//! [`check_interval`] (a twentieth of `shard_timeout`, 10 ms ..= 250 ms); once it has
+//! gone unanswered for `shard_timeout`, the link is *not responding*: every request in
+//! flight fails with `-ERR shard N is not responding` (its write may or may not be
+//! applied later, if the shard wakes up), frames not yet written are dropped, and every
+//! new call fails the same way at once instead of waiting out its own timeout. One
+//! `PING` frame is queued as a probe; the first frame the shard sends afterwards (the
+//! probe's reply or any late reply) makes the link healthy again, as does a new
+//! connection (the supervisor kills a shard that misses its health checks, and the link
+//! reconnects to its successor). Late replies find no slot and are dropped: `req_id`s
+//! are never reused, so they cannot answer a later request.
 
 use keel_shard::runtime::sync::{slot, Notify, SlotRx, SlotTx};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -13,10 +26,10 @@ use glommio::timer::sleep;
 use keel_protocol::shard::{decode_frame, decode_value, encode_request_args, FrameError, Kind};
 use keel_protocol::Value;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A link to shard `id` over the Unix socket `socket`. Cheap to share (`Rc`).
 pub struct ShardLink {
@@ -24,30 +37,54 @@ pub struct ShardLink {
     socket: PathBuf,
     /// The frame limit (`max_frame_len`), both ways.
     max_frame: usize,
+    /// `shard_timeout`: how long a request may stay unanswered.
+    timeout: Duration,
     state: RefCell<State>,
     wake_writer: Notify,
 }
 
 struct State {
     up: bool,
+    /// Set when a request went unanswered for `timeout`; cleared by the next frame from
+    /// the shard or a new connection.
+    not_responding: bool,
     next_req: u64,
-    pending: HashMap<u64, SlotTx<Value>>,
+    /// Requests in flight by `req_id` (so in the order they were sent, oldest first),
+    /// with when each was queued.
+    pending: BTreeMap<u64, (SlotTx<Value>, Instant)>,
     out: Vec<u8>,
 }
 
+/// How often the watchdog looks at the oldest request in flight: a twentieth of
+/// `timeout`, 10 ms ..= 250 ms (so a request fails between `timeout` and 1.05 × `timeout`
+/// plus 10 ms after it was sent).
+pub fn check_interval(timeout: Duration) -> Duration {
+    (timeout / 20).clamp(Duration::from_millis(10), Duration::from_millis(250))
+}
+
 impl ShardLink {
-    /// Creates the link and spawns its connection task on the current executor;
-    /// `max_frame` is the frame limit (`max_frame_len`).
-    pub fn start(id: u32, socket: PathBuf, max_frame: usize) -> Rc<ShardLink> {
+    /// Creates the link and spawns its connection and watchdog tasks on the current
+    /// executor; `max_frame` is the frame limit (`max_frame_len`), `timeout` is
+    /// `shard_timeout`.
+    pub fn start(id: u32, socket: PathBuf, max_frame: usize, timeout: Duration) -> Rc<ShardLink> {
         let link = Rc::new(ShardLink {
             id,
             socket,
             max_frame,
-            state: RefCell::new(State { up: false, next_req: 1, pending: HashMap::new(), out: Vec::with_capacity(64 << 10) }),
+            timeout,
+            state: RefCell::new(State {
+                up: false,
+                not_responding: false,
+                next_req: 1,
+                pending: BTreeMap::new(),
+                out: Vec::with_capacity(64 << 10),
+            }),
             wake_writer: Notify::default(),
         });
         let l = link.clone();
         glommio::spawn_local(async move { l.run().await }).detach();
+        let l = link.clone();
+        glommio::spawn_local(async move { l.watchdog().await }).detach();
         link
     }
 
@@ -56,15 +93,28 @@ impl ShardLink {
         self.state.borrow().up
     }
 
+    /// True while the link is connected and its shard answers (not *not responding*).
+    pub fn is_healthy(&self) -> bool {
+        let st = self.state.borrow();
+        st.up && !st.not_responding
+    }
+
     /// Sends `argv` (any byte-like arguments, e.g. the client's `Vec<Vec<u8>>` as is) to
     /// the shard; the returned future resolves to its reply. A request whose frame would
     /// exceed the frame limit is not sent: it resolves to `-ERR request too large …`.
+    /// A request unanswered for `shard_timeout`, and every call while the link is not
+    /// responding, resolves to `-ERR shard N is not responding`.
     pub fn call<A: AsRef<[u8]>>(&self, argv: &[A]) -> SlotRx<Value> {
         let (tx, rx) = slot();
         let mut st = self.state.borrow_mut();
         if !st.up {
             drop(st);
             tx.send(Value::err(format!("ERR shard {} is unavailable (restarting), retry later", self.id)));
+            return rx;
+        }
+        if st.not_responding {
+            drop(st);
+            tx.send(self.not_responding_error());
             return rx;
         }
         let req_id = st.next_req;
@@ -78,12 +128,60 @@ impl ShardLink {
             return rx;
         }
         st.next_req += 1;
-        st.pending.insert(req_id, tx);
+        st.pending.insert(req_id, (tx, Instant::now()));
         drop(st);
         if was_empty {
             self.wake_writer.notify();
         }
         rx
+    }
+
+    fn not_responding_error(&self) -> Value {
+        Value::err(format!("ERR shard {} is not responding", self.id))
+    }
+
+    /// Every [`check_interval`]: if the oldest request in flight has waited
+    /// `timeout`, the link becomes not responding ([`Self::give_up`]).
+    async fn watchdog(self: Rc<Self>) {
+        let every = check_interval(self.timeout);
+        loop {
+            sleep(every).await;
+            let overdue = {
+                let st = self.state.borrow();
+                st.up
+                    && !st.not_responding
+                    && st.pending.first_key_value().is_some_and(|(_, (_, sent))| sent.elapsed() >= self.timeout)
+            };
+            if overdue {
+                self.give_up();
+            }
+        }
+    }
+
+    /// Marks the link not responding: fails every request in flight, drops the frames
+    /// not yet written (whole frames only: the writer took the ones it is writing), and
+    /// queues one `PING` probe (its `req_id` has no slot; any frame that comes back
+    /// makes the link healthy again).
+    fn give_up(&self) {
+        let pending = {
+            let mut st = self.state.borrow_mut();
+            st.not_responding = true;
+            st.out.clear();
+            let probe_id = st.next_req;
+            st.next_req += 1;
+            encode_request_args(probe_id, &[b"PING"], self.max_frame, &mut st.out).expect("PING fits any frame limit");
+            std::mem::take(&mut st.pending)
+        };
+        self.wake_writer.notify();
+        tracing::warn!(
+            "shard {} is not responding: a request waited {:?} (shard_timeout); failing its {} request(s) in flight and new ones until it answers again",
+            self.id,
+            self.timeout,
+            pending.len()
+        );
+        for (_, (tx, _)) in pending {
+            tx.send(self.not_responding_error());
+        }
     }
 
     async fn run(self: Rc<Self>) {
@@ -92,7 +190,10 @@ impl ShardLink {
             match UnixStream::connect(&self.socket).await {
                 Ok(stream) => {
                     backoff = Duration::from_millis(20);
-                    self.state.borrow_mut().up = true;
+                    let mut st = self.state.borrow_mut();
+                    st.up = true;
+                    st.not_responding = false;
+                    drop(st);
                     tracing::debug!("router link to shard {} connected", self.id);
                     let (r, w) = futures_lite::io::split(stream);
                     let reason = futures_lite::future::or(self.reader(r), self.writer(w)).await;
@@ -111,10 +212,11 @@ impl ShardLink {
         let pending = {
             let mut st = self.state.borrow_mut();
             st.up = false;
+            st.not_responding = false;
             st.out.clear();
             std::mem::take(&mut st.pending)
         };
-        for (_, tx) in pending {
+        for (_, (tx, _)) in pending {
             tx.send(Value::err(format!(
                 "ERR shard {} connection lost ({reason}); the command may or may not have been applied",
                 self.id
@@ -144,8 +246,16 @@ impl ShardLink {
                             Ok(v) => v,
                             Err(e) => return format!("bad reply frame: {e}"),
                         };
-                        let tx = self.state.borrow_mut().pending.remove(&frame.req_id);
-                        if let Some(tx) = tx {
+                        let (tx, woke) = {
+                            let mut st = self.state.borrow_mut();
+                            let woke = std::mem::take(&mut st.not_responding);
+                            (st.pending.remove(&frame.req_id), woke)
+                        };
+                        if woke {
+                            tracing::warn!("shard {} answers again", self.id);
+                        }
+                        // None: a late reply to a request that timed out, or the probe.
+                        if let Some((tx, _)) = tx {
                             tx.send(v);
                         }
                     }
