@@ -282,3 +282,88 @@ impl ShardLink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_lite::future::poll_once;
+    use glommio::net::UnixListener;
+    use glommio::{LocalExecutorBuilder, Placement};
+    use keel_protocol::shard::{decode_request, encode_reply};
+
+    /// The fake shard's side: reads request frames from `s` until it holds `n` in all.
+    async fn read_requests(s: &mut UnixStream, buf: &mut Vec<u8>, n: usize) -> Vec<(u64, Vec<Vec<u8>>)> {
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let mut used = 0;
+            while let Some((frame, len)) = decode_frame(&buf[used..], 1 << 20).unwrap() {
+                got.push((frame.req_id, decode_request(frame.payload).unwrap()));
+                used += len;
+            }
+            buf.drain(..used);
+            if got.len() >= n {
+                return got;
+            }
+            let k = s.read(&mut chunk).await.unwrap();
+            assert!(k > 0, "the link closed its connection");
+            buf.extend_from_slice(&chunk[..k]);
+        }
+    }
+
+    async fn reply(s: &mut UnixStream, req_id: u64, v: &Value) {
+        let mut out = Vec::new();
+        encode_reply(req_id, v, 1 << 20, &mut out).unwrap();
+        s.write_all(&out).await.unwrap();
+    }
+
+    fn argv(s: &str) -> Vec<Vec<u8>> {
+        s.split(' ').map(|a| a.as_bytes().to_vec()).collect()
+    }
+
+    /// A shard that reads requests but does not answer: the requests in flight fail
+    /// after the timeout, later calls fail at once (no wait), a probe is sent, and a
+    /// late reply makes the link healthy again without answering a later request.
+    #[test]
+    fn a_silent_shard_times_out_then_fails_fast_until_it_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shard.sock");
+        LocalExecutorBuilder::new(Placement::Unbound)
+            .io_memory(512 << 10)
+            .make()
+            .unwrap()
+            .run(async move {
+                let listener = UnixListener::bind(&path).unwrap();
+                let link = ShardLink::start(7, path.clone(), 1 << 20, Duration::from_millis(100));
+                let mut shard = listener.accept().await.unwrap();
+                while !link.is_up() {
+                    sleep(Duration::from_millis(1)).await;
+                }
+                let not_responding = Value::err("ERR shard 7 is not responding");
+                // Two pipelined requests, unanswered.
+                let (a, b) = (link.call(&argv("GET a")), link.call(&argv("GET b")));
+                assert_eq!(a.await, not_responding);
+                assert_eq!(b.await, not_responding);
+                assert!(!link.is_healthy());
+                // Fails fast: the reply is there before anything else runs.
+                assert_eq!(poll_once(link.call(&argv("GET c"))).await, Some(not_responding.clone()));
+                // The shard got GET a, GET b, then the probe (GET c was never sent).
+                let mut buf = Vec::new();
+                let got = read_requests(&mut shard, &mut buf, 3).await;
+                let names: Vec<Vec<Vec<u8>>> = got.iter().map(|(_, a)| a.clone()).collect();
+                assert_eq!(names, vec![argv("GET a"), argv("GET b"), argv("PING")]);
+                // The shard wakes up: a late reply to GET a. The link is healthy again and
+                // the late value answers nothing.
+                reply(&mut shard, got[0].0, &Value::bulk("late a")).await;
+                while !link.is_healthy() {
+                    sleep(Duration::from_millis(1)).await;
+                }
+                let d = link.call(&argv("GET d"));
+                let next = read_requests(&mut shard, &mut buf, 1).await;
+                assert_eq!(next[0].1, argv("GET d"));
+                reply(&mut shard, got[2].0, &Value::Simple("PONG".into())).await;
+                reply(&mut shard, next[0].0, &Value::bulk("d")).await;
+                assert_eq!(d.await, Value::bulk("d"));
+            });
+    }
+}
