@@ -190,10 +190,11 @@ impl ShardLink {
             match UnixStream::connect(&self.socket).await {
                 Ok(stream) => {
                     backoff = Duration::from_millis(20);
-                    let mut st = self.state.borrow_mut();
-                    st.up = true;
-                    st.not_responding = false;
-                    drop(st);
+                    {
+                        let mut st = self.state.borrow_mut();
+                        st.up = true;
+                        st.not_responding = false;
+                    }
                     tracing::debug!("router link to shard {} connected", self.id);
                     let (r, w) = futures_lite::io::split(stream);
                     let reason = futures_lite::future::or(self.reader(r), self.writer(w)).await;

@@ -76,7 +76,11 @@ fn wait_for_values(srv: &Server, keys: &[String], value_of: impl Fn(&str) -> Str
                     break;
                 }
                 Err(e) => {
-                    assert!(Instant::now() < deadline, "{k} not served again within {within:?}: {e}\n{}", srv.log_tail());
+                    assert!(
+                        Instant::now() < deadline,
+                        "{k} not served again within {within:?}: {e}\n{}",
+                        srv.log_tail()
+                    );
                     std::thread::sleep(Duration::from_millis(20));
                 }
             }
@@ -184,7 +188,9 @@ fn a_stopped_shard_fails_its_requests_in_time_and_is_restarted_with_its_data() {
     again.write_all(&get_cmd(&on1[2])).unwrap();
     let reply = String::from_utf8_lossy(&read_line(&mut again).unwrap()).into_owned();
     assert!(
-        reply == "-ERR shard 1 is not responding\r\n" || reply.starts_with("-ERR shard 1 is unavailable") || reply.starts_with("-ERR shard 1 connection lost"),
+        reply == "-ERR shard 1 is not responding\r\n"
+            || reply.starts_with("-ERR shard 1 is unavailable")
+            || reply.starts_with("-ERR shard 1 connection lost"),
         "{reply:?}"
     );
     assert!(t1.elapsed() < TIMEOUT / 2, "a request to a shard known not to respond waited {:?}", t1.elapsed());
@@ -192,7 +198,8 @@ fn a_stopped_shard_fails_its_requests_in_time_and_is_restarted_with_its_data() {
     // hung shard (12 batches to one shard would hand it over otherwise).
     for i in 0..12 {
         again.write_all(&get_cmd(&on1[2])).unwrap();
-        let reply = read_line(&mut again).unwrap_or_else(|e| panic!("request {i} after the timeout: {e}\n{}", srv.log_tail()));
+        let reply =
+            read_line(&mut again).unwrap_or_else(|e| panic!("request {i} after the timeout: {e}\n{}", srv.log_tail()));
         assert!(reply.starts_with(b"-ERR shard 1 "), "{:?}", String::from_utf8_lossy(&reply));
     }
 
@@ -200,7 +207,11 @@ fn a_stopped_shard_fails_its_requests_in_time_and_is_restarted_with_its_data() {
     let restarted = wait_new_pid(&srv, 1, &[victim], Duration::from_secs(20));
     assert!(common::wait_gone(victim, Duration::from_secs(10)), "the stopped shard (pid {victim}) still exists");
     let log = common::read_lossy(&srv.log);
-    assert!(log.contains(&format!("shard 1 (pid {victim}) missed its health checks for 1s (shard_timeout)")), "{}", srv.log_tail());
+    assert!(
+        log.contains(&format!("shard 1 (pid {victim}) missed its health checks for 1s (shard_timeout)")),
+        "{}",
+        srv.log_tail()
+    );
     assert!(log.contains("shard 1 is not responding: a request waited 1s (shard_timeout)"), "{}", srv.log_tail());
     assert!(!log.contains("shard 0 (pid"), "shard 0 must not be killed\n{}", srv.log_tail());
     assert_eq!(srv.shard_pid(0), bystander, "shard 0 must keep running");
@@ -210,7 +221,11 @@ fn a_stopped_shard_fails_its_requests_in_time_and_is_restarted_with_its_data() {
     let served = other.join().unwrap();
     assert!(served.errors.is_empty(), "shard 0 failed requests while shard 1 hung: {:?}", served.errors);
     assert!(served.ops >= 20, "only {} requests to shard 0 while shard 1 hung", served.ops);
-    assert!(served.slowest < Duration::from_millis(500), "a shard-0 request took {:?} while shard 1 hung", served.slowest);
+    assert!(
+        served.slowest < Duration::from_millis(500),
+        "a shard-0 request took {:?} while shard 1 hung",
+        served.slowest
+    );
 
     // The connection that shard 1 held is closed with it (EOF or reset), not hung.
     handed.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -278,10 +293,22 @@ fn a_shard_that_never_gets_ready_fails_the_startup_after_three_tries() {
     srv.stop();
     block_next_start(&scratch.data_dir(), 1);
     let data = scratch.data_dir().display().to_string();
-    let out = run_keel(&["--config", &cfg, "--data-dir", &data, "--resp-addr", "127.0.0.1:0", "--shards", "2", "--router-threads", "1"]);
+    let out = run_keel(&[
+        "--config",
+        &cfg,
+        "--data-dir",
+        &data,
+        "--resp-addr",
+        "127.0.0.1:0",
+        "--shards",
+        "2",
+        "--router-threads",
+        "1",
+    ]);
     assert_eq!(out.code(), Some(1), "{out:?}");
     assert!(
-        out.stderr.contains("keel: shard 1 failed to start (made no progress for 1s (shard_timeout) while starting; killed)"),
+        out.stderr
+            .contains("keel: shard 1 failed to start (made no progress for 1s (shard_timeout) while starting; killed)"),
         "{}",
         out.stderr
     );
@@ -304,7 +331,8 @@ fn bad_shard_timeouts_exit_2_with_one_line() {
     ] {
         std::fs::write(&cfg, format!("shard_timeout = {value}\n")).unwrap();
         let cfg_s = cfg.display().to_string();
-        let out = run_keel(&["--config", &cfg_s, "--data-dir", &data, "--resp-addr", "127.0.0.1:0", "--router-threads", "1"]);
+        let out =
+            run_keel(&["--config", &cfg_s, "--data-dir", &data, "--resp-addr", "127.0.0.1:0", "--router-threads", "1"]);
         assert_eq!(out.code(), Some(2), "shard_timeout = {value}: {out:?}");
         let lines: Vec<&str> = out.stderr.lines().collect();
         assert_eq!(lines.len(), 1, "{}", out.stderr);

@@ -69,8 +69,8 @@ impl Pinger {
         }
         let mut answered = None;
         let mut used = 0;
-        while let Some((frame, n)) =
-            decode_frame(&self.buf[used..], MAX_REPLY_FRAME).map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e.to_string()))?
+        while let Some((frame, n)) = decode_frame(&self.buf[used..], MAX_REPLY_FRAME)
+            .map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e.to_string()))?
         {
             used += n;
             if frame.kind != Kind::Reply {
@@ -161,7 +161,8 @@ mod tests {
 
     #[test]
     fn parses_io_counters() {
-        let io = "rchar: 10\nwchar: 20\nsyscr: 3\nsyscw: 4\nread_bytes: 4096\nwrite_bytes: 0\ncancelled_write_bytes: 0\n";
+        let io =
+            "rchar: 10\nwchar: 20\nsyscr: 3\nsyscw: 4\nread_bytes: 4096\nwrite_bytes: 0\ncancelled_write_bytes: 0\n";
         assert_eq!(Progress::parse_io(io), [10, 20, 3, 4]);
         assert_eq!(Progress::parse_io("wchar: 7\n"), [0, 7, 0, 0]);
     }
