@@ -161,7 +161,7 @@ fn a_stopped_shard_fails_its_requests_in_time_and_is_restarted_with_its_data() {
         read_line(&mut handed).unwrap();
         read_line(&mut handed).unwrap();
     }
-    let (mut get1, mut dbsize, mut again) = (srv.raw(), srv.raw(), srv.raw());
+    let (mut get1, mut dbsize, mut again, mut pipe) = (srv.raw(), srv.raw(), srv.raw(), srv.raw());
 
     let (victim, bystander) = (srv.shard_pid(1), srv.shard_pid(0));
     let _resume = Resume(victim);
@@ -176,12 +176,20 @@ fn a_stopped_shard_fails_its_requests_in_time_and_is_restarted_with_its_data() {
     // A GET of its key and a DBSIZE (which needs every shard) fail after the timeout.
     get1.write_all(&get_cmd(&on1[1])).unwrap();
     dbsize.write_all(b"*1\r\n$6\r\nDBSIZE\r\n").unwrap();
+    // A pipeline across both shards: its replies keep their order, the hung shard's
+    // in its place.
+    pipe.write_all(&[get_cmd(&on0[0]), get_cmd(&on1[3]), get_cmd(&on0[1])].concat()).unwrap();
     let reply = read_line(&mut get1).unwrap();
     let waited = t0.elapsed();
     assert_eq!(String::from_utf8_lossy(&reply), "-ERR shard 1 is not responding\r\n", "{}", srv.log_tail());
     assert!(waited >= TIMEOUT, "failed after {waited:?}, before shard_timeout");
     assert!(waited < TIMEOUT + Duration::from_millis(1500), "failed only after {waited:?}\n{}", srv.log_tail());
     assert_eq!(String::from_utf8_lossy(&read_line(&mut dbsize).unwrap()), "-ERR shard 1 is not responding\r\n");
+    let bulk = |v: String| format!("${}\r\n{v}\r\n", v.len());
+    let want = format!("{}-ERR shard 1 is not responding\r\n{}", bulk(value(&on0[0])), bulk(value(&on0[1])));
+    let mut got = vec![0u8; want.len()];
+    pipe.read_exact(&mut got).unwrap();
+    assert_eq!(String::from_utf8_lossy(&got), want);
     // The next request to it does not wait out another timeout: it fails at once (not
     // responding, or unavailable if the supervisor has killed the shard meanwhile).
     let t1 = Instant::now();
