@@ -348,3 +348,21 @@ fn bad_shard_timeouts_exit_2_with_one_line() {
     }
     assert!(!scratch.data_dir().join("keel.meta").exists(), "nothing may start on a bad config");
 }
+
+/// SIGTERM while a shard is stopped (before the supervisor killed it): the router
+/// resumes it (SIGCONT after SIGTERM), so it syncs and exits and keel exits 0 at once,
+/// not after the 30 s SIGKILL deadline.
+#[test]
+fn sigterm_while_a_shard_is_stopped_exits_0() {
+    let scratch = Scratch::new();
+    let cfg = config(&scratch);
+    let srv = Server::start(&scratch, &["--config", &cfg]);
+    let key = &keys_on("paused", 1, 1)[0];
+    let _: () = redis::cmd("SET").arg(key).arg("v").query(&mut srv.con()).unwrap();
+    let victim = srv.shard_pid(1);
+    let _resume = Resume(victim);
+    common::kill(victim, Signal::STOP);
+    let t0 = Instant::now();
+    srv.stop();
+    assert!(t0.elapsed() < Duration::from_secs(20), "stopping took {:?}", t0.elapsed());
+}

@@ -131,7 +131,7 @@ impl Supervisor {
     }
 
     /// Sets `shared.shutdown` (no more restarts), sends SIGTERM to every running shard
-    /// (SIGKILL after 30 s), and waits for the supervisor threads. Errors: which shards
+    /// (and SIGCONT, for a stopped one; SIGKILL after 30 s), and waits for the supervisor threads. Errors: which shards
     /// did not exit with status 0 (e.g. one whose final sync failed), and how they
     /// exited.
     pub fn stop(self, shared: &Shared) -> Result<(), String> {
@@ -382,11 +382,14 @@ impl ShardProcess {
     }
 }
 
-/// SIGTERM to every running shard; SIGKILL after 30 s.
+/// SIGTERM to every running shard, then SIGCONT (a stopped shard would otherwise hold
+/// its SIGTERM until the SIGKILL; resumed, it syncs and exits as the others do; a
+/// running one ignores SIGCONT); SIGKILL after 30 s.
 fn stop_shards(children: &Mutex<Vec<Option<u32>>>) {
     let pids: Vec<u32> = children.lock().unwrap().iter().flatten().copied().collect();
     for &pid in &pids {
         signal(pid, Signal::TERM);
+        signal(pid, Signal::CONT);
     }
     let t0 = Instant::now();
     while children.lock().unwrap().iter().any(|c| c.is_some()) {
