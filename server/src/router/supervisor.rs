@@ -6,12 +6,16 @@
 //!
 //! Watching (every [`POLL`]): has the process exited? While it starts (its socket does
 //! not accept yet), has it made progress (CPU time or I/O, [`Progress`]) in the last
-//! `shard_timeout`? Once ready, has it answered the health check in flight (a `PING`
-//! frame over the supervisor's own connection, [`Pinger`], one every
-//! [`health::ping_interval`]) within `shard_timeout`? A shard that fails either is
-//! hung: the supervisor logs why (shard number, pid, what it waited for) and sends it
-//! SIGKILL (which also ends a stopped process); its exit is then handled as any death,
-//! so it is restarted. Client connections handed off to it close with it.
+//! `shard_timeout`? Once ready, has it missed its health checks for `shard_timeout`?
+//! A check is a `PING` frame over the supervisor's own connection ([`Pinger`], one at a
+//! time, every [`health::ping_interval`] I); it counts as missed once the next one is
+//! due (I after it was sent) with no reply, so the shard is hung when a ping has waited
+//! `shard_timeout` + I. That is later than the routers' links give up on a request
+//! (`shard_timeout`), so a request sent as the shard hung gets
+//! `-ERR shard N is not responding`, not a lost connection. A shard that fails either
+//! check is hung: the supervisor logs why (shard number, pid, what it waited for) and
+//! sends it SIGKILL (which also ends a stopped process); its exit is then handled as
+//! any death, so it is restarted. Client connections handed off to it close with it.
 
 use super::placement::Layout;
 use super::datadir::shard_dir;
@@ -131,8 +135,8 @@ impl Supervisor {
     }
 
     /// Sets `shared.shutdown` (no more restarts), sends SIGTERM to every running shard
-    /// (and SIGCONT, for a stopped one; SIGKILL after 30 s), and waits for the supervisor threads. Errors: which shards
-    /// did not exit with status 0 (e.g. one whose final sync failed), and how they
+    /// (and SIGCONT, for a stopped one; SIGKILL after 30 s), and waits for the
+    /// supervisor threads. Errors: which shards did not exit with status 0 (e.g. one whose final sync failed), and how they
     /// exited.
     pub fn stop(self, shared: &Shared) -> Result<(), String> {
         shared.shutdown.store(true, Ordering::SeqCst);
@@ -219,7 +223,8 @@ struct Ended {
 enum Hung {
     /// It made no progress for `shard_timeout` while starting.
     Starting,
-    /// It left a health check unanswered for `shard_timeout`.
+    /// It missed its health checks for `shard_timeout` (a ping waited `shard_timeout` +
+    /// one ping interval).
     Unhealthy,
 }
 
