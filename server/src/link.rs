@@ -8,8 +8,12 @@
 //!
 //! A hung shard (stopped, stuck in a system call) keeps its socket open but answers
 //! nothing. A watchdog task checks the oldest request in flight every
-//! [`check_interval`] (a twentieth of `shard_timeout`, 10 ms ..= 250 ms); once it has
-//! gone unanswered for `shard_timeout`, the link is *not responding*: every request in
+//! [`check_interval`] (a twentieth of `shard_timeout`, 10 ms ..= 250 ms). Its clock
+//! starts once its frame is written to the socket (a large request takes a while to
+//! send; while it is being sent, the link waits only on a writer that makes no
+//! progress for `shard_timeout`), and it may then take `shard_timeout` plus
+//! [`store_allowance`] of its size (1 s per 64 MiB, for the shard to store it). Once it
+//! is overdue, the link is *not responding*: every request in
 //! flight fails with `-ERR shard N is not responding` (its write may or may not be
 //! applied later, if the shard wakes up), frames not yet written are dropped, and every
 //! new call fails the same way at once instead of waiting out its own timeout. One
@@ -49,10 +53,28 @@ struct State {
     /// the shard or a new connection.
     not_responding: bool,
     next_req: u64,
-    /// Requests in flight by `req_id` (so in the order they were sent, oldest first),
-    /// with when each was queued.
-    pending: BTreeMap<u64, (SlotTx<Value>, Instant)>,
+    /// Requests in flight by `req_id` (so in the order they were sent, oldest first).
+    pending: BTreeMap<u64, InFlight>,
     out: Vec<u8>,
+    /// Every `req_id` up to this one has been written to the socket (or dropped).
+    written_upto: u64,
+    /// When the writer last wrote bytes, or took up a batch.
+    write_progress: Instant,
+}
+
+/// A request in flight.
+struct InFlight {
+    reply: SlotTx<Value>,
+    /// Its frame's length, bytes.
+    len: usize,
+    /// When its frame was completely written to the socket.
+    written: Option<Instant>,
+}
+
+/// The time a request of `len` bytes gets beyond `shard_timeout` once it is written,
+/// for the shard to decode and store it: 1 s per 64 MiB (a 512 MiB value gets 8 s).
+pub fn store_allowance(len: usize) -> Duration {
+    Duration::from_secs_f64(len as f64 / (64u64 << 20) as f64)
 }
 
 /// How often the watchdog looks at the oldest request in flight: a twentieth of
@@ -78,6 +100,8 @@ impl ShardLink {
                 next_req: 1,
                 pending: BTreeMap::new(),
                 out: Vec::with_capacity(64 << 10),
+                written_upto: 0,
+                write_progress: Instant::now(),
             }),
             wake_writer: Notify::default(),
         });
@@ -119,6 +143,7 @@ impl ShardLink {
         }
         let req_id = st.next_req;
         let was_empty = st.out.is_empty();
+        let before = st.out.len();
         if let Err(FrameError::TooLarge(n)) = encode_request_args(req_id, argv, self.max_frame, &mut st.out) {
             drop(st);
             tx.send(Value::err(format!(
@@ -128,7 +153,8 @@ impl ShardLink {
             return rx;
         }
         st.next_req += 1;
-        st.pending.insert(req_id, (tx, Instant::now()));
+        let len = st.out.len() - before;
+        st.pending.insert(req_id, InFlight { reply: tx, len, written: None });
         drop(st);
         if was_empty {
             self.wake_writer.notify();
@@ -140,8 +166,10 @@ impl ShardLink {
         Value::err(format!("ERR shard {} is not responding", self.id))
     }
 
-    /// Every [`check_interval`]: if the oldest request in flight has waited
-    /// `timeout`, the link becomes not responding ([`Self::give_up`]).
+    /// Every [`check_interval`]: if the oldest request in flight is overdue (written
+    /// `timeout` + [`store_allowance`] ago, or not yet written and the writer stuck for
+    /// `timeout`), the link becomes not responding ([`Self::give_up`]). Only the oldest
+    /// is looked at: the shard commits writes in order, so a later one waits for it.
     async fn watchdog(self: Rc<Self>) {
         let every = check_interval(self.timeout);
         loop {
@@ -150,7 +178,10 @@ impl ShardLink {
                 let st = self.state.borrow();
                 st.up
                     && !st.not_responding
-                    && st.pending.first_key_value().is_some_and(|(_, (_, sent))| sent.elapsed() >= self.timeout)
+                    && st.pending.first_key_value().is_some_and(|(_, r)| match r.written {
+                        Some(at) => at.elapsed() >= self.timeout + store_allowance(r.len),
+                        None => st.write_progress.elapsed() >= self.timeout,
+                    })
             };
             if overdue {
                 self.give_up();
@@ -174,13 +205,13 @@ impl ShardLink {
         };
         self.wake_writer.notify();
         tracing::warn!(
-            "shard {} is not responding: a request waited {:?} (shard_timeout); failing its {} request(s) in flight and new ones until it answers again",
+            "shard {} is not responding: a request waited {:?} (shard_timeout) for its reply; failing its {} request(s) in flight and new ones until it answers again",
             self.id,
             self.timeout,
             pending.len()
         );
-        for (_, (tx, _)) in pending {
-            tx.send(self.not_responding_error());
+        for (_, r) in pending {
+            r.reply.send(self.not_responding_error());
         }
     }
 
@@ -217,7 +248,8 @@ impl ShardLink {
             st.out.clear();
             std::mem::take(&mut st.pending)
         };
-        for (_, (tx, _)) in pending {
+        for (_, r) in pending {
+            let tx = r.reply;
             tx.send(Value::err(format!(
                 "ERR shard {} connection lost ({reason}); the command may or may not have been applied",
                 self.id
@@ -256,8 +288,8 @@ impl ShardLink {
                             tracing::warn!("shard {} answers again", self.id);
                         }
                         // None: a late reply to a request that timed out, or the probe.
-                        if let Some((tx, _)) = tx {
-                            tx.send(v);
+                        if let Some(r) = tx {
+                            r.reply.send(v);
                         }
                     }
                     Ok(None) => break,
@@ -275,10 +307,34 @@ impl ShardLink {
                 self.wake_writer.notified().await;
                 continue;
             }
-            std::mem::swap(&mut self.state.borrow_mut().out, &mut spare);
-            if let Err(e) = w.write_all(&spare).await {
-                return format!("write: {e}");
+            // The batch holds every request up to `last` not yet written.
+            let last = {
+                let mut st = self.state.borrow_mut();
+                std::mem::swap(&mut st.out, &mut spare);
+                st.write_progress = Instant::now();
+                st.next_req - 1
+            };
+            let mut at = 0;
+            while at < spare.len() {
+                match w.write(&spare[at..]).await {
+                    Ok(0) => return "write: the socket took no bytes".into(),
+                    Ok(n) => {
+                        at += n;
+                        self.state.borrow_mut().write_progress = Instant::now();
+                    }
+                    Err(e) => return format!("write: {e}"),
+                }
             }
+            let mut st = self.state.borrow_mut();
+            let now = Instant::now();
+            let from = st.written_upto + 1;
+            if from <= last {
+                for (_, r) in st.pending.range_mut(from..=last) {
+                    r.written = Some(now);
+                }
+                st.written_upto = last;
+            }
+            drop(st);
             spare.clear();
         }
     }
@@ -366,5 +422,37 @@ mod tests {
                 reply(&mut shard, next[0].0, &Value::bulk("d")).await;
                 assert_eq!(d.await, Value::bulk("d"));
             });
+    }
+
+    /// A shard that stops reading while a large request is being written: the writer
+    /// makes no progress, and the request fails after the timeout although its frame
+    /// was never completely sent.
+    #[test]
+    fn a_write_that_makes_no_progress_times_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shard.sock");
+        LocalExecutorBuilder::new(Placement::Unbound)
+            .io_memory(512 << 10)
+            .make()
+            .unwrap()
+            .run(async move {
+                let listener = UnixListener::bind(&path).unwrap();
+                let link = ShardLink::start(3, path.clone(), 64 << 20, Duration::from_millis(100));
+                let _shard = listener.accept().await.unwrap(); // never reads
+                while !link.is_up() {
+                    sleep(Duration::from_millis(1)).await;
+                }
+                let big = vec![b'v'; 16 << 20];
+                let set = link.call(&[&b"SET"[..], b"k", &big]);
+                assert_eq!(set.await, Value::err("ERR shard 3 is not responding"));
+                assert!(!link.is_healthy());
+            });
+    }
+
+    #[test]
+    fn large_requests_get_time_to_be_stored() {
+        assert_eq!(store_allowance(0), Duration::ZERO);
+        assert_eq!(store_allowance(64 << 20), Duration::from_secs(1));
+        assert_eq!(store_allowance(512 << 20), Duration::from_secs(8));
     }
 }
