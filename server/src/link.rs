@@ -78,8 +78,7 @@ pub fn store_allowance(len: usize) -> Duration {
 }
 
 /// How often the watchdog looks at the oldest request in flight: a twentieth of
-/// `timeout`, 10 ms ..= 250 ms (so a request fails between `timeout` and 1.05 × `timeout`
-/// plus 10 ms after it was sent).
+/// `timeout`, 10 ms ..= 250 ms (so an overdue request fails at most that late).
 pub fn check_interval(timeout: Duration) -> Duration {
     (timeout / 20).clamp(Duration::from_millis(10), Duration::from_millis(250))
 }
