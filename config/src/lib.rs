@@ -103,6 +103,9 @@ pub struct FileConfig {
     pub max_frame_len: Option<usize>,
     /// Whether the DEBUG command is served (Redis `enable-debug-command`; default false).
     pub enable_debug_command: Option<bool>,
+    /// How long a shard may leave a request (or a health check) unanswered, in
+    /// milliseconds (default 5000).
+    pub shard_timeout: Option<u64>,
 }
 
 /// Values given on the command line; `None` = not given.
@@ -156,12 +159,24 @@ pub struct Config {
     /// Whether the DEBUG command is served (default false, Redis's
     /// `enable-debug-command no`). Router only.
     pub enable_debug_command: bool,
+    /// How long a shard may go without answering, in milliseconds (100 ..= 3,600,000;
+    /// default 5000). A request unanswered for this long fails with
+    /// `-ERR shard N is not responding`; the supervisor kills (SIGKILL) and restarts a
+    /// shard that answers none of its health checks for this long, or that makes no
+    /// progress (CPU time, I/O) for this long while starting. Router only; see
+    /// [`Config::shard_timeout`].
+    pub shard_timeout: u64,
 }
 
 /// Default of [`Config::client_query_buffer_limit`]: 1 GiB, as Redis.
 pub const DEFAULT_CLIENT_QUERY_BUFFER_LIMIT: usize = 1 << 30;
 /// Default of [`Config::max_frame_len`]: 1 GiB + 1 MiB.
 pub const DEFAULT_MAX_FRAME_LEN: usize = (1 << 30) + (1 << 20);
+/// Default of [`Config::shard_timeout`], milliseconds: 5 s.
+pub const DEFAULT_SHARD_TIMEOUT_MS: u64 = 5000;
+/// The range [`Config::shard_timeout`] accepts, milliseconds: 100 ms ..= 1 hour. Below
+/// 100 ms an ordinary fdatasync on a slow disk could pass for a hang.
+pub const SHARD_TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 100..=3_600_000;
 
 impl FileConfig {
     /// Reads and parses a TOML file. Errors: `Read`, `Parse` (unknown keys, wrong types).
@@ -234,6 +249,12 @@ impl Config {
                 "invalid max_frame_len {max_frame_len}: expected 64 KiB ..= 2 GiB"
             )));
         }
+        let shard_timeout = file.shard_timeout.unwrap_or(DEFAULT_SHARD_TIMEOUT_MS);
+        if !SHARD_TIMEOUT_MS_RANGE.contains(&shard_timeout) {
+            return Err(ConfigError::Invalid(format!(
+                "invalid shard_timeout {shard_timeout}: expected 100 ..= 3600000 (milliseconds)"
+            )));
+        }
         let data_dir = flags.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data"));
         if data_dir.as_os_str().is_empty() {
             return Err(ConfigError::Invalid("invalid data dir: empty path".into()));
@@ -248,6 +269,7 @@ impl Config {
             client_query_buffer_limit,
             max_frame_len,
             enable_debug_command: file.enable_debug_command.unwrap_or(false),
+            shard_timeout,
             data_dir,
             resp_addr,
             shards,
@@ -257,6 +279,11 @@ impl Config {
             router_threads,
             max_bulk_len,
         })
+    }
+
+    /// [`Config::shard_timeout`] as a `Duration`.
+    pub fn shard_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.shard_timeout)
     }
 
     /// The effective configuration as TOML (written to the data dir as
@@ -355,7 +382,7 @@ mod tests {
     fn effective_toml_reads_back_as_the_same_config() {
         for dir in ["./data", "/tmp/a \"quoted\" \\ dir\\", "/tmp/tab\there/ünï", "C:\\x\\y"] {
             let flags = Overrides { data_dir: Some(PathBuf::from(dir)), ..Default::default() };
-            let toml = "durability = \"relaxed\"\nshard_handoff = false\nmax_frame_len = 100000\nenable_debug_command = true";
+            let toml = "durability = \"relaxed\"\nshard_handoff = false\nmax_frame_len = 100000\nenable_debug_command = true\nshard_timeout = 1500";
             let c = resolve(toml, flags).unwrap();
             let text = c.to_toml().unwrap();
             let back = Config::resolve(FileConfig::from_toml(&text).unwrap(), Overrides::default(), 1).unwrap();
@@ -369,6 +396,23 @@ mod tests {
         let bad = PathBuf::from(std::ffi::OsStr::from_bytes(b"/tmp/\xff"));
         let e = resolve("", Overrides { data_dir: Some(bad), ..Default::default() }).unwrap_err();
         assert!(e.contains("not valid UTF-8"), "{e}");
+    }
+
+    #[test]
+    fn shard_timeout_is_in_milliseconds_and_range_checked() {
+        let c = resolve("", Overrides::default()).unwrap();
+        assert_eq!((c.shard_timeout, c.shard_timeout()), (5000, std::time::Duration::from_secs(5)));
+        assert_eq!(resolve("shard_timeout = 100", Overrides::default()).unwrap().shard_timeout, 100);
+        assert_eq!(resolve("shard_timeout = 3600000", Overrides::default()).unwrap().shard_timeout, 3_600_000);
+        for bad in ["0", "99", "3600001"] {
+            let e = resolve(&format!("shard_timeout = {bad}"), Overrides::default()).unwrap_err();
+            assert_eq!(e, format!("invalid shard_timeout {bad}: expected 100 ..= 3600000 (milliseconds)"));
+        }
+        // Not a number of milliseconds: the parser's one line, naming the line.
+        for bad in ["-1", "\"5s\"", "1.5", "true"] {
+            let e = resolve(&format!("shard_timeout = {bad}"), Overrides::default()).unwrap_err();
+            assert!(e.starts_with("line 1 (shard_timeout = "), "{e}");
+        }
     }
 
     #[test]

@@ -116,8 +116,12 @@ pub async fn resume(rt: Rc<Router>, mut stream: TcpStream, mut conn: ConnState, 
             break;
         }
         // Between batches with nothing buffered, a connection may be handed to its
-        // shard: no request or reply can be lost.
-        let bound_to = conn.streak.end_batch().filter(|_| inbuf.is_empty() && shared.cfg.shard_handoff);
+        // shard: no request or reply can be lost. Never to a shard that is not
+        // responding: the router could not answer for it any more.
+        let bound_to = conn
+            .streak
+            .end_batch()
+            .filter(|&s| inbuf.is_empty() && shared.cfg.shard_handoff && rt.links[s].is_healthy());
         if let Some(s) = bound_to {
             match crate::handoff::offer(&rt, stream, conn, s).await {
                 Ok(()) => return,

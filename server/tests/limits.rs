@@ -106,7 +106,12 @@ fn every_limit_is_an_error_reply_on_router_and_shard() {
 #[test]
 fn a_612_mib_set_under_default_limits_is_stored() {
     let scratch = Scratch::new();
-    let srv = Server::start(&scratch, &[]);
+    // A shard decodes and stores one request on its one thread; with 612 MiB in a debug
+    // build on a busy machine that takes longer than the default shard_timeout (5 s),
+    // and the supervisor would take it for a hung shard (README "A hung shard").
+    let cfg = scratch.path().join("keel.toml");
+    std::fs::write(&cfg, "shard_timeout = 120000\n").unwrap();
+    let srv = Server::start(&scratch, &["--config", &cfg.display().to_string()]);
     let pids = srv.shard_pids();
     let mut s = srv.raw();
     s.set_read_timeout(Some(Duration::from_secs(300))).unwrap();

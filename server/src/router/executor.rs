@@ -57,8 +57,11 @@ async fn serve(
     shared: Arc<Shared>,
     sockets: Vec<PathBuf>,
 ) {
-    let links: Vec<Rc<ShardLink>> =
-        sockets.iter().enumerate().map(|(i, s)| ShardLink::start(i as u32, s.clone(), shared.cfg.max_frame_len)).collect();
+    let links: Vec<Rc<ShardLink>> = sockets
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ShardLink::start(i as u32, s.clone(), shared.cfg.max_frame_len, shared.cfg.shard_timeout()))
+        .collect();
     // Wait (briefly) for the links to come up so the first clients are not refused.
     let t0 = Instant::now();
     while links.iter().any(|l| !l.is_up()) && t0.elapsed() < Duration::from_secs(5) {

@@ -8,7 +8,8 @@
 //! - [`listen`]: the SO_REUSEPORT listeners;
 //! - [`placement`]: which CPU each router executor and shard runs on ([`Layout`]);
 //! - [`signals`]: SIGINT/SIGTERM → the shared shutdown flag;
-//! - [`supervisor`]: the shard processes (start, restart with back-off, stop);
+//! - [`supervisor`]: the shard processes (start, health checks, restart with back-off,
+//!   stop), with [`health`] (health checks and startup progress);
 //! - [`executor`]: one router executor's accept loop and drain.
 //!
 //! Exit codes: 0 after a clean shutdown; 2 for configuration problems found before
@@ -18,6 +19,7 @@
 
 mod datadir;
 mod executor;
+mod health;
 mod listen;
 mod placement;
 mod signals;

@@ -1,11 +1,25 @@
 //! The shard processes (DESIGN §1): one supervisor thread per shard starts
-//! `keel shard` with its [`ShardConfig`] as TOML on stdin, waits for it, and restarts it
+//! `keel shard` with its [`ShardConfig`] as TOML on stdin, watches it, and restarts it
 //! when it dies, with exponential back-off;
 //! [`Supervisor::wait_ready`] holds the startup until every shard accepts on its socket,
 //! and [`Supervisor::stop`] ends them all at shutdown.
+//!
+//! Watching (every [`POLL`]): has the process exited? While it starts (its socket does
+//! not accept yet), has it made progress (CPU time or I/O, [`Progress`]) in the last
+//! `shard_timeout`? Once ready, has it missed its health checks for `shard_timeout`?
+//! A check is a `PING` frame over the supervisor's own connection ([`Pinger`], one at a
+//! time, every [`health::ping_interval`] I); it counts as missed once the next one is
+//! due (I after it was sent) with no reply, so the shard is hung when a ping has waited
+//! `shard_timeout` + I. That is later than the routers' links give up on a request
+//! (`shard_timeout`), so a request sent as the shard hung gets
+//! `-ERR shard N is not responding`, not a lost connection. A shard that fails either
+//! check is hung: the supervisor logs why (shard number, pid, what it waited for) and
+//! sends it SIGKILL (which also ends a stopped process); its exit is then handled as
+//! any death, so it is restarted. Client connections handed off to it close with it.
 
 use super::placement::Layout;
 use super::datadir::shard_dir;
+use super::health::{self, Pinger, Progress};
 use crate::cmd::Shared;
 use keel_config::Config;
 use keel_shard::ShardConfig;
@@ -17,6 +31,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+/// How often a supervisor thread looks at its shard (exit, progress, health check).
+const POLL: Duration = Duration::from_millis(20);
+/// How many times in a row a shard that was never ready may be killed for making no
+/// progress while starting before the startup fails.
+const MAX_STALLED_FIRST_STARTS: u32 = 3;
 
 /// The running shard processes and their supervisor threads.
 pub struct Supervisor {
@@ -63,6 +83,7 @@ impl Supervisor {
             .map(|(i, config)| {
                 let shard = ShardProcess {
                     id: i as u32,
+                    socket: sup.sockets[i].clone(),
                     config,
                     shared: shared.clone(),
                     children: sup.children.clone(),
@@ -114,8 +135,8 @@ impl Supervisor {
     }
 
     /// Sets `shared.shutdown` (no more restarts), sends SIGTERM to every running shard
-    /// (SIGKILL after 30 s), and waits for the supervisor threads. Errors: which shards
-    /// did not exit with status 0 (e.g. one whose final sync failed), and how they
+    /// (and SIGCONT, for a stopped one; SIGKILL after 30 s), and waits for the
+    /// supervisor threads. Errors: which shards did not exit with status 0 (e.g. one whose final sync failed), and how they
     /// exited.
     pub fn stop(self, shared: &Shared) -> Result<(), String> {
         shared.shutdown.store(true, Ordering::SeqCst);
@@ -180,6 +201,8 @@ fn shard_config(cfg: &Config, i: u32, socket: &std::path::Path, core: Option<usi
 /// What one supervisor thread needs.
 struct ShardProcess {
     id: u32,
+    /// Its `shard.sock`.
+    socket: PathBuf,
     /// Its [`ShardConfig`] as TOML, written to the process's stdin at every start.
     config: String,
     shared: Arc<Shared>,
@@ -188,11 +211,30 @@ struct ShardProcess {
     failed: Arc<Mutex<Option<String>>>,
 }
 
+/// How [`ShardProcess::watch`] saw a process end.
+struct Ended {
+    status: std::io::Result<ExitStatus>,
+    /// Set when the supervisor killed it as hung: why.
+    killed: Option<Hung>,
+}
+
+/// Why a shard was killed as hung.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Hung {
+    /// It made no progress for `shard_timeout` while starting.
+    Starting,
+    /// It missed its health checks for `shard_timeout` (a ping waited `shard_timeout` +
+    /// one ping interval).
+    Unhealthy,
+}
+
 impl ShardProcess {
     /// Restarts the shard whenever it exits, with exponential back-off (50 ms doubling
     /// to 5 s, reset after 30 s of uptime), until shutdown. A shard that exits before it
-    /// was ever ready fails startup instead of looping. Returns how the process running
-    /// at shutdown exited (`None` if none was).
+    /// was ever ready fails startup instead of looping, unless it was killed for making
+    /// no progress while starting (a hang, not an answer): that is retried up to
+    /// [`MAX_STALLED_FIRST_STARTS`] times. Returns how the process running at shutdown
+    /// exited (`None` if none was).
     fn supervise(self) -> Option<std::io::Result<ExitStatus>> {
         let i = self.id;
         let cfg = &self.shared.cfg;
@@ -204,6 +246,7 @@ impl ShardProcess {
             }
         };
         let mut backoff = Duration::from_millis(50);
+        let mut stalled_first_starts = 0;
         loop {
             let started = Instant::now();
             let mut child: Child = match Command::new(&exe).arg("shard").stdin(Stdio::piped()).spawn() {
@@ -222,7 +265,7 @@ impl ShardProcess {
             }
             self.children.lock().unwrap()[i as usize] = Some(child.id());
             tracing::info!("shard {i} started as pid {} (data in {})", child.id(), shard_dir(&cfg.data_dir, i).display());
-            let status = child.wait();
+            let Ended { status, killed } = self.watch(&mut child);
             self.children.lock().unwrap()[i as usize] = None;
             if self.shared.shutdown.load(Ordering::SeqCst) {
                 match &status {
@@ -236,10 +279,20 @@ impl ShardProcess {
                 return Some(status);
             }
             if !self.ever_ready[i as usize].load(Ordering::SeqCst) {
-                *self.failed.lock().unwrap() = Some(format!(
-                    "shard {i} failed to start ({}); see its log lines above",
-                    status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string())
-                ));
+                if killed == Some(Hung::Starting) && stalled_first_starts + 1 < MAX_STALLED_FIRST_STARTS {
+                    stalled_first_starts += 1;
+                    tracing::warn!(
+                        "shard {i} stalled before it was ever ready; starting it again (try {} of {MAX_STALLED_FIRST_STARTS})",
+                        stalled_first_starts + 1
+                    );
+                    std::thread::sleep(backoff);
+                    continue;
+                }
+                let why = match killed {
+                    Some(_) => format!("made no progress for {:?} (shard_timeout) while starting; killed", cfg.shard_timeout()),
+                    None => status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
+                };
+                *self.failed.lock().unwrap() = Some(format!("shard {i} failed to start ({why}); see its log lines above"));
                 return None;
             }
             if started.elapsed() > Duration::from_secs(30) {
@@ -257,13 +310,91 @@ impl ShardProcess {
             }
         }
     }
+
+    /// Waits for `child` to exit, every [`POLL`] checking on it (see the module docs);
+    /// kills it (SIGKILL) when it is hung. After shutdown began it only waits:
+    /// [`Supervisor::stop`] ends the shards.
+    fn watch(&self, child: &mut Child) -> Ended {
+        let (i, pid) = (self.id, child.id());
+        let timeout = self.shared.cfg.shard_timeout();
+        let interval = health::ping_interval(timeout);
+        let mut killed = None;
+        // Starting: the last change of its counters. Ready: its health checks.
+        let mut progress = (Progress::of(pid), Instant::now());
+        let mut pinger: Option<Pinger> = None;
+        let mut ready = false;
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => return Ended { status: Ok(status), killed },
+                Ok(None) => {}
+                Err(e) => return Ended { status: Err(e), killed },
+            }
+            if killed.is_some() || self.shared.shutdown.load(Ordering::SeqCst) {
+                std::thread::sleep(POLL);
+                continue;
+            }
+            let hung = if !ready {
+                match Pinger::connect(&self.socket, POLL) {
+                    Ok(p) => {
+                        ready = true;
+                        self.ever_ready[i as usize].store(true, Ordering::SeqCst);
+                        pinger = Some(p);
+                        None
+                    }
+                    Err(_) => {
+                        let now = Progress::of(pid);
+                        if now != progress.0 {
+                            progress = (now, Instant::now());
+                        }
+                        std::thread::sleep(POLL);
+                        (progress.1.elapsed() >= timeout).then_some(Hung::Starting)
+                    }
+                }
+            } else {
+                match pinger.as_mut().map(|p| p.step(interval)) {
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        // The shard closed it (it is exiting: `try_wait` sees it next),
+                        // or the stream broke: connect again, the check restarts.
+                        tracing::debug!("shard {i}: health check connection: {e}");
+                        pinger = None;
+                        std::thread::sleep(POLL);
+                    }
+                    None => match Pinger::connect(&self.socket, POLL) {
+                        Ok(p) => pinger = Some(p),
+                        Err(e) => {
+                            tracing::debug!("shard {i}: health check connect: {e}");
+                            std::thread::sleep(POLL);
+                        }
+                    },
+                }
+                pinger.as_ref().is_some_and(|p| p.overdue() >= timeout + interval).then_some(Hung::Unhealthy)
+            };
+            if let Some(why) = hung {
+                match why {
+                    Hung::Starting => tracing::error!(
+                        "shard {i} (pid {pid}) made no progress (CPU time, I/O) for {timeout:?} (shard_timeout) while starting; killing it (SIGKILL) to restart it"
+                    ),
+                    Hung::Unhealthy => tracing::error!(
+                        "shard {i} (pid {pid}) missed its health checks for {timeout:?} (shard_timeout): no reply to a PING sent {:?} ago; killing it (SIGKILL) to restart it",
+                        pinger.as_ref().map_or(Duration::ZERO, |p| p.overdue())
+                    ),
+                }
+                signal(pid, Signal::KILL);
+                killed = Some(why);
+            }
+        }
+    }
 }
 
-/// SIGTERM to every running shard; SIGKILL after 30 s.
+/// SIGTERM to every running shard, then SIGCONT (a stopped shard would otherwise hold
+/// its SIGTERM until the SIGKILL; resumed, it syncs and exits as the others do; a
+/// running one ignores SIGCONT); SIGKILL after 30 s.
 fn stop_shards(children: &Mutex<Vec<Option<u32>>>) {
     let pids: Vec<u32> = children.lock().unwrap().iter().flatten().copied().collect();
     for &pid in &pids {
         signal(pid, Signal::TERM);
+        signal(pid, Signal::CONT);
     }
     let t0 = Instant::now();
     while children.lock().unwrap().iter().any(|c| c.is_some()) {
