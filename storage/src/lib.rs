@@ -154,6 +154,9 @@ pub struct RecoveryReport {
 pub struct StoreStats {
     /// Live keys in namespaces 0, 1, 2.
     pub keys_per_ns: [usize; 3],
+    /// Bytes the keydir's records and tables fill, all namespaces (its RSS, less the
+    /// allocator's own overhead).
+    pub keydir_bytes: usize,
     /// Segment files (including one not yet created on disk).
     pub segments: usize,
     /// Bytes of data in all segments (logical ends, including 4 KiB headers).
