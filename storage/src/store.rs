@@ -652,7 +652,7 @@ impl Store {
         let keydir = self.handle.inner.keydir.borrow();
         assert!(keydir.order_is_consistent(), "the SCAN order matches the keydir");
         let mut entries = Vec::new();
-        keydir.for_each_all(&mut |ns, k, e| entries.push((ns, k.to_vec(), e.clone())));
+        keydir.for_each_all(&mut |ns, k, e| entries.push((ns, k.to_vec(), *e)));
         entries.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         let segs = self.handle.inner.segs.borrow().iter().map(|(id, s)| (*id, s.live, s.tomb)).collect();
         Snapshot { entries, segs }
