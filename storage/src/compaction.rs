@@ -165,7 +165,7 @@ fn copy_if_needed(inner: &Rc<Inner>, id: u32, rec_off: u64, seq: u64, op: RecOp<
     match op.kind {
         OpKind::Put => {
             let value_off = rec_off + op.value_off as u64;
-            let Some(mut entry) = inner.keydir.borrow().get_at(op.ns, op.key, id, value_off as u32).cloned() else {
+            let Some(mut entry) = inner.keydir.borrow().get_at(op.ns, op.key, id, value_off as u32) else {
                 return false; // overwritten or deleted since
             };
             let ops = [Op::Put { ns: op.ns, key: op.key, value: op.value }];

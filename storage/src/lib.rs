@@ -4,9 +4,9 @@
 //! and recovery steps: `storage/FORMAT.md`.
 //!
 //! Trade-offs:
-//! - Every live key sits in RAM (the keydir: key bytes plus about 100 B, plus the value
-//!   itself when it is at most `inline_value_max` bytes). Lookups never touch the disk
-//!   for small values; a large value costs one O_DIRECT read.
+//! - Every live key sits in RAM (the keydir: the key's bytes plus 18 B in a packed
+//!   record, and 4–8 B of hash table; no values). A value is read from the vLog (one
+//!   O_DIRECT read) unless it is still in the append buffer.
 //! - Writes never wait inside [`Store::apply`]: the keydir changes at once and the record
 //!   goes to an in-RAM append buffer; one committer task writes each round of records
 //!   with one aligned write and one fdatasync (group commit), so the cost of a sync is
@@ -86,7 +86,8 @@ pub struct StoreOptions {
     pub segment_bytes: u64,
     /// Acknowledgement tier of every write (default `Kernel`).
     pub durability: Durability,
-    /// Values up to this many bytes are also kept in RAM in the keydir (default 256).
+    /// Kept for the configuration's sake (default 256): the keydir no longer holds values;
+    /// the shard's value cache decides what stays in RAM.
     pub inline_value_max: usize,
     /// A sealed segment whose dead bytes / data bytes reaches this is compacted
     /// (default 0.5; 0.0 compacts any segment with dead bytes, above 1.0 never).
@@ -154,6 +155,9 @@ pub struct RecoveryReport {
 pub struct StoreStats {
     /// Live keys in namespaces 0, 1, 2.
     pub keys_per_ns: [usize; 3],
+    /// Bytes the keydir's records and tables fill, all namespaces (its RSS, less the
+    /// allocator's own overhead).
+    pub keydir_bytes: usize,
     /// Segment files (including one not yet created on disk).
     pub segments: usize,
     /// Bytes of data in all segments (logical ends, including 4 KiB headers).

@@ -12,13 +12,13 @@ use std::path::Path;
 use std::rc::Rc;
 
 use crate::file::{File, Fs};
-use crate::keydir::{Entry, Keydir, SmallBytes};
+use crate::keydir::{Entry, Keydir};
 use crate::util::io_err;
 use crate::vlog::reader::{SegmentReader, Step};
 use crate::vlog::record::{self, check_segment_header, segment_file_name, Header, OpKind, SEGMENT_HEADER_LEN};
 use crate::vlog::writer::Tail;
 use crate::vlog::SegInfo;
-use crate::{Ns, RecoveryReport, StorageError, StoreOptions};
+use crate::{Ns, RecoveryReport, StorageError};
 
 /// Everything the store needs from recovery.
 pub(crate) struct Recovered {
@@ -38,11 +38,10 @@ struct Replay {
     /// Puts and deletes older than this are void (the newest clear-all seen).
     clear_seq: u64,
     max_seq: u64,
-    inline_max: usize,
 }
 
 impl Replay {
-    fn put(&mut self, ns: Ns, key: &[u8], value: &[u8], entry: Entry) {
+    fn put(&mut self, ns: Ns, key: &[u8], entry: Entry) {
         let seq = entry.seq;
         if seq < self.clear_seq {
             return;
@@ -59,8 +58,7 @@ impl Replay {
         if self.keydir.get(ns, key).is_some_and(|e| e.seq > seq) {
             return;
         }
-        let inline = (value.len() <= self.inline_max).then(|| SmallBytes::new(value));
-        self.keydir.insert(ns, key, Entry { inline, ..entry });
+        self.keydir.insert(ns, key, entry);
     }
 
     fn delete(&mut self, ns: Ns, key: &[u8], seq: u64) {
@@ -102,9 +100,8 @@ impl Replay {
                     off: (rec_off + op.value_off as u64) as u32,
                     len: op.value.len() as u32,
                     foot: op.foot,
-                    inline: None,
                 };
-                self.put(op.ns, op.key, op.value, entry);
+                self.put(op.ns, op.key, entry);
             }
             OpKind::Delete => {
                 tomb += op.foot as u64;
@@ -135,14 +132,13 @@ fn list_segments(vlog_dir: &Path) -> Result<Vec<u32>, StorageError> {
 }
 
 /// Replays every segment in `vlog_dir`.
-pub(crate) async fn recover(vlog_dir: &Path, opts: &StoreOptions, fs: &Fs) -> Result<Recovered, StorageError> {
+pub(crate) async fn recover(vlog_dir: &Path, fs: &Fs) -> Result<Recovered, StorageError> {
     let ids = list_segments(vlog_dir)?;
     let mut replay = Replay {
         keydir: Keydir::unordered(),
         tombs: (0..=Ns::MAX as usize).map(|_| HashMap::new()).collect(),
         clear_seq: 0,
         max_seq: 0,
-        inline_max: opts.inline_value_max,
     };
     let mut segs = BTreeMap::new();
     let mut report = RecoveryReport::default();

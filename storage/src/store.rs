@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use glommio::sync::Semaphore;
 
 use crate::file::{Dir, File, Fs};
-use crate::keydir::{key_hash, Entry, Keydir, SmallBytes};
+use crate::keydir::{key_hash, Entry, Keydir};
 use crate::undo::{Undo, UndoLog};
 use crate::util::io_err;
 use crate::vlog::record::{self, segment_file_name, segment_header, Op, HEADER_LEN, MAX_BODY, SEGMENT_HEADER_LEN};
@@ -189,9 +189,6 @@ impl Inner {
 
     /// The value of `e` if it is in RAM (inline, or not yet written).
     fn ram_value(&self, e: &Entry) -> Option<Vec<u8>> {
-        if let Some(v) = &e.inline {
-            return Some(v.to_vec());
-        }
         if e.len == 0 {
             return Some(Vec::new());
         }
@@ -295,7 +292,7 @@ impl Store {
             let parent = fs.open_dir(dir).await.map_err(io_err(format!("open data directory {}", dir.display())))?;
             parent.sync().await.map_err(io_err(format!("fsync data directory {}", dir.display())))?;
         }
-        let recovered = recovery::recover(&vlog_dir, &opts, &fs).await?;
+        let recovered = recovery::recover(&vlog_dir, &fs).await?;
         let mut segs = recovered.segs;
         let tail = match recovered.tail {
             Some(t) => t,
@@ -358,7 +355,7 @@ impl Store {
         let keydir = self.handle.inner.keydir.borrow();
         match keydir.get(ns, key) {
             None => Lookup::Missing,
-            Some(e) => match self.handle.inner.ram_value(e) {
+            Some(e) => match self.handle.inner.ram_value(&e) {
                 Some(v) => Lookup::InMemory(v),
                 None => Lookup::OnDisk,
             },
@@ -371,7 +368,7 @@ impl Store {
         let (file, seg, off, len) = {
             let keydir = self.handle.inner.keydir.borrow();
             let Some(e) = keydir.get(ns, key) else { return Ok(None) };
-            if let Some(v) = self.handle.inner.ram_value(e) {
+            if let Some(v) = self.handle.inner.ram_value(&e) {
                 return Ok(Some(v));
             }
             let file = self.handle.inner.segs.borrow().get(&e.seg).and_then(|s| s.file.clone());
@@ -435,7 +432,6 @@ impl Store {
                         off: (rec_off + value_off as u64) as u32,
                         len: value.len() as u32,
                         foot,
-                        inline: (value.len() <= inner.opts.inline_value_max).then(|| SmallBytes::from(value)),
                     };
                     inner.put_logged(round, ns, &key, entry);
                 }
@@ -617,6 +613,7 @@ impl Store {
         let live_bytes: u64 = segs.values().map(|s| s.live).sum();
         StoreStats {
             keys_per_ns: [keydir.len(0), keydir.len(1), keydir.len(2)],
+            keydir_bytes: keydir.heap_bytes(),
             segments: segs.len(),
             disk_bytes,
             live_bytes,
@@ -655,7 +652,7 @@ impl Store {
         let keydir = self.handle.inner.keydir.borrow();
         assert!(keydir.order_is_consistent(), "the SCAN order matches the keydir");
         let mut entries = Vec::new();
-        keydir.for_each_all(&mut |ns, k, e| entries.push((ns, k.to_vec(), e.clone())));
+        keydir.for_each_all(&mut |ns, k, e| entries.push((ns, k.to_vec(), *e)));
         entries.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         let segs = self.handle.inner.segs.borrow().iter().map(|(id, s)| (*id, s.live, s.tomb)).collect();
         Snapshot { entries, segs }

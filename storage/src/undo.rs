@@ -12,8 +12,8 @@
 //! - a put (or a compaction move): one `u64` naming the key by its bucket — namespace,
 //!   48-bit bucket hash ([`crate::keydir::key_hash`]) and the key's position among the
 //!   keys of that bucket right after the put — and, if it replaced an entry, that
-//!   entry: 24 bytes of location, length and sequence number, plus its inline value's
-//!   bytes if it had one. No key bytes. The position finds the key again exactly, also
+//!   entry: 16 bytes of location, length and footprint (entries keep no sequence
+//!   number once recovery is done, and no value). No key bytes. The position finds the key again exactly, also
 //!   in a bucket of several keys (48-bit hash collisions): the changes are undone newest
 //!   first, so when a put is undone every later change has been undone already and the
 //!   bucket holds exactly the keys it held right after the put, in the same (sorted)
@@ -29,9 +29,8 @@
 //! revert is a walk of the log, newest first (plus `clear_all`'s whole keydirs).
 //!
 //! Cost on the write path: a put of a new key logs one word (8 bytes); an overwrite
-//! four (32 bytes) plus its old inline value rounded up to words (`redis-benchmark`'s
-//! MSET, 3-byte values: 40 bytes, against 88 and the key's allocation kept alive in the
-//! log this replaced). No allocation, no key copy (the mutation's key is freed at the
+//! three (24 bytes; 88 and the key's allocation kept alive in the log this replaced,
+//! 40 while the keydir still held small values). No allocation, no key copy (the mutation's key is freed at the
 //! write, as without a log), one compare per change to see whether a round starts, and
 //! dropping an acknowledged round touches none of its words (they are plain data).
 //!
@@ -52,7 +51,7 @@
 
 use std::collections::VecDeque;
 
-use crate::keydir::{Entry, Keydir, SmallBytes, CURSOR_BITS};
+use crate::keydir::{Entry, Keydir, CURSOR_BITS};
 use crate::Ns;
 
 /// Bits of a logged change's word (see [`UndoLog`]).
@@ -64,8 +63,6 @@ const KIND_REMOVED: u64 = 1;
 const KIND_CLEARED: u64 = 2;
 /// The change replaced (or removed) an entry: its words come before the change's.
 const HAS_PREV: u64 = 1 << 58;
-/// That entry had an inline value: its bytes come before the entry's words.
-const PREV_INLINE: u64 = 1 << 59;
 const POS_SHIFT: u32 = 60;
 /// Position value meaning "the key's bytes are in `keys`".
 const POS_KEYED: u64 = 15;
@@ -101,14 +98,11 @@ struct Clear {
 
 /// Words of changes staged before they move to the log in one copy (4 KiB).
 const STAGED: usize = 512;
-const _: () = assert!(SmallBytes::INLINE == 22, "UndoLog::prev reads an inline value as 8 + 8 + 6 bytes");
 
 /// Changes of unacknowledged rounds, oldest first, as one stream of `u64` words, read
 /// back from the end. Per keydir change, in this order: if it replaced or removed an
-/// entry, that entry's inline value if it had one (its bytes, little endian, in
-/// `ceil(len / 8)` words), then `seq`, `seg | off << 32` and `len | foot << 32`; last the
-/// change's own word, `hash | ns << 48 | kind << 56 | HAS_PREV | PREV_INLINE | pos <<
-/// 60`. Keys, clears and tombstone counts go to their own deques, in order.
+/// entry, that entry's `seg | off << 32` and `len | foot << 32`; last the change's own
+/// word, `hash | ns << 48 | kind << 56 | HAS_PREV | pos << 60`. Keys, clears and tombstone counts go to their own deques, in order.
 ///
 /// The write path pushes plain `u64`s into `staged`, a small buffer that stays in the
 /// cache, copying the replaced entry's fields from the keydir slot itself; `staged`
@@ -174,50 +168,17 @@ impl UndoLog {
         self.newest = round;
     }
 
-    /// Logs `e`, the entry the change being logged replaces or removes (call it on the
-    /// keydir's own slot, before the slot changes); returns the flags for the change's
-    /// word. The change's [`UndoLog::put`] (or `removed`) must follow.
+    /// Logs `e`, the entry the change being logged replaces or removes (read from the
+    /// keydir slot, before the slot changes); returns the flags for the change's word.
+    /// The change's [`UndoLog::put`] (or `removed`) must follow.
     #[inline(always)]
     pub fn prev(&mut self, e: &Entry) -> u64 {
-        let (n, w) = (self.n_staged, &mut self.staged);
-        let mut flags = HAS_PREV;
-        let mut at = n;
-        match &e.inline {
-            None => {}
-            Some(SmallBytes::Inline { len, buf }) => {
-                // Three whole words read from the slot (the bytes past `len` are zero),
-                // of which the first ceil(len / 8) count; the next words overwrite the
-                // rest. (A word built in a stack buffer would be read back before its
-                // bytes reach the cache: see the module documentation.)
-                let le8 = |i: usize| u64::from_le_bytes(buf[i..i + 8].try_into().expect("8 bytes"));
-                let tail = u32::from_le_bytes(buf[16..20].try_into().expect("4 bytes")) as u64
-                    | (u16::from_le_bytes(buf[20..22].try_into().expect("2 bytes")) as u64) << 32;
-                w[at] = le8(0);
-                w[at + 1] = le8(8);
-                w[at + 2] = tail;
-                at += (*len as usize).div_ceil(8);
-                flags |= PREV_INLINE;
-            }
-            Some(SmallBytes::Heap(v)) => {
-                self.prev_slow(e, v);
-                return HAS_PREV | PREV_INLINE;
-            }
-        }
-        w[at] = e.seq;
-        w[at + 1] = e.seg as u64 | (e.off as u64) << 32;
-        w[at + 2] = e.len as u64 | (e.foot as u64) << 32;
-        self.n_staged = at + 3;
-        flags
-    }
-
-    /// [`UndoLog::prev`] for an entry whose inline value is on the heap (longer than
-    /// [`SmallBytes::INLINE`]): straight to the log.
-    #[cold]
-    fn prev_slow(&mut self, e: &Entry, v: &[u8]) {
-        debug_assert_eq!(v.len(), e.len as usize, "an inline value is the whole value");
-        self.flush();
-        self.log.extend(v.chunks(8).map(|c| c.iter().rev().fold(0, |w, &b| w << 8 | b as u64)));
-        self.log.extend([e.seq, e.seg as u64 | (e.off as u64) << 32, e.len as u64 | (e.foot as u64) << 32]);
+        debug_assert_eq!(e.seq, 0, "the undo log runs after recovery, where entries keep no sequence number");
+        let (at, w) = (self.n_staged, &mut self.staged);
+        w[at] = e.seg as u64 | (e.off as u64) << 32;
+        w[at + 1] = e.len as u64 | (e.foot as u64) << 32;
+        self.n_staged = at + 2;
+        HAS_PREV
     }
 
     /// Ends logging a put or compaction move: it set the key of `ns` that is now at
@@ -239,7 +200,7 @@ impl UndoLog {
     fn word(&mut self, word: u64) {
         self.staged[self.n_staged] = word;
         self.n_staged += 1;
-        // Room for the next change's words (at most 3 + 3 + 1 on the fast path).
+        // Room for the next change's words (at most 2 + 1 on the fast path).
         if self.n_staged > STAGED - 8 {
             self.flush();
         }
@@ -354,25 +315,17 @@ fn pop_change(words: &mut VecDeque<u64>) -> Option<(u64, Option<Entry>)> {
         return Some((word, None));
     }
     let mut pop = || words.pop_back().expect("a logged entry's words");
-    let (len_foot, seg_off, seq) = (pop(), pop(), pop());
+    let (len_foot, seg_off) = (pop(), pop());
     let (len, foot) = (len_foot as u32, (len_foot >> 32) as u32);
-    let inline = (word & PREV_INLINE != 0).then(|| {
-        let n = (len as usize).div_ceil(8);
-        let at = words.len().checked_sub(n).expect("an inline value's words");
-        let mut v: Vec<u8> = words.drain(at..).flat_map(u64::to_le_bytes).collect();
-        v.truncate(len as usize);
-        SmallBytes::from(v)
-    });
-    Some((word, Some(Entry { seq, seg: seg_off as u32, off: (seg_off >> 32) as u32, len, foot, inline })))
+    Some((word, Some(Entry { seq: 0, seg: seg_off as u32, off: (seg_off >> 32) as u32, len, foot })))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn entry(seq: u64, len: u32, inline: Option<u8>) -> Entry {
-        let inline = inline.map(|b| SmallBytes::new(&vec![b; len as usize]));
-        Entry { seq, seg: seq as u32 % 7 + 1, off: seq as u32 * 13, len, foot: len + 13, inline }
+    fn entry(i: u64, len: u32) -> Entry {
+        Entry { seq: 0, seg: i as u32 % 7 + 1, off: i as u32 * 13, len, foot: len + 13 }
     }
 
     /// What one step undoes, comparable.
@@ -409,23 +362,22 @@ mod tests {
             log.begin(round);
             log.put(ns, hash, 15 + i as usize, format!("key{i}").as_bytes(), 0);
             changes.push(Step::PutKey(ns, format!("key{i}").into_bytes(), None));
-            // Replaced entries: no inline value; inline values of every length up to
-            // 22 bytes (in the entry) and beyond (on the heap).
-            for (len, inline) in [(500, None), ((i % 23) as u32, Some(i as u8)), (23 + (i % 300) as u32, Some(!i as u8))] {
-                let prev = entry(i, len, inline);
+            // Replaced entries of several lengths.
+            for len in [500, (i % 23) as u32, (1 << 30) - i as u32] {
+                let prev = entry(i, len);
                 log.begin(round);
                 let flags = log.prev(&prev);
                 log.put(ns, hash, 1, b"unused", flags);
                 changes.push(Step::Put(ns, hash, 1, Some(prev)));
             }
-            let prev = entry(i + 1, 4, Some(7));
+            let prev = entry(i + 1, 4);
             log.removed(round, ns, format!("gone{i}").into_bytes(), &prev);
             changes.push(Step::PutKey(ns, format!("gone{i}").into_bytes(), Some(prev)));
             log.tomb(round, i as u32, i + 100);
             tombs.push(Step::Tomb(i as u32, i + 100));
             if i.is_multiple_of(50) {
                 let mut kd = Keydir::default();
-                kd.insert(0, format!("cleared{i}").as_bytes(), entry(i, 1, None));
+                kd.insert(0, format!("cleared{i}").as_bytes(), entry(i, 1));
                 log.cleared(round, kd, vec![(1, i)]);
                 changes.push(Step::Clear(1, vec![(1, i)]));
             }

@@ -237,9 +237,10 @@ fn render_info(rt: &Router, want: &[String], shards: &[Value]) -> String {
                 let total = router_rss + shard_rss;
                 let _ = write!(
                     s,
-                    "# Memory\r\nused_memory:{total}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{total}\r\nused_memory_router_rss:{router_rss}\r\nused_memory_shards_rss:{shard_rss}\r\nused_memory_vector_indexes:{}\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n\r\n",
+                    "# Memory\r\nused_memory:{total}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{total}\r\nused_memory_router_rss:{router_rss}\r\nused_memory_shards_rss:{shard_rss}\r\nused_memory_vector_indexes:{}\r\nused_memory_keydir:{}\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n\r\n",
                     total as f64 / (1 << 20) as f64,
                     sum("index_memory_bytes"),
+                    sum("keydir_bytes"),
                 );
             }
             "persistence" => {

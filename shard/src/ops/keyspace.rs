@@ -98,7 +98,7 @@ pub fn info(shard: &Shard) -> Reply {
     let st = shard.store.stats();
     let reg = shard.vectors.borrow();
     let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-    let fields: [(&str, u64); 14] = [
+    let fields: [(&str, u64); 15] = [
         ("keys", st.keys_per_ns[NS_KV as usize] as u64),
         ("expires", 0),
         ("indexes", reg.by_name.len() as u64),
@@ -110,6 +110,7 @@ pub fn info(shard: &Shard) -> Reply {
         ("compactions", st.compactions),
         ("rss_bytes", crate::sys::rss_bytes()),
         ("index_memory_bytes", reg.memory_bytes() as u64),
+        ("keydir_bytes", st.keydir_bytes as u64),
         ("last_seq", st.last_seq),
         ("recovered_keys", shard.recovered_keys as u64),
         ("uptime_ms", shard.started.elapsed().as_millis() as u64),

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# RAM per key and restart time (issue 14, DESIGN §9): N keys of 16 bytes ("key:" + 12
+# digits) with 3-byte values, all of one tenant, so one shard holds them, written with
+#   redis-benchmark -t set -n N -r 100000000 -P 64
+# into keel (one shard, durability relaxed: the promise does not change what RAM holds)
+# and into Redis (no persistence). Prints a markdown table: keys, RSS growth, bytes per
+# key, and keel's restart time (SIGTERM, start, until PING answers) with N keys.
+# Usage: scripts/bench-ram-per-key.sh [KEEL_BINARY] (default target/release/keel); N=…
+set -euo pipefail
+cd "$(dirname "$0")/.."
+KEEL=${1:-target/release/keel}
+N=${N:-2000000}
+KEEL_ARGS="--shards 1"
+TESTS=set CLIENTS=50
+# shellcheck source=scripts/bench-common.sh
+source scripts/bench-common.sh
+
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+shard_pid() { pgrep -P "$1" | head -1; }
+fill() { redis-benchmark -p "$1" -t set -n "$N" -r 100000000 -P 64 -q >/dev/null 2>&1; }
+dbsize() { redis-cli -p "$1" dbsize; }
+
+echo "| server | keys | idle RSS (MiB) | RSS with keys (MiB) | bytes per key | restart to ready (s) |"
+echo "|---|---:|---:|---:|---:|---:|"
+
+start_keel relaxed
+sleep 1
+S=$(shard_pid "$KPID"); idle=$(rss_kib "$S")
+fill "$KPORT"; sleep 2
+keys=$(dbsize "$KPORT"); full=$(rss_kib "$S")
+stop "$KPID"
+t0=$(date +%s.%N)
+"$KEEL" --data-dir "$WORK/keel-relaxed" --resp-addr "127.0.0.1:$KPORT" --durability relaxed $KEEL_ARGS 2>"$WORK/keel-restart.log" &
+PIDS+=($!); KPID=$!
+until redis-cli -p "$KPORT" ping 2>/dev/null | grep -q PONG; do sleep 0.02; done
+t1=$(date +%s.%N)
+S=$(shard_pid "$KPID"); again=$(rss_kib "$S"); keys2=$(dbsize "$KPORT")
+stop "$KPID"
+python3 - "$keys" "$idle" "$full" "$t0" "$t1" "$again" "$keys2" <<'PY'
+import sys
+keys, idle, full, t0, t1, again, keys2 = sys.argv[1:]
+keys, idle, full, again = int(keys), int(idle), int(full), int(again)
+print(f"| keel shard | {keys} | {idle/1024:.1f} | {full/1024:.1f} | {(full-idle)*1024/keys:.1f} | {float(t1)-float(t0):.2f} |")
+print(f"| keel shard after restart | {keys2} | | {again/1024:.1f} | {(again-idle)*1024/max(int(keys2),1):.1f} | |")
+PY
+
+start_redis none
+sleep 1
+idle=$(rss_kib "$RPID")
+fill "$RPORT"; sleep 2
+keys=$(dbsize "$RPORT"); full=$(rss_kib "$RPID")
+stop "$RPID"
+python3 - "$keys" "$idle" "$full" <<'PY'
+import sys
+keys, idle, full = map(int, sys.argv[1:])
+print(f"| redis-server (no persistence) | {keys} | {idle/1024:.1f} | {full/1024:.1f} | {(full-idle)*1024/keys:.1f} | |")
+PY
