@@ -10,7 +10,7 @@ use keel_shard::runtime::sync::{slot, Notify, SlotRx, SlotTx};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::UnixStream;
 use glommio::timer::sleep;
-use keel_protocol::shard::{decode_frame, decode_value, encode_request_args, FrameError, Kind};
+use keel_protocol::shard::{decode_frame, decode_value, encode_request_in, FrameError, Kind};
 use keel_protocol::Value;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -60,6 +60,12 @@ impl ShardLink {
     /// the shard; the returned future resolves to its reply. A request whose frame would
     /// exceed the frame limit is not sent: it resolves to `-ERR request too large …`.
     pub fn call<A: AsRef<[u8]>>(&self, argv: &[A]) -> SlotRx<Value> {
+        self.call_in(0, argv)
+    }
+
+    /// [`ShardLink::call`] for a command that runs in database `db` (the connection's
+    /// SELECT; the frame carries it, one byte for any database but 0).
+    pub fn call_in<A: AsRef<[u8]>>(&self, db: u8, argv: &[A]) -> SlotRx<Value> {
         let (tx, rx) = slot();
         let mut st = self.state.borrow_mut();
         if !st.up {
@@ -69,7 +75,7 @@ impl ShardLink {
         }
         let req_id = st.next_req;
         let was_empty = st.out.is_empty();
-        if let Err(FrameError::TooLarge(n)) = encode_request_args(req_id, argv, self.max_frame, &mut st.out) {
+        if let Err(FrameError::TooLarge(n)) = encode_request_in(req_id, db, argv, self.max_frame, &mut st.out) {
             drop(st);
             tx.send(Value::err(format!(
                 "ERR request too large: its {n} bytes exceed max_frame_len ({} bytes)",

@@ -279,14 +279,14 @@ fn resp3_encoding_after_hello_3() {
     }
     check(&mut s, &req(&[b"GET", b"r:nope"]), b"_\r\n");
     check(&mut s, &req(&[b"SET", b"r:k", b"v"]), b"+OK\r\n");
-    check(&mut s, &req(&[b"CONFIG", b"GET", b"databases"]), b"%1\r\n$9\r\ndatabases\r\n$1\r\n1\r\n");
+    check(&mut s, &req(&[b"CONFIG", b"GET", b"databases"]), b"%1\r\n$9\r\ndatabases\r\n$2\r\n16\r\n");
     s.write_all(&req(&[b"HELLO", b"2"])).unwrap();
     match read_value(&mut s) {
         Raw::Agg('*', items) => assert_eq!(field(&items, "proto"), Some(&Raw::Line(':', "2".into())), "{items:?}"),
         other => panic!("HELLO 2 must reply with a RESP2 array: {other:?}"),
     }
     check(&mut s, &req(&[b"GET", b"r:nope"]), b"$-1\r\n");
-    check(&mut s, &req(&[b"CONFIG", b"GET", b"databases"]), b"*2\r\n$9\r\ndatabases\r\n$1\r\n1\r\n");
+    check(&mut s, &req(&[b"CONFIG", b"GET", b"databases"]), b"*2\r\n$9\r\ndatabases\r\n$2\r\n16\r\n");
 }
 
 /// An INFO stats counter, read on `s`.

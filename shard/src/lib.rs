@@ -33,6 +33,7 @@
 mod args;
 mod client;
 mod conn;
+pub mod dbs;
 mod glob;
 mod ops;
 mod process;
@@ -71,6 +72,8 @@ pub struct ShardConfig {
     pub client_query_buffer_limit: usize,
     /// Largest router↔shard frame, bytes (the router's `max_frame_len`).
     pub max_frame_len: usize,
+    /// Numbered databases (the router's `databases`).
+    pub databases: usize,
     /// Options for the shard's store (durability tier, segment size, inline limit).
     pub store: keel_storage::StoreOptions,
 }
@@ -108,6 +111,7 @@ mod tests {
             max_bulk_len: 1 << 20,
             client_query_buffer_limit: 1 << 30,
             max_frame_len: (1 << 30) + (1 << 20),
+            databases: 16,
             store: keel_storage::StoreOptions {
                 durability: keel_storage::Durability::Relaxed,
                 segment_bytes: 1 << 20,

@@ -58,12 +58,19 @@ pub fn hello(rt: &Rc<Router>, conn: &mut ConnState, argv: &[Vec<u8>]) -> Value {
     ])
 }
 
-/// `SELECT index`: keel has one database.
-pub fn select(argv: &[Vec<u8>]) -> Value {
-    match parse_i64(&argv[1]) {
-        Some(0) => Value::ok(),
-        Some(_) => Value::err("ERR DB index is out of range"),
-        None => Value::err("ERR value is not an integer or out of range"),
+/// `SELECT index`: the connection's database from now on (0 ..= `databases` − 1);
+/// Redis's errors for a non-integer and for an index out of range.
+pub fn select(rt: &Router, conn: &mut ConnState, argv: &[Vec<u8>]) -> Value {
+    let Some(n) = parse_i64(&argv[1]) else {
+        return Value::err("ERR value is not an integer or out of range");
+    };
+    match u8::try_from(n) {
+        Ok(db) if (db as usize) < rt.shared.cfg.databases => {
+            conn.db = db;
+            conn.info.set_db(db);
+            Value::ok()
+        }
+        _ => Value::err("ERR DB index is out of range"),
     }
 }
 
