@@ -88,14 +88,14 @@ pub async fn set(shard: &Shard, ns: Ns, mut argv: Vec<Vec<u8>>) -> Reply {
     if (opts.nx && exists) || (opts.xx && !exists) {
         return if opts.get { reply.into() } else { Value::Null.into() };
     }
-    shard.write(vec![Mutation::Put { ns: ns, key, value }], reply)
+    shard.write(vec![Mutation::Put { ns, key, value }], reply)
 }
 
 /// `GETDEL key`: the old value (or null), and the key is gone.
 pub async fn getdel(shard: &Shard, ns: Ns, mut argv: Vec<Vec<u8>>) -> Reply {
     let key = std::mem::take(&mut argv[1]);
     match shard.read(ns, &key).await {
-        Ok(Some(old)) => shard.write(vec![Mutation::Delete { ns: ns, key }], Value::Bulk(old)),
+        Ok(Some(old)) => shard.write(vec![Mutation::Delete { ns, key }], Value::Bulk(old)),
         Ok(None) => Value::Null.into(),
         Err(e) => e.into(),
     }
@@ -111,7 +111,7 @@ pub fn del(shard: &Shard, ns: Ns, mut argv: Vec<Vec<u8>>) -> Reply {
         return Value::Integer(0).into();
     }
     let n = keys.len() as i64;
-    let muts = keys.into_iter().map(|key| Mutation::Delete { ns: ns, key }).collect();
+    let muts = keys.into_iter().map(|key| Mutation::Delete { ns, key }).collect();
     shard.write(muts, Value::Integer(n))
 }
 
@@ -151,7 +151,7 @@ pub fn mset(shard: &Shard, ns: Ns, mut argv: Vec<Vec<u8>>) -> Reply {
     let mut muts = Vec::with_capacity(argv.len() / 2);
     let mut rest = argv.drain(1..);
     while let (Some(key), Some(value)) = (rest.next(), rest.next()) {
-        muts.push(Mutation::Put { ns: ns, key, value });
+        muts.push(Mutation::Put { ns, key, value });
     }
     drop(rest);
     shard.write(muts, Value::ok())
@@ -189,7 +189,7 @@ pub async fn incr_by(shard: &Shard, ns: Ns, mut argv: Vec<Vec<u8>>, step: Step) 
         return Reply::err("ERR increment or decrement would overflow");
     };
     let value = new.to_string().into_bytes();
-    shard.write(vec![Mutation::Put { ns: ns, key, value }], Value::Integer(new))
+    shard.write(vec![Mutation::Put { ns, key, value }], Value::Integer(new))
 }
 
 /// `APPEND key value`: the new length.
@@ -208,7 +208,7 @@ pub async fn append(shard: &Shard, ns: Ns, mut argv: Vec<Vec<u8>>) -> Reply {
         Err(e) => return e.into(),
     };
     let len = value.len() as i64;
-    shard.write(vec![Mutation::Put { ns: ns, key, value }], Value::Integer(len))
+    shard.write(vec![Mutation::Put { ns, key, value }], Value::Integer(len))
 }
 
 /// `STRLEN key`: the value's length, 0 if missing (no value read).
