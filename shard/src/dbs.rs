@@ -147,22 +147,8 @@ fn check_map(map: &[Ns]) -> Result<(), BadMap> {
     Ok(())
 }
 
-/// A database index from a client: `Ok(db)` if it names one of `count` databases;
-/// Redis's error texts otherwise (`not_int` for a non-integer, then out of range).
-pub fn parse_db(arg: &[u8], count: usize, not_int: &str) -> Result<u8, String> {
-    let Some(n) = keel_protocol::num::parse_i64(arg) else {
-        return Err(not_int.to_string());
-    };
-    match u8::try_from(n) {
-        Ok(db) if (db as usize) < count => Ok(db),
-        _ => Err(ERR_DB_RANGE.to_string()),
-    }
-}
-
 /// Redis's text for a database index outside 0..databases.
 pub const ERR_DB_RANGE: &str = "ERR DB index is out of range";
-/// Redis's text for an argument that is not an integer.
-pub const ERR_NOT_INT: &str = "ERR value is not an integer or out of range";
 
 #[cfg(test)]
 mod tests {
@@ -185,16 +171,5 @@ mod tests {
         assert!(check_map(&[0, 0, 4]).is_err());
         assert!(check_map(&[0, 3]).is_err());
         assert!(check_map(&[4]).is_err());
-    }
-
-    #[test]
-    fn database_indexes() {
-        assert_eq!(parse_db(b"15", 16, ERR_NOT_INT), Ok(15));
-        assert_eq!(parse_db(b"0", 1, ERR_NOT_INT), Ok(0));
-        assert_eq!(parse_db(b"16", 16, ERR_NOT_INT), Err(ERR_DB_RANGE.into()));
-        assert_eq!(parse_db(b"-1", 16, ERR_NOT_INT), Err(ERR_DB_RANGE.into()));
-        assert_eq!(parse_db(b"256", 253, ERR_NOT_INT), Err(ERR_DB_RANGE.into()));
-        assert_eq!(parse_db(b"x", 16, "ERR invalid first DB index"), Err("ERR invalid first DB index".into()));
-        assert_eq!(parse_db(b"1.5", 16, ERR_NOT_INT), Err(ERR_NOT_INT.into()));
     }
 }

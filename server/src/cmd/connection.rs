@@ -59,18 +59,15 @@ pub fn hello(rt: &Rc<Router>, conn: &mut ConnState, argv: &[Vec<u8>]) -> Value {
 }
 
 /// `SELECT index`: the connection's database from now on (0 ..= `databases` − 1);
-/// Redis's errors for a non-integer and for an index out of range.
+/// Redis's errors for a non-integer, one outside C `int`, and an index out of range.
 pub fn select(rt: &Router, conn: &mut ConnState, argv: &[Vec<u8>]) -> Value {
-    let Some(n) = parse_i64(&argv[1]) else {
-        return Value::err("ERR value is not an integer or out of range");
-    };
-    match u8::try_from(n) {
-        Ok(db) if (db as usize) < rt.shared.cfg.databases => {
+    match keel_protocol::num::parse_db_index(&argv[1], rt.shared.cfg.databases) {
+        Ok(db) => {
             conn.db = db;
             conn.info.set_db(db);
             Value::ok()
         }
-        _ => Value::err("ERR DB index is out of range"),
+        Err(e) => Value::err(e.text(None)),
     }
 }
 

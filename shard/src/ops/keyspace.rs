@@ -4,10 +4,11 @@
 //! live in the namespace `Shard::dbs` maps it to (`crate::dbs`).
 
 use crate::args::{parse_cursor, parse_i64, upper, ERR_NOT_INTEGER, ERR_SYNTAX};
+use crate::dbs::{DB_MAP_KEY, ERR_DB_RANGE, NS_DB_MAP};
 use crate::glob::Glob;
 use crate::shard::{storage_error, Reply, Shard};
+use keel_protocol::num::{parse_db_index, DbIndexError};
 use keel_protocol::Value;
-use crate::dbs::{parse_db, DB_MAP_KEY, ERR_DB_RANGE, ERR_NOT_INT, NS_DB_MAP};
 use keel_storage::{Mutation, Ns};
 
 /// Shard-local SCAN cursors are below 2^48 (the router keeps the shard in the high bits).
@@ -118,18 +119,24 @@ pub fn flushdb(shard: &Shard, ns: Ns, argv: Vec<Vec<u8>>) -> Reply {
 }
 
 /// `SWAPDB index1 index2`: swaps the two databases' namespaces in this shard's map and
-/// writes the map (one put; no key is touched). Errors as Redis: a non-integer index
-/// (`ERR invalid first DB index` / `second`), then one out of range.
+/// writes the map (one put; no key is touched). Errors in Redis's order: the first
+/// index not an `int` (`ERR invalid first DB index`), the second (`… second …`), then
+/// either out of range.
 pub fn swapdb(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
     let count = shard.dbs.count();
-    let (Some(a), Some(b)) = (parse_i64(&argv[1]), parse_i64(&argv[2])) else {
-        let which = if parse_i64(&argv[1]).is_none() { "first" } else { "second" };
-        return Reply::err(format!("ERR invalid {which} DB index"));
-    };
-    let in_range = |n: i64| u8::try_from(n).ok().filter(|&db| (db as usize) < count);
-    let (Some(a), Some(b)) = (in_range(a), in_range(b)) else {
+    let mut dbs = [0u8; 2];
+    let mut in_range = true;
+    for (i, which) in ["first", "second"].into_iter().enumerate() {
+        match parse_db_index(&argv[1 + i], count) {
+            Ok(db) => dbs[i] = db,
+            Err(DbIndexError::OutOfRange) => in_range = false,
+            Err(e) => return Reply::err(e.text(Some(&format!("ERR invalid {which} DB index")))),
+        }
+    }
+    if !in_range {
         return Reply::err(ERR_DB_RANGE);
-    };
+    }
+    let [a, b] = dbs;
     if a == b {
         return Value::ok().into();
     }
@@ -148,9 +155,9 @@ pub fn swapdb(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
 /// namespace, put in the target), so a crash leaves the key in exactly one of them.
 /// Errors as Redis: a non-integer or out-of-range target, then the same database.
 pub async fn move_key(shard: &Shard, db: u8, mut argv: Vec<Vec<u8>>) -> Reply {
-    let to = match parse_db(&argv[2], shard.dbs.count(), ERR_NOT_INT) {
+    let to = match parse_db_index(&argv[2], shard.dbs.count()) {
         Ok(to) => to,
-        Err(e) => return Reply::err(e),
+        Err(e) => return Reply::err(e.text(None)),
     };
     if to == db {
         return Reply::err("ERR source and destination objects are the same");
