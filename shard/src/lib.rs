@@ -86,12 +86,15 @@ impl ShardConfig {
     }
 
     /// Reads a configuration written by [`to_toml`](Self::to_toml). Errors, as one line:
-    /// not TOML, a missing or unknown key, a wrong type, or a shard id outside
-    /// `0..n_shards`.
+    /// not TOML, a missing or unknown key, a wrong type, a shard id outside
+    /// `0..n_shards`, or `databases` outside `1..=keel_config::MAX_DATABASES`.
     pub fn from_toml(text: &str) -> Result<ShardConfig, String> {
         let cfg: ShardConfig = toml::from_str(text).map_err(|e| e.message().trim().replace('\n', " "))?;
         if cfg.id >= cfg.n_shards {
             return Err(format!("shard id {} is not below the shard count {}", cfg.id, cfg.n_shards));
+        }
+        if !(1..=keel_config::MAX_DATABASES).contains(&cfg.databases) {
+            return Err(format!("databases {} is not in 1..={}", cfg.databases, keel_config::MAX_DATABASES));
         }
         Ok(cfg)
     }
