@@ -106,6 +106,8 @@ pub struct FileConfig {
     /// How long a shard may leave a request (or a health check) unanswered, in
     /// milliseconds (default 5000).
     pub shard_timeout: Option<u64>,
+    /// Numbered databases (Redis `databases`; default 16, at most [`MAX_DATABASES`]).
+    pub databases: Option<usize>,
 }
 
 /// Values given on the command line; `None` = not given.
@@ -166,7 +168,15 @@ pub struct Config {
     /// progress (CPU time, I/O) for this long while starting. Router only; see
     /// [`Config::shard_timeout`].
     pub shard_timeout: u64,
+    /// Numbered databases, SELECT 0 ..= databases − 1 (1 ..= [`MAX_DATABASES`]; default
+    /// 16, as Redis). Router and every shard need it.
+    pub databases: usize,
 }
+
+/// The most databases a configuration may set: 253. Each database is a one-byte
+/// storage namespace of its own on every shard, and of the 256 namespaces three hold
+/// vector data and one the shard's database map (`shard/FORMAT.md`).
+pub const MAX_DATABASES: usize = 253;
 
 /// Default of [`Config::client_query_buffer_limit`]: 1 GiB, as Redis.
 pub const DEFAULT_CLIENT_QUERY_BUFFER_LIMIT: usize = 1 << 30;
@@ -263,8 +273,13 @@ impl Config {
         if data_dir.to_str().is_none() {
             return Err(ConfigError::Invalid(format!("invalid data dir {}: not valid UTF-8", data_dir.display())));
         }
+        let databases = file.databases.unwrap_or(16);
+        if !(1..=MAX_DATABASES).contains(&databases) {
+            return Err(ConfigError::Invalid(format!("invalid databases {databases}: expected 1..={MAX_DATABASES}")));
+        }
         let shard_handoff = flags.shard_handoff.or(file.shard_handoff).unwrap_or(true);
         Ok(Config {
+            databases,
             shard_handoff,
             client_query_buffer_limit,
             max_frame_len,
@@ -322,6 +337,8 @@ mod tests {
         assert_eq!(c.shards, 4);
         assert_eq!(c.durability, Durability::Kernel);
         assert!(c.shard_handoff);
+        assert_eq!(c.databases, 16);
+        assert_eq!(resolve("databases = 253", Overrides::default()).unwrap().databases, 253);
         let off = Overrides { shard_handoff: Some(false), ..Default::default() };
         assert!(!resolve("shard_handoff = true", off).unwrap().shard_handoff);
         assert!(!resolve("shard_handoff = false", Overrides::default()).unwrap().shard_handoff);
@@ -368,6 +385,8 @@ mod tests {
             ("client_query_buffer_limit = 1073741825", "client_query_buffer_limit 1073741825", "1 MiB ..= 1 GiB"),
             ("max_frame_len = 65535", "max_frame_len 65535", "64 KiB ..= 2 GiB"),
             ("max_frame_len = 2147483649", "max_frame_len 2147483649", "64 KiB ..= 2 GiB"),
+            ("databases = 0", "databases 0", "1..=253"),
+            ("databases = 254", "databases 254", "1..=253"),
         ] {
             let e = resolve(toml, Overrides::default()).unwrap_err();
             assert_eq!(e, format!("invalid {key}: expected {range}"));

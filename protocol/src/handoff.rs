@@ -11,12 +11,13 @@
 //!
 //! | offset | size | field |
 //! |---|---|---|
-//! | 0 | 4 | `len`: u32 LE, bytes after this field = 18 + data length, at most [`MAX_MESSAGE`] |
+//! | 0 | 4 | `len`: u32 LE, bytes after this field = 19 + data length, at most [`MAX_MESSAGE`] |
 //! | 4 | 1 | `kind`: [`MsgKind`] (1 = take, 2 = return, 3 = closed) |
 //! | 5 | 8 | `client_id`: u64 LE, the router's client id (CLIENT ID) |
 //! | 13 | 1 | `resp`: 2 or 3, the connection's protocol version |
 //! | 14 | 8 | `commands`: u64 LE, commands the shard served for this client since it took it (0 in a take) |
-//! | 22 | len − 18 | `data`: for a return, request bytes the shard read but did not serve, starting at a request boundary; empty otherwise |
+//! | 22 | 1 | `db`: the connection's selected database (SELECT) |
+//! | 23 | len − 19 | `data`: for a return, request bytes the shard read but did not serve, starting at a request boundary; empty otherwise |
 //!
 //! A take and a return carry exactly one descriptor; a closed message carries none.
 
@@ -27,7 +28,7 @@ use thiserror::Error;
 /// a return can carry.
 pub const MAX_MESSAGE: usize = (1 << 30) + HEADER - 4;
 /// Bytes before `data`.
-pub const HEADER: usize = 22;
+pub const HEADER: usize = 23;
 
 /// What a message says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +50,8 @@ pub struct Message {
     /// The connection's protocol version (a byte 2 or 3 on the wire).
     pub resp: RespVersion,
     pub commands: u64,
+    /// The connection's selected database: it moves with the connection both ways.
+    pub db: u8,
     pub data: Vec<u8>,
 }
 
@@ -76,6 +79,7 @@ pub fn encode(m: &Message, out: &mut Vec<u8>) {
         RespVersion::Resp3 => 3,
     });
     out.extend_from_slice(&m.commands.to_le_bytes());
+    out.push(m.db);
     out.extend_from_slice(&m.data);
 }
 
@@ -104,7 +108,7 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Message, usize)>, HandoffError> {
         3 => RespVersion::Resp3,
         v => return Err(HandoffError::Resp(v)),
     };
-    let m = Message { kind, client_id: u64_at(1), resp, commands: u64_at(10), data: body[HEADER - 4..].to_vec() };
+    let m = Message { kind, client_id: u64_at(1), resp, commands: u64_at(10), db: body[18], data: body[HEADER - 4..].to_vec() };
     Ok(Some((m, 4 + len)))
 }
 
@@ -113,7 +117,7 @@ mod tests {
     use super::*;
 
     fn msg(kind: MsgKind, data: &[u8]) -> Message {
-        Message { kind, client_id: 0x0102_0304_0506_0708, resp: RespVersion::Resp3, commands: 42, data: data.to_vec() }
+        Message { kind, client_id: 0x0102_0304_0506_0708, resp: RespVersion::Resp3, commands: 42, db: 7, data: data.to_vec() }
     }
 
     #[test]

@@ -67,6 +67,50 @@ pub(crate) fn push_usize(out: &mut Vec<u8>, n: usize) {
     push_u64(out, n as u64);
 }
 
+/// Why a database index argument was refused ([`parse_db_index`]); each has its own
+/// Redis error text, which depends on the command (see [`DbIndexError::text`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbIndexError {
+    /// Not an integer ([`parse_i64`]).
+    NotInteger,
+    /// An integer outside C `int` (−2^31 ..= 2^31 − 1): Redis reads database indexes as
+    /// `int` and says so before it checks the database count.
+    NotInt32,
+    /// An `int`, but not one of the configured databases.
+    OutOfRange,
+}
+
+impl DbIndexError {
+    /// Redis 7.0's text, given the command's own text for a bad integer (`None`:
+    /// SELECT and MOVE; SWAPDB passes `ERR invalid first DB index` / `second`):
+    /// - not an integer: `msg`, else `ERR value is not an integer or out of range`;
+    /// - outside `int`: `msg`, else `ERR value is out of range, value must between
+    ///   -2147483648 and 2147483647` (sic, Redis's grammar);
+    /// - not a configured database: `ERR DB index is out of range`.
+    pub fn text(self, msg: Option<&str>) -> String {
+        match (self, msg) {
+            (DbIndexError::OutOfRange, _) => "ERR DB index is out of range".into(),
+            (_, Some(m)) => m.into(),
+            (DbIndexError::NotInteger, None) => "ERR value is not an integer or out of range".into(),
+            (DbIndexError::NotInt32, None) => {
+                format!("ERR value is out of range, value must between {} and {}", i32::MIN, i32::MAX)
+            }
+        }
+    }
+}
+
+/// A database index argument (SELECT, MOVE, SWAPDB) among `count` databases (at most
+/// 256), checked in Redis's order: an integer ([`parse_i64`]), within C `int`, then
+/// below `count`.
+///
+/// # Errors
+/// The first check that fails, as a [`DbIndexError`].
+pub fn parse_db_index(s: &[u8], count: usize) -> Result<u8, DbIndexError> {
+    let n = parse_i64(s).ok_or(DbIndexError::NotInteger)?;
+    i32::try_from(n).map_err(|_| DbIndexError::NotInt32)?;
+    u8::try_from(n).ok().filter(|&db| usize::from(db) < count).ok_or(DbIndexError::OutOfRange)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +151,32 @@ mod tests {
         let mut out = Vec::new();
         push_usize(&mut out, usize::MAX);
         assert_eq!(out, usize::MAX.to_string().as_bytes());
+    }
+
+    #[test]
+    fn database_indexes_in_redis_order() {
+        use super::{parse_db_index, DbIndexError::*};
+        assert_eq!(parse_db_index(b"15", 16), Ok(15));
+        assert_eq!(parse_db_index(b"0", 1), Ok(0));
+        assert_eq!(parse_db_index(b"252", 253), Ok(252));
+        for (s, e) in [
+            (&b"16"[..], OutOfRange),
+            (b"-1", OutOfRange),
+            (b"256", OutOfRange),
+            (b"2147483647", OutOfRange),
+            (b"-2147483648", OutOfRange),
+            (b"2147483648", NotInt32),
+            (b"-2147483649", NotInt32),
+            (b"99999999999999999999", NotInteger),
+            (b"x", NotInteger),
+            (b"1.5", NotInteger),
+            (b"", NotInteger),
+        ] {
+            assert_eq!(parse_db_index(s, 16), Err(e), "{:?}", String::from_utf8_lossy(s));
+        }
+        assert_eq!(NotInt32.text(None), "ERR value is out of range, value must between -2147483648 and 2147483647");
+        assert_eq!(NotInt32.text(Some("ERR invalid first DB index")), "ERR invalid first DB index");
+        assert_eq!(OutOfRange.text(Some("ERR invalid first DB index")), "ERR DB index is out of range");
+        assert_eq!(NotInteger.text(None), "ERR value is not an integer or out of range");
     }
 }

@@ -1,13 +1,13 @@
 //! The client registry behind `CLIENT LIST`: every open connection of every router
 //! executor, keyed by client id. The entry is the one place a connection's name and
 //! library live (CLIENT GETNAME reads it); the connection updates it on SETNAME,
-//! SETINFO and HELLO (rare commands), and its activity time once per batch (one atomic
+//! SETINFO, HELLO and SELECT (rare commands), and its activity time once per batch (one atomic
 //! store), and leaves when it closes. A hand-off to a shard (`crate::handoff`) keeps the
 //! entry.
 //!
 //! Line format: Redis's `CLIENT LIST` fields in Redis's order, without `fd` and `cmd`
 //! (not tracked):
-//! `id= addr= laddr= name= age=<s> idle=<s> flags=N db=0 sub=0 psub=0 ssub=0 multi=-1
+//! `id= addr= laddr= name= age=<s> idle=<s> flags=N db=<selected db> sub=0 psub=0 ssub=0 multi=-1
 //! watch=0 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0
 //! tot-mem=0 events=r user=default redir=-1 resp=<2|3> lib-name= lib-ver=`, one line per
 //! client. keel has no pub/sub, MULTI, WATCH or ACL users yet, so those fields are
@@ -37,6 +37,7 @@ struct Meta {
     lib_name: Option<Vec<u8>>,
     lib_ver: Option<Vec<u8>>,
     resp: u8,
+    db: u8,
 }
 
 impl ClientInfo {
@@ -78,6 +79,11 @@ impl ClientInfo {
         self.meta().lib_ver = Some(v);
     }
 
+    /// The selected database, shown as `db=`.
+    pub fn set_db(&self, db: u8) {
+        self.meta().db = db;
+    }
+
     /// The protocol shown as `resp=` (2 or 3).
     pub fn set_resp(&self, resp: u8) {
         self.meta().resp = resp;
@@ -94,7 +100,7 @@ impl ClientInfo {
         let age_ms = self.connected.elapsed().as_millis() as u64;
         let idle_ms = age_ms.saturating_sub(self.active_ms.load(Ordering::Relaxed));
         format!(
-            "id={} addr={} laddr={} name={} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 watch=0 \
+            "id={} addr={} laddr={} name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 watch=0 \
              qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r \
              user=default redir=-1 resp={} lib-name={} lib-ver={}\n",
             self.id,
@@ -103,6 +109,7 @@ impl ClientInfo {
             text(&m.name),
             age_ms / 1000,
             idle_ms / 1000,
+            m.db,
             m.resp,
             text(&m.lib_name),
             text(&m.lib_ver)

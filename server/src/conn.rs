@@ -37,6 +37,7 @@ pub async fn serve(rt: Rc<Router>, stream: TcpStream, shutdown: Event) {
     shared.clients.add(info.clone());
     let conn = ConnState {
         resp: RespVersion::Resp2,
+        db: 0,
         closing: false,
         streak: Default::default(),
         info,

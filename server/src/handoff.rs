@@ -51,7 +51,7 @@ pub async fn offer(rt: &Router, stream: TcpStream, conn: ConnState, s: usize) ->
     let Some(chan) = rt.handoffs.chans[s].borrow().clone() else { return Err((stream, conn)) };
     let id = conn.info.id;
     let mut msg = Vec::with_capacity(handoff::HEADER);
-    handoff::encode(&Message { kind: MsgKind::Take, client_id: id, resp: conn.resp, commands: 0, data: Vec::new() }, &mut msg);
+    handoff::encode(&Message { kind: MsgKind::Take, client_id: id, resp: conn.resp, commands: 0, db: conn.db, data: Vec::new() }, &mut msg);
     // Registered before sending: the shard's return is read by this executor's
     // channel task, which cannot run before this task yields.
     rt.handoffs.held.borrow_mut().insert(id, (s, conn.info.clone()));
@@ -124,7 +124,7 @@ async fn serve_channel(rt: &Rc<Router>, chan: &Channel, shutdown: &Event, live: 
                         continue;
                     };
                     rt.shared.total_commands.fetch_add(m.commands, Ordering::Relaxed);
-                    let conn = ConnState { resp: m.resp, closing: false, streak: Default::default(), info };
+                    let conn = ConnState { resp: m.resp, db: m.db, closing: false, streak: Default::default(), info };
                     let stream = keel_shard::runtime::fd::tcp_stream(fd);
                     let (rt, sd, guard) = (rt.clone(), shutdown.clone(), live.enter());
                     glommio::spawn_local(async move {

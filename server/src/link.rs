@@ -27,7 +27,7 @@ use keel_shard::runtime::sync::{slot, Notify, SlotRx, SlotTx};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::UnixStream;
 use glommio::timer::sleep;
-use keel_protocol::shard::{decode_frame, decode_value, encode_request_args, FrameError, Kind};
+use keel_protocol::shard::{decode_frame, decode_value, encode_request_in, FrameError, Kind};
 use keel_protocol::Value;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -134,6 +134,12 @@ impl ShardLink {
     /// A request unanswered for `shard_timeout`, and every call while the link is not
     /// responding, resolves to `-ERR shard N is not responding`.
     pub fn call<A: AsRef<[u8]>>(&self, argv: &[A]) -> SlotRx<Value> {
+        self.call_in(0, argv)
+    }
+
+    /// [`ShardLink::call`] for a command that runs in database `db` (the connection's
+    /// SELECT; the frame carries it, one byte for any database but 0).
+    pub fn call_in<A: AsRef<[u8]>>(&self, db: u8, argv: &[A]) -> SlotRx<Value> {
         let (tx, rx) = slot();
         let mut st = self.state.borrow_mut();
         if !st.up {
@@ -149,7 +155,7 @@ impl ShardLink {
         let req_id = st.next_req;
         let was_empty = st.out.is_empty();
         let before = st.out.len();
-        if let Err(FrameError::TooLarge(n)) = encode_request_args(req_id, argv, self.max_frame, &mut st.out) {
+        if let Err(FrameError::TooLarge(n)) = encode_request_in(req_id, db, argv, self.max_frame, &mut st.out) {
             drop(st);
             tx.send(Value::err(format!(
                 "ERR request too large: its {n} bytes exceed max_frame_len ({} bytes)",
@@ -205,7 +211,7 @@ impl ShardLink {
             st.out.clear();
             let probe_id = st.next_req;
             st.next_req += 1;
-            encode_request_args(probe_id, &[b"PING"], self.max_frame, &mut st.out).expect("PING fits any frame limit");
+            encode_request_in(probe_id, 0, &[b"PING"], self.max_frame, &mut st.out).expect("PING fits any frame limit");
             std::mem::take(&mut st.pending)
         };
         self.wake_writer.notify();

@@ -279,14 +279,14 @@ fn resp3_encoding_after_hello_3() {
     }
     check(&mut s, &req(&[b"GET", b"r:nope"]), b"_\r\n");
     check(&mut s, &req(&[b"SET", b"r:k", b"v"]), b"+OK\r\n");
-    check(&mut s, &req(&[b"CONFIG", b"GET", b"databases"]), b"%1\r\n$9\r\ndatabases\r\n$1\r\n1\r\n");
+    check(&mut s, &req(&[b"CONFIG", b"GET", b"databases"]), b"%1\r\n$9\r\ndatabases\r\n$2\r\n16\r\n");
     s.write_all(&req(&[b"HELLO", b"2"])).unwrap();
     match read_value(&mut s) {
         Raw::Agg('*', items) => assert_eq!(field(&items, "proto"), Some(&Raw::Line(':', "2".into())), "{items:?}"),
         other => panic!("HELLO 2 must reply with a RESP2 array: {other:?}"),
     }
     check(&mut s, &req(&[b"GET", b"r:nope"]), b"$-1\r\n");
-    check(&mut s, &req(&[b"CONFIG", b"GET", b"databases"]), b"*2\r\n$9\r\ndatabases\r\n$1\r\n1\r\n");
+    check(&mut s, &req(&[b"CONFIG", b"GET", b"databases"]), b"*2\r\n$9\r\ndatabases\r\n$2\r\n16\r\n");
 }
 
 /// An INFO stats counter, read on `s`.
@@ -628,4 +628,97 @@ fn error_texts_as_redis_for_nul_bytes_and_out_of_range_integers() {
     check(&mut s, &req(&[b"SELECT", b"9223372036854775807"]), range);
     check(&mut s, &req(&[b"SELECT", b"2147483647"]), b"-ERR DB index is out of range\r\n");
     check(&mut s, &req(&[b"SELECT", b"9223372036854775808"]), b"-ERR value is not an integer or out of range\r\n");
+}
+
+/// Databases, byte for byte as redis-server 7.0 answers: bad SELECT, MOVE and SWAPDB
+/// input gets Redis's error texts and changes nothing.
+#[test]
+fn database_errors_are_redis_texts() {
+    let (_d, srv) = server();
+    let mut s = srv.raw();
+    check(&mut s, &req(&[b"SET", b"t:k", b"v"]), b"+OK\r\n");
+    for (argv, reply) in [
+        (&[&b"SELECT"[..], b"16"][..], &b"-ERR DB index is out of range\r\n"[..]),
+        (&[b"SELECT", b"-1"], b"-ERR DB index is out of range\r\n"),
+        (&[b"SELECT", b"x"], b"-ERR value is not an integer or out of range\r\n"),
+        (&[b"SELECT", b"1.5"], b"-ERR value is not an integer or out of range\r\n"),
+        (&[b"SELECT", b"99999999999999999999"], b"-ERR value is not an integer or out of range\r\n"),
+        (&[b"SELECT", b"9999999999"], b"-ERR value is out of range, value must between -2147483648 and 2147483647\r\n"),
+        (&[b"SELECT", b"2147483647"], b"-ERR DB index is out of range\r\n"),
+        (&[b"MOVE", b"t:k", b"-2147483649"], b"-ERR value is out of range, value must between -2147483648 and 2147483647\r\n"),
+        (&[b"SWAPDB", b"9999999999", b"0"], b"-ERR invalid first DB index\r\n"),
+        (&[b"SWAPDB", b"0", b"2147483648"], b"-ERR invalid second DB index\r\n"),
+        (&[b"SWAPDB", b"99", b"x"], b"-ERR invalid second DB index\r\n"),
+        (&[b"MOVE", b"t:k", b"99"], b"-ERR DB index is out of range\r\n"),
+        (&[b"MOVE", b"t:nokey", b"16"], b"-ERR DB index is out of range\r\n"),
+        (&[b"MOVE", b"t:k", b"x"], b"-ERR value is not an integer or out of range\r\n"),
+        (&[b"MOVE", b"t:k", b"0"], b"-ERR source and destination objects are the same\r\n"),
+        (&[b"MOVE", b"t:k"], b"-ERR wrong number of arguments for 'move' command\r\n"),
+        (&[b"SWAPDB", b"0", b"99"], b"-ERR DB index is out of range\r\n"),
+        (&[b"SWAPDB", b"-1", b"0"], b"-ERR DB index is out of range\r\n"),
+        (&[b"SWAPDB", b"x", b"1"], b"-ERR invalid first DB index\r\n"),
+        (&[b"SWAPDB", b"1", b"x"], b"-ERR invalid second DB index\r\n"),
+        (&[b"SWAPDB", b"1"], b"-ERR wrong number of arguments for 'swapdb' command\r\n"),
+        (&[b"FLUSHDB", b"x"], b"-ERR syntax error\r\n"),
+        (&[b"SWAPDB", b"0", b"0"], b"+OK\r\n"),
+        (&[b"SELECT", b"15"], b"+OK\r\n"),
+        (&[b"DBSIZE"], b":0\r\n"),
+        (&[b"SELECT", b"0"], b"+OK\r\n"),
+        (&[b"GET", b"t:k"], b"$1\r\nv\r\n"),
+        (&[b"DBSIZE"], b":1\r\n"),
+    ] {
+        check(&mut s, &req(argv), reply);
+    }
+}
+
+/// The selected database moves with the connection: a connection in database 5 (RESP3)
+/// is handed to its shard after ≥ 8 single-shard batches, writes and MOVEs there in
+/// database 5, comes back at another shard's key still in database 5, SELECTs 7 (the
+/// router's), is handed off again and works in database 7. Another connection sees
+/// every key in the database it was written to and nowhere else.
+#[test]
+fn the_selected_database_survives_hand_off_to_a_shard_and_back() {
+    let (_d, srv) = server();
+    let a = &common::tenants_on("hdb", 0, 2, 1)[0];
+    let b = &common::tenants_on("hdb", 1, 2, 1)[0];
+    let mut s = srv.raw();
+    s_hello3(&mut s);
+    let mut o = srv.raw();
+    let before = info_stat(&mut o, "shard_handoffs");
+    check(&mut s, &req(&[b"SELECT", b"5"]), b"+OK\r\n");
+    for i in 0..12 {
+        check(&mut s, &req(&[b"SET", format!("{a}:k{i}").as_bytes(), b"in5"]), b"+OK\r\n");
+    }
+    let after = info_stat(&mut o, "shard_handoffs");
+    assert!(after > before, "12 single-shard batches must hand the connection to its shard (shard_handoffs {before} → {after})");
+    // On the shard: MOVE from database 5 to 6, and a missing key in database 5.
+    check(&mut s, &req(&[b"MOVE", format!("{a}:k0").as_bytes(), b"6"]), b":1\r\n");
+    check(&mut s, &req(&[b"GET", format!("{a}:k0").as_bytes()]), b"_\r\n");
+    check(&mut s, &req(&[b"GET", format!("{a}:k1").as_bytes()]), b"$3\r\nin5\r\n");
+    // Another shard's key: back to the router, still in database 5.
+    check(&mut s, &req(&[b"SET", format!("{b}:k").as_bytes(), b"b5"]), b"+OK\r\n");
+    check(&mut s, &req(&[b"GET", format!("{a}:k2").as_bytes()]), b"$3\r\nin5\r\n");
+    s.write_all(&req(&[b"CLIENT", b"INFO"])).unwrap();
+    let Raw::Bulk(Some(line)) = read_value(&mut s) else { panic!("CLIENT INFO must reply with a bulk string") };
+    assert!(String::from_utf8_lossy(&line).contains(" db=5 "), "{}", String::from_utf8_lossy(&line));
+    // SELECT on a handed-off connection goes to the router; the next hand-off carries 7.
+    for i in 0..10 {
+        check(&mut s, &req(&[b"GET", format!("{a}:k{i}").as_bytes()]), if i == 0 { b"_\r\n" } else { b"$3\r\nin5\r\n" });
+    }
+    check(&mut s, &req(&[b"SELECT", b"7"]), b"+OK\r\n");
+    for i in 0..12 {
+        check(&mut s, &req(&[b"SET", format!("{a}:j{i}").as_bytes(), b"in7"]), b"+OK\r\n");
+    }
+    check(&mut s, &req(&[b"GET", format!("{a}:k1").as_bytes()]), b"_\r\n");
+    assert!(info_stat(&mut o, "shard_handoffs") >= after + 2, "handed off again in databases 5 and 7");
+
+    // Seen from another connection, each key is where it was written.
+    for (db, sizes) in [(b"0", 0), (b"5", 11 + 1), (b"6", 1), (b"7", 12)] {
+        check(&mut o, &req(&[b"SELECT", db]), b"+OK\r\n");
+        check(&mut o, &req(&[b"DBSIZE"]), format!(":{sizes}\r\n").as_bytes());
+    }
+    check(&mut o, &req(&[b"SELECT", b"6"]), b"+OK\r\n");
+    check(&mut o, &req(&[b"GET", format!("{a}:k0").as_bytes()]), b"$3\r\nin5\r\n");
+    check(&mut o, &req(&[b"SELECT", b"5"]), b"+OK\r\n");
+    check(&mut o, &req(&[b"GET", format!("{b}:k").as_bytes()]), b"$2\r\nb5\r\n");
 }

@@ -89,6 +89,9 @@ async fn serve(clients: &Clients, chan: &Channel, mut stream: TcpStream, m: Mess
     let client_id = m.client_id;
     tracing::trace!("client {client_id}: taken over from the router");
     let resp = m.resp;
+    // The connection's selected database: SELECT is the router's, so it stays as the
+    // router sent it and goes back with the connection.
+    let db = m.db;
     let mut inbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut chunk = vec![0u8; READ_CHUNK];
     let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
@@ -112,13 +115,13 @@ async fn serve(clients: &Clients, chan: &Channel, mut stream: TcpStream, m: Mess
                         used += n;
                         continue;
                     }
-                    match local(clients, &argv) {
+                    match local(clients, db, &argv) {
                         Local::No => {
                             give_back = true;
                             break;
                         }
                         Local::Reply(v) => replies.push(Reply::Ready(v)),
-                        Local::Shard(spec) => replies.push(clients.shard.run(spec, argv).await),
+                        Local::Shard(spec) => replies.push(clients.shard.run(db, spec, argv).await),
                     }
                     used += n;
                     served += 1;
@@ -164,7 +167,7 @@ async fn serve(clients: &Clients, chan: &Channel, mut stream: TcpStream, m: Mess
         End::Return(rest) => (MsgKind::Return, rest),
     };
     let mut msg = Vec::with_capacity(handoff::HEADER + data.len());
-    handoff::encode(&Message { kind, client_id, resp, commands: served, data }, &mut msg);
+    handoff::encode(&Message { kind, client_id, resp, commands: served, db, data }, &mut msg);
     tracing::trace!("client {client_id}: {kind:?} after {served} command(s)");
     let fd = (kind == MsgKind::Return).then(|| crate::runtime::fd::borrow(&stream));
     if let Err(e) = chan.send(&msg, fd).await {
@@ -191,11 +194,13 @@ enum Local {
 /// Decided by the command table alone: keyed commands whose keys all route here, and
 /// stateless ones; everything else (and a wrong argument count, whose error text is the
 /// router's to give) goes back.
-fn local(clients: &Clients, argv: &[Vec<u8>]) -> Local {
+fn local(clients: &Clients, db: u8, argv: &[Vec<u8>]) -> Local {
     let Some(spec) = lookup(&argv[0]) else { return Local::No };
     // The router refuses a request whose frame would pass the frame limit; so must the
     // shard, or a request's fate would depend on where its connection happens to be.
-    if !spec.arity_ok(argv.len()) || keel_protocol::shard::request_frame_len(argv) > clients.max_frame {
+    // (A frame in a database other than 0 carries one byte more.)
+    let frame_len = keel_protocol::shard::request_frame_len(argv) + usize::from(db != 0);
+    if !spec.arity_ok(argv.len()) || frame_len > clients.max_frame || db as usize >= clients.shard.dbs.count() {
         return Local::No;
     }
     match spec.route {

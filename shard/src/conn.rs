@@ -19,7 +19,7 @@ use crate::runtime::sync::{Event, Notify};
 use futures_lite::io::{ReadHalf, WriteHalf};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::UnixStream;
-use keel_protocol::shard::{decode_frame, decode_request, encode_reply, Kind};
+use keel_protocol::shard::{decode_frame, decode_request_in, encode_reply, Kind};
 use keel_protocol::Value;
 use keel_storage::Commit;
 use std::cell::{Cell, RefCell};
@@ -165,21 +165,21 @@ async fn reader(shard: &Shard, conn: &Conn, mut r: ReadHalf<UnixStream>, shutdow
             Some(Err(e)) => return End::ReadError(e),
         }
         loop {
-            let (req_id, argv, used) = match decode_frame(&buf[start..end], conn.max_frame) {
+            let (req_id, db, argv, used) = match decode_frame(&buf[start..end], conn.max_frame) {
                 Ok(None) => break,
                 Ok(Some((frame, used))) => {
-                    if frame.kind != Kind::Request {
+                    if frame.kind == Kind::Reply {
                         return End::Malformed(format!("unexpected frame kind {:?}", frame.kind));
                     }
-                    match decode_request(frame.payload) {
-                        Ok(argv) => (frame.req_id, argv, used),
+                    match decode_request_in(frame.kind, frame.payload) {
+                        Ok((db, argv)) => (frame.req_id, db, argv, used),
                         Err(e) => return End::Malformed(e.to_string()),
                     }
                 }
                 Err(e) => return End::Malformed(e.to_string()),
             };
             start += used;
-            match shard.handle(argv).await {
+            match shard.handle_in(db, argv).await {
                 Reply::Ready(v) => conn.push(req_id, &v),
                 Reply::AfterCommit { commit, ok } => conn.commits.push(req_id, Pending::Commit { commit, ok }),
                 Reply::Later(v) => conn.reads.push(req_id, Pending::Read(v)),

@@ -33,6 +33,7 @@
 mod args;
 mod client;
 mod conn;
+pub mod dbs;
 mod glob;
 mod ops;
 mod process;
@@ -71,6 +72,8 @@ pub struct ShardConfig {
     pub client_query_buffer_limit: usize,
     /// Largest router↔shard frame, bytes (the router's `max_frame_len`).
     pub max_frame_len: usize,
+    /// Numbered databases (the router's `databases`).
+    pub databases: usize,
     /// Options for the shard's store (durability tier, segment size, inline limit).
     pub store: keel_storage::StoreOptions,
 }
@@ -83,12 +86,15 @@ impl ShardConfig {
     }
 
     /// Reads a configuration written by [`to_toml`](Self::to_toml). Errors, as one line:
-    /// not TOML, a missing or unknown key, a wrong type, or a shard id outside
-    /// `0..n_shards`.
+    /// not TOML, a missing or unknown key, a wrong type, a shard id outside
+    /// `0..n_shards`, or `databases` outside `1..=keel_config::MAX_DATABASES`.
     pub fn from_toml(text: &str) -> Result<ShardConfig, String> {
         let cfg: ShardConfig = toml::from_str(text).map_err(|e| e.message().trim().replace('\n', " "))?;
         if cfg.id >= cfg.n_shards {
             return Err(format!("shard id {} is not below the shard count {}", cfg.id, cfg.n_shards));
+        }
+        if !(1..=keel_config::MAX_DATABASES).contains(&cfg.databases) {
+            return Err(format!("databases {} is not in 1..={}", cfg.databases, keel_config::MAX_DATABASES));
         }
         Ok(cfg)
     }
@@ -108,6 +114,7 @@ mod tests {
             max_bulk_len: 1 << 20,
             client_query_buffer_limit: 1 << 30,
             max_frame_len: (1 << 30) + (1 << 20),
+            databases: 16,
             store: keel_storage::StoreOptions {
                 durability: keel_storage::Durability::Relaxed,
                 segment_bytes: 1 << 20,

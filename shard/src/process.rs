@@ -88,7 +88,7 @@ async fn serve(cfg: ShardConfig, stop: Arc<AtomicBool>, parent: u32) -> anyhow::
     let shutdown = Event::default();
     glommio::spawn_local(watch_signals(stop, parent, shutdown.clone())).detach();
 
-    let shard = Rc::new(Shard::open(&cfg.dir, cfg.store.clone()).await?);
+    let shard = Rc::new(Shard::open_with(&cfg.dir, cfg.store.clone(), cfg.databases).await?);
     if shutdown.is_set() {
         return finish(&cfg, &shard).await;
     }

@@ -31,6 +31,8 @@ pub struct Shard {
     pub(crate) vector_scans: Cell<usize>,
     pub(crate) started: Instant,
     pub(crate) recovered_keys: usize,
+    /// Which namespace holds each numbered database (SELECT, SWAPDB).
+    pub(crate) dbs: crate::dbs::Databases,
 }
 
 /// The outcome of one request.
@@ -105,10 +107,27 @@ impl Shard {
         Shard::with_store(store, recovery).await
     }
 
+    /// [`Shard::open`] with `databases` numbered databases (the config key; at most
+    /// `keel_config::MAX_DATABASES`).
+    pub async fn open_with(dir: &Path, opts: StoreOptions, databases: usize) -> anyhow::Result<Shard> {
+        let (store, recovery) = Store::open(dir, opts)
+            .await
+            .map_err(|e| anyhow::anyhow!("open store in {}: {e}", dir.display()))?;
+        Shard::with_store_dbs(store, recovery, databases).await
+    }
+
     /// The shard over a store already opened (e.g. by a test, on a fault-injecting file
     /// layer), with what its recovery found: rebuilds the vector indexes.
     /// Errors: a vector index metadata record this keel cannot read, or a failed read.
     pub async fn with_store(store: Store, recovery: RecoveryReport) -> anyhow::Result<Shard> {
+        Shard::with_store_dbs(store, recovery, 16).await
+    }
+
+    /// [`Shard::with_store`] with `databases` numbered databases (1 ..=
+    /// `keel_config::MAX_DATABASES`). Errors also: a bad database map record.
+    pub async fn with_store_dbs(store: Store, recovery: RecoveryReport, databases: usize) -> anyhow::Result<Shard> {
+        anyhow::ensure!((1..=keel_config::MAX_DATABASES).contains(&databases), "invalid databases {databases}");
+        let dbs = crate::dbs::Databases::load(&store, databases).await?;
         let (vectors, rebuilt) = registry::rebuild(&store).await?;
         match &recovery.truncated_tail {
             Some((file, offset)) => {
@@ -136,6 +155,7 @@ impl Shard {
             vector_scans: Cell::new(0),
             started: Instant::now(),
             recovered_keys: recovery.live_keys,
+            dbs,
         })
     }
 
@@ -144,12 +164,18 @@ impl Shard {
         &self.store
     }
 
-    /// Runs one request: looks `argv[0]` up in the command table, checks the arity there
-    /// (the only check: ops rely on it) and runs the op. The synchronous part and any
-    /// disk read happen before this returns; a write's durability wait is left in the
-    /// returned [`Reply`]. Keys in `argv` must all belong to this shard (the router
-    /// splits multi-key commands). Never panics on any input.
+    /// Runs one request in database 0: [`Shard::handle_in`].
     pub async fn handle(&self, argv: Vec<Vec<u8>>) -> Reply {
+        self.handle_in(0, argv).await
+    }
+
+    /// Runs one request in database `db`: looks `argv[0]` up in the command table,
+    /// checks the arity there (the only check: ops rely on it) and the database, and runs
+    /// the op. The synchronous part and any disk read happen before this returns; a
+    /// write's durability wait is left in the returned [`Reply`]. Keys in `argv` must all
+    /// belong to this shard (the router splits multi-key commands). Never panics on any
+    /// input.
+    pub async fn handle_in(&self, db: u8, argv: Vec<Vec<u8>>) -> Reply {
         let Some(name) = argv.first() else {
             return Reply::err("ERR empty command");
         };
@@ -159,13 +185,25 @@ impl Shard {
         if !spec.arity_ok(argv.len()) {
             return spec.arity_error().into();
         }
-        self.run(spec, argv).await
+        if db as usize >= self.dbs.count() {
+            return Reply::err(crate::dbs::ERR_DB_RANGE);
+        }
+        self.run(db, spec, argv).await
     }
 
-    /// Runs the op of `spec`, whose arity `argv` satisfies (also the entry of a
-    /// handed-off connection's requests, checked by the client module). Commands that
-    /// read the vector indexes first wait for their rebuild if the store took back writes.
-    pub(crate) async fn run(&self, spec: &'static Spec, argv: Vec<Vec<u8>>) -> Reply {
+    /// Runs the op of `spec`, whose arity `argv` satisfies, in database `db` (below the
+    /// database count; also the entry of a handed-off connection's requests, checked by
+    /// the client module). Commands that read the vector indexes first wait for their
+    /// rebuild if the store took back writes, and every command waits for the database
+    /// map to be read again then (a SWAPDB may have been taken back).
+    pub(crate) async fn run(&self, db: u8, spec: &'static Spec, argv: Vec<Vec<u8>>) -> Reply {
+        if self.dbs.stale(&self.store) {
+            // Boxed: a rare path, kept out of every request's future.
+            if let Err(e) = Box::pin(self.dbs.reload(&self.store)).await {
+                tracing::error!("{e}");
+                return Reply::err(format!("ERR storage: {e}"));
+            }
+        }
         if self.store.reverts() != self.vectors_at.get() && reads_vectors(spec) {
             // Boxed: a rare path, kept out of every request's future.
             if let Err(e) = Box::pin(self.resync_vectors()).await {
@@ -173,7 +211,7 @@ impl Shard {
                 return Reply::err(format!("ERR storage: {e:#}"));
             }
         }
-        crate::ops::run(self, spec, argv).await
+        crate::ops::run(self, db, spec, argv).await
     }
 
     /// Rebuilds the vector indexes from the store after it took back unacknowledged
@@ -205,6 +243,11 @@ impl Shard {
     /// [`Shard::handle`] followed by the durability wait: the reply value.
     pub async fn exec(&self, argv: Vec<Vec<u8>>) -> Value {
         self.handle(argv).await.into_value().await
+    }
+
+    /// [`Shard::handle_in`] followed by the durability wait: the reply value.
+    pub async fn exec_in(&self, db: u8, argv: Vec<Vec<u8>>) -> Value {
+        self.handle_in(db, argv).await.into_value().await
     }
 
     /// Writes out everything buffered and fdatasyncs (shutdown).

@@ -72,6 +72,10 @@ pub const NS_INDEX: Ns = 1;
 /// Vectors (`shard/FORMAT.md`).
 pub const NS_VECTOR: Ns = 2;
 
+/// Largest record body of one batch [`Store::clear_ns`] writes: 64 MiB (a delete entry
+/// is 10 bytes plus its key).
+pub const CLEAR_NS_BATCH_BYTES: usize = 64 << 20;
+
 /// When a write is acknowledged (DESIGN §3); the config's type, the only one (what each
 /// tier survives is documented there).
 pub use keel_config::Durability;

@@ -5,17 +5,18 @@
 //! beyond no panic:
 //! - a decoded frame uses `4 + len` bytes, at most the buffer, and every shorter prefix
 //!   is `Ok(None)`; errors are exactly the ones the header calls for (`TooLarge` only
-//!   above the limit, `Malformed` only for `len < 9`, `BadKind` only for kinds ∉ {1, 2});
+//!   above the limit, `Malformed` only for `len < 9`, `BadKind` only for kinds ∉ {1, 2, 3});
 //! - round trip: a decoded frame re-encodes (`encode_frame`) to the same bytes; a
 //!   request payload that decodes re-encodes (`encode_request_args`) to the same bytes
-//!   and `request_frame_len` agrees; a reply payload that decodes re-encodes
+//!   and `request_frame_len` agrees; a request-in-a-database payload that decodes
+//!   (`decode_request_in`) re-encodes (`encode_request_in`) to the same frame; a reply payload that decodes re-encodes
 //!   (`encode_value`, `encode_reply`) to the same bytes and `value_len` agrees;
 //! - the limit: an encoder given a limit one byte below the frame refuses it with
 //!   `TooLarge` and appends nothing.
 #![no_main]
 
 use keel_protocol::shard::{
-    decode_frame, decode_request, decode_value, encode_frame, encode_reply, encode_request_args, encode_value,
+    decode_frame, decode_request, decode_request_in, decode_value, encode_frame, encode_reply, encode_request_args, encode_request_in, encode_value,
     request_frame_len, value_len, FrameError, Kind, DEFAULT_MAX_FRAME, HEADER_LEN,
 };
 use libfuzzer_sys::fuzz_target;
@@ -50,6 +51,7 @@ fuzz_target!(|data: &[u8]| {
                 match f.kind {
                     Kind::Request => check_request(f.req_id, f.payload, Some(frame), max_frame),
                     Kind::Reply => check_reply(f.req_id, f.payload, Some(frame), max_frame),
+                    Kind::RequestDb => check_request_db(f.req_id, f.payload, frame, max_frame),
                 }
                 rest = &rest[used..];
             }
@@ -69,7 +71,7 @@ fuzz_target!(|data: &[u8]| {
                 break;
             }
             Err(FrameError::BadKind(k)) => {
-                assert!(k != 1 && k != 2 && rest.get(12) == Some(&k));
+                assert!(!(1..=3).contains(&k) && rest.get(12) == Some(&k));
                 break;
             }
         }
@@ -91,6 +93,18 @@ fn check_request(req_id: u64, payload: &[u8], frame: Option<&[u8]>, max_frame: u
     }
     let mut none = Vec::new();
     assert!(encode_request_args(req_id, &argv, out.len() - 5, &mut none).is_err() && none.is_empty());
+}
+
+/// If a request-in-a-database `payload` decodes, it re-encodes to the same `frame`, and
+/// its db is never 0 (db 0 has one encoding: a plain request).
+fn check_request_db(req_id: u64, payload: &[u8], frame: &[u8], max_frame: usize) {
+    let Ok((db, argv)) = decode_request_in(Kind::RequestDb, payload) else { return };
+    assert_ne!(db, 0);
+    let mut out = Vec::new();
+    encode_request_in(req_id, db, &argv, max_frame, &mut out).expect("within the limit");
+    assert_eq!(out, frame, "request-in-a-database frame round trip");
+    let mut none = Vec::new();
+    assert!(encode_request_in(req_id, db, &argv, out.len() - 5, &mut none).is_err() && none.is_empty());
 }
 
 /// If `payload` decodes as a reply value, it re-encodes to the same bytes (compared as

@@ -6,13 +6,21 @@
 //! |---|---|---|
 //! | 0 | 4 | `len`: u32 LE, bytes after this field = 9 + payload length, at most the frame limit |
 //! | 4 | 8 | `req_id`: u64 LE, chosen by the router, echoed in the reply |
-//! | 12 | 1 | `kind`: [`Kind`] (1 = request, 2 = reply) |
+//! | 12 | 1 | `kind`: [`Kind`] (1 = request, 2 = reply, 3 = request in a database) |
 //! | 13 | len − 9 | payload |
 //!
 //! # Request payload ([`Kind::Request`])
 //!
 //! `[u32 argc]` then per argument `[u32 len][len bytes]`, all LE. The argv is the
-//! parsed command with tenant-qualified names, binary-safe.
+//! parsed command with tenant-qualified names, binary-safe. It runs in database 0.
+//!
+//! # Request in a database ([`Kind::RequestDb`])
+//!
+//! `[u8 db]` then a request payload as above: the command runs in database `db`
+//! (SELECT; 1..=255 on the wire, the shard checks it against its `databases`). An
+//! encoder writes db 0 as a plain [`Kind::Request`], so a connection that never SELECTs
+//! sends exactly the bytes it sent before databases existed, and any other database costs
+//! one byte per request.
 //!
 //! # Reply payload ([`Kind::Reply`])
 //!
@@ -72,17 +80,20 @@ pub enum Kind {
     Request = 1,
     /// Shard → router: payload is one [`Value`] in the binary encoding of [`encode_value`].
     Reply = 2,
+    /// Router → shard: payload is `[u8 db]` and an argv (see [`encode_request_in`]).
+    RequestDb = 3,
 }
 
 impl TryFrom<u8> for Kind {
     type Error = FrameError;
 
     /// # Errors
-    /// [`FrameError::BadKind`] for anything but 1 and 2.
+    /// [`FrameError::BadKind`] for anything but 1, 2 and 3.
     fn try_from(b: u8) -> Result<Kind, FrameError> {
         match b {
             1 => Ok(Kind::Request),
             2 => Ok(Kind::Reply),
+            3 => Ok(Kind::RequestDb),
             other => Err(FrameError::BadKind(other)),
         }
     }
@@ -168,10 +179,25 @@ pub fn encode_request(req_id: u64, argv: &[&[u8]], max_frame: usize, out: &mut V
 /// # Errors
 /// As [`encode_request`].
 pub fn encode_request_args<A: AsRef<[u8]>>(req_id: u64, argv: &[A], max_frame: usize, out: &mut Vec<u8>) -> Result<(), FrameError> {
-    let len = request_frame_len(argv);
+    encode_request_in(req_id, 0, argv, max_frame, out)
+}
+
+/// As [`encode_request_args`], for a command that runs in database `db`: db 0 is a
+/// plain [`Kind::Request`] frame, any other a [`Kind::RequestDb`] frame one byte longer.
+///
+/// # Errors
+/// As [`encode_request`].
+pub fn encode_request_in<A: AsRef<[u8]>>(req_id: u64, db: u8, argv: &[A], max_frame: usize, out: &mut Vec<u8>) -> Result<(), FrameError> {
+    let len = request_frame_len(argv) + usize::from(db != 0);
     check_len(len, max_frame)?;
     out.reserve(4 + len);
-    let start = begin_frame(req_id, Kind::Request, out);
+    let start = if db == 0 {
+        begin_frame(req_id, Kind::Request, out)
+    } else {
+        let start = begin_frame(req_id, Kind::RequestDb, out);
+        out.push(db);
+        start
+    };
     put_len(out, argv.len());
     for arg in argv {
         let arg = arg.as_ref();
@@ -206,6 +232,26 @@ pub fn decode_request(payload: &[u8]) -> Result<Vec<Vec<u8>>, FrameError> {
     }
     r.finish()?;
     Ok(argv)
+}
+
+/// Decodes the payload of a request frame of either kind into its database and argv:
+/// ([`Kind::Request`] → database 0; [`Kind::RequestDb`] → its first byte).
+///
+/// # Errors
+/// [`FrameError::Malformed`] as [`decode_request`], or for a [`Kind::RequestDb`]
+/// payload without its db byte, or one whose db byte is 0 (db 0 is always sent as a
+/// plain request, so every request has exactly one encoding); [`FrameError::BadKind`]
+/// for a reply frame.
+pub fn decode_request_in(kind: Kind, payload: &[u8]) -> Result<(u8, Vec<Vec<u8>>), FrameError> {
+    match kind {
+        Kind::Request => Ok((0, decode_request(payload)?)),
+        Kind::RequestDb => match payload.split_first() {
+            None => Err(TRUNCATED),
+            Some((0, _)) => Err(FrameError::Malformed("database 0 in a request-in-database frame")),
+            Some((&db, rest)) => Ok((db, decode_request(rest)?)),
+        },
+        Kind::Reply => Err(FrameError::BadKind(Kind::Reply as u8)),
+    }
 }
 
 /// Appends a reply frame carrying `v` (payload: [`encode_value`]).

@@ -97,7 +97,7 @@ fn frame_errors() {
     assert!(decode_frame(&(MAX as u32).to_le_bytes(), MAX).unwrap().is_none());
     assert_eq!(decode_frame(&100u32.to_le_bytes(), 99).unwrap_err(), FrameError::TooLarge(100));
     assert_eq!(decode_frame(b"\x08\x00\x00\x00", MAX).unwrap_err(), FrameError::Malformed("frame shorter than its header"));
-    assert_eq!(decode_frame(b"\x09\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x03", MAX).unwrap_err(), FrameError::BadKind(3));
+    assert_eq!(decode_frame(b"\x09\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x04", MAX).unwrap_err(), FrameError::BadKind(4));
     assert_eq!(Kind::try_from(2), Ok(Kind::Reply));
 }
 
@@ -153,4 +153,35 @@ fn malformed_requests() {
     bad(b"\x01\x00\x00\x00\x05\x00\x00\x00ab", "truncated");
     bad(b"\x01\x00\x00\x00\x01\x00\x00\x00ab", "trailing bytes");
     assert_eq!(decode_request(b"\x00\x00\x00\x00"), Ok(vec![]));
+}
+
+#[test]
+fn requests_in_a_database() {
+    // Database 0 is a plain request: not one byte more.
+    let (mut plain, mut db0) = (Vec::new(), Vec::new());
+    encode_request(7, &[b"GET", b"t:k"], MAX, &mut plain).unwrap();
+    encode_request_in(7, 0, &[b"GET", b"t:k"], MAX, &mut db0).unwrap();
+    assert_eq!(db0, plain);
+    let (frame, _) = decode_frame(&db0, MAX).unwrap().unwrap();
+    assert_eq!(decode_request_in(frame.kind, frame.payload), Ok((0, vec![b"GET".to_vec(), b"t:k".to_vec()])));
+
+    // Any other database: kind 3 and one db byte before the argv.
+    let mut out = Vec::new();
+    encode_request_in(9, 5, &[b"GET", b"t:k"], MAX, &mut out).unwrap();
+    let want = b"\x1c\x00\x00\x00\x09\x00\x00\x00\x00\x00\x00\x00\x03\x05\x02\x00\x00\x00\x03\x00\x00\x00GET\x03\x00\x00\x00t:k";
+    assert_eq!(out, want);
+    let (frame, used) = decode_frame(&out, MAX).unwrap().unwrap();
+    assert_eq!((frame.req_id, frame.kind, used), (9, Kind::RequestDb, out.len()));
+    assert_eq!(decode_request_in(frame.kind, frame.payload), Ok((5, vec![b"GET".to_vec(), b"t:k".to_vec()])));
+
+    // The limit counts the db byte.
+    let mut none = Vec::new();
+    assert_eq!(encode_request_in(1, 5, &[b"GET", b"t:k"], 27, &mut none), Err(FrameError::TooLarge(28)));
+    assert!(none.is_empty());
+
+    // Malformed: no db byte, db 0 spelled long, a reply frame.
+    assert_eq!(decode_request_in(Kind::RequestDb, b""), Err(FrameError::Malformed("truncated")));
+    assert!(matches!(decode_request_in(Kind::RequestDb, b"\x00\x00\x00\x00\x00"), Err(FrameError::Malformed(_))));
+    assert_eq!(decode_request_in(Kind::RequestDb, b"\x02\x00\x00\x00\x00"), Ok((2, vec![])));
+    assert_eq!(decode_request_in(Kind::Reply, b"\x06"), Err(FrameError::BadKind(2)));
 }

@@ -58,14 +58,16 @@ pub fn hello(rt: &Rc<Router>, conn: &mut ConnState, argv: &[Vec<u8>]) -> Value {
     ])
 }
 
-/// `SELECT index`: keel has one database. The errors are Redis's, in its order: not
-/// an integer, outside a C `int` (`getIntFromObjectOrReply`), not a database.
-pub fn select(argv: &[Vec<u8>]) -> Value {
-    match parse_i64(&argv[1]) {
-        Some(0) => Value::ok(),
-        Some(n) if i32::try_from(n).is_err() => Value::err("ERR value is out of range, value must between -2147483648 and 2147483647"),
-        Some(_) => Value::err("ERR DB index is out of range"),
-        None => Value::err("ERR value is not an integer or out of range"),
+/// `SELECT index`: the connection's database from now on (0 ..= `databases` − 1);
+/// Redis's errors for a non-integer, one outside C `int`, and an index out of range.
+pub fn select(rt: &Router, conn: &mut ConnState, argv: &[Vec<u8>]) -> Value {
+    match keel_protocol::num::parse_db_index(&argv[1], rt.shared.cfg.databases) {
+        Ok(db) => {
+            conn.db = db;
+            conn.info.set_db(db);
+            Value::ok()
+        }
+        Err(e) => Value::err(e.text(None)),
     }
 }
 

@@ -15,18 +15,18 @@ use std::rc::Rc;
 const LOCAL_BITS: u32 = 48;
 
 /// A [`Route::Key`] or [`Route::Keys`] command: to the one shard of its keys, else split.
-pub fn keyed(rt: &Rc<Router>, spec: &'static Spec, argv: &[Vec<u8>], used: &mut BatchShards) -> Pending {
+pub fn keyed(rt: &Rc<Router>, db: u8, spec: &'static Spec, argv: &[Vec<u8>], used: &mut BatchShards) -> Pending {
     let single = match spec.route {
         Route::Key => Some(rt.shard_of(&argv[1])),
         _ => spec.single_shard(argv, rt.links.len()),
     };
     if let Some(s) = single {
         used.add(s);
-        return Pending::One(rt.links[s].call(argv));
+        return Pending::One(rt.links[s].call_in(db, argv));
     }
     used.many();
     match spec.route {
-        Route::Keys(merge) => split(rt, spec, merge, argv),
+        Route::Keys(merge) => split(rt, db, spec, merge, argv),
         // Only keyed commands get here, and a key-less one routes nowhere.
         _ => Pending::Ready(Value::err(format!("ERR internal: '{}' has no keys to route", spec.name))),
     }
@@ -34,7 +34,7 @@ pub fn keyed(rt: &Rc<Router>, spec: &'static Spec, argv: &[Vec<u8>], used: &mut 
 
 /// Sends each shard the command name and its keys' argument groups (a key and the
 /// `step − 1` arguments after it), then merges the replies in key order.
-fn split(rt: &Rc<Router>, spec: &'static Spec, merge: Merge, argv: &[Vec<u8>]) -> Pending {
+fn split(rt: &Rc<Router>, db: u8, spec: &'static Spec, merge: Merge, argv: &[Vec<u8>]) -> Pending {
     let step = spec.step.max(1) as usize;
     // Per shard: the indexes (0-based, in argument order) of the keys it gets.
     let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
@@ -57,7 +57,7 @@ fn split(rt: &Rc<Router>, spec: &'static Spec, merge: Merge, argv: &[Vec<u8>]) -
                 let p = first + i * step;
                 part.extend(argv[p..p + step].iter().map(Vec::as_slice));
             }
-            rt.links[*s].call(&part)
+            rt.links[*s].call_in(db, &part)
         })
         .collect();
     Pending::Many(Box::pin(async move {
@@ -69,9 +69,10 @@ fn split(rt: &Rc<Router>, spec: &'static Spec, merge: Merge, argv: &[Vec<u8>]) -
     }))
 }
 
-/// A [`Route::All`] command: to every shard, the replies merged.
-pub fn fan_out(rt: &Rc<Router>, merge: Merge, argv: &[Vec<u8>]) -> Pending {
-    let calls: Vec<_> = rt.links.iter().map(|l| l.call(argv)).collect();
+/// A [`Route::All`] command: to every shard, the replies merged. SWAPDB and FLUSHDB run
+/// on each shard atomically, not across shards.
+pub fn fan_out(rt: &Rc<Router>, db: u8, merge: Merge, argv: &[Vec<u8>]) -> Pending {
+    let calls: Vec<_> = rt.links.iter().map(|l| l.call_in(db, argv)).collect();
     Pending::Many(Box::pin(async move {
         let mut merged = Merged::new(merge, 0);
         for call in calls {
@@ -138,7 +139,7 @@ impl Merged {
 
 /// SCAN cursor [MATCH p] [COUNT n] [TYPE t]: cursor = shard << 48 | shard-local cursor;
 /// walks shard 0 to N-1 in turn and returns 0 after the last.
-pub fn scan(rt: &Rc<Router>, argv: &[Vec<u8>]) -> Pending {
+pub fn scan(rt: &Rc<Router>, db: u8, argv: &[Vec<u8>]) -> Pending {
     let cursor: u64 = match std::str::from_utf8(&argv[1]).ok().and_then(|s| s.parse().ok()) {
         Some(c) => c,
         None => return Pending::Ready(Value::err("ERR invalid cursor")),
@@ -153,7 +154,7 @@ pub fn scan(rt: &Rc<Router>, argv: &[Vec<u8>]) -> Pending {
     refs.push(&argv[0]);
     refs.push(local_text.as_bytes());
     refs.extend(argv[2..].iter().map(|a| a.as_slice()));
-    let call = rt.links[shard].call(&refs);
+    let call = rt.links[shard].call_in(db, &refs);
     let n_shards = rt.links.len();
     Pending::Many(Box::pin(async move {
         match call.await {

@@ -63,6 +63,9 @@ impl Router {
 /// live in its registry entry (`info`, CLIENT LIST).
 pub struct ConnState {
     pub resp: RespVersion,
+    /// The selected database (SELECT), sent with every request to a shard and with the
+    /// connection when it is handed to one.
+    pub db: u8,
     /// Set by QUIT: close after this batch's replies are written.
     pub closing: bool,
     /// Which shards recent batches used (when to hand the connection to a shard).
@@ -103,14 +106,14 @@ pub fn dispatch(rt: &Rc<Router>, conn: &mut ConnState, argv: Vec<Vec<u8>>) -> Pe
     match spec.route {
         Route::Local => local(rt, conn, spec, &argv),
         Route::Anywhere => Pending::Ready(table::stateless_reply(spec, &argv)),
-        Route::Key | Route::Keys(_) => keyspace::keyed(rt, spec, &argv, &mut conn.streak.batch),
+        Route::Key | Route::Keys(_) => keyspace::keyed(rt, conn.db, spec, &argv, &mut conn.streak.batch),
         Route::All(merge) => {
             conn.streak.batch.many();
-            keyspace::fan_out(rt, merge, &argv)
+            keyspace::fan_out(rt, conn.db, merge, &argv)
         }
         Route::Cursor => {
             conn.streak.batch.many();
-            keyspace::scan(rt, &argv)
+            keyspace::scan(rt, conn.db, &argv)
         }
         Route::Internal => Pending::Ready(unknown_command(&argv)),
     }
@@ -120,7 +123,7 @@ pub fn dispatch(rt: &Rc<Router>, conn: &mut ConnState, argv: Vec<Vec<u8>>) -> Pe
 fn local(rt: &Rc<Router>, conn: &mut ConnState, spec: &'static table::Spec, argv: &[Vec<u8>]) -> Pending {
     Pending::Ready(match spec.cmd {
         Cmd::Hello => connection::hello(rt, conn, argv),
-        Cmd::Select => connection::select(argv),
+        Cmd::Select => connection::select(rt, conn, argv),
         Cmd::Quit => {
             conn.closing = true;
             Value::ok()

@@ -88,7 +88,7 @@ fn config_params(rt: &Router) -> Vec<(&'static str, String)> {
         ("appendonly", appendonly.into()),
         ("bind", cfg.resp_addr.ip().to_string()),
         ("client-query-buffer-limit", cfg.client_query_buffer_limit.to_string()),
-        ("databases", "1".into()),
+        ("databases", cfg.databases.to_string()),
         ("dir", cfg.data_dir.display().to_string()),
         ("enable-debug-command", if cfg.enable_debug_command { "yes" } else { "no" }.into()),
         ("maxclients", "10000".into()),
@@ -267,9 +267,14 @@ fn render_info(rt: &Router, want: &[String], shards: &[Value]) -> String {
             }
             "keyspace" => {
                 s.push_str("# Keyspace\r\n");
-                let keys = sum("keys");
-                if keys > 0 {
-                    let _ = write!(s, "db0:keys={keys},expires=0,avg_ttl=0\r\n");
+                // One line per non-empty database, as Redis; shards report `dbN.keys` and
+                // `dbN.expires` for their non-empty databases.
+                for db in 0..cfg.databases {
+                    let keys = sum(&format!("db{db}.keys"));
+                    if keys > 0 {
+                        let expires = sum(&format!("db{db}.expires"));
+                        let _ = write!(s, "db{db}:keys={keys},expires={expires},avg_ttl=0\r\n");
+                    }
                 }
                 let _ = write!(s, "vector_indexes:{}\r\nvectors:{}\r\n\r\n", sum("indexes"), sum("vectors"));
             }

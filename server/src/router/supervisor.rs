@@ -189,6 +189,7 @@ fn shard_config(cfg: &Config, i: u32, socket: &std::path::Path, core: Option<usi
         max_bulk_len: cfg.max_bulk_len,
         client_query_buffer_limit: cfg.client_query_buffer_limit,
         max_frame_len: cfg.max_frame_len,
+        databases: cfg.databases,
         store: keel_storage::StoreOptions {
             durability: cfg.durability,
             segment_bytes: cfg.segment_bytes,

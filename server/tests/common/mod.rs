@@ -55,6 +55,12 @@ macro_rules! protocol_suite {
             common::suite::vectors(&srv, $proto);
         }
         #[test]
+        fn databases() {
+            let scratch = common::Scratch::new();
+            let srv = common::Server::start(&scratch, &[]);
+            common::suite::databases(&srv, $proto);
+        }
+        #[test]
         fn vector_errors_change_nothing() {
             let scratch = common::Scratch::new();
             let srv = common::Server::start(&scratch, &[]);

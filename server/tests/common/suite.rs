@@ -30,7 +30,7 @@ pub fn connection_commands(srv: &Server, p: Proto) {
     check(&mut c, &["PING", "a", "b"], err("ERR wrong number of arguments for 'ping' command"));
     check(&mut c, &["ECHO", "x y\r\nz"], s("x y\r\nz"));
     check(&mut c, &["SELECT", "0"], Reply::Ok);
-    check(&mut c, &["SELECT", "1"], err("ERR DB index is out of range"));
+    check(&mut c, &["SELECT", "16"], err("ERR DB index is out of range"));
     check(&mut c, &["SELECT", "x"], err(NOT_INT));
 
     let id = match ok(&mut c, &["CLIENT", "ID"]) {
@@ -332,7 +332,7 @@ pub fn server_commands(srv: &Server, p: Proto) {
         got,
         vec![
             ("appendonly".to_string(), "yes".to_string()),
-            ("databases".to_string(), "1".to_string()),
+            ("databases".to_string(), "16".to_string()),
             ("maxmemory".to_string(), "0".to_string())
         ]
     );
@@ -579,4 +579,122 @@ pub fn vector_errors(srv: &Server, p: Proto) {
     assert!(failures.is_empty(), "vector error cases:\n  {}", failures.join("\n  "));
     // k at the limit is fine.
     assert_hits(&search(&mut c, p, "t:idx", 10000, q), &[(1, v1)], q);
+}
+
+/// The keyspace lines (`dbN:…`) of INFO keyspace, in order.
+pub fn keyspace_lines(c: &mut redis::Connection) -> Vec<String> {
+    let info = text(&ok(c, &["INFO", "keyspace"]));
+    info.lines().filter(|l| l.starts_with("db")).map(str::to_string).collect()
+}
+
+/// Numbered databases (issue 15): keys isolated per database on every shard and tenant;
+/// DBSIZE, KEYS, SCAN, EXISTS per database; MOVE and SWAPDB as Redis; FLUSHDB clears one
+/// database, FLUSHALL all; INFO keyspace has one line per non-empty database; CLIENT
+/// INFO / LIST show `db=`; bad input gets Redis's texts and changes nothing.
+pub fn databases(srv: &Server, p: Proto) {
+    let mut c = con(srv, p);
+    let mut other = con(srv, p);
+    check(&mut c, &["FLUSHALL"], Reply::Ok);
+    // Tenants on both shards; the same key names in databases 0, 1 and 15.
+    let tenants: Vec<String> = tenants_on("dba", 0, 2, 2).into_iter().chain(tenants_on("dbb", 1, 2, 2)).collect();
+    let keys: Vec<String> = tenants.iter().flat_map(|t| (0..5).map(move |i| format!("{t}:k{i}"))).collect();
+    for db in ["0", "1", "15"] {
+        check(&mut c, &["SELECT", db], Reply::Ok);
+        for k in &keys {
+            check(&mut c, &["SET", k.as_str(), &format!("{db}:{k}")], Reply::Ok);
+        }
+    }
+    check(&mut c, &["SET", "only1", "x"], Reply::Ok); // in db 15
+    for (db, n) in [("0", keys.len()), ("1", keys.len()), ("15", keys.len() + 1), ("2", 0)] {
+        check(&mut c, &["SELECT", db], Reply::Ok);
+        check(&mut c, &["DBSIZE"], Reply::Int(n as i64));
+        assert_eq!(string_set(&ok(&mut c, &["KEYS", "*"])).len(), n, "KEYS * in db {db}");
+        assert_eq!(scan_all(&mut c, &["COUNT", "3"]).into_iter().collect::<BTreeSet<_>>().len(), n, "SCAN in db {db}");
+        if n > 0 {
+            for k in &keys {
+                check(&mut c, &["GET", k.as_str()], s(&format!("{db}:{k}")));
+            }
+        } else {
+            check(&mut c, &["GET", keys[0].as_str()], Reply::Nil);
+        }
+    }
+    // MGET / EXISTS / DEL across shards stay in the selected database.
+    check(&mut c, &["SELECT", "1"], Reply::Ok);
+    let mget: Vec<&str> = ["MGET", keys[0].as_str(), keys[keys.len() - 1].as_str()].to_vec();
+    match ok(&mut c, &mget) {
+        Value::Array(v) => assert_eq!(v.iter().map(text).collect::<Vec<_>>(), vec![format!("1:{}", keys[0]), format!("1:{}", keys[keys.len() - 1])]),
+        other => panic!("MGET {other:?}"),
+    }
+    check(&mut c, &["DEL", keys[0].as_str(), keys[keys.len() - 1].as_str()], Reply::Int(2));
+    check(&mut c, &["EXISTS", keys[0].as_str(), keys[1].as_str()], Reply::Int(1));
+    check(&mut other, &["EXISTS", keys[0].as_str(), keys[keys.len() - 1].as_str()], Reply::Int(2));
+
+    // INFO keyspace: one line per non-empty database, in order.
+    let n = keys.len();
+    assert_eq!(
+        keyspace_lines(&mut other),
+        vec![
+            format!("db0:keys={n},expires=0,avg_ttl=0"),
+            format!("db1:keys={},expires=0,avg_ttl=0", n - 2),
+            format!("db15:keys={},expires=0,avg_ttl=0", n + 1)
+        ]
+    );
+
+    // CLIENT INFO and CLIENT LIST show the selected database.
+    check(&mut c, &["SELECT", "15"], Reply::Ok);
+    assert!(text(&ok(&mut c, &["CLIENT", "INFO"])).contains(" db=15 "));
+    assert!(text(&ok(&mut other, &["CLIENT", "INFO"])).contains(" db=0 "));
+    let list = text(&ok(&mut other, &["CLIENT", "LIST"]));
+    assert!(list.contains(" db=15 ") && list.contains(" db=0 "), "{list}");
+
+    // MOVE: 1 when moved, 0 when missing here or present there; errors as Redis.
+    check(&mut c, &["MOVE", "only1", "3"], Reply::Int(1));
+    check(&mut c, &["EXISTS", "only1"], Reply::Int(0));
+    check(&mut c, &["MOVE", "only1", "3"], Reply::Int(0));
+    check(&mut c, &["MOVE", keys[2].as_str(), "0"], Reply::Int(0)); // exists in db 0
+    check(&mut c, &["GET", keys[2].as_str()], s(&format!("15:{}", keys[2])));
+    check(&mut c, &["MOVE", keys[2].as_str(), "15"], err("ERR source and destination objects are the same"));
+    check(&mut c, &["MOVE", keys[2].as_str(), "16"], err("ERR DB index is out of range"));
+    check(&mut c, &["MOVE", "nokey", "99"], err("ERR DB index is out of range"));
+    check(&mut c, &["MOVE", keys[2].as_str(), "x"], err(NOT_INT));
+    check(&mut c, &["SELECT", "3"], Reply::Ok);
+    check(&mut c, &["GET", "only1"], s("x"));
+    check(&mut c, &["DBSIZE"], Reply::Int(1));
+
+    // SWAPDB: every shard's databases 1 and 3 trade places, for every connection.
+    check(&mut other, &["SELECT", "1"], Reply::Ok);
+    check(&mut other, &["SWAPDB", "1", "3"], Reply::Ok);
+    check(&mut c, &["GET", "only1"], Reply::Nil); // c is in db 3, which now has db 1's keys
+    check(&mut c, &["GET", keys[1].as_str()], s(&format!("1:{}", keys[1])));
+    check(&mut c, &["DBSIZE"], Reply::Int(n as i64 - 2));
+    check(&mut other, &["DBSIZE"], Reply::Int(1));
+    check(&mut other, &["GET", "only1"], s("x"));
+    check(&mut other, &["SWAPDB", "0", "0"], Reply::Ok);
+    for (argv, e) in [
+        (["SWAPDB", "0", "16"], "ERR DB index is out of range"),
+        (["SWAPDB", "-1", "0"], "ERR DB index is out of range"),
+        (["SWAPDB", "x", "1"], "ERR invalid first DB index"),
+        (["SWAPDB", "1", "x"], "ERR invalid second DB index"),
+        (["SWAPDB", "99", "x"], "ERR invalid second DB index"),
+    ] {
+        check(&mut other, &argv, err(e));
+    }
+    check(&mut other, &["SWAPDB", "1"], err("ERR wrong number of arguments for 'swapdb' command"));
+    check(&mut other, &["GET", "only1"], s("x")); // nothing changed
+
+    // FLUSHDB clears the selected database only; FLUSHALL every one.
+    check(&mut c, &["FLUSHDB", "x"], err("ERR syntax error"));
+    check(&mut c, &["FLUSHDB"], Reply::Ok);
+    check(&mut c, &["DBSIZE"], Reply::Int(0));
+    check(&mut other, &["DBSIZE"], Reply::Int(1));
+    check(&mut c, &["SELECT", "0"], Reply::Ok);
+    check(&mut c, &["DBSIZE"], Reply::Int(n as i64));
+    check(&mut c, &["FLUSHDB", "ASYNC"], Reply::Ok);
+    check(&mut c, &["DBSIZE"], Reply::Int(0));
+    assert_eq!(keyspace_lines(&mut c), vec![format!("db1:keys=1,expires=0,avg_ttl=0"), format!("db15:keys={},expires=0,avg_ttl=0", n)]);
+    check(&mut c, &["FLUSHALL"], Reply::Ok);
+    assert!(keyspace_lines(&mut c).is_empty());
+    check(&mut other, &["DBSIZE"], Reply::Int(0));
+    check(&mut c, &["SELECT", "15"], Reply::Ok);
+    check(&mut c, &["DBSIZE"], Reply::Int(0));
 }

@@ -1,24 +1,28 @@
 //! Keyspace commands, answered for this shard only (the router fans out and merges):
-//! DBSIZE, KEYS, SCAN, FLUSHALL, and the internal KEEL.INFO and KEEL.DEBUG.
+//! DBSIZE, KEYS, SCAN, FLUSHDB, FLUSHALL, SWAPDB, MOVE (keyed: one shard), and the
+//! internal KEEL.INFO and KEEL.DEBUG. Each runs in the request's database, whose keys
+//! live in the namespace `Shard::dbs` maps it to (`crate::dbs`).
 
 use crate::args::{parse_cursor, parse_i64, upper, ERR_NOT_INTEGER, ERR_SYNTAX};
+use crate::dbs::{DB_MAP_KEY, ERR_DB_RANGE, NS_DB_MAP};
 use crate::glob::Glob;
 use crate::shard::{storage_error, Reply, Shard};
+use keel_protocol::num::{parse_db_index, DbIndexError};
 use keel_protocol::Value;
-use keel_storage::NS_KV;
+use keel_storage::{Mutation, Ns};
 
 /// Shard-local SCAN cursors are below 2^48 (the router keeps the shard in the high bits).
 const CURSOR_LIMIT: u64 = 1 << 48;
 
 /// `DBSIZE`
-pub fn dbsize(shard: &Shard) -> Reply {
-    Value::Integer(shard.store.len(NS_KV) as i64).into()
+pub fn dbsize(shard: &Shard, ns: Ns) -> Reply {
+    Value::Integer(shard.store.len(ns) as i64).into()
 }
 
 /// `KEYS pattern`
-pub fn keys(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
+pub fn keys(shard: &Shard, ns: Ns, argv: Vec<Vec<u8>>) -> Reply {
     let glob = Glob::new(&argv[1]);
-    let keys = shard.store.keys_where(NS_KV, &mut |k| glob.matches(k));
+    let keys = shard.store.keys_where(ns, &mut |k| glob.matches(k));
     Value::Array(keys.into_iter().map(Value::Bulk).collect()).into()
 }
 
@@ -59,12 +63,12 @@ pub fn parse_scan(args: &[Vec<u8>]) -> Result<ScanArgs<'_>, &'static str> {
 
 /// `SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]` → `[next_cursor, [keys…]]` with
 /// shard-local cursors.
-pub fn scan(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
+pub fn scan(shard: &Shard, ns: Ns, argv: Vec<Vec<u8>>) -> Reply {
     let a = match parse_scan(&argv[1..]) {
         Ok(a) => a,
         Err(e) => return Reply::err(e),
     };
-    let (next, mut keys) = shard.store.scan(NS_KV, a.cursor, a.count);
+    let (next, mut keys) = shard.store.scan(ns, a.cursor, a.count);
     if !a.type_matches {
         keys.clear();
     } else if let Some(p) = a.pattern {
@@ -77,19 +81,105 @@ pub fn scan(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
     Value::Array(vec![Value::Bulk(next.to_string().into_bytes()), keys]).into()
 }
 
-/// `FLUSHALL [ASYNC | SYNC]`: every key of this shard, vector indexes included.
-pub fn flushall(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
+/// The optional `ASYNC | SYNC` of FLUSHDB and FLUSHALL (both flush at once in keel).
+fn flush_mode_ok(argv: &[Vec<u8>]) -> bool {
     match argv.len() {
-        1 => {}
-        2 if argv[1].eq_ignore_ascii_case(b"ASYNC") || argv[1].eq_ignore_ascii_case(b"SYNC") => {}
-        _ => return Reply::err(ERR_SYNTAX),
+        1 => true,
+        2 => argv[1].eq_ignore_ascii_case(b"ASYNC") || argv[1].eq_ignore_ascii_case(b"SYNC"),
+        _ => false,
+    }
+}
+
+/// `FLUSHALL [ASYNC | SYNC]`: every key of every database of this shard, vector
+/// indexes included (one clear-all record); the database map goes back to the identity.
+pub fn flushall(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
+    if !flush_mode_ok(&argv) {
+        return Reply::err(ERR_SYNTAX);
     }
     match shard.store.clear_all() {
         Ok(commit) => {
             shard.vectors.borrow_mut().by_name.clear();
+            shard.dbs.reset();
             Reply::AfterCommit { commit, ok: Value::ok() }
         }
         Err(e) => storage_error(&e).into(),
+    }
+}
+
+/// `FLUSHDB [ASYNC | SYNC]`: every key of the request's database on this shard
+/// (`Store::clear_ns`); other databases and the vector indexes stay.
+pub fn flushdb(shard: &Shard, ns: Ns, argv: Vec<Vec<u8>>) -> Reply {
+    if !flush_mode_ok(&argv) {
+        return Reply::err(ERR_SYNTAX);
+    }
+    match shard.store.clear_ns(ns) {
+        Ok(commit) => Reply::AfterCommit { commit, ok: Value::ok() },
+        Err(e) => storage_error(&e).into(),
+    }
+}
+
+/// `SWAPDB index1 index2`: swaps the two databases' namespaces in this shard's map and
+/// writes the map (one put; no key is touched). Errors in Redis's order: the first
+/// index not an `int` (`ERR invalid first DB index`), the second (`… second …`), then
+/// either out of range.
+pub fn swapdb(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
+    let count = shard.dbs.count();
+    let mut dbs = [0u8; 2];
+    let mut in_range = true;
+    for (i, which) in ["first", "second"].into_iter().enumerate() {
+        match parse_db_index(&argv[1 + i], count) {
+            Ok(db) => dbs[i] = db,
+            Err(DbIndexError::OutOfRange) => in_range = false,
+            Err(e) => return Reply::err(e.text(Some(&format!("ERR invalid {which} DB index")))),
+        }
+    }
+    if !in_range {
+        return Reply::err(ERR_DB_RANGE);
+    }
+    let [a, b] = dbs;
+    if a == b {
+        return Value::ok().into();
+    }
+    let map = shard.dbs.swapped(a, b);
+    match shard.store.apply(vec![Mutation::Put { ns: NS_DB_MAP, key: DB_MAP_KEY.to_vec(), value: map.clone() }]) {
+        Ok(commit) => {
+            shard.dbs.set(map);
+            Reply::AfterCommit { commit, ok: Value::ok() }
+        }
+        Err(e) => storage_error(&e).into(),
+    }
+}
+
+/// `MOVE key db` from the request's database `db`: 1 if the key moved, 0 if it is
+/// missing here or exists in the target database. One batch (delete in the source
+/// namespace, put in the target), so a crash leaves the key in exactly one of them.
+/// Errors as Redis: a non-integer or out-of-range target, then the same database.
+pub async fn move_key(shard: &Shard, db: u8, mut argv: Vec<Vec<u8>>) -> Reply {
+    let to = match parse_db_index(&argv[2], shard.dbs.count()) {
+        Ok(to) => to,
+        Err(e) => return Reply::err(e.text(None)),
+    };
+    if to == db {
+        return Reply::err("ERR source and destination objects are the same");
+    }
+    let key = argv.swap_remove(1);
+    loop {
+        let (from_ns, to_ns) = (shard.dbs.ns(db), shard.dbs.ns(to));
+        let value = match shard.read(from_ns, &key).await {
+            Ok(Some(v)) => v,
+            Ok(None) => return Value::Integer(0).into(),
+            Err(e) => return e.into(),
+        };
+        // The read may have waited for the disk, and other requests ran meanwhile: go
+        // again if the map or the key changed (the value read must be the live one).
+        if shard.dbs.ns(db) != from_ns || shard.dbs.ns(to) != to_ns || shard.store.value_len(from_ns, &key) != Some(value.len()) {
+            continue;
+        }
+        if shard.store.contains(to_ns, &key) {
+            return Value::Integer(0).into();
+        }
+        let muts = vec![Mutation::Delete { ns: from_ns, key: key.clone() }, Mutation::Put { ns: to_ns, key, value }];
+        return shard.write(muts, Value::Integer(1));
     }
 }
 
@@ -98,8 +188,9 @@ pub fn info(shard: &Shard) -> Reply {
     let st = shard.store.stats();
     let reg = shard.vectors.borrow();
     let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let per_db: Vec<(u8, usize)> = (0..shard.dbs.count() as u8).map(|db| (db, shard.store.len(shard.dbs.ns(db)))).collect();
     let fields: [(&str, u64); 15] = [
-        ("keys", st.keys_per_ns[NS_KV as usize] as u64),
+        ("keys", per_db.iter().map(|&(_, n)| n as u64).sum()),
         ("expires", 0),
         ("indexes", reg.by_name.len() as u64),
         ("vectors", reg.n_vectors() as u64),
@@ -115,7 +206,14 @@ pub fn info(shard: &Shard) -> Reply {
         ("recovered_keys", shard.recovered_keys as u64),
         ("uptime_ms", shard.started.elapsed().as_millis() as u64),
     ];
-    Value::Map(fields.iter().map(|&(k, v)| (Value::bulk(k), Value::Integer(clamp(v)))).collect()).into()
+    let mut map: Vec<(Value, Value)> = fields.iter().map(|&(k, v)| (Value::bulk(k), Value::Integer(clamp(v)))).collect();
+    // Per non-empty database: `dbN.keys` and `dbN.expires` (no expiry yet: 0), for the
+    // router's `dbN:keys=…,expires=…` keyspace lines.
+    for (db, n) in per_db.into_iter().filter(|&(_, n)| n > 0) {
+        map.push((Value::bulk(format!("db{db}.keys")), Value::Integer(clamp(n as u64))));
+        map.push((Value::bulk(format!("db{db}.expires")), Value::Integer(0)));
+    }
+    Value::Map(map).into()
 }
 
 /// `KEEL.DEBUG PANIC`: panics this shard's executor (the router sends it for `DEBUG

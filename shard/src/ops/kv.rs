@@ -1,4 +1,5 @@
-//! String commands (all KV values are strings, in `NS_KV`): GET, SET, GETDEL, DEL,
+//! String commands (all KV values are strings, in the namespace `ns` of the request's
+//! database): GET, SET, GETDEL, DEL,
 //! EXISTS, MGET, MSET, INCR/DECR/INCRBY/DECRBY, APPEND, STRLEN, TYPE.
 //!
 //! Reads that may need the disk (`Shard::read`) are awaited before the connection takes
@@ -7,7 +8,7 @@
 use crate::args::{parse_i64, upper, ERR_NOT_INTEGER, ERR_SYNTAX};
 use crate::shard::{LaterValue, Reply, Shard};
 use keel_protocol::Value;
-use keel_storage::{Mutation, NS_KV};
+use keel_storage::{Mutation, Ns};
 
 /// Redis's `proto-max-bulk-len`: the largest string APPEND may build.
 const MAX_STRING_LEN: usize = 512 << 20;
@@ -19,9 +20,9 @@ fn bulk_or_null(v: Option<Vec<u8>>) -> Value {
 }
 
 /// `GET key`. A value on disk does not hold up the connection (see `Shard::start_read`).
-pub async fn get(shard: &Shard, mut argv: Vec<Vec<u8>>) -> Reply {
+pub async fn get(shard: &Shard, ns: Ns, mut argv: Vec<Vec<u8>>) -> Reply {
     let key = std::mem::take(&mut argv[1]);
-    match shard.start_read(NS_KV, key, bulk_or_null).await {
+    match shard.start_read(ns, key, bulk_or_null).await {
         Ok(v) => v.into(),
         Err(later) => Reply::Later(later),
     }
@@ -66,7 +67,7 @@ pub fn parse_set_options(args: &[Vec<u8>]) -> Result<SetOptions, &'static str> {
 
 /// `SET key value [NX | XX] [GET] [KEEPTTL]`: `+OK`; with GET the old value (or null);
 /// null when the NX/XX condition is not met (the old value with GET, as Redis 7).
-pub async fn set(shard: &Shard, mut argv: Vec<Vec<u8>>) -> Reply {
+pub async fn set(shard: &Shard, ns: Ns, mut argv: Vec<Vec<u8>>) -> Reply {
     let opts = match parse_set_options(&argv[3..]) {
         Ok(o) => o,
         Err(e) => return Reply::err(e),
@@ -74,12 +75,12 @@ pub async fn set(shard: &Shard, mut argv: Vec<Vec<u8>>) -> Reply {
     let value = std::mem::take(&mut argv[2]);
     let key = std::mem::take(&mut argv[1]);
     let (exists, old) = if opts.get {
-        match shard.read(NS_KV, &key).await {
+        match shard.read(ns, &key).await {
             Ok(old) => (old.is_some(), old),
             Err(e) => return e.into(),
         }
     } else if opts.nx || opts.xx {
-        (shard.store.contains(NS_KV, &key), None)
+        (shard.store.contains(ns, &key), None)
     } else {
         (false, None)
     };
@@ -87,45 +88,45 @@ pub async fn set(shard: &Shard, mut argv: Vec<Vec<u8>>) -> Reply {
     if (opts.nx && exists) || (opts.xx && !exists) {
         return if opts.get { reply.into() } else { Value::Null.into() };
     }
-    shard.write(vec![Mutation::Put { ns: NS_KV, key, value }], reply)
+    shard.write(vec![Mutation::Put { ns, key, value }], reply)
 }
 
 /// `GETDEL key`: the old value (or null), and the key is gone.
-pub async fn getdel(shard: &Shard, mut argv: Vec<Vec<u8>>) -> Reply {
+pub async fn getdel(shard: &Shard, ns: Ns, mut argv: Vec<Vec<u8>>) -> Reply {
     let key = std::mem::take(&mut argv[1]);
-    match shard.read(NS_KV, &key).await {
-        Ok(Some(old)) => shard.write(vec![Mutation::Delete { ns: NS_KV, key }], Value::Bulk(old)),
+    match shard.read(ns, &key).await {
+        Ok(Some(old)) => shard.write(vec![Mutation::Delete { ns, key }], Value::Bulk(old)),
         Ok(None) => Value::Null.into(),
         Err(e) => e.into(),
     }
 }
 
 /// `DEL key [key …]`: how many existed (a key named twice counts once); one batch.
-pub fn del(shard: &Shard, mut argv: Vec<Vec<u8>>) -> Reply {
+pub fn del(shard: &Shard, ns: Ns, mut argv: Vec<Vec<u8>>) -> Reply {
     let mut keys = argv.split_off(1);
     keys.sort_unstable();
     keys.dedup();
-    keys.retain(|k| shard.store.contains(NS_KV, k));
+    keys.retain(|k| shard.store.contains(ns, k));
     if keys.is_empty() {
         return Value::Integer(0).into();
     }
     let n = keys.len() as i64;
-    let muts = keys.into_iter().map(|key| Mutation::Delete { ns: NS_KV, key }).collect();
+    let muts = keys.into_iter().map(|key| Mutation::Delete { ns, key }).collect();
     shard.write(muts, Value::Integer(n))
 }
 
 /// `EXISTS key [key …]`: how many of the named keys exist (duplicates count each time).
-pub fn exists(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
-    Value::Integer(argv[1..].iter().filter(|k| shard.store.contains(NS_KV, k)).count() as i64).into()
+pub fn exists(shard: &Shard, ns: Ns, argv: Vec<Vec<u8>>) -> Reply {
+    Value::Integer(argv[1..].iter().filter(|k| shard.store.contains(ns, k)).count() as i64).into()
 }
 
 /// `MGET key [key …]`: one bulk or null per key, in order; values on disk are read in
 /// parallel without holding up the connection. A failed read fails the whole reply.
-pub async fn mget(shard: &Shard, mut argv: Vec<Vec<u8>>) -> Reply {
+pub async fn mget(shard: &Shard, ns: Ns, mut argv: Vec<Vec<u8>>) -> Reply {
     let mut out = Vec::with_capacity(argv.len() - 1);
     let mut pending: Vec<(usize, LaterValue)> = Vec::new();
     for (i, key) in argv.drain(1..).enumerate() {
-        match shard.start_read(NS_KV, key, bulk_or_null).await {
+        match shard.start_read(ns, key, bulk_or_null).await {
             Ok(v) => out.push(v),
             Err(later) => {
                 out.push(Value::Null);
@@ -146,11 +147,11 @@ pub async fn mget(shard: &Shard, mut argv: Vec<Vec<u8>>) -> Reply {
 }
 
 /// `MSET key value [key value …]`: one all-or-nothing batch.
-pub fn mset(shard: &Shard, mut argv: Vec<Vec<u8>>) -> Reply {
+pub fn mset(shard: &Shard, ns: Ns, mut argv: Vec<Vec<u8>>) -> Reply {
     let mut muts = Vec::with_capacity(argv.len() / 2);
     let mut rest = argv.drain(1..);
     while let (Some(key), Some(value)) = (rest.next(), rest.next()) {
-        muts.push(Mutation::Put { ns: NS_KV, key, value });
+        muts.push(Mutation::Put { ns, key, value });
     }
     drop(rest);
     shard.write(muts, Value::ok())
@@ -165,7 +166,7 @@ pub enum Step {
 }
 
 /// `INCR key`, `DECR key`, `INCRBY key n`, `DECRBY key n`: the new value.
-pub async fn incr_by(shard: &Shard, mut argv: Vec<Vec<u8>>, step: Step) -> Reply {
+pub async fn incr_by(shard: &Shard, ns: Ns, mut argv: Vec<Vec<u8>>, step: Step) -> Reply {
     let delta = match step {
         Step::One(d) => d,
         Step::Arg { negate } => match parse_i64(&argv[2]) {
@@ -176,7 +177,7 @@ pub async fn incr_by(shard: &Shard, mut argv: Vec<Vec<u8>>, step: Step) -> Reply
         },
     };
     let key = std::mem::take(&mut argv[1]);
-    let current = match shard.read(NS_KV, &key).await {
+    let current = match shard.read(ns, &key).await {
         Ok(None) => 0,
         Ok(Some(v)) => match parse_i64(&v) {
             Some(n) => n,
@@ -188,14 +189,14 @@ pub async fn incr_by(shard: &Shard, mut argv: Vec<Vec<u8>>, step: Step) -> Reply
         return Reply::err("ERR increment or decrement would overflow");
     };
     let value = new.to_string().into_bytes();
-    shard.write(vec![Mutation::Put { ns: NS_KV, key, value }], Value::Integer(new))
+    shard.write(vec![Mutation::Put { ns, key, value }], Value::Integer(new))
 }
 
 /// `APPEND key value`: the new length.
-pub async fn append(shard: &Shard, mut argv: Vec<Vec<u8>>) -> Reply {
+pub async fn append(shard: &Shard, ns: Ns, mut argv: Vec<Vec<u8>>) -> Reply {
     let key = std::mem::take(&mut argv[1]);
     let tail = std::mem::take(&mut argv[2]);
-    let value = match shard.read(NS_KV, &key).await {
+    let value = match shard.read(ns, &key).await {
         Ok(None) => tail,
         Ok(Some(mut old)) => {
             if old.len() + tail.len() > MAX_STRING_LEN {
@@ -207,17 +208,17 @@ pub async fn append(shard: &Shard, mut argv: Vec<Vec<u8>>) -> Reply {
         Err(e) => return e.into(),
     };
     let len = value.len() as i64;
-    shard.write(vec![Mutation::Put { ns: NS_KV, key, value }], Value::Integer(len))
+    shard.write(vec![Mutation::Put { ns, key, value }], Value::Integer(len))
 }
 
 /// `STRLEN key`: the value's length, 0 if missing (no value read).
-pub fn strlen(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
-    Value::Integer(shard.store.value_len(NS_KV, &argv[1]).unwrap_or(0) as i64).into()
+pub fn strlen(shard: &Shard, ns: Ns, argv: Vec<Vec<u8>>) -> Reply {
+    Value::Integer(shard.store.value_len(ns, &argv[1]).unwrap_or(0) as i64).into()
 }
 
 /// `TYPE key`: `string` or `none`.
-pub fn type_of(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
-    let t = if shard.store.contains(NS_KV, &argv[1]) { "string" } else { "none" };
+pub fn type_of(shard: &Shard, ns: Ns, argv: Vec<Vec<u8>>) -> Reply {
+    let t = if shard.store.contains(ns, &argv[1]) { "string" } else { "none" };
     Value::Simple(t.into()).into()
 }
 

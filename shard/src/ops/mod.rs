@@ -5,6 +5,8 @@
 //! checked there before an op runs ([`crate::Shard::handle`]); an op may therefore index
 //! the arguments its arity guarantees (`argv[0]` is the command name) and checks only
 //! what the table cannot say (optional arguments, values). Each op returns a [`Reply`].
+//! Key-value ops take the namespace of the request's database (`crate::dbs`); vector
+//! ops are not per database (their namespaces are fixed).
 //!
 //! [`Reply`]: crate::Reply
 
@@ -16,26 +18,30 @@ use crate::shard::{Reply, Shard};
 use keel_protocol::command::{stateless_reply, Cmd, Spec};
 
 /// Runs the op of `spec` (whose arity `argv` satisfies) on this shard.
-pub(crate) async fn run(shard: &Shard, spec: &'static Spec, argv: Vec<Vec<u8>>) -> Reply {
+pub(crate) async fn run(shard: &Shard, db: u8, spec: &'static Spec, argv: Vec<Vec<u8>>) -> Reply {
+    let ns = shard.dbs.ns(db);
     match spec.cmd {
-        Cmd::Get => kv::get(shard, argv).await,
-        Cmd::Set => kv::set(shard, argv).await,
-        Cmd::Getdel => kv::getdel(shard, argv).await,
-        Cmd::Del | Cmd::Unlink => kv::del(shard, argv),
-        Cmd::Exists => kv::exists(shard, argv),
-        Cmd::Mget => kv::mget(shard, argv).await,
-        Cmd::Mset => kv::mset(shard, argv),
-        Cmd::Incr => kv::incr_by(shard, argv, kv::Step::One(1)).await,
-        Cmd::Decr => kv::incr_by(shard, argv, kv::Step::One(-1)).await,
-        Cmd::Incrby => kv::incr_by(shard, argv, kv::Step::Arg { negate: false }).await,
-        Cmd::Decrby => kv::incr_by(shard, argv, kv::Step::Arg { negate: true }).await,
-        Cmd::Append => kv::append(shard, argv).await,
-        Cmd::Strlen => kv::strlen(shard, argv),
-        Cmd::Type => kv::type_of(shard, argv),
-        Cmd::Dbsize => keyspace::dbsize(shard),
-        Cmd::Keys => keyspace::keys(shard, argv),
-        Cmd::Scan => keyspace::scan(shard, argv),
-        Cmd::Flushall | Cmd::Flushdb => keyspace::flushall(shard, argv),
+        Cmd::Get => kv::get(shard, ns, argv).await,
+        Cmd::Set => kv::set(shard, ns, argv).await,
+        Cmd::Getdel => kv::getdel(shard, ns, argv).await,
+        Cmd::Del | Cmd::Unlink => kv::del(shard, ns, argv),
+        Cmd::Exists => kv::exists(shard, ns, argv),
+        Cmd::Mget => kv::mget(shard, ns, argv).await,
+        Cmd::Mset => kv::mset(shard, ns, argv),
+        Cmd::Incr => kv::incr_by(shard, ns, argv, kv::Step::One(1)).await,
+        Cmd::Decr => kv::incr_by(shard, ns, argv, kv::Step::One(-1)).await,
+        Cmd::Incrby => kv::incr_by(shard, ns, argv, kv::Step::Arg { negate: false }).await,
+        Cmd::Decrby => kv::incr_by(shard, ns, argv, kv::Step::Arg { negate: true }).await,
+        Cmd::Append => kv::append(shard, ns, argv).await,
+        Cmd::Strlen => kv::strlen(shard, ns, argv),
+        Cmd::Type => kv::type_of(shard, ns, argv),
+        Cmd::Dbsize => keyspace::dbsize(shard, ns),
+        Cmd::Keys => keyspace::keys(shard, ns, argv),
+        Cmd::Scan => keyspace::scan(shard, ns, argv),
+        Cmd::Flushall => keyspace::flushall(shard, argv),
+        Cmd::Flushdb => keyspace::flushdb(shard, ns, argv),
+        Cmd::Swapdb => keyspace::swapdb(shard, argv),
+        Cmd::Move => Box::pin(keyspace::move_key(shard, db, argv)).await,
         Cmd::KeelInfo => keyspace::info(shard),
         Cmd::KeelDebug => keyspace::debug(argv),
         Cmd::SkegVindexCreate => vector::create(shard, argv),

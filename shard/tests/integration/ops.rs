@@ -217,10 +217,11 @@ fn info_and_unknown() {
             [
                 "keys", "expires", "indexes", "vectors", "vlog_segments", "vlog_disk_bytes", "vlog_live_bytes",
                 "vlog_dead_bytes", "compactions", "rss_bytes", "index_memory_bytes", "last_seq", "recovered_keys",
-                "uptime_ms"
+                "uptime_ms", "db0.keys", "db0.expires"
             ]
         );
         assert_eq!(fields[0].1, int(2));
+        assert_eq!((fields[14].1.clone(), fields[15].1.clone()), (int(2), int(0)), "db0.keys, db0.expires");
         assert!(matches!(fields[9].1, Value::Integer(n) if n > 0), "rss_bytes");
         check(&s, argv!["NOSUCH", "x"], err("ERR unknown command 'NOSUCH'")).await;
         check(&s, argv!["BAD\r\nNAME"], err("ERR unknown command 'BAD  NAME'")).await;

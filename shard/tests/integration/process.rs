@@ -61,6 +61,7 @@ fn serves_frames_and_stops_on_sigterm() {
         max_bulk_len: 512 << 20,
         client_query_buffer_limit: 1 << 30,
         max_frame_len: MAX,
+        databases: 16,
     };
     let shard = std::thread::spawn(move || keel_shard::run(cfg));
 

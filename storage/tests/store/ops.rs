@@ -200,3 +200,41 @@ fn relative_dir_works() {
         assert_eq!(get(&store, "a").await.as_deref(), Some(&b"1"[..]));
     });
 }
+
+/// FLUSHDB's `clear_ns`: one namespace emptied (in one batch or several), the others
+/// untouched, and so it stays after a restart and after compaction.
+#[test]
+fn clear_ns_removes_one_namespace_durably() {
+    for batch_bytes in [keel_storage::CLEAR_NS_BATCH_BYTES, 100] {
+        let tmp = tempfile::tempdir().unwrap();
+        run(async {
+            let opts = StoreOptions { compaction_dead_ratio: 0.0, ..small_segments() };
+            let (store, _) = open(tmp.path(), &opts).await;
+            const DB: u8 = 7;
+            let mut want = BTreeMap::new();
+            for i in 0..50 {
+                let (k, v) = (format!("k{i}"), vec![i as u8; 1 + i * 40]);
+                apply(&store, vec![put(&k, &v), Mutation::Put { ns: DB, key: k.clone().into_bytes(), value: b"other".to_vec() }]).await;
+                want.insert(k, v);
+            }
+            store.clear_ns_batched(DB, batch_bytes).unwrap().await.unwrap();
+            assert_eq!(store.len(DB), 0);
+            assert_eq!(store.scan(DB, 0, 100), (0, vec![]));
+            check(&store, &want).await;
+            // A key put back after the clear survives it.
+            apply(&store, vec![Mutation::Put { ns: DB, key: b"k3".to_vec(), value: b"back".to_vec() }]).await;
+            // Clearing an empty namespace writes nothing and succeeds.
+            store.clear_ns(200).unwrap().await.unwrap();
+            drop(store);
+            let (store, _) = open(tmp.path(), &opts).await;
+            check(&store, &want).await;
+            assert_eq!(store.len(DB), 1);
+            assert_eq!(store.get(DB, b"k3").await.unwrap(), Some(b"back".to_vec()));
+            store.compact_now().await.unwrap();
+            drop(store);
+            let (store, _) = open(tmp.path(), &opts).await;
+            check(&store, &want).await;
+            assert_eq!(store.keys_where(DB, &mut |_| true), vec![b"k3".to_vec()]);
+        });
+    }
+}
