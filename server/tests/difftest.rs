@@ -62,11 +62,10 @@ enum Feature {
     Databases,
 }
 
-/// The features keel has on this branch. Expiry (branch `expiry`) and databases (branch
-/// `databases`) are being added; once a branch with one is merged, add its entry here,
-/// e.g. `&[Feature::Expiry, Feature::Databases]` (for one run without editing:
-/// `KEEL_DIFFTEST_FEATURES=expiry,databases cargo test -p keel-server --test difftest`).
-const FEATURES: &[Feature] = &[];
+/// The features keel has. Expiry (branch `expiry`) is being added; once it is merged,
+/// add its entry here (for one run without editing:
+/// `KEEL_DIFFTEST_FEATURES=expiry cargo test -p keel-server --test difftest`).
+const FEATURES: &[Feature] = &[Feature::Databases];
 
 const DEFAULT_SEED: u64 = 0x6b65_656c_6469_6666; // "keeldiff"
 const DEFAULT_COUNT: usize = 10_000;
