@@ -34,6 +34,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod cache;
 mod compaction;
 mod file;
 mod keydir;
@@ -91,11 +92,25 @@ pub struct StoreOptions {
     /// A sealed segment whose dead bytes / data bytes reaches this is compacted
     /// (default 0.5; 0.0 compacts any segment with dead bytes, above 1.0 never).
     pub compaction_dead_ratio: f64,
+    /// Budget of the store's value cache ([`cache::S3Fifo`]), bytes (default 32 MiB):
+    /// values above `inline_value_max` read from the vLog are kept there, each costing
+    /// [`cache::S3Fifo::entry_cost`]; a value whose cost passes an eighth of it is
+    /// never cached. The config (`keel_config`) accepts 1 MiB ..= 1 TiB; the store takes
+    /// any value (0: nothing is cached).
+    #[serde(default = "default_cache_bytes")]
+    pub cache_bytes: u64,
+}
+
+/// Default of [`StoreOptions::cache_bytes`]: 32 MiB.
+pub const DEFAULT_CACHE_BYTES: u64 = 32 << 20;
+
+fn default_cache_bytes() -> u64 {
+    DEFAULT_CACHE_BYTES
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { segment_bytes: 64 << 20, durability: Durability::Kernel, inline_value_max: 256, compaction_dead_ratio: 0.5 }
+        StoreOptions { segment_bytes: 64 << 20, durability: Durability::Kernel, inline_value_max: 256, compaction_dead_ratio: 0.5, cache_bytes: DEFAULT_CACHE_BYTES }
     }
 }
 
@@ -136,6 +151,19 @@ pub enum StorageError {
     TooLarge(usize),
 }
 
+/// What the store's cache ([`cache::S3Fifo`]) holds entries of. A later user (a disk
+/// index's sectors, small values by key) adds its kind here and shares the budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CacheKey {
+    /// The bytes of a value above `inline_value_max`, by where they are in the vLog:
+    /// segment id, file offset of the value's first byte, and the sequence number of
+    /// the record that wrote it. A place can hold other bytes after a failed round is
+    /// cut back (or its segment removed and its id used again), but a sequence number
+    /// is never used twice, so the triple names bytes that never change (compaction's
+    /// copies keep the sequence number and move to another place).
+    Value { seg: u32, off: u32, seq: u64 },
+}
+
 /// What recovery found.
 #[derive(Debug, Clone, Default)]
 pub struct RecoveryReport {
@@ -168,6 +196,9 @@ pub struct StoreStats {
     /// Highest sequence number used (one per `apply`/`clear_all`); never decreases,
     /// also across restarts.
     pub last_seq: u64,
+    /// The value cache's budget, use and counters (hits and misses count reads of
+    /// values above `inline_value_max` only).
+    pub cache: cache::CacheStats,
 }
 
 /// Resolves when the batch is acknowledged at the store's durability tier; fails with
