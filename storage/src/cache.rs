@@ -220,6 +220,16 @@ impl<K: Hash + Eq + Clone> S3Fifo<K> {
         }
     }
 
+    /// Like [`S3Fifo::get`], but a miss is not counted (for a caller that falls back
+    /// to [`S3Fifo::get`] when it finds nothing, which counts it then).
+    pub fn get_if_cached(&mut self, key: &K) -> Option<&[u8]> {
+        if self.map.contains_key(key) {
+            self.get(key)
+        } else {
+            None
+        }
+    }
+
     /// Whether `key` is cached (no counting).
     pub fn contains(&self, key: &K) -> bool {
         self.map.contains_key(key)

@@ -213,7 +213,7 @@ pub type Commit = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), 
 pub enum Lookup {
     /// No live value.
     Missing,
-    /// The value, from RAM.
+    /// The value, from RAM (the keydir, the unwritten append buffer or the cache).
     InMemory(Vec<u8>),
     /// Live but only on disk: call [`Store::get`].
     OnDisk,

@@ -387,14 +387,20 @@ impl Store {
     }
 
     /// The value if it is held in RAM (inline because it is at most `inline_value_max`
-    /// bytes, or still in the unwritten append buffer): see [`Lookup`]. Never does I/O.
+    /// bytes, still in the unwritten append buffer, or in the cache, which counts a
+    /// hit): see [`Lookup`]. Never does I/O; `OnDisk` counts no miss (the
+    /// [`Store::get`] that follows does).
     pub fn lookup(&self, ns: Ns, key: &[u8]) -> Lookup {
-        let keydir = self.handle.inner.keydir.borrow();
+        let inner = &self.handle.inner;
+        let keydir = inner.keydir.borrow();
         match keydir.get(ns, key) {
             None => Lookup::Missing,
-            Some(e) => match self.handle.inner.ram_value(e) {
+            Some(e) => match inner.ram_value(e) {
                 Some(v) => Lookup::InMemory(v),
-                None => Lookup::OnDisk,
+                None => match inner.cache.borrow_mut().get_if_cached(&value_key(e)) {
+                    Some(v) => Lookup::InMemory(v.to_vec()),
+                    None => Lookup::OnDisk,
+                },
             },
         }
     }

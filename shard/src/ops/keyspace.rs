@@ -98,7 +98,7 @@ pub fn info(shard: &Shard) -> Reply {
     let st = shard.store.stats();
     let reg = shard.vectors.borrow();
     let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-    let fields: [(&str, u64); 14] = [
+    let fields: [(&str, u64); 20] = [
         ("keys", st.keys_per_ns[NS_KV as usize] as u64),
         ("expires", 0),
         ("indexes", reg.by_name.len() as u64),
@@ -112,6 +112,12 @@ pub fn info(shard: &Shard) -> Reply {
         ("index_memory_bytes", reg.memory_bytes() as u64),
         ("last_seq", st.last_seq),
         ("recovered_keys", shard.recovered_keys as u64),
+        ("cache_bytes", st.cache.capacity),
+        ("cache_used_bytes", st.cache.used),
+        ("cache_entries", st.cache.entries),
+        ("cache_hits", st.cache.hits),
+        ("cache_misses", st.cache.misses),
+        ("cache_evictions", st.cache.evictions),
         ("uptime_ms", shard.started.elapsed().as_millis() as u64),
     ];
     Value::Map(fields.iter().map(|&(k, v)| (Value::bulk(k), Value::Integer(clamp(v)))).collect()).into()
