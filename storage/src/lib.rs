@@ -6,7 +6,8 @@
 //! Trade-offs:
 //! - Every live key sits in RAM (the keydir: key bytes plus about 100 B, plus the value
 //!   itself when it is at most `inline_value_max` bytes). Lookups never touch the disk
-//!   for small values; a large value costs one O_DIRECT read.
+//!   for small values; a large value costs one O_DIRECT read, unless it is in the
+//!   value cache ([`cache::S3Fifo`], bounded by `cache_bytes`), which that read fills.
 //! - Writes never wait inside [`Store::apply`]: the keydir changes at once and the record
 //!   goes to an in-RAM append buffer; one committer task writes each round of records
 //!   with one aligned write and one fdatasync (group commit), so the cost of a sync is
