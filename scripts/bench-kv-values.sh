@@ -52,7 +52,7 @@ parts+=("$f|keys spread over many tenants (3-byte values)")
   echo
   [ -n "${NOTE:-}" ] && { echo "**$NOTE**"; echo; }
   first=${parts[0]%%|*}
-  sed -n '3,/^$/p' "$first" | grep '^- \(date\|machine\|keel \)'
+  sed -n '3,/^$/p' "$first" | grep '^- \(date\|machine\|keel \)' | sed 's/, flags: `[^`]*`//'
   echo "- load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores)"
   echo "- command: \`${NOTE:+NOTE=… }SIZES=\"$SIZES\" N=$N KEYSPACE=$KEYSPACE CLIENTS=$CLIENTS scripts/bench-kv-values.sh $OUT\`: one \`scripts/bench-kv.sh\` per section"
   echo "  (fresh servers, keel and Redis interleaved, two rounds each, the better round reported); keel \`--durability kernel\`"

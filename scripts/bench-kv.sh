@@ -7,7 +7,7 @@
 #
 # -d SIZE: value size in bytes (redis-benchmark's -d; default its own, 3 bytes).
 # Env: N (requests per test, default 200000), CLIENTS (default 50), TESTS
-# (default set,get,incr,mset), KEYSPACE (redis-benchmark -r, default 100000), TIERS
+# (default set,get,incr,mset; empty: only the SPREAD rows), KEYSPACE (redis-benchmark -r, default 100000), TIERS
 # (pairs "keel-tier redis-persistence", comma-separated, default "kernel always,relaxed
 # none"), PS (pipeline depths, default "1 16"), CACHE_BYTES (keel --cache-bytes per
 # shard; default keel's), SPREAD=1 (also SET/GET with keys over many tenants, see
@@ -32,7 +32,7 @@ TIERS=${TIERS:-kernel always,relaxed none}
 PS=${PS:-1 16}
 N=${N:-200000}
 CLIENTS=${CLIENTS:-50}
-TESTS=${TESTS:-set,get,incr,mset}
+TESTS=${TESTS-set,get,incr,mset}
 KEEL=${KEEL:-target/release/keel}
 KEEL_ARGS=${KEEL_ARGS:-}
 if [ -n "${CACHE_BYTES:-}" ]; then KEEL_ARGS="$KEEL_ARGS --cache-bytes $CACHE_BYTES"; fi
@@ -79,7 +79,8 @@ best() { # key-prefix -> "rps,p50" of the round with the higher rps
   echo "- keel $("$KEEL" --version | awk '{print $2}') ($(git rev-parse --short HEAD 2>/dev/null || echo '?')), default shards (= $(nproc)), flags: \`${KEEL_ARGS:-none}\`, binary \`$KEEL\`; $(redis-server --version | awk '{print $1, $2, $3}')"
   echo "- command: \`${CACHE_BYTES:+CACHE_BYTES=$CACHE_BYTES }scripts/bench-kv.sh ${VALUE_SIZE:+-d $VALUE_SIZE }$OUT\` (N=$N CLIENTS=$CLIENTS TESTS=$TESTS KEYSPACE=${KEYSPACE:-100000}${SPREAD:+ SPREAD=$SPREAD}; keel flags: \`${KEEL_ARGS:-none}\`): per row \`redis-benchmark -t $TESTS -n $N -c $CLIENTS -P {$(echo $PS | tr ' ' ,)} -r ${KEYSPACE:-100000}${VALUE_SIZE:+ -d $VALUE_SIZE} --csv\`,"
   echo "  fresh servers, keel and Redis interleaved, two rounds each, the better round reported."
-  echo "- hit rate: keel's INFO cache_hits / (cache_hits + cache_misses) at the end of the run (GETs of values above inline_value_max; SET reads nothing);"
+  [ "${SPREAD:-0}" = 1 ] && echo "- SPREAD-SET / SPREAD-GET rows: \`redis-benchmark -n $N -c $CLIENTS -P {$(echo $PS | tr ' ' ,)} -r ${KEYSPACE:-100000} --csv SET t__rand_int__:k v\` (and \`GET t__rand_int__:k\`): keys over many tenants, so over every shard."
+  echo "- hit rate: keel's INFO cache_hits / (cache_hits + cache_misses) at the end of the run (GETs of values above inline_value_max; a SET reads nothing and puts its value in the cache);"
   echo "  RSS: INFO used_memory_rss at the end of the run (keel: router + shards), MiB; both from the better round."
   echo "- equal promises: keel \`--durability kernel\` (ack after fdatasync) vs Redis \`appendonly yes, appendfsync always\`;"
   echo "  keel \`--durability relaxed\` (ack after the batch's O_DIRECT write completed, fdatasync every 100 ms) vs Redis without persistence."

@@ -449,7 +449,9 @@ impl Store {
     }
 
     /// Appends the batch as one all-or-nothing record and updates the keydir *now*
-    /// (later lookups see it at once); the returned future resolves when the batch is
+    /// (later lookups see it at once), and the cache: a value above `inline_value_max`
+    /// replaces the old value's entry there (write-allocate, when its cost is within
+    /// [`crate::cache::S3Fifo::max_entry_bytes`]); the returned future resolves when the batch is
     /// acknowledged at the store's tier (see `Durability`). When a key appears more than
     /// once, the last mutation wins. An empty batch resolves at once.
     ///
@@ -488,15 +490,23 @@ impl Store {
         for (m, (value_off, foot)) in muts.into_iter().zip(placed) {
             match m {
                 Mutation::Put { ns, key, value } => {
-                    let entry = Entry {
-                        seq,
-                        seg,
-                        off: (rec_off + value_off as u64) as u32,
-                        len: value.len() as u32,
-                        foot,
-                        inline: (value.len() <= inner.opts.inline_value_max).then(|| SmallBytes::from(value)),
+                    let mut entry = Entry { seq, seg, off: (rec_off + value_off as u64) as u32, len: value.len() as u32, foot, inline: None };
+                    let ck = value_key(&entry);
+                    let to_cache = if value.len() <= inner.opts.inline_value_max {
+                        entry.inline = Some(SmallBytes::from(value));
+                        None
+                    } else {
+                        Some(value)
                     };
                     inner.put_logged(round, ns, &key, entry);
+                    // Write-allocate: the value's bytes go to the cache under their new
+                    // place (no copy: the mutation's buffer moves there).
+                    if let Some(value) = to_cache {
+                        let mut cache = inner.cache.borrow_mut();
+                        if cache.admits(value.len()) {
+                            cache.insert(ck, value.into_boxed_slice());
+                        }
+                    }
                 }
                 Mutation::Delete { ns, key } => {
                     inner.remove_logged(round, ns, key);
