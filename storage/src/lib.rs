@@ -7,7 +7,8 @@
 //! - Every live key sits in RAM (the keydir: key bytes plus about 100 B, plus the value
 //!   itself when it is at most `inline_value_max` bytes). Lookups never touch the disk
 //!   for small values; a large value costs one O_DIRECT read, unless it is in the
-//!   value cache ([`cache::S3Fifo`], bounded by `cache_bytes`), which that read fills.
+//!   value cache ([`cache::S3Fifo`], bounded by `cache_bytes`), which writes and that
+//!   read fill.
 //! - Writes never wait inside [`Store::apply`]: the keydir changes at once and the record
 //!   goes to an in-RAM append buffer; one committer task writes each round of records
 //!   with one aligned write and one fdatasync (group commit), so the cost of a sync is
@@ -94,7 +95,7 @@ pub struct StoreOptions {
     /// (default 0.5; 0.0 compacts any segment with dead bytes, above 1.0 never).
     pub compaction_dead_ratio: f64,
     /// Budget of the store's value cache ([`cache::S3Fifo`]), bytes (default 32 MiB):
-    /// values above `inline_value_max` read from the vLog are kept there, each costing
+    /// values above `inline_value_max` written or read from the vLog are kept there, each costing
     /// [`cache::S3Fifo::entry_cost`]; a value whose cost passes an eighth of it is
     /// never cached. The config (`keel_config`) accepts 1 MiB ..= 1 TiB; the store takes
     /// any value (0: nothing is cached).

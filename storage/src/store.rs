@@ -48,10 +48,10 @@ pub(crate) struct Inner {
     /// After a failure: the segment files were cut back to the acknowledged state
     /// ([`writer::roll_back_files`] finished).
     pub rolled_back: Cell<bool>,
-    /// Values above `inline_value_max` read from the vLog, by [`CacheKey::Value`].
-    /// Kept free of stale entries: an overwrite, delete or clear-all drops what it
-    /// replaces, compaction moves an entry to its copy's place, and a revert drops
-    /// every entry past a segment's acknowledged end.
+    /// Values above `inline_value_max` written or read from the vLog, by
+    /// [`CacheKey::Value`]. Kept free of stale entries: an overwrite, delete or
+    /// clear-all drops what it replaces, compaction moves an entry to its copy's place,
+    /// and a revert drops every entry past a segment's acknowledged end.
     pub cache: RefCell<S3Fifo<CacheKey>>,
     /// Bumped by every revert: a read that started before one does not fill the cache.
     pub cache_epoch: Cell<u64>,
