@@ -112,13 +112,13 @@ pub fn info(shard: &Shard) -> Reply {
         ("index_memory_bytes", reg.memory_bytes() as u64),
         ("last_seq", st.last_seq),
         ("recovered_keys", shard.recovered_keys as u64),
+        ("uptime_ms", shard.started.elapsed().as_millis() as u64),
         ("cache_bytes", st.cache.capacity),
         ("cache_used_bytes", st.cache.used),
         ("cache_entries", st.cache.entries),
         ("cache_hits", st.cache.hits),
         ("cache_misses", st.cache.misses),
         ("cache_evictions", st.cache.evictions),
-        ("uptime_ms", shard.started.elapsed().as_millis() as u64),
     ];
     Value::Map(fields.iter().map(|&(k, v)| (Value::bulk(k), Value::Integer(clamp(v)))).collect()).into()
 }

@@ -217,7 +217,8 @@ fn info_and_unknown() {
             [
                 "keys", "expires", "indexes", "vectors", "vlog_segments", "vlog_disk_bytes", "vlog_live_bytes",
                 "vlog_dead_bytes", "compactions", "rss_bytes", "index_memory_bytes", "last_seq", "recovered_keys",
-                "uptime_ms"
+                "uptime_ms", "cache_bytes", "cache_used_bytes", "cache_entries", "cache_hits", "cache_misses",
+                "cache_evictions"
             ]
         );
         assert_eq!(fields[0].1, int(2));
