@@ -1,7 +1,8 @@
 # Shared by scripts/bench-kv.sh and scripts/bench-ab.sh (sourced, not run): installs
 # redis-server/redis-tools when missing, starts keel and Redis on free loopback ports in a
 # scratch dir removed on exit, and runs redis-benchmark. Callers set KEEL, KEEL_ARGS, N,
-# CLIENTS and TESTS first.
+# CLIENTS and TESTS first, and may set VALUE_SIZE (redis-benchmark -d, bytes; default
+# its own 3) and KEYSPACE (redis-benchmark -r, default 100000).
 if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
   echo "installing redis-server and redis-tools (apt-get)" >&2
   if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
@@ -31,6 +32,9 @@ start_redis() { # persistence: always|none
   PIDS+=($!); RPID=$!; RPORT=$port; wait_ping "$port"
 }
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+info_field() { # PORT SECTION FIELD -> the value of FIELD in INFO SECTION (empty if none)
+  redis-cli -p "$1" info "$2" 2>/dev/null | tr -d '\r' | awk -F: -v f="$3" '$1 == f {print $2}'
+}
 
 # Keys spread over many tenants (SPREAD=1): each request goes to a random shard, so no
 # connection is bound to one shard (no hand-off).
@@ -47,13 +51,13 @@ for row in csv.reader(sys.stdin):
     name = prefix + row[0].split(" ")[0]
     print(f"{name},{float(row[1]):.0f},{float(row[4]) if len(row) > 4 else 0:.3f}")'
   if [ -n "$TESTS" ]; then
-    redis-benchmark -p "$1" -t "$TESTS" -n "$N" -c "$CLIENTS" -P "$2" -r 100000 --csv 2>/dev/null | python3 -c "$csv" ""
+    redis-benchmark -p "$1" -t "$TESTS" -n "$N" -c "$CLIENTS" -P "$2" -r "${KEYSPACE:-100000}" ${VALUE_SIZE:+-d "$VALUE_SIZE"} --csv 2>/dev/null | python3 -c "$csv" ""
   fi
   if [ "${SPREAD:-0}" = 1 ]; then
     local c
     for c in "${SPREAD_CMDS[@]}"; do
       # shellcheck disable=SC2086 # the command's words are separate arguments
-      redis-benchmark -p "$1" -n "$N" -c "$CLIENTS" -P "$2" -r 100000 --csv $c 2>/dev/null | python3 -c "$csv" "SPREAD-"
+      redis-benchmark -p "$1" -n "$N" -c "$CLIENTS" -P "$2" -r "${KEYSPACE:-100000}" --csv $c 2>/dev/null | python3 -c "$csv" "SPREAD-"
     done
   fi
 }

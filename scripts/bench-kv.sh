@@ -3,32 +3,64 @@
 # one run, interleaved (DEVELOPERS: keel `kernel` vs Redis `appendonly yes, appendfsync
 # always`; keel `relaxed` vs Redis without persistence).
 #
-#   scripts/bench-kv.sh [OUT]        (OUT defaults to bench-results/kv.md)
+#   scripts/bench-kv.sh [-d SIZE] [OUT]   (OUT defaults to bench-results/kv.md)
 #
+# -d SIZE: value size in bytes (redis-benchmark's -d; default its own, 3 bytes).
 # Env: N (requests per test, default 200000), CLIENTS (default 50), TESTS
-# (default set,get,incr,mset), KEEL (binary, default target/release/keel, built if missing),
+# (default set,get,incr,mset; empty: only the SPREAD rows), KEYSPACE (redis-benchmark -r, default 100000), TIERS
+# (pairs "keel-tier redis-persistence", comma-separated, default "kernel always,relaxed
+# none"), PS (pipeline depths, default "1 16"), CACHE_BYTES (keel --cache-bytes per
+# shard; default keel's), SPREAD=1 (also SET/GET with keys over many tenants, see
+# bench-common.sh), KEEL (binary, default target/release/keel, built if missing),
 # KEEL_ARGS (extra keel flags, e.g. "--router-threads 1").
+# After each run it reads INFO: keel's cache hit rate (cache_hits / (hits + misses),
+# GETs of values above inline_value_max only) and both servers' RSS (used_memory_rss:
+# keel's router and shards together).
 # Installs redis-server/redis-tools with apt-get when missing. Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+VALUE_SIZE=
+while getopts "d:" opt; do
+  case $opt in
+    d) VALUE_SIZE=$OPTARG ;;
+    *) echo "usage: scripts/bench-kv.sh [-d SIZE] [OUT]" >&2; exit 2 ;;
+  esac
+done
+shift $((OPTIND - 1))
 OUT=${1:-bench-results/kv.md}
+TIERS=${TIERS:-kernel always,relaxed none}
+PS=${PS:-1 16}
 N=${N:-200000}
 CLIENTS=${CLIENTS:-50}
-TESTS=${TESTS:-set,get,incr,mset}
+TESTS=${TESTS-set,get,incr,mset}
 KEEL=${KEEL:-target/release/keel}
 KEEL_ARGS=${KEEL_ARGS:-}
+if [ -n "${CACHE_BYTES:-}" ]; then KEEL_ARGS="$KEEL_ARGS --cache-bytes $CACHE_BYTES"; fi
 
 . "$(dirname "$0")/bench-common.sh"
 [ -x "$KEEL" ] || cargo build --release -p keel-server
 
 declare -A R
-for pair in "kernel always" "relaxed none"; do
+# After a run on PORT: "hit rate,RSS MiB" (hit rate "-" when nothing was read from
+# the cache or the server has no cache).
+memo() {
+  local hits misses rss
+  hits=$(info_field "$1" stats cache_hits); misses=$(info_field "$1" stats cache_misses)
+  rss=$(info_field "$1" memory used_memory_rss)
+  python3 -c "h, m, r = '$hits', '$misses', '$rss'
+rate = f'{int(h) / (int(h) + int(m)):.2f}' if h and m and int(h) + int(m) else '-'
+print(f'{rate},{int(r or 0) / 2**20:.0f}')"
+}
+IFS=, read -ra PAIRS <<< "$TIERS"
+for pair in "${PAIRS[@]}"; do
   set -- $pair; tier=$1; rp=$2
-  for P in 1 16; do
+  for P in $PS; do
     # Interleave: keel, redis, keel, redis — fresh servers each time; keep the better of two.
     for round in 1 2; do
-      start_keel "$tier"; while IFS=, read -r t rps p50; do R["keel,$tier,$P,$t,$round"]="$rps,$p50"; done < <(run "$KPORT" "$P"); stop "$KPID"
-      start_redis "$rp"; while IFS=, read -r t rps p50; do R["redis,$rp,$P,$t,$round"]="$rps,$p50"; done < <(run "$RPORT" "$P"); stop "$RPID"
+      start_keel "$tier"; while IFS=, read -r t rps p50; do R["keel,$tier,$P,$t,$round"]="$rps,$p50"; done < <(run "$KPORT" "$P")
+      R["keel,$tier,$P,mem,$round"]=$(memo "$KPORT"); stop "$KPID"
+      start_redis "$rp"; while IFS=, read -r t rps p50; do R["redis,$rp,$P,$t,$round"]="$rps,$p50"; done < <(run "$RPORT" "$P")
+      R["redis,$rp,$P,mem,$round"]=$(memo "$RPORT"); stop "$RPID"
       echo "done: $tier/$rp -P $P round $round" >&2
     done
   done
@@ -40,25 +72,35 @@ best() { # key-prefix -> "rps,p50" of the round with the higher rps
 }
 
 {
-  echo "# KV benchmark: keel vs Redis (redis-benchmark)"
+  echo "# KV benchmark: keel vs Redis (redis-benchmark${VALUE_SIZE:+, $VALUE_SIZE-byte values})"
   echo
   echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
   echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/{print $2}') GiB RAM, Linux $(uname -r)"
-  echo "- keel $("$KEEL" --version | awk '{print $2}') ($(git rev-parse --short HEAD 2>/dev/null || echo '?')), default shards (= $(nproc)), flags: \`${KEEL_ARGS:-none}\`, release build; $(redis-server --version | awk '{print $1, $2, $3}')"
-  echo "- command: \`${KEEL_ARGS:+KEEL_ARGS=\"$KEEL_ARGS\" }scripts/bench-kv.sh $OUT\` (N=$N CLIENTS=$CLIENTS TESTS=$TESTS): per row \`redis-benchmark -t $TESTS -n $N -c $CLIENTS -P {1,16} -r 100000 --csv\`,"
+  echo "- keel $("$KEEL" --version | awk '{print $2}') ($(git rev-parse --short HEAD 2>/dev/null || echo '?')), default shards (= $(nproc)), flags: \`${KEEL_ARGS:-none}\`, binary \`$KEEL\`; $(redis-server --version | awk '{print $1, $2, $3}')"
+  echo "- command: \`${CACHE_BYTES:+CACHE_BYTES=$CACHE_BYTES }scripts/bench-kv.sh ${VALUE_SIZE:+-d $VALUE_SIZE }$OUT\` (N=$N CLIENTS=$CLIENTS TESTS=$TESTS KEYSPACE=${KEYSPACE:-100000}${SPREAD:+ SPREAD=$SPREAD}; keel flags: \`${KEEL_ARGS:-none}\`): per row \`redis-benchmark -t $TESTS -n $N -c $CLIENTS -P {$(echo $PS | tr ' ' ,)} -r ${KEYSPACE:-100000}${VALUE_SIZE:+ -d $VALUE_SIZE} --csv\`,"
   echo "  fresh servers, keel and Redis interleaved, two rounds each, the better round reported."
+  [ "${SPREAD:-0}" = 1 ] && echo "- SPREAD-SET / SPREAD-GET rows: \`redis-benchmark -n $N -c $CLIENTS -P {$(echo $PS | tr ' ' ,)} -r ${KEYSPACE:-100000} --csv SET t__rand_int__:k v\` (and \`GET t__rand_int__:k\`): keys over many tenants, so over every shard."
+  echo "- hit rate: keel's INFO cache_hits / (cache_hits + cache_misses) at the end of the run (GETs of values above inline_value_max; a SET reads nothing and puts its value in the cache);"
+  echo "  RSS: INFO used_memory_rss at the end of the run (keel: router + shards), MiB; both from the better round."
   echo "- equal promises: keel \`--durability kernel\` (ack after fdatasync) vs Redis \`appendonly yes, appendfsync always\`;"
   echo "  keel \`--durability relaxed\` (ack after the batch's O_DIRECT write completed, fdatasync every 100 ms) vs Redis without persistence."
   echo
-  for pair in "kernel always" "relaxed none"; do
+  for pair in "${PAIRS[@]}"; do
     set -- $pair; tier=$1; rp=$2
-    for P in 1 16; do
+    for P in $PS; do
       echo "## keel $tier vs Redis appendfsync=$rp, -P $P"
+      echo
+      # The memory figures of the better round by the first test's rps.
+      first=$(echo "$TESTS" | cut -d, -f1 | tr a-z A-Z); first=${first:-SPREAD-SET}
+      kr=1; [ "$(best "keel,$tier,$P,$first")" = "${R["keel,$tier,$P,$first,1"]:-}" ] || kr=2
+      rr=1; [ "$(best "redis,$rp,$P,$first")" = "${R["redis,$rp,$P,$first,1"]:-}" ] || rr=2
+      km=${R["keel,$tier,$P,mem,$kr"]:--,0}; rm_=${R["redis,$rp,$P,mem,$rr"]:--,0}
+      echo "keel cache hit rate ${km%%,*}, keel RSS ${km##*,} MiB, Redis RSS ${rm_##*,} MiB"
       echo
       echo "| test | keel rps | redis rps | keel/redis | keel p50 ms | redis p50 ms |"
       echo "|---|---:|---:|---:|---:|---:|"
-      for t in $(echo "$TESTS" | tr , ' '); do
-        T=$(echo "$t" | tr a-z A-Z)
+      tests=$(echo "$TESTS" | tr , ' ' | tr a-z A-Z); [ "${SPREAD:-0}" = 1 ] && tests="$tests SPREAD-SET SPREAD-GET"
+      for T in $tests; do
         k=$(best "keel,$tier,$P,$T"); r=$(best "redis,$rp,$P,$T")
         ratio=$(python3 -c "k=float('${k%%,*}'); r=float('${r%%,*}'); print(f'{k/r:.2f}' if r else 'n/a')")
         echo "| $T | ${k%%,*} | ${r%%,*} | $ratio | ${k##*,} | ${r##*,} |"

@@ -91,6 +91,8 @@ pub struct FileConfig {
     pub segment_bytes: Option<u64>,
     /// Values up to this many bytes stay in RAM in the keydir.
     pub inline_value_max: Option<usize>,
+    /// Value cache budget per shard, bytes.
+    pub cache_bytes: Option<u64>,
     /// Router executors (threads); default: online CPUs.
     pub router_threads: Option<usize>,
     /// Largest accepted bulk string, bytes (Redis `proto-max-bulk-len`).
@@ -125,6 +127,8 @@ pub struct Overrides {
     pub router_threads: Option<usize>,
     /// `--shard-handoff`.
     pub shard_handoff: Option<bool>,
+    /// `--cache-bytes`.
+    pub cache_bytes: Option<u64>,
 }
 
 /// The effective, validated configuration. It serializes to the TOML of a config file
@@ -143,6 +147,12 @@ pub struct Config {
     pub segment_bytes: u64,
     /// Inline value limit, bytes (0 ..= 64 KiB; default 256).
     pub inline_value_max: usize,
+    /// Budget of each shard's value cache (an S3-FIFO cache of values above
+    /// `inline_value_max` read from the vLog), bytes: [`MIN_CACHE_BYTES`] ..=
+    /// [`MAX_CACHE_BYTES`], default [`DEFAULT_CACHE_BYTES`] (32 MiB). Each cached value
+    /// costs its bytes plus about 200 B of bookkeeping; a value costing more than an
+    /// eighth of the budget is never cached (always read from the vLog).
+    pub cache_bytes: u64,
     /// Router executors, 1..=256 (default: online CPUs).
     pub router_threads: usize,
     /// Largest bulk string accepted from clients, bytes (default 512 MiB).
@@ -177,6 +187,13 @@ pub struct Config {
 /// storage namespace of its own on every shard, and of the 256 namespaces three hold
 /// vector data and one the shard's database map (`shard/FORMAT.md`).
 pub const MAX_DATABASES: usize = 253;
+/// Default of [`Config::cache_bytes`]: 32 MiB per shard.
+pub const DEFAULT_CACHE_BYTES: u64 = 32 << 20;
+/// Smallest [`Config::cache_bytes`]: 1 MiB, so that an entry of the largest
+/// `inline_value_max` (64 KiB) plus one byte fits in an eighth of it.
+pub const MIN_CACHE_BYTES: u64 = 1 << 20;
+/// Largest [`Config::cache_bytes`]: 1 TiB per shard (more is a typo, not a machine).
+pub const MAX_CACHE_BYTES: u64 = 1 << 40;
 
 /// Default of [`Config::client_query_buffer_limit`]: 1 GiB, as Redis.
 pub const DEFAULT_CLIENT_QUERY_BUFFER_LIMIT: usize = 1 << 30;
@@ -241,6 +258,12 @@ impl Config {
                 "invalid inline_value_max {inline_value_max}: expected at most 65536"
             )));
         }
+        let cache_bytes = flags.cache_bytes.or(file.cache_bytes).unwrap_or(DEFAULT_CACHE_BYTES);
+        if !(MIN_CACHE_BYTES..=MAX_CACHE_BYTES).contains(&cache_bytes) {
+            return Err(ConfigError::Invalid(format!(
+                "invalid cache_bytes {cache_bytes}: expected 1 MiB ..= 1 TiB (1048576 ..= 1099511627776 bytes per shard)"
+            )));
+        }
         let max_bulk_len = file.max_bulk_len.unwrap_or(512 << 20);
         if !(1024..=(512 << 20)).contains(&max_bulk_len) {
             return Err(ConfigError::Invalid(format!(
@@ -291,6 +314,7 @@ impl Config {
             durability,
             segment_bytes,
             inline_value_max,
+            cache_bytes,
             router_threads,
             max_bulk_len,
         })
@@ -432,6 +456,21 @@ mod tests {
             let e = resolve(&format!("shard_timeout = {bad}"), Overrides::default()).unwrap_err();
             assert!(e.starts_with("line 1 (shard_timeout = "), "{e}");
         }
+    }
+
+    #[test]
+    fn cache_bytes_default_flag_and_range() {
+        assert_eq!(resolve("", Overrides::default()).unwrap().cache_bytes, 32 << 20);
+        assert_eq!(resolve("cache_bytes = 1048576", Overrides::default()).unwrap().cache_bytes, 1 << 20);
+        let flags = Overrides { cache_bytes: Some(64 << 20), ..Default::default() };
+        assert_eq!(resolve("cache_bytes = 1048576", flags).unwrap().cache_bytes, 64 << 20);
+        assert_eq!(resolve("cache_bytes = 1099511627776", Overrides::default()).unwrap().cache_bytes, 1 << 40);
+        for bad in ["0", "1", "1048575", "1099511627777"] {
+            let e = resolve(&format!("cache_bytes = {bad}"), Overrides::default()).unwrap_err();
+            assert_eq!(e, format!("invalid cache_bytes {bad}: expected 1 MiB ..= 1 TiB (1048576 ..= 1099511627776 bytes per shard)"));
+        }
+        assert!(resolve("cache_bytes = -1", Overrides::default()).is_err());
+        assert!(resolve("cache_bytes = \"32MiB\"", Overrides::default()).is_err());
     }
 
     #[test]

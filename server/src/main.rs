@@ -47,7 +47,7 @@ enum Command {
 #[derive(Args, Debug, Clone, Default)]
 pub struct ServeArgs {
     /// TOML config file (keys: data_dir, resp_addr, shards, durability, segment_bytes,
-    /// inline_value_max, router_threads, max_bulk_len, shard_handoff,
+    /// inline_value_max, cache_bytes, router_threads, max_bulk_len, shard_handoff,
     /// client_query_buffer_limit, max_frame_len, enable_debug_command).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -69,6 +69,9 @@ pub struct ServeArgs {
     /// Hand single-shard connections to their shard process: true | false [default: true].
     #[arg(long, value_name = "BOOL", hide = true)]
     shard_handoff: Option<bool>,
+    /// Value cache budget per shard, bytes, 1 MiB ..= 1 TiB [default: 33554432 (32 MiB)].
+    #[arg(long, value_name = "BYTES")]
+    cache_bytes: Option<u64>,
 }
 
 fn init_logging() {

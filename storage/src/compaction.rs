@@ -173,9 +173,12 @@ fn copy_if_needed(inner: &Rc<Inner>, id: u32, rec_off: u64, seq: u64, op: RecOp<
             let (seg, new_off, round) = inner.append(record::encoded_len(&ops), |buf| {
                 record::encode(buf, seq, &ops, |_, value_off, foot| placed = (value_off, foot))
             });
+            let old_key = crate::store::value_key(&entry);
             entry.seg = seg;
             entry.off = (new_off + placed.0 as u64) as u32;
             entry.foot = placed.1;
+            // The cached bytes follow the value to its copy (same bytes).
+            inner.cache.borrow_mut().rekey(&old_key, crate::store::value_key(&entry));
             inner.put_logged(round, op.ns, op.key, entry);
             true
         }

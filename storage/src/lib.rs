@@ -5,8 +5,10 @@
 //!
 //! Trade-offs:
 //! - Every live key sits in RAM (the keydir: the key's bytes plus 18 B in a packed
-//!   record, and 4–8 B of hash table; no values). A value is read from the vLog (one
-//!   O_DIRECT read) unless it is still in the append buffer.
+//!   record, and 4–8 B of hash table; no values). A value is served from the value
+//!   cache ([`cache::S3Fifo`], bounded by `cache_bytes`, filled by writes and by reads
+//!   that miss) or else read from the vLog with one O_DIRECT read (or from the append
+//!   buffer while it is not written yet).
 //! - Writes never wait inside [`Store::apply`]: the keydir changes at once and the record
 //!   goes to an in-RAM append buffer; one committer task writes each round of records
 //!   with one aligned write and one fdatasync (group commit), so the cost of a sync is
@@ -34,6 +36,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod cache;
 mod compaction;
 mod file;
 mod keydir;
@@ -96,11 +99,25 @@ pub struct StoreOptions {
     /// A sealed segment whose dead bytes / data bytes reaches this is compacted
     /// (default 0.5; 0.0 compacts any segment with dead bytes, above 1.0 never).
     pub compaction_dead_ratio: f64,
+    /// Budget of the store's value cache ([`cache::S3Fifo`]), bytes (default 32 MiB):
+    /// values above `inline_value_max` written or read from the vLog are kept there, each costing
+    /// [`cache::S3Fifo::entry_cost`]; a value whose cost passes an eighth of it is
+    /// never cached. The config (`keel_config`) accepts 1 MiB ..= 1 TiB; the store takes
+    /// any value (0: nothing is cached).
+    #[serde(default = "default_cache_bytes")]
+    pub cache_bytes: u64,
+}
+
+/// Default of [`StoreOptions::cache_bytes`]: 32 MiB.
+pub const DEFAULT_CACHE_BYTES: u64 = 32 << 20;
+
+fn default_cache_bytes() -> u64 {
+    DEFAULT_CACHE_BYTES
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { segment_bytes: 64 << 20, durability: Durability::Kernel, inline_value_max: 256, compaction_dead_ratio: 0.5 }
+        StoreOptions { segment_bytes: 64 << 20, durability: Durability::Kernel, inline_value_max: 256, compaction_dead_ratio: 0.5, cache_bytes: DEFAULT_CACHE_BYTES }
     }
 }
 
@@ -141,6 +158,20 @@ pub enum StorageError {
     TooLarge(usize),
 }
 
+/// What the store's cache ([`cache::S3Fifo`]) holds entries of. A later user (a disk
+/// index's sectors, small values by key) adds its kind here and shares the budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CacheKey {
+    /// The bytes of a value, by where they are in the vLog: segment id and file offset
+    /// of the value's first byte. Segment ids are never used twice and written bytes
+    /// never change, so a place names one value — except after a failed round is cut
+    /// back, when the place can later hold other bytes: the revert drops every entry
+    /// past each segment's acknowledged end (`Store`'s revert), and a compaction move
+    /// drops whatever was cached at its new place. (The keydir keeps no sequence
+    /// numbers, so they cannot be part of the key.)
+    Value { seg: u32, off: u32 },
+}
+
 /// What recovery found.
 #[derive(Debug, Clone, Default)]
 pub struct RecoveryReport {
@@ -176,6 +207,9 @@ pub struct StoreStats {
     /// Highest sequence number used (one per `apply`/`clear_all`); never decreases,
     /// also across restarts.
     pub last_seq: u64,
+    /// The value cache's budget, use and counters (hits and misses count reads of
+    /// values above `inline_value_max` only).
+    pub cache: cache::CacheStats,
 }
 
 /// Resolves when the batch is acknowledged at the store's durability tier; fails with
@@ -190,7 +224,7 @@ pub type Commit = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), 
 pub enum Lookup {
     /// No live value.
     Missing,
-    /// The value, from RAM.
+    /// The value, from RAM (the keydir, the unwritten append buffer or the cache).
     InMemory(Vec<u8>),
     /// Live but only on disk: call [`Store::get`].
     OnDisk,

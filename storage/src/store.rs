@@ -15,7 +15,8 @@ use crate::util::io_err;
 use crate::vlog::record::{self, segment_file_name, segment_header, Op, HEADER_LEN, MAX_BODY, SEGMENT_HEADER_LEN};
 use crate::vlog::writer::{self, LogState, Tail};
 use crate::vlog::SegInfo;
-use crate::{compaction, probe_direct_io, recovery, Commit, CLEAR_NS_BATCH_BYTES, Durability, Lookup, Mutation, Ns, RecoveryReport, StorageError, StoreOptions, StoreStats};
+use crate::cache::S3Fifo;
+use crate::{compaction, probe_direct_io, recovery, CacheKey, Commit, CLEAR_NS_BATCH_BYTES, Durability, Lookup, Mutation, Ns, RecoveryReport, StorageError, StoreOptions, StoreStats};
 
 /// Smallest and largest accepted `segment_bytes` (offsets in the keydir are `u32`).
 const MIN_SEGMENT_BYTES: u64 = 2 * SEGMENT_HEADER_LEN;
@@ -47,6 +48,18 @@ pub(crate) struct Inner {
     /// After a failure: the segment files were cut back to the acknowledged state
     /// ([`writer::roll_back_files`] finished).
     pub rolled_back: Cell<bool>,
+    /// Values above `inline_value_max` written or read from the vLog, by
+    /// [`CacheKey::Value`]. Kept free of stale entries: an overwrite, delete or
+    /// clear-all drops what it replaces, compaction moves an entry to its copy's place,
+    /// and a revert drops every entry past a segment's acknowledged end.
+    pub cache: RefCell<S3Fifo<CacheKey>>,
+    /// Bumped by every revert: a read that started before one does not fill the cache.
+    pub cache_epoch: Cell<u64>,
+}
+
+/// The cache key of a value in the vLog.
+pub(crate) fn value_key(e: &Entry) -> CacheKey {
+    CacheKey::Value { seg: e.seg, off: e.off }
 }
 
 impl Drop for Inner {
@@ -102,6 +115,7 @@ impl Inner {
         let mut flags = 0;
         let (_, pos) = self.keydir.borrow_mut().insert_with(ns, h, key, entry, |slot, entry| {
             flags = undo.prev(slot);
+            self.cache.borrow_mut().remove(&value_key(slot));
             if let Some(s) = segs.get_mut(&slot.seg) {
                 s.live -= slot.foot as u64;
             }
@@ -115,6 +129,7 @@ impl Inner {
     fn remove_logged(&self, round: u64, ns: Ns, key: Vec<u8>) {
         let Some(old) = self.keydir.borrow_mut().remove(ns, &key) else { return };
         self.unlive(old.seg, old.foot);
+        self.cache.borrow_mut().remove(&value_key(&old));
         self.undo.borrow_mut().removed(round, ns, key, &old);
     }
 
@@ -130,6 +145,7 @@ impl Inner {
     /// is again that of the last acknowledged round (with the segments' live and
     /// tombstone counts). Counts a revert if anything was undone.
     pub(crate) fn revert_unacknowledged(&self) {
+        self.drop_unacknowledged_from_cache();
         let steps = self.undo.borrow_mut().take_newest_first();
         if steps.is_empty() {
             return;
@@ -185,6 +201,17 @@ impl Inner {
             debug_assert!(false, "{lost} undo steps did not find their entry");
             tracing::error!("{lost} keydir changes could not be undone: their entries were not found");
         }
+    }
+
+    /// Drops every cached value that lies past its segment's acknowledged end (or in a
+    /// segment with nothing acknowledged): the files are about to be cut back there, and
+    /// the same place may later hold other bytes. Stops fills by reads in flight.
+    fn drop_unacknowledged_from_cache(&self) {
+        self.cache_epoch.set(self.cache_epoch.get() + 1);
+        let segs = self.segs.borrow();
+        self.cache.borrow_mut().retain(|k| match *k {
+            CacheKey::Value { seg, off, .. } => segs.get(&seg).is_some_and(|s| (off as u64) < s.acked_end),
+        });
     }
 
     /// The value of `e` if it is in RAM (inline, or not yet written).
@@ -304,6 +331,7 @@ impl Store {
         };
         let mut report = recovered.report;
         report.segments = segs.len();
+        let opts_cache_bytes = opts.cache_bytes;
         let inner = Rc::new(Inner {
             vlog_dir,
             opts,
@@ -319,6 +347,8 @@ impl Store {
             compaction_lock: Semaphore::new(1),
             closed: Cell::new(false),
             rolled_back: Cell::new(false),
+            cache: RefCell::new(S3Fifo::new(usize::try_from(opts_cache_bytes).unwrap_or(usize::MAX))),
+            cache_epoch: Cell::new(0),
         });
         glommio::spawn_local(writer::committer(Rc::downgrade(&inner))).detach();
         glommio::spawn_local(compaction::background(Rc::downgrade(&inner))).detach();
@@ -350,30 +380,45 @@ impl Store {
     }
 
     /// The value if it is held in RAM (inline because it is at most `inline_value_max`
-    /// bytes, or still in the unwritten append buffer): see [`Lookup`]. Never does I/O.
+    /// bytes, still in the unwritten append buffer, or in the cache, which counts a
+    /// hit): see [`Lookup`]. Never does I/O; `OnDisk` counts no miss (the
+    /// [`Store::get`] that follows does).
     pub fn lookup(&self, ns: Ns, key: &[u8]) -> Lookup {
-        let keydir = self.handle.inner.keydir.borrow();
+        let inner = &self.handle.inner;
+        let keydir = inner.keydir.borrow();
         match keydir.get(ns, key) {
             None => Lookup::Missing,
-            Some(e) => match self.handle.inner.ram_value(&e) {
+            Some(e) => match inner.ram_value(&e) {
                 Some(v) => Lookup::InMemory(v),
-                None => Lookup::OnDisk,
+                None => match inner.cache.borrow_mut().get_if_cached(&value_key(&e)) {
+                    Some(v) => Lookup::InMemory(v.to_vec()),
+                    None => Lookup::OnDisk,
+                },
             },
         }
     }
 
-    /// Reads the live value: from RAM when possible, else with one O_DIRECT read of the
-    /// blocks holding it. Errors: `Io` if the read fails or comes back short.
+    /// Reads the live value: from RAM when possible (inline, not yet written, or in the
+    /// cache: a hit), else (a miss) with one O_DIRECT read of the blocks holding it,
+    /// which fills the cache if the value is still live when the read completes and its
+    /// cost is within [`crate::cache::S3Fifo::max_entry_bytes`]. Errors: `Io` if the
+    /// read fails or comes back short.
     pub async fn get(&self, ns: Ns, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        let (file, seg, off, len) = {
-            let keydir = self.handle.inner.keydir.borrow();
+        let inner = &self.handle.inner;
+        let (file, seg, off, len, ck) = {
+            let keydir = inner.keydir.borrow();
             let Some(e) = keydir.get(ns, key) else { return Ok(None) };
-            if let Some(v) = self.handle.inner.ram_value(&e) {
+            if let Some(v) = inner.ram_value(&e) {
                 return Ok(Some(v));
             }
-            let file = self.handle.inner.segs.borrow().get(&e.seg).and_then(|s| s.file.clone());
-            (file, e.seg, e.off as u64, e.len as usize)
+            let ck = value_key(&e);
+            if let Some(v) = inner.cache.borrow_mut().get(&ck) {
+                return Ok(Some(v.to_vec()));
+            }
+            let file = inner.segs.borrow().get(&e.seg).and_then(|s| s.file.clone());
+            (file, e.seg, e.off as u64, e.len as usize, ck)
         };
+        let epoch = inner.cache_epoch.get();
         let op = || format!("read value from vlog segment {} at offset {off}", segment_file_name(seg));
         let Some(file) = file else {
             return Err(StorageError::Io { op: op(), source: std::io::Error::other("segment file is missing") });
@@ -383,11 +428,23 @@ impl Store {
             let source = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("read {} of {len} bytes", r.len()));
             return Err(StorageError::Io { op: op(), source });
         }
-        Ok(Some(r.to_vec()))
+        let value = r.to_vec();
+        // Fill only with bytes still live at this place: not after a revert, an
+        // overwrite or a move that happened while the read was in flight.
+        let live = inner.cache_epoch.get() == epoch && inner.keydir.borrow().get(ns, key).is_some_and(|e| value_key(&e) == ck);
+        if live {
+            let mut cache = inner.cache.borrow_mut();
+            if cache.admits(len) {
+                cache.insert(ck, value.as_slice().into());
+            }
+        }
+        Ok(Some(value))
     }
 
     /// Appends the batch as one all-or-nothing record and updates the keydir *now*
-    /// (later lookups see it at once); the returned future resolves when the batch is
+    /// (later lookups see it at once), and the cache: a value above `inline_value_max`
+    /// replaces the old value's entry there (write-allocate, when its cost is within
+    /// [`crate::cache::S3Fifo::max_entry_bytes`]); the returned future resolves when the batch is
     /// acknowledged at the store's tier (see `Durability`). When a key appears more than
     /// once, the last mutation wins. An empty batch resolves at once.
     ///
@@ -426,14 +483,14 @@ impl Store {
         for (m, (value_off, foot)) in muts.into_iter().zip(placed) {
             match m {
                 Mutation::Put { ns, key, value } => {
-                    let entry = Entry {
-                        seq,
-                        seg,
-                        off: (rec_off + value_off as u64) as u32,
-                        len: value.len() as u32,
-                        foot,
-                    };
+                    let entry = Entry { seq, seg, off: (rec_off + value_off as u64) as u32, len: value.len() as u32, foot };
                     inner.put_logged(round, ns, &key, entry);
+                    // Write-allocate: the value's bytes go to the cache under their new
+                    // place (no copy: the mutation's buffer moves there).
+                    let mut cache = inner.cache.borrow_mut();
+                    if cache.admits(value.len()) {
+                        cache.insert(value_key(&entry), value.into_boxed_slice());
+                    }
                 }
                 Mutation::Delete { ns, key } => {
                     inner.remove_logged(round, ns, key);
@@ -454,6 +511,7 @@ impl Store {
             record::encode_clear_all(buf, seq);
         });
         let keydir = std::mem::take(&mut *inner.keydir.borrow_mut());
+        inner.cache.borrow_mut().clear();
         let live = inner.segs.borrow_mut().iter_mut().map(|(id, s)| (*id, std::mem::take(&mut s.live))).collect();
         inner.undo.borrow_mut().cleared(round, keydir, live);
         inner.add_tomb_logged(round, seg, HEADER_LEN as u64);
@@ -514,6 +572,7 @@ impl Store {
                 if let Some(s) = segs.get_mut(&e.seg) {
                     s.live -= e.foot as u64;
                 }
+                inner.cache.borrow_mut().remove(&value_key(&e));
                 n += 1;
                 if log_it {
                     forgotten.push((k, e));
@@ -658,6 +717,7 @@ impl Store {
             dead_bytes: disk_bytes.saturating_sub(live_bytes + segs.len() as u64 * SEGMENT_HEADER_LEN),
             compactions: self.handle.inner.compactions.get(),
             last_seq: self.handle.inner.next_seq.get() - 1,
+            cache: self.handle.inner.cache.borrow().stats(),
         }
     }
 

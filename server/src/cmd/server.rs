@@ -97,6 +97,7 @@ fn config_params(rt: &Router) -> Vec<(&'static str, String)> {
         ("port", rt.shared.port.to_string()),
         ("proto-max-bulk-len", cfg.max_bulk_len.to_string()),
         ("save", String::new()),
+        ("keel-cache-bytes", cfg.cache_bytes.to_string()),
         ("keel-durability", cfg.durability.as_str().into()),
         ("keel-shards", cfg.shards.to_string()),
     ]
@@ -237,10 +238,13 @@ fn render_info(rt: &Router, want: &[String], shards: &[Value]) -> String {
                 let total = router_rss + shard_rss;
                 let _ = write!(
                     s,
-                    "# Memory\r\nused_memory:{total}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{total}\r\nused_memory_router_rss:{router_rss}\r\nused_memory_shards_rss:{shard_rss}\r\nused_memory_vector_indexes:{}\r\nused_memory_keydir:{}\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n\r\n",
+                    "# Memory\r\nused_memory:{total}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{total}\r\nused_memory_router_rss:{router_rss}\r\nused_memory_shards_rss:{shard_rss}\r\nused_memory_vector_indexes:{}\r\nused_memory_keydir:{}\r\ncache_bytes:{}\r\ncache_used_bytes:{}\r\ncache_entries:{}\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n\r\n",
                     total as f64 / (1 << 20) as f64,
                     sum("index_memory_bytes"),
                     sum("keydir_bytes"),
+                    sum("cache_bytes"),
+                    sum("cache_used_bytes"),
+                    sum("cache_entries"),
                 );
             }
             "persistence" => {
@@ -259,10 +263,13 @@ fn render_info(rt: &Router, want: &[String], shards: &[Value]) -> String {
             "stats" => {
                 let _ = write!(
                     s,
-                    "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nshard_handoffs:{}\r\n\r\n",
+                    "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nshard_handoffs:{}\r\ncache_hits:{}\r\ncache_misses:{}\r\ncache_evictions:{}\r\n\r\n",
                     sh.total_connections.load(Ordering::Relaxed),
                     sh.total_commands.load(Ordering::Relaxed),
-                    sh.shard_handoffs.load(Ordering::Relaxed)
+                    sh.shard_handoffs.load(Ordering::Relaxed),
+                    sum("cache_hits"),
+                    sum("cache_misses"),
+                    sum("cache_evictions")
                 );
             }
             "keyspace" => {

@@ -61,6 +61,7 @@ pub fn main(args: ServeArgs) -> ExitCode {
         durability: args.durability.clone(),
         router_threads: args.router_threads,
         shard_handoff: args.shard_handoff,
+        cache_bytes: args.cache_bytes,
     };
     let mut cfg = match Config::resolve(file, flags, placement::online_cpus()) {
         Ok(c) => c,

@@ -194,6 +194,7 @@ fn shard_config(cfg: &Config, i: u32, socket: &std::path::Path, core: Option<usi
             durability: cfg.durability,
             segment_bytes: cfg.segment_bytes,
             inline_value_max: cfg.inline_value_max,
+            cache_bytes: cfg.cache_bytes,
             ..Default::default()
         },
     }

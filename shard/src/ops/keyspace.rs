@@ -189,7 +189,7 @@ pub fn info(shard: &Shard) -> Reply {
     let reg = shard.vectors.borrow();
     let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     let per_db: Vec<(u8, usize)> = (0..shard.dbs.count() as u8).map(|db| (db, shard.store.len(shard.dbs.ns(db)))).collect();
-    let fields: [(&str, u64); 15] = [
+    let fields: [(&str, u64); 21] = [
         ("keys", per_db.iter().map(|&(_, n)| n as u64).sum()),
         ("expires", 0),
         ("indexes", reg.by_name.len() as u64),
@@ -205,6 +205,12 @@ pub fn info(shard: &Shard) -> Reply {
         ("last_seq", st.last_seq),
         ("recovered_keys", shard.recovered_keys as u64),
         ("uptime_ms", shard.started.elapsed().as_millis() as u64),
+        ("cache_bytes", st.cache.capacity),
+        ("cache_used_bytes", st.cache.used),
+        ("cache_entries", st.cache.entries),
+        ("cache_hits", st.cache.hits),
+        ("cache_misses", st.cache.misses),
+        ("cache_evictions", st.cache.evictions),
     ];
     let mut map: Vec<(Value, Value)> = fields.iter().map(|&(k, v)| (Value::bulk(k), Value::Integer(clamp(v)))).collect();
     // Per non-empty database: `dbN.keys` and `dbN.expires` (no expiry yet: 0), for the

@@ -216,12 +216,13 @@ fn info_and_unknown() {
             names,
             [
                 "keys", "expires", "indexes", "vectors", "vlog_segments", "vlog_disk_bytes", "vlog_live_bytes",
-                "vlog_dead_bytes", "compactions", "rss_bytes", "index_memory_bytes", "last_seq", "recovered_keys",
-                "uptime_ms", "db0.keys", "db0.expires"
+                "vlog_dead_bytes", "compactions", "rss_bytes", "index_memory_bytes", "keydir_bytes", "last_seq", "recovered_keys",
+                "uptime_ms", "cache_bytes", "cache_used_bytes", "cache_entries", "cache_hits", "cache_misses",
+                "cache_evictions", "db0.keys", "db0.expires"
             ]
         );
         assert_eq!(fields[0].1, int(2));
-        assert_eq!((fields[14].1.clone(), fields[15].1.clone()), (int(2), int(0)), "db0.keys, db0.expires");
+        assert_eq!((fields[21].1.clone(), fields[22].1.clone()), (int(2), int(0)), "db0.keys, db0.expires");
         assert!(matches!(fields[9].1, Value::Integer(n) if n > 0), "rss_bytes");
         check(&s, argv!["NOSUCH", "x"], err("ERR unknown command 'NOSUCH'")).await;
         check(&s, argv!["BAD\r\nNAME"], err("ERR unknown command 'BAD  NAME'")).await;
@@ -250,7 +251,7 @@ fn restart_keeps_data() {
         check(&s, argv!["GET", "big"], bulk(vec![b'z'; 3000])).await;
         check(&s, argv!["INCR", "n"], int(8)).await;
         let Value::Map(fields) = s.exec(argv!["KEEL.INFO"]).await else { panic!() };
-        assert_eq!(fields[12], (bulk("recovered_keys"), int(3)));
+        assert_eq!(fields[13], (bulk("recovered_keys"), int(3)));
     });
 }
 

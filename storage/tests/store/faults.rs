@@ -198,7 +198,7 @@ fn a_full_disk_fails_writes_until_space_is_freed_relaxed() {
 fn check_full_disk(durability: Durability) {
     let tmp = tempfile::tempdir().unwrap();
     run(async {
-        let opts = StoreOptions { segment_bytes: 64 << 10, inline_value_max: 16, compaction_dead_ratio: 2.0, durability };
+        let opts = StoreOptions { segment_bytes: 64 << 10, inline_value_max: 16, compaction_dead_ratio: 2.0, durability, ..StoreOptions::default() };
         let (faults, store) = open_fresh_faulty(tmp.path(), &opts).await;
         let mut want = BTreeMap::new();
         for i in 0..5u8 {

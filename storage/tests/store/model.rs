@@ -47,6 +47,8 @@ proptest! {
                 inline_value_max: 64,
                 compaction_dead_ratio: 0.3,
                 durability: if relaxed { Durability::Relaxed } else { Durability::Kernel },
+                // Small, so that reads go through hits, misses and evictions.
+                cache_bytes: 64 << 10,
             };
             let (mut store, _) = open(tmp.path(), &opts).await;
             let mut model: BTreeMap<String, Vec<u8>> = BTreeMap::new();

@@ -90,7 +90,7 @@ fn kernel_acknowledged_writes_survive_power_loss() {
 }
 
 async fn power_loss_workload(dir: &Path, seed: u64) {
-    let opts = StoreOptions { segment_bytes: 8192, inline_value_max: 16, compaction_dead_ratio: 0.3, durability: Durability::Kernel };
+    let opts = StoreOptions { segment_bytes: 8192, inline_value_max: 16, compaction_dead_ratio: 0.3, durability: Durability::Kernel, ..StoreOptions::default() };
     let faults = FaultFs::new();
     let mut rng = Rng::new(seed);
     let mut state = State::new();
