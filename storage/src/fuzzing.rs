@@ -96,8 +96,8 @@ pub fn find_valid_record(data: &[u8]) -> Option<usize> {
     record::find_valid_record(data)
 }
 
-/// Recovery's check of a segment header block against segment `id`.
-pub fn check_segment_header(b: &[u8], id: u32) -> Result<(), String> {
+/// Recovery's check of a segment header block against segment `id`; its version.
+pub fn check_segment_header(b: &[u8], id: u32) -> Result<u32, String> {
     record::check_segment_header(b, id)
 }
 

@@ -28,6 +28,8 @@ pub(crate) struct Recovered {
     pub tail: Option<Tail>,
     pub next_seq: u64,
     pub report: RecoveryReport,
+    /// The newest segment's id if it is of format version 1, else 0.
+    pub v1_active: u32,
 }
 
 /// Replay state.
@@ -39,10 +41,13 @@ struct Replay {
     clear_seq: u64,
     max_seq: u64,
     inline_max: usize,
+    /// Per namespace: key → (seq, expire_at) of the newest put with an expiry time seen;
+    /// it holds the key's expiry time if that put is the winner at the end.
+    ttls: Vec<HashMap<Box<[u8]>, (u64, u64)>>,
 }
 
 impl Replay {
-    fn put(&mut self, ns: Ns, key: &[u8], value: &[u8], entry: Entry) {
+    fn put(&mut self, ns: Ns, key: &[u8], value: &[u8], entry: Entry, at: u64) {
         let seq = entry.seq;
         if seq < self.clear_seq {
             return;
@@ -61,6 +66,9 @@ impl Replay {
         }
         let inline = (value.len() <= self.inline_max).then(|| SmallBytes::new(value));
         self.keydir.insert(ns, key, Entry { inline, ..entry });
+        if at != 0 {
+            self.ttls[ns as usize].insert(key.into(), (seq, at));
+        }
     }
 
     fn delete(&mut self, ns: Ns, key: &[u8], seq: u64) {
@@ -104,7 +112,7 @@ impl Replay {
                     foot: op.foot,
                     inline: None,
                 };
-                self.put(op.ns, op.key, op.value, entry);
+                self.put(op.ns, op.key, op.value, entry, op.at);
             }
             OpKind::Delete => {
                 tomb += op.foot as u64;
@@ -143,7 +151,9 @@ pub(crate) async fn recover(vlog_dir: &Path, opts: &StoreOptions, fs: &Fs) -> Re
         clear_seq: 0,
         max_seq: 0,
         inline_max: opts.inline_value_max,
+        ttls: (0..=Ns::MAX as usize).map(|_| HashMap::new()).collect(),
     };
+    let mut v1_active = 0;
     let mut segs = BTreeMap::new();
     let mut report = RecoveryReport::default();
     let mut tail = None;
@@ -168,6 +178,10 @@ pub(crate) async fn recover(vlog_dir: &Path, opts: &StoreOptions, fs: &Fs) -> Re
         } else {
             check_segment_header(reader.slice(0, got), id)
         };
+        if newest && header_check == Ok(1) {
+            v1_active = id;
+        }
+        let header_check = header_check.map(|_| ());
         if let Err(reason) = header_check {
             let later = reader.find_valid_record_after(SEGMENT_HEADER_LEN - 1).await.map_err(io_err(read_op()))?;
             if !newest || later.is_some() {
@@ -233,6 +247,15 @@ pub(crate) async fn recover(vlog_dir: &Path, opts: &StoreOptions, fs: &Fs) -> Re
     }
     let mut keydir = replay.keydir;
     keydir.build_order();
+    // Expiry times: those of the winning puts (the keys found expired are removed by
+    // `Store::open`, with tombstones).
+    for (ns, ttls) in replay.ttls.into_iter().enumerate() {
+        for (key, (seq, at)) in ttls {
+            if keydir.get(ns as Ns, &key).is_some_and(|e| e.seq == seq) {
+                keydir.set_expire_at(ns as Ns, &key, at);
+            }
+        }
+    }
     keydir.for_each_all(&mut |_, _, e| {
         if let Some(s) = segs.get_mut(&e.seg) {
             s.live += e.foot as u64;
@@ -240,7 +263,7 @@ pub(crate) async fn recover(vlog_dir: &Path, opts: &StoreOptions, fs: &Fs) -> Re
     });
     report.segments = segs.len();
     report.live_keys = (0..=Ns::MAX).map(|ns| keydir.len(ns)).sum();
-    Ok(Recovered { keydir, segs, tail, next_seq: replay.max_seq + 1, report })
+    Ok(Recovered { keydir, segs, tail, next_seq: replay.max_seq + 1, report, v1_active })
 }
 
 /// Truncates a segment to nothing and writes its header block again, durably.
