@@ -258,17 +258,21 @@ fn render_info(rt: &Router, want: &[String], shards: &[Value]) -> String {
             "stats" => {
                 let _ = write!(
                     s,
-                    "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nshard_handoffs:{}\r\n\r\n",
+                    "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nexpired_keys:{}\r\nshard_handoffs:{}\r\n\r\n",
                     sh.total_connections.load(Ordering::Relaxed),
                     sh.total_commands.load(Ordering::Relaxed),
+                    sum("expired_keys"),
                     sh.shard_handoffs.load(Ordering::Relaxed)
                 );
             }
             "keyspace" => {
                 s.push_str("# Keyspace\r\n");
-                let keys = sum("keys");
+                let (keys, expires) = (sum("keys"), sum("expires"));
                 if keys > 0 {
-                    let _ = write!(s, "db0:keys={keys},expires=0,avg_ttl=0\r\n");
+                    // The mean of the shards' mean TTLs, weighted by their keys with one.
+                    let weighted: i128 = fields.iter().map(|f| f.get("avg_ttl").copied().unwrap_or(0) as i128 * f.get("expires").copied().unwrap_or(0) as i128).sum();
+                    let avg_ttl = if expires > 0 { weighted / expires as i128 } else { 0 };
+                    let _ = write!(s, "db0:keys={keys},expires={expires},avg_ttl={avg_ttl}\r\n");
                 }
                 let _ = write!(s, "vector_indexes:{}\r\nvectors:{}\r\n\r\n", sum("indexes"), sum("vectors"));
             }

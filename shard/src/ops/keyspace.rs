@@ -98,9 +98,12 @@ pub fn info(shard: &Shard) -> Reply {
     let st = shard.store.stats();
     let reg = shard.vectors.borrow();
     let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-    let fields: [(&str, u64); 14] = [
+    let (_, avg_ttl) = shard.store.expires(NS_KV);
+    let fields: [(&str, u64); 16] = [
         ("keys", st.keys_per_ns[NS_KV as usize] as u64),
-        ("expires", 0),
+        ("expires", st.expires_per_ns[NS_KV as usize] as u64),
+        ("avg_ttl", avg_ttl),
+        ("expired_keys", st.expired_keys),
         ("indexes", reg.by_name.len() as u64),
         ("vectors", reg.n_vectors() as u64),
         ("vlog_segments", st.segments as u64),

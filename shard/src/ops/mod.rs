@@ -8,6 +8,7 @@
 //!
 //! [`Reply`]: crate::Reply
 
+pub mod expire;
 pub mod keyspace;
 pub mod kv;
 pub mod vector;
@@ -21,6 +22,18 @@ pub(crate) async fn run(shard: &Shard, spec: &'static Spec, argv: Vec<Vec<u8>>) 
         Cmd::Get => kv::get(shard, argv).await,
         Cmd::Set => kv::set(shard, argv).await,
         Cmd::Getdel => kv::getdel(shard, argv).await,
+        Cmd::Getex => kv::getex(shard, argv).await,
+        Cmd::Setex => kv::setex(shard, argv, expire::Unit::Ex),
+        Cmd::Psetex => kv::setex(shard, argv, expire::Unit::Px),
+        Cmd::Expire => expire::expire(shard, argv, expire::Unit::Ex).await,
+        Cmd::Pexpire => expire::expire(shard, argv, expire::Unit::Px).await,
+        Cmd::Expireat => expire::expire(shard, argv, expire::Unit::Exat).await,
+        Cmd::Pexpireat => expire::expire(shard, argv, expire::Unit::Pxat).await,
+        Cmd::Ttl => expire::ttl(shard, argv, expire::TtlKind::Ttl),
+        Cmd::Pttl => expire::ttl(shard, argv, expire::TtlKind::Pttl),
+        Cmd::Expiretime => expire::ttl(shard, argv, expire::TtlKind::Expiretime),
+        Cmd::Pexpiretime => expire::ttl(shard, argv, expire::TtlKind::Pexpiretime),
+        Cmd::Persist => expire::persist(shard, argv).await,
         Cmd::Del | Cmd::Unlink => kv::del(shard, argv),
         Cmd::Exists => kv::exists(shard, argv),
         Cmd::Mget => kv::mget(shard, argv).await,
