@@ -578,6 +578,7 @@ impl Store {
         let mut forgotten = Vec::new();
         let mut n = 0;
         let log_it = !inner.undo.borrow().is_empty();
+        let has_ttls = inner.keydir.borrow().expiring(ns) > 0;
         {
             let mut segs = inner.segs.borrow_mut();
             inner.keydir.borrow_mut().retain(ns, &mut |k, _| !pred(k), &mut |k, e| {
@@ -585,16 +586,21 @@ impl Store {
                     s.live -= e.foot as u64;
                 }
                 n += 1;
-                if log_it {
+                if log_it || has_ttls {
                     forgotten.push((k, e));
                 }
             });
         }
-        if log_it {
-            let round = inner.log.borrow().open_round;
-            let mut undo = inner.undo.borrow_mut();
-            for (key, e) in forgotten {
+        let round = inner.log.borrow().open_round;
+        for (key, e) in forgotten {
+            // A forgotten key loses its expiry time too.
+            let prev = inner.keydir.borrow_mut().set_expire_at(ns, &key, 0);
+            if log_it {
+                let mut undo = inner.undo.borrow_mut();
                 undo.removed(round, ns, key.to_vec(), &e);
+                if prev != 0 {
+                    undo.ttl(round, ns, &key, prev);
+                }
             }
         }
         n

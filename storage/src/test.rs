@@ -139,6 +139,7 @@ fn del(key: &str) -> Mutation {
 fn assert_reverted_to(store: &Store, before: &Snapshot) {
     let after = store.snapshot();
     assert_eq!(after.entries, before.entries, "the keydir is the acknowledged one");
+    assert_eq!(after.ttls, before.ttls, "the expiry times are the acknowledged ones");
     for (id, live, tomb) in &after.segs {
         match before.segs.iter().find(|(b, ..)| b == id) {
             Some(b) => assert_eq!(&(*id, *live, *tomb), b, "segment {id}'s live and tombstone bytes"),
@@ -212,7 +213,13 @@ impl Rng {
                     Mutation::Delete { ns, key }
                 } else {
                     let len = [self.below(23), self.below(41), self.below(151)][self.below(3) as usize] as usize;
-                    Mutation::Put { ns, key, value: vec![self.below(256) as u8; len] }
+                    let value = vec![self.below(256) as u8; len];
+                    match self.below(3) {
+                        // A TTL far ahead (nothing expires during the test): set, changed,
+                        // or removed again by a later put or delete.
+                        0 => Mutation::PutExpiring { ns, key, value, expire_at: 4_000_000_000_000 + self.below(5) },
+                        _ => Mutation::Put { ns, key, value },
+                    }
                 }
             })
             .collect()
@@ -303,6 +310,8 @@ async fn revert_scenario(dir: &Path, seed: u64) {
         let store = Store::open_with_faults(dir, opts, &faults).await.expect("reopen").0;
         let ns0 = |s: &Snapshot| s.entries.iter().filter(|(ns, ..)| *ns == 0).cloned().collect::<Vec<_>>();
         assert_eq!(ns0(&store.snapshot()), ns0(&before), "seed {seed}: after a restart");
+        let ttls0 = |s: &Snapshot| s.ttls.iter().filter(|(ns, ..)| *ns == 0).cloned().collect::<Vec<_>>();
+        assert_eq!(ttls0(&store.snapshot()), ttls0(&before), "seed {seed}: expiry times after a restart");
     }
 }
 
