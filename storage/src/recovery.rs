@@ -43,8 +43,11 @@ struct Replay {
     inline_max: usize,
     /// Per namespace: key → (seq, expire_at) of the newest put with an expiry time seen;
     /// it holds the key's expiry time if that put is the winner at the end.
-    ttls: Vec<HashMap<Box<[u8]>, (u64, u64)>>,
+    ttls: Vec<HashMap<Box<[u8]>, SeqTime>>,
 }
+
+/// (seq, expire_at) of a put with an expiry time.
+type SeqTime = (u64, u64);
 
 impl Replay {
     fn put(&mut self, ns: Ns, key: &[u8], value: &[u8], entry: Entry, at: u64) {

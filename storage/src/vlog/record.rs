@@ -559,6 +559,68 @@ mod tests {
     }
 
     #[test]
+    fn put_with_expiry_round_trip() {
+        let at = 0x0102_0304_0506_0708u64;
+        let mut out = vec![];
+        let mut placed = vec![];
+        encode(&mut out, 7, &[Op::put(0, b"key", b"value", at)], |i, off, foot| placed.push((i, off, foot)));
+        assert_eq!(out.len(), HEADER_LEN + 8 + 8);
+        assert_eq!(out[8], KIND_PUT_EXPIRING);
+        assert_eq!(&out[HEADER_LEN..HEADER_LEN + 8], &at.to_le_bytes(), "expire_at right after the header");
+        assert_eq!(&out[HEADER_LEN + 8..HEADER_LEN + 11], b"key");
+        assert_eq!(placed, vec![(0, HEADER_LEN + 11, 44)]);
+        let h = parse_header(&out).unwrap().unwrap();
+        assert_eq!((h.body_len, h.key_len, h.value_len), (16, 3, 5));
+        let mut seen = vec![];
+        visit(&h, &out, |op| seen.push((op.kind, op.key.to_vec(), op.value.to_vec(), op.value_off, op.foot, op.at))).unwrap();
+        assert_eq!(seen, vec![(OpKind::Put, b"key".to_vec(), b"value".to_vec(), HEADER_LEN + 11, 44, at)]);
+        // Op::put with time 0 is a plain put.
+        let mut plain = vec![];
+        encode(&mut plain, 7, &[Op::put(0, b"key", b"value", 0)], |_, _, _| {});
+        assert_eq!(plain[8], KIND_PUT);
+        // expire_at 0 in a kind 5 record is rejected.
+        out[HEADER_LEN..HEADER_LEN + 8].fill(0);
+        seal(&mut out);
+        assert_eq!(check_record(&out), Checked::Bad("a put with expiry has expire_at 0".into()));
+    }
+
+    #[test]
+    fn batch_entries_with_expiry() {
+        let ops = [Op::put(0, b"a", b"1", 5), Op::Put { ns: 1, key: b"b", value: b"22" }, Op::Delete { ns: 0, key: b"c" }, Op::put(2, b"", b"", 9)];
+        let mut out = vec![];
+        let mut placed = vec![];
+        encode(&mut out, 3, &ops, |i, off, foot| placed.push((i, off, foot)));
+        assert_eq!(out.len(), encoded_len(&ops));
+        // First entry: 10-byte entry header, then expire_at, key, value.
+        let e0 = HEADER_LEN + 4;
+        assert_eq!(out[e0], KIND_PUT_EXPIRING);
+        assert_eq!(&out[e0 + 10..e0 + 18], &5u64.to_le_bytes());
+        assert_eq!(placed[0], (0, e0 + 19, 20));
+        let h = parse_header(&out).unwrap().unwrap();
+        let mut seen = vec![];
+        visit(&h, &out, |op| seen.push((op.kind, op.ns, op.key.to_vec(), op.value.to_vec(), op.value_off, op.foot, op.at))).unwrap();
+        assert_eq!(seen.iter().map(|s| s.6).collect::<Vec<_>>(), vec![5, 0, 0, 9]);
+        for (i, s) in seen.iter().enumerate() {
+            assert_eq!((s.4, s.5), (placed[i].1, placed[i].2));
+        }
+        assert_eq!(seen[0].3, b"1");
+        // An entry whose expire_at is 0 fails the whole batch.
+        out[e0 + 10..e0 + 18].fill(0);
+        seal(&mut out);
+        let h = parse_header(&out).unwrap().unwrap();
+        assert!(visit(&h, &out, |_| {}).is_err());
+    }
+
+    #[test]
+    fn versions_1_and_2_are_read() {
+        check_segment_header(&segment_header_of_version(5, 1), 5).unwrap();
+        assert_eq!(check_segment_header(&segment_header(5), 5), Ok(2));
+        assert_eq!(check_segment_header(&segment_header_of_version(5, 1), 5), Ok(1));
+        assert_eq!(check_segment_header(&segment_header_of_version(5, 3), 5), Err("unsupported vlog format version 3 (this build reads 1 to 2)".to_string()));
+        assert!(check_segment_header(&segment_header_of_version(5, 0), 5).is_err());
+    }
+
+    #[test]
     fn segment_header_and_names() {
         let h = segment_header(42);
         assert_eq!(h.len(), 4096);

@@ -91,6 +91,7 @@ fn flip_byte(path: &Path, offset: u64) {
 }
 
 mod compaction;
+mod expiry;
 mod faults;
 mod model;
 mod ops;
