@@ -204,7 +204,7 @@ pub fn ttl(shard: &Shard, argv: Vec<Vec<u8>>, kind: TtlKind) -> Reply {
 /// `PERSIST key`: `:1` if the key's TTL was removed, `:0` if it is missing or has none.
 pub async fn persist(shard: &Shard, mut argv: Vec<Vec<u8>>) -> Reply {
     let key = std::mem::take(&mut argv[1]);
-    if !shard.store.expire_at(NS_KV, &key).is_some_and(|at| at != 0) {
+    if shard.store.expire_at(NS_KV, &key).is_none_or(|at| at == 0) {
         return Value::Integer(0).into();
     }
     match shard.read(NS_KV, &key).await {

@@ -102,8 +102,6 @@ pub fn info(shard: &Shard) -> Reply {
     let fields: [(&str, u64); 16] = [
         ("keys", st.keys_per_ns[NS_KV as usize] as u64),
         ("expires", st.expires_per_ns[NS_KV as usize] as u64),
-        ("avg_ttl", avg_ttl),
-        ("expired_keys", st.expired_keys),
         ("indexes", reg.by_name.len() as u64),
         ("vectors", reg.n_vectors() as u64),
         ("vlog_segments", st.segments as u64),
@@ -116,6 +114,8 @@ pub fn info(shard: &Shard) -> Reply {
         ("last_seq", st.last_seq),
         ("recovered_keys", shard.recovered_keys as u64),
         ("uptime_ms", shard.started.elapsed().as_millis() as u64),
+        ("avg_ttl", avg_ttl),
+        ("expired_keys", st.expired_keys),
     ];
     Value::Map(fields.iter().map(|&(k, v)| (Value::bulk(k), Value::Integer(clamp(v)))).collect()).into()
 }

@@ -7,6 +7,7 @@ macro_rules! argv {
     ($($a:expr),* $(,)?) => { vec![$(AsRef::<[u8]>::as_ref(&$a).to_vec()),*] };
 }
 
+mod expiry;
 mod ops;
 mod process;
 mod vectors;

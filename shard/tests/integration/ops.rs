@@ -27,8 +27,7 @@ fn get_set_and_options() {
         check(&s, argv!["SET", "t:k", "v", "NX", "XX"], err("ERR syntax error")).await;
         check(&s, argv!["SET", "t:k", "v", "BOGUS"], err("ERR syntax error")).await;
         check(&s, argv!["SET", "t:k", "v", "EX"], err("ERR syntax error")).await;
-        check(&s, argv!["SET", "t:k", "v", "EX", "10"], err("ERR keel does not support key expiry yet")).await;
-        check(&s, argv!["SET", "t:k", "v", "pxat", "10"], err("ERR keel does not support key expiry yet")).await;
+        check(&s, argv!["SET", "t:k", "v", "EX", "0"], err("ERR invalid expire time in 'set' command")).await;
         check(&s, argv!["SET", "t:k", "v5", "KEEPTTL"], ok()).await;
         check(&s, argv!["GET", "t:k"], bulk("v5")).await;
         check(&s, argv!["SET", "t:k"], err("ERR wrong number of arguments for 'set' command")).await;
@@ -217,7 +216,7 @@ fn info_and_unknown() {
             [
                 "keys", "expires", "indexes", "vectors", "vlog_segments", "vlog_disk_bytes", "vlog_live_bytes",
                 "vlog_dead_bytes", "compactions", "rss_bytes", "index_memory_bytes", "last_seq", "recovered_keys",
-                "uptime_ms"
+                "uptime_ms", "avg_ttl", "expired_keys"
             ]
         );
         assert_eq!(fields[0].1, int(2));
