@@ -164,3 +164,51 @@ fn batches_carry_expiry_times_per_entry() {
         assert_eq!(get(&store, "c").await, Some(vec![]));
     });
 }
+
+/// While the store takes back a write that met a full disk (and refuses writes), an
+/// expired key is still invisible though it cannot be removed; once writes resume, the
+/// next expiry removes it, and nothing about it is lost or revived by a restart.
+#[test]
+fn expired_keys_stay_invisible_while_writes_are_refused_and_go_once_they_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        let (t, clock) = manual_clock(T0);
+        let faults = FaultFs::new();
+        let opts = StoreOptions::default();
+        let (store, _) = Store::open_with_faults_and_clock(tmp.path(), opts.clone(), &faults, clock()).await.unwrap();
+        apply(&store, vec![put("k", b"old")]).await;
+        apply(&store, vec![put_ex("k", b"new", T0 + 10), put_ex("other", b"x", T0 + 1000)]).await;
+        faults.fail_next(keel_storage::fault::Op::Write, libc::ENOSPC);
+        let failed = store.apply(vec![put_ex("other", b"y", T0 + 5)]).unwrap();
+        t.set(T0 + 10);
+        // The unacknowledged write is visible until its round fails ...
+        assert!(failed.await.is_err());
+        // ... and then taken back, expiry time included.
+        assert_eq!(store.expire_at(NS_KV, b"other"), Some(T0 + 1000));
+        assert!(!store.contains(NS_KV, b"k"), "expired, whether or not it could be removed");
+        assert_eq!(store.len(NS_KV), 1);
+        // Writes resume by themselves; then the expiry removes "k" for good.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match store.apply(vec![put("probe", b"1")]) {
+                Ok(c) => {
+                    c.await.unwrap();
+                    break;
+                }
+                Err(_) => {
+                    assert!(std::time::Instant::now() < deadline, "writes resume");
+                    glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+                }
+            }
+        }
+        store.expire_now();
+        store.sync().await.unwrap();
+        assert_eq!(store.stats().expired_keys, 1);
+        drop(store);
+        let (store, report) = Store::open_with_faults_and_clock(tmp.path(), opts, &faults, clock()).await.unwrap();
+        assert_eq!(report.expired_keys, 0, "the removal was durable");
+        assert_eq!(get(&store, "k").await, None);
+        assert_eq!(store.expire_at(NS_KV, b"other"), Some(T0 + 1000));
+        assert_eq!(get(&store, "other").await, Some(b"x".to_vec()));
+    });
+}
