@@ -456,6 +456,14 @@ impl Store {
         Some(self.handle.inner.keydir.borrow().expire_at(ns, key))
     }
 
+    /// The sequence number of the record holding `key`'s live value (`None`: missing or
+    /// expired). It changes with every write of the key (not with compaction's moves),
+    /// so a caller that awaited a read can tell whether the key was written meanwhile.
+    pub fn version(&self, ns: Ns, key: &[u8]) -> Option<u64> {
+        let seq = self.handle.inner.keydir.borrow().get(ns, key).map(|e| e.seq)?;
+        self.contains(ns, key).then_some(seq)
+    }
+
     /// Now by the store's clock, unix epoch ms: the time expiry is decided by.
     pub fn now_ms(&self) -> u64 {
         self.handle.inner.now()

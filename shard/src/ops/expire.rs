@@ -81,6 +81,20 @@ pub fn put_keeping_ttl(shard: &Shard, key: Vec<u8>, value: Vec<u8>) -> Mutation 
     put_expiring(key, value, at, shard.store.now_ms())
 }
 
+/// The value of `key` for a command that writes it back unchanged with another TTL
+/// (EXPIRE, PERSIST, GETEX): read again if the key was written while a disk read was
+/// awaited, so that such a command never puts back a value another connection has
+/// replaced meanwhile. `Ok(None)`: the key is missing (or was deleted meanwhile).
+pub async fn read_for_rewrite(shard: &Shard, key: &[u8]) -> Result<Option<Vec<u8>>, Value> {
+    loop {
+        let Some(before) = shard.store.version(NS_KV, key) else { return Ok(None) };
+        let value = shard.read(NS_KV, key).await?;
+        if shard.store.version(NS_KV, key) == Some(before) {
+            return Ok(value);
+        }
+    }
+}
+
 /// EXPIRE's condition flags.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Condition {
@@ -158,9 +172,9 @@ pub async fn expire(shard: &Shard, mut argv: Vec<Vec<u8>>, unit: Unit) -> Reply 
     if when as u64 == current {
         return Value::Integer(1).into();
     }
-    let value = match shard.read(NS_KV, &key).await {
+    let value = match read_for_rewrite(shard, &key).await {
         Ok(Some(v)) => v,
-        Ok(None) => return Value::Integer(0).into(), // cannot happen: nothing ran since the check
+        Ok(None) => return Value::Integer(0).into(), // deleted while the value was read
         Err(e) => return e.into(),
     };
     shard.write(vec![put_expiring(key, value, when as u64, now)], Value::Integer(1))
@@ -207,7 +221,7 @@ pub async fn persist(shard: &Shard, mut argv: Vec<Vec<u8>>) -> Reply {
     if shard.store.expire_at(NS_KV, &key).is_none_or(|at| at == 0) {
         return Value::Integer(0).into();
     }
-    match shard.read(NS_KV, &key).await {
+    match read_for_rewrite(shard, &key).await {
         Ok(Some(value)) => shard.write(vec![Mutation::Put { ns: NS_KV, key, value }], Value::Integer(1)),
         Ok(None) => Value::Integer(0).into(),
         Err(e) => e.into(),

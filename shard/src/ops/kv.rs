@@ -143,7 +143,7 @@ pub async fn getex(shard: &Shard, mut argv: Vec<Vec<u8>>) -> Reply {
     };
     let (persist, expire) = (opts.persist, opts.expire.map(|(u, a)| (u, a.to_vec())));
     let key = std::mem::take(&mut argv[1]);
-    let value = match shard.read(NS_KV, &key).await {
+    let value = match crate::ops::expire::read_for_rewrite(shard, &key).await {
         Ok(Some(v)) => v,
         Ok(None) => return Value::Null.into(),
         Err(e) => return e.into(),
