@@ -136,10 +136,12 @@ impl Shard {
             None => tracing::debug!("recovery found no torn tail"),
         }
         tracing::info!(
-            "recovered {} keys ({} KV) from {} segments / {} records; {} vector indexes with {} vectors \
-             ({} records of dropped indexes forgotten, {} bad vectors skipped)",
+            "recovered {} keys ({} KV, {} with a TTL; {} expired while down, removed) from {} segments / {} records; \
+             {} vector indexes with {} vectors ({} records of dropped indexes forgotten, {} bad vectors skipped)",
             recovery.live_keys,
             store.len(keel_storage::NS_KV),
+            store.expires(keel_storage::NS_KV).0,
+            recovery.expired_keys,
             recovery.segments,
             recovery.records,
             rebuilt.indexes,

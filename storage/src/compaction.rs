@@ -8,6 +8,8 @@
 //!    Tombstones (deletes, clear-all) are copied only while a segment older than S
 //!    exists (only those can hold what they delete), and a delete only if its key is not
 //!    live again.
+//!    A live put whose expiry time has passed is not copied: the key is removed with a
+//!    tombstone instead (`expiry.rs`).
 //! 2. Wait until the copies are written and fdatasynced.
 //! 3. Unlink S and fsync the directory.
 //!
@@ -168,7 +170,13 @@ fn copy_if_needed(inner: &Rc<Inner>, id: u32, rec_off: u64, seq: u64, op: RecOp<
             let Some(mut entry) = inner.keydir.borrow().get_at(op.ns, op.key, id, value_off as u32) else {
                 return false; // overwritten or deleted since
             };
-            let ops = [Op::Put { ns: op.ns, key: op.key, value: op.value }];
+            // Expired: not copied but removed, with a tombstone in the active segment,
+            // so that an older version in an older segment stays dead.
+            if op.at != 0 && op.at <= inner.now() && inner.remove_expired(op.ns, vec![op.key.to_vec()]) == 1 {
+                return true;
+            }
+            // The record the keydir points at holds the key's current expiry time.
+            let ops = [Op::put(op.ns, op.key, op.value, op.at)];
             let mut placed = (0, 0);
             let (seg, new_off, round) = inner.append(record::encoded_len(&ops), |buf| {
                 record::encode(buf, seq, &ops, |_, value_off, foot| placed = (value_off, foot))

@@ -12,7 +12,8 @@ pub const HEADER_LEN: usize = record::HEADER_LEN;
 /// One operation of a decoded record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecodedOp {
-    Put { ns: Ns, key: Vec<u8>, value: Vec<u8>, value_off: usize, foot: u32 },
+    /// `expire_at`: unix epoch ms of a kind 5 put (or batch entry), 0 for a plain put.
+    Put { ns: Ns, key: Vec<u8>, value: Vec<u8>, value_off: usize, foot: u32, expire_at: u64 },
     Delete { ns: Ns, key: Vec<u8>, value_off: usize, foot: u32 },
     ClearAll { foot: u32 },
 }
@@ -22,7 +23,7 @@ pub enum DecodedOp {
 pub struct DecodedRecord {
     /// Its length, header included (the bytes it used).
     pub len: usize,
-    /// The kind byte: 1 put, 2 delete, 3 batch, 4 clear-all.
+    /// The kind byte: 1 put, 2 delete, 3 batch, 4 clear-all, 5 put with expiry.
     pub kind: u8,
     pub seq: u64,
     pub ops: Vec<DecodedOp>,
@@ -40,7 +41,7 @@ pub fn decode_record(b: &[u8]) -> Result<Option<DecodedRecord>, String> {
     let mut ops = Vec::new();
     record::visit(&h, &b[..h.total_len()], |op| {
         ops.push(match op.kind {
-            OpKind::Put => DecodedOp::Put { ns: op.ns, key: op.key.to_vec(), value: op.value.to_vec(), value_off: op.value_off, foot: op.foot },
+            OpKind::Put => DecodedOp::Put { ns: op.ns, key: op.key.to_vec(), value: op.value.to_vec(), value_off: op.value_off, foot: op.foot, expire_at: op.at },
             OpKind::Delete => DecodedOp::Delete { ns: op.ns, key: op.key.to_vec(), value_off: op.value_off, foot: op.foot },
             OpKind::ClearAll => DecodedOp::ClearAll { foot: op.foot },
         })
@@ -52,7 +53,8 @@ pub fn decode_record(b: &[u8]) -> Result<Option<DecodedRecord>, String> {
 /// A put or delete to encode with [`encode_record`].
 #[derive(Debug, Clone)]
 pub enum EncodeOp {
-    Put { ns: Ns, key: Vec<u8>, value: Vec<u8> },
+    /// `expire_at` 0: a plain put (kind 1), else a put with expiry (kind 5).
+    Put { ns: Ns, key: Vec<u8>, value: Vec<u8>, expire_at: u64 },
     Delete { ns: Ns, key: Vec<u8> },
 }
 
@@ -62,7 +64,7 @@ pub fn encode_record(seq: u64, ops: &[EncodeOp]) -> (Vec<u8>, Vec<(usize, u32)>)
     let ops: Vec<Op<'_>> = ops
         .iter()
         .map(|op| match op {
-            EncodeOp::Put { ns, key, value } => Op::Put { ns: *ns, key, value },
+            EncodeOp::Put { ns, key, value, expire_at } => Op::put(*ns, key, value, *expire_at),
             EncodeOp::Delete { ns, key } => Op::Delete { ns: *ns, key },
         })
         .collect();
@@ -96,8 +98,8 @@ pub fn find_valid_record(data: &[u8]) -> Option<usize> {
     record::find_valid_record(data)
 }
 
-/// Recovery's check of a segment header block against segment `id`.
-pub fn check_segment_header(b: &[u8], id: u32) -> Result<(), String> {
+/// Recovery's check of a segment header block against segment `id`; its version.
+pub fn check_segment_header(b: &[u8], id: u32) -> Result<u32, String> {
     record::check_segment_header(b, id)
 }
 

@@ -38,6 +38,8 @@
 //! ([`Keydir::unordered`] until [`Keydir::build_order`]): only the replay compares them.
 
 use std::cmp::Ordering;
+use std::collections::{BTreeSet, HashMap};
+use std::hash::Hasher;
 
 use crate::Ns;
 
@@ -102,6 +104,30 @@ impl std::ops::Deref for SmallBytes {
             SmallBytes::Inline { len, buf } => &buf[..*len as usize],
             SmallBytes::Heap(b) => b,
         }
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for SmallBytes {
+    fn borrow(&self) -> &[u8] {
+        self
+    }
+}
+
+impl std::hash::Hash for SmallBytes {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (**self).hash(state)
+    }
+}
+
+impl Ord for SmallBytes {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (**self).cmp(&**other)
+    }
+}
+
+impl PartialOrd for SmallBytes {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -203,6 +229,22 @@ struct Space {
     /// Size classes, created at the first key.
     classes: Vec<Class>,
     len: usize,
+    ttl: Ttls,
+}
+
+/// The expiry times of one namespace's keys that have one (Redis's `expires` dict plus
+/// an order by time): keys without a TTL cost nothing here, and the [`Entry`] of every
+/// key stays as it is. Per key with a TTL: the key twice (a [`SmallBytes`], 24 bytes
+/// when ≤ 22 bytes long, else a heap copy) and the time twice, in a hash map and an
+/// ordered set, about 100 bytes. The ordered set gives the due keys in time order
+/// (active expiry, counts without expired keys) without sampling.
+#[derive(Default)]
+struct Ttls {
+    by_key: HashMap<SmallBytes, u64>,
+    /// (expire_at, key), the same pairs as `by_key`.
+    due: BTreeSet<(u64, SmallBytes)>,
+    /// Sum of the `expire_at`s (INFO's `avg_ttl`).
+    sum: u128,
 }
 
 impl Space {
@@ -433,7 +475,10 @@ impl Space {
             self.resize(self.bits - 1);
         }
         if self.len == 0 {
-            *self = Space::default();
+            // Give the slab and table back; the TTL index is the caller's to keep in step.
+            self.heads = Vec::new();
+            self.bits = 0;
+            self.classes = Vec::new();
         }
     }
 
@@ -650,6 +695,91 @@ impl Keydir {
             .sum()
     }
 
+    /// The expiry time of `key` (unix epoch ms), 0 if it has none. Not checked against
+    /// the keydir: a key is given a time only while it is in the keydir.
+    #[inline]
+    pub fn expire_at(&self, ns: Ns, key: &[u8]) -> u64 {
+        let ttl = &self.spaces[ns as usize].ttl;
+        if ttl.by_key.is_empty() {
+            return 0;
+        }
+        ttl.by_key.get(key).copied().unwrap_or(0)
+    }
+
+    /// Whether `key` has an expiry time at or before `now` (unix epoch ms).
+    #[inline]
+    pub fn is_expired(&self, ns: Ns, key: &[u8], now: u64) -> bool {
+        let at = self.expire_at(ns, key);
+        at != 0 && at <= now
+    }
+
+    /// Sets the expiry time of `key` to `at` (unix epoch ms; 0 removes it); returns the
+    /// previous one (0: none).
+    pub fn set_expire_at(&mut self, ns: Ns, key: &[u8], at: u64) -> u64 {
+        let ttl = &mut self.spaces[ns as usize].ttl;
+        let prev = if at == 0 {
+            if ttl.by_key.is_empty() {
+                return 0;
+            }
+            match ttl.by_key.remove_entry(key) {
+                None => return 0,
+                Some((k, prev)) => {
+                    ttl.due.remove(&(prev, k));
+                    prev
+                }
+            }
+        } else {
+            let k = SmallBytes::new(key);
+            let prev = ttl.by_key.insert(k.clone(), at).unwrap_or(0);
+            if prev == at {
+                return prev;
+            }
+            if prev != 0 {
+                ttl.due.remove(&(prev, k.clone()));
+            }
+            ttl.due.insert((at, k));
+            prev
+        };
+        ttl.sum = ttl.sum + at as u128 - prev as u128;
+        prev
+    }
+
+    /// Keys of `ns` with an expiry time.
+    pub fn expiring(&self, ns: Ns) -> usize {
+        self.spaces[ns as usize].ttl.by_key.len()
+    }
+
+    /// Keys of `ns` whose expiry time is at or before `now`, oldest first, at most `max`.
+    pub fn due(&self, ns: Ns, now: u64, max: usize) -> Vec<Vec<u8>> {
+        let ttl = &self.spaces[ns as usize].ttl;
+        ttl.due.iter().take_while(|(at, _)| *at <= now).take(max).map(|(_, k)| k.to_vec()).collect()
+    }
+
+    /// How many keys of `ns` are due at `now` (walks them: active expiry keeps them few).
+    pub fn due_count(&self, ns: Ns, now: u64) -> usize {
+        let ttl = &self.spaces[ns as usize].ttl;
+        if ttl.due.first().is_none_or(|(at, _)| *at > now) {
+            return 0;
+        }
+        ttl.due.iter().take_while(|(at, _)| *at <= now).count()
+    }
+
+    /// Mean of (expire_at − `now`) over the keys of `ns` with a TTL, ms, 0 when none
+    /// (keys already due count with their negative remainder, so it may be 0 early).
+    pub fn avg_ttl(&self, ns: Ns, now: u64) -> u64 {
+        let ttl = &self.spaces[ns as usize].ttl;
+        let n = ttl.by_key.len() as u128;
+        if n == 0 {
+            return 0;
+        }
+        (ttl.sum / n).saturating_sub(now as u128) as u64
+    }
+
+    /// Namespaces that hold at least one key with an expiry time.
+    pub fn namespaces_with_ttls(&self) -> Vec<Ns> {
+        (0..=Ns::MAX).filter(|&ns| !self.spaces[ns as usize].ttl.by_key.is_empty()).collect()
+    }
+
     /// Test helper: every chain is sorted by (hash, key), every key is on the chain its
     /// hash selects, and the counts agree.
     #[cfg(test)]
@@ -674,6 +804,23 @@ impl Keydir {
             s.for_each_slot(&mut |_| live += 1);
             n == s.len && live == s.len
         })
+    }
+
+    /// Test helper: every (ns, key, expire_at), sorted; checks that the two TTL indexes
+    /// agree and that every key with a TTL is in the keydir.
+    #[cfg(test)]
+    pub(crate) fn ttls(&self) -> Vec<(Ns, Vec<u8>, u64)> {
+        let mut out = Vec::new();
+        for (ns, s) in self.spaces.iter().enumerate() {
+            assert_eq!(s.ttl.by_key.len(), s.ttl.due.len());
+            for (k, &at) in &s.ttl.by_key {
+                assert!(s.ttl.due.contains(&(at, k.clone())));
+                assert!(self.get(ns as Ns, k).is_some(), "a key with a TTL is in the keydir");
+                out.push((ns as Ns, k.to_vec(), at));
+            }
+        }
+        out.sort();
+        out
     }
 }
 

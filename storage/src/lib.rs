@@ -38,6 +38,7 @@
 
 pub mod cache;
 mod compaction;
+mod expiry;
 mod file;
 mod keydir;
 mod probe;
@@ -60,6 +61,7 @@ pub use file::fault;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub use expiry::{system_clock, Clock};
 pub use probe::probe_direct_io;
 pub use store::Store;
 
@@ -128,6 +130,11 @@ pub enum Mutation {
     /// Sets `key` in `ns` to `value`.
     /// Sets `key` in namespace `ns` to `value` (key and value each ≤ 1 GiB in one record).
     Put { ns: Ns, key: Vec<u8>, value: Vec<u8> },
+    /// Sets `key` in namespace `ns` to `value`, expiring at `expire_at` (unix epoch
+    /// milliseconds; 0: no expiry, the same as [`Mutation::Put`]). A time at or before
+    /// the store's clock makes the key invisible at once (it is removed, with a
+    /// tombstone, by the next expiry); callers normally write a `Delete` instead.
+    PutExpiring { ns: Ns, key: Vec<u8>, value: Vec<u8>, expire_at: u64 },
     /// Removes `key` from `ns` (a tombstone is written even if the key is missing).
     /// Removes `key` from namespace `ns` (writes a tombstone even if absent).
     Delete { ns: Ns, key: Vec<u8> },
@@ -179,8 +186,11 @@ pub struct RecoveryReport {
     pub segments: usize,
     /// Valid records replayed (including dead and duplicate ones).
     pub records: u64,
-    /// Live keys over all namespaces.
+    /// Live keys over all namespaces (including those found already expired).
     pub live_keys: usize,
+    /// Keys whose expiry time had passed when the store opened: removed at open (with
+    /// tombstones, so that no older version comes back), counted in `expired_keys`.
+    pub expired_keys: usize,
     /// Set when a torn tail was truncated: (file path, offset truncated at).
     pub truncated_tail: Option<(String, u64)>,
 }
@@ -188,11 +198,17 @@ pub struct RecoveryReport {
 /// Counters of one store.
 #[derive(Debug, Clone, Default)]
 pub struct StoreStats {
-    /// Live keys in namespaces 0, 1, 2.
+    /// Live keys in namespaces 0, 1, 2 (keys whose expiry time has passed are not
+    /// counted, also while they still wait for their removal).
     pub keys_per_ns: [usize; 3],
     /// Bytes the keydir's records and tables fill, all namespaces (its RSS, less the
     /// allocator's own overhead).
     pub keydir_bytes: usize,
+    /// Of those, keys with an expiry time, per namespace.
+    pub expires_per_ns: [usize; 3],
+    /// Keys removed because their expiry time passed since open (lazily when a read
+    /// met them, by the active expiry cycle, or at open), over all namespaces.
+    pub expired_keys: u64,
     /// Segment files (including one not yet created on disk).
     pub segments: usize,
     /// Bytes of data in all segments (logical ends, including 4 KiB headers).

@@ -28,6 +28,8 @@ pub(crate) struct Recovered {
     pub tail: Option<Tail>,
     pub next_seq: u64,
     pub report: RecoveryReport,
+    /// The newest segment's id if it is of format version 1, else 0.
+    pub v1_active: u32,
 }
 
 /// Replay state.
@@ -38,10 +40,16 @@ struct Replay {
     /// Puts and deletes older than this are void (the newest clear-all seen).
     clear_seq: u64,
     max_seq: u64,
+    /// Per namespace: key → (seq, expire_at) of the newest put with an expiry time seen;
+    /// it holds the key's expiry time if that put is the winner at the end.
+    ttls: Vec<HashMap<Box<[u8]>, SeqTime>>,
 }
 
+/// (seq, expire_at) of a put with an expiry time.
+type SeqTime = (u64, u64);
+
 impl Replay {
-    fn put(&mut self, ns: Ns, key: &[u8], entry: Entry) {
+    fn put(&mut self, ns: Ns, key: &[u8], entry: Entry, at: u64) {
         let seq = entry.seq;
         if seq < self.clear_seq {
             return;
@@ -59,6 +67,9 @@ impl Replay {
             return;
         }
         self.keydir.insert(ns, key, entry);
+        if at != 0 {
+            self.ttls[ns as usize].insert(key.into(), (seq, at));
+        }
     }
 
     fn delete(&mut self, ns: Ns, key: &[u8], seq: u64) {
@@ -101,7 +112,7 @@ impl Replay {
                     len: op.value.len() as u32,
                     foot: op.foot,
                 };
-                self.put(op.ns, op.key, entry);
+                self.put(op.ns, op.key, entry, op.at);
             }
             OpKind::Delete => {
                 tomb += op.foot as u64;
@@ -139,7 +150,9 @@ pub(crate) async fn recover(vlog_dir: &Path, fs: &Fs) -> Result<Recovered, Stora
         tombs: (0..=Ns::MAX as usize).map(|_| HashMap::new()).collect(),
         clear_seq: 0,
         max_seq: 0,
+        ttls: (0..=Ns::MAX as usize).map(|_| HashMap::new()).collect(),
     };
+    let mut v1_active = 0;
     let mut segs = BTreeMap::new();
     let mut report = RecoveryReport::default();
     let mut tail = None;
@@ -164,6 +177,10 @@ pub(crate) async fn recover(vlog_dir: &Path, fs: &Fs) -> Result<Recovered, Stora
         } else {
             check_segment_header(reader.slice(0, got), id)
         };
+        if newest && header_check == Ok(1) {
+            v1_active = id;
+        }
+        let header_check = header_check.map(|_| ());
         if let Err(reason) = header_check {
             let later = reader.find_valid_record_after(SEGMENT_HEADER_LEN - 1).await.map_err(io_err(read_op()))?;
             if !newest || later.is_some() {
@@ -229,6 +246,15 @@ pub(crate) async fn recover(vlog_dir: &Path, fs: &Fs) -> Result<Recovered, Stora
     }
     let mut keydir = replay.keydir;
     keydir.build_order();
+    // Expiry times: those of the winning puts (the keys found expired are removed by
+    // `Store::open`, with tombstones).
+    for (ns, ttls) in replay.ttls.into_iter().enumerate() {
+        for (key, (seq, at)) in ttls {
+            if keydir.get(ns as Ns, &key).is_some_and(|e| e.seq == seq) {
+                keydir.set_expire_at(ns as Ns, &key, at);
+            }
+        }
+    }
     keydir.for_each_all(&mut |_, _, e| {
         if let Some(s) = segs.get_mut(&e.seg) {
             s.live += e.foot as u64;
@@ -236,7 +262,7 @@ pub(crate) async fn recover(vlog_dir: &Path, fs: &Fs) -> Result<Recovered, Stora
     });
     report.segments = segs.len();
     report.live_keys = (0..=Ns::MAX).map(|ns| keydir.len(ns)).sum();
-    Ok(Recovered { keydir, segs, tail, next_seq: replay.max_seq + 1, report })
+    Ok(Recovered { keydir, segs, tail, next_seq: replay.max_seq + 1, report, v1_active })
 }
 
 /// Truncates a segment to nothing and writes its header block again, durably.

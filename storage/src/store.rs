@@ -16,7 +16,7 @@ use crate::vlog::record::{self, segment_file_name, segment_header, Op, HEADER_LE
 use crate::vlog::writer::{self, LogState, Tail};
 use crate::vlog::SegInfo;
 use crate::cache::S3Fifo;
-use crate::{compaction, probe_direct_io, recovery, CacheKey, Commit, CLEAR_NS_BATCH_BYTES, Durability, Lookup, Mutation, Ns, RecoveryReport, StorageError, StoreOptions, StoreStats};
+use crate::{compaction, expiry, probe_direct_io, recovery, CacheKey, Clock, Commit, CLEAR_NS_BATCH_BYTES, Durability, Lookup, Mutation, Ns, RecoveryReport, StorageError, StoreOptions, StoreStats};
 
 /// Smallest and largest accepted `segment_bytes` (offsets in the keydir are `u32`).
 const MIN_SEGMENT_BYTES: u64 = 2 * SEGMENT_HEADER_LEN;
@@ -55,6 +55,14 @@ pub(crate) struct Inner {
     pub cache: RefCell<S3Fifo<CacheKey>>,
     /// Bumped by every revert: a read that started before one does not fill the cache.
     pub cache_epoch: Cell<u64>,
+    /// The time source of expiry (unix epoch ms).
+    pub clock: RefCell<Clock>,
+    /// Keys removed because they expired, since open.
+    pub expired_keys: Cell<u64>,
+    /// The id of the active segment if it is of format version 1 (0: it is not): the
+    /// first append rolls to a new (version 2) segment, so that no kind 5 record lands
+    /// in a version 1 segment.
+    pub v1_active: Cell<u32>,
 }
 
 /// The cache key of a value in the vLog.
@@ -133,6 +141,14 @@ impl Inner {
         self.undo.borrow_mut().removed(round, ns, key, &old);
     }
 
+    /// Sets the expiry time of `key` (0: none), logged for `round` if it changes.
+    fn set_expire_at_logged(&self, round: u64, ns: Ns, key: &[u8], at: u64) {
+        let prev = self.keydir.borrow_mut().set_expire_at(ns, key, at);
+        if prev != at {
+            self.undo.borrow_mut().ttl(round, ns, key, prev);
+        }
+    }
+
     /// Adds tombstone bytes to segment `seg`, logged for `round`.
     pub(crate) fn add_tomb_logged(&self, round: u64, seg: u32, bytes: u64) {
         if let Some(s) = self.segs.borrow_mut().get_mut(&seg) {
@@ -192,6 +208,9 @@ impl Inner {
                         s.tomb -= bytes;
                     }
                 }
+                Undo::Ttl { ns, key, prev } => {
+                    self.keydir.borrow_mut().set_expire_at(ns, &key, prev);
+                }
             }
         }
         self.reverts.set(self.reverts.get() + 1);
@@ -220,6 +239,57 @@ impl Inner {
             return Some(Vec::new());
         }
         self.log.borrow().ram(e.seg, e.off as u64, e.len as usize).map(<[u8]>::to_vec)
+    }
+}
+
+impl Inner {
+    /// [`Store::apply`] up to the commit: appends the record and updates the keydir;
+    /// returns the round to wait for (`None` for an empty batch).
+    pub(crate) fn apply_now(&self, muts: Vec<Mutation>) -> Result<Option<u64>, StorageError> {
+        let inner = self;
+        inner.check_writable()?;
+        if muts.is_empty() {
+            return Ok(None);
+        }
+        let muts = dedupe(muts);
+        let ops: Vec<Op<'_>> = muts
+            .iter()
+            .map(|m| match m {
+                Mutation::Put { ns, key, value } => Op::Put { ns: *ns, key, value },
+                Mutation::PutExpiring { ns, key, value, expire_at } => Op::put(*ns, key, value, *expire_at),
+                Mutation::Delete { ns, key } => Op::Delete { ns: *ns, key },
+            })
+            .collect();
+        let len = record::encoded_len(&ops);
+        if len > HEADER_LEN + MAX_BODY {
+            return Err(StorageError::TooLarge(len));
+        }
+        let seq = inner.take_seq();
+        let mut placed = Vec::with_capacity(ops.len());
+        let (seg, rec_off, round) = inner.append(len, |buf| record::encode(buf, seq, &ops, |_, value_off, foot| placed.push((value_off, foot))));
+        drop(ops);
+        for (m, (value_off, foot)) in muts.into_iter().zip(placed) {
+            let (ns, key, value, at) = match m {
+                Mutation::Put { ns, key, value } => (ns, key, value, 0),
+                Mutation::PutExpiring { ns, key, value, expire_at } => (ns, key, value, expire_at),
+                Mutation::Delete { ns, key } => {
+                    inner.set_expire_at_logged(round, ns, &key, 0);
+                    inner.remove_logged(round, ns, key);
+                    inner.add_tomb_logged(round, seg, foot as u64);
+                    continue;
+                }
+            };
+            let entry = Entry { seq, seg, off: (rec_off + value_off as u64) as u32, len: value.len() as u32, foot };
+            inner.put_logged(round, ns, &key, entry);
+            inner.set_expire_at_logged(round, ns, &key, at);
+            // Write-allocate: the value's bytes go to the cache under their new place (no
+            // copy: the mutation's buffer moves there).
+            let mut cache = inner.cache.borrow_mut();
+            if cache.admits(value.len()) {
+                cache.insert(value_key(&entry), value.into_boxed_slice());
+            }
+        }
+        Ok(Some(round))
     }
 }
 
@@ -290,7 +360,13 @@ impl Store {
     /// Errors: `Corrupt` with file and offset for a bad record that is not a torn tail,
     /// `Io` for a failed probe, open, read or write.
     pub async fn open(dir: &Path, opts: StoreOptions) -> Result<(Store, RecoveryReport), StorageError> {
-        Store::open_on(dir, opts, Fs::Real).await
+        Store::open_on(dir, opts, Fs::Real, crate::system_clock()).await
+    }
+
+    /// [`Store::open`] with `clock` as the time source of expiry (unix epoch ms) instead
+    /// of the wall clock: keys already expired by it at open are removed then.
+    pub async fn open_with_clock(dir: &Path, opts: StoreOptions, clock: Clock) -> Result<(Store, RecoveryReport), StorageError> {
+        Store::open_on(dir, opts, Fs::Real, clock).await
     }
 
     /// [`Store::open`] with every vLog file operation going through the fault-injecting
@@ -299,10 +375,16 @@ impl Store {
     /// Errors: as [`Store::open`], plus faults armed on the operations of the open.
     #[cfg(any(test, feature = "fault-injection"))]
     pub async fn open_with_faults(dir: &Path, opts: StoreOptions, faults: &crate::fault::FaultFs) -> Result<(Store, RecoveryReport), StorageError> {
-        Store::open_on(dir, opts, Fs::Fault(faults.clone())).await
+        Store::open_on(dir, opts, Fs::Fault(faults.clone()), crate::system_clock()).await
     }
 
-    async fn open_on(dir: &Path, opts: StoreOptions, fs: Fs) -> Result<(Store, RecoveryReport), StorageError> {
+    /// [`Store::open_with_faults`] with `clock` as the time source of expiry.
+    #[cfg(any(test, feature = "fault-injection"))]
+    pub async fn open_with_faults_and_clock(dir: &Path, opts: StoreOptions, faults: &crate::fault::FaultFs, clock: Clock) -> Result<(Store, RecoveryReport), StorageError> {
+        Store::open_on(dir, opts, Fs::Fault(faults.clone()), clock).await
+    }
+
+    async fn open_on(dir: &Path, opts: StoreOptions, fs: Fs, clock: Clock) -> Result<(Store, RecoveryReport), StorageError> {
         let mut opts = opts;
         opts.segment_bytes = opts.segment_bytes.clamp(MIN_SEGMENT_BYTES, MAX_SEGMENT_BYTES);
         let vlog_dir = dir.join("vlog");
@@ -349,19 +431,27 @@ impl Store {
             rolled_back: Cell::new(false),
             cache: RefCell::new(S3Fifo::new(usize::try_from(opts_cache_bytes).unwrap_or(usize::MAX))),
             cache_epoch: Cell::new(0),
+            clock: RefCell::new(clock),
+            expired_keys: Cell::new(0),
+            v1_active: Cell::new(recovered.v1_active),
         });
         glommio::spawn_local(writer::committer(Rc::downgrade(&inner))).detach();
         glommio::spawn_local(compaction::background(Rc::downgrade(&inner))).detach();
+        glommio::spawn_local(expiry::background(Rc::downgrade(&inner))).detach();
         if inner.opts.durability == Durability::Relaxed {
             glommio::spawn_local(writer::relaxed_syncer(Rc::downgrade(&inner))).detach();
         }
         OPEN_STORES.with(|m| m.borrow_mut().insert(inner.vlog_dir.clone(), Rc::downgrade(&inner)));
+        // Keys that expired while the store was down: removed now, with tombstones.
+        report.expired_keys = inner.expire_due(usize::MAX);
         Ok((Store { handle: Rc::new(Handle { inner }) }, report))
     }
 
-    /// Number of live keys in `ns`.
+    /// Number of live keys in `ns`; keys whose expiry time has passed are not counted
+    /// (also while they wait for their removal).
     pub fn len(&self, ns: Ns) -> usize {
-        self.handle.inner.keydir.borrow().len(ns)
+        let keydir = self.handle.inner.keydir.borrow();
+        keydir.len(ns) - keydir.due_count(ns, self.handle.inner.now())
     }
 
     /// True when `ns` holds no key.
@@ -369,14 +459,61 @@ impl Store {
         self.len(ns) == 0
     }
 
-    /// Whether `key` is live in `ns`.
+    /// Whether `key` is live in `ns`. Like every read here, it sees no expired key and
+    /// removes one it meets (lazy expiry: a delete record, nobody waits for it).
     pub fn contains(&self, ns: Ns, key: &[u8]) -> bool {
-        self.handle.inner.keydir.borrow().get(ns, key).is_some()
+        let inner = &self.handle.inner;
+        let present = inner.keydir.borrow().get(ns, key).is_some();
+        present && !inner.expire_if_due(ns, key)
     }
 
     /// Length in bytes of the live value, without reading it.
     pub fn value_len(&self, ns: Ns, key: &[u8]) -> Option<usize> {
-        self.handle.inner.keydir.borrow().get(ns, key).map(|e| e.len as usize)
+        let len = self.handle.inner.keydir.borrow().get(ns, key).map(|e| e.len as usize)?;
+        (!self.handle.inner.expire_if_due(ns, key)).then_some(len)
+    }
+
+    /// The expiry time of live `key` (unix epoch ms): `None` if the key is missing (or
+    /// expired), `Some(0)` if it has no expiry time.
+    pub fn expire_at(&self, ns: Ns, key: &[u8]) -> Option<u64> {
+        if !self.contains(ns, key) {
+            return None;
+        }
+        Some(self.handle.inner.keydir.borrow().expire_at(ns, key))
+    }
+
+    /// The sequence number of the record holding `key`'s live value (`None`: missing or
+    /// expired). It changes with every write of the key (not with compaction's moves),
+    /// so a caller that awaited a read can tell whether the key was written meanwhile.
+    pub fn version(&self, ns: Ns, key: &[u8]) -> Option<u64> {
+        let seq = self.handle.inner.keydir.borrow().get(ns, key).map(|e| e.seq)?;
+        self.contains(ns, key).then_some(seq)
+    }
+
+    /// Now by the store's clock, unix epoch ms: the time expiry is decided by.
+    pub fn now_ms(&self) -> u64 {
+        self.handle.inner.now()
+    }
+
+    /// Replaces the store's clock (tests: a clock they move by hand). Keys whose time
+    /// has passed by the new clock become invisible at once.
+    pub fn set_clock(&self, clock: Clock) {
+        *self.handle.inner.clock.borrow_mut() = clock;
+    }
+
+    /// Removes every key whose expiry time has passed now (what the active cycle does,
+    /// without its time budget); returns how many. Nothing while writes are refused.
+    pub fn expire_now(&self) -> usize {
+        self.handle.inner.expire_due(usize::MAX)
+    }
+
+    /// Keys of `ns` with an expiry time (not yet passed) and their mean time left, ms
+    /// (INFO keyspace's `expires` and `avg_ttl`).
+    pub fn expires(&self, ns: Ns) -> (usize, u64) {
+        let inner = &self.handle.inner;
+        let now = inner.now();
+        let keydir = inner.keydir.borrow();
+        (keydir.expiring(ns) - keydir.due_count(ns, now), keydir.avg_ttl(ns, now))
     }
 
     /// The value if it is held in RAM (inline because it is at most `inline_value_max`
@@ -385,6 +522,9 @@ impl Store {
     /// [`Store::get`] that follows does).
     pub fn lookup(&self, ns: Ns, key: &[u8]) -> Lookup {
         let inner = &self.handle.inner;
+        if inner.expire_if_due(ns, key) {
+            return Lookup::Missing;
+        }
         let keydir = inner.keydir.borrow();
         match keydir.get(ns, key) {
             None => Lookup::Missing,
@@ -405,6 +545,9 @@ impl Store {
     /// read fails or comes back short.
     pub async fn get(&self, ns: Ns, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         let inner = &self.handle.inner;
+        if inner.expire_if_due(ns, key) {
+            return Ok(None);
+        }
         let (file, seg, off, len, ck) = {
             let keydir = inner.keydir.borrow();
             let Some(e) = keydir.get(ns, key) else { return Ok(None) };
@@ -460,45 +603,10 @@ impl Store {
     /// fdatasync fails ("No space left on device" for a full disk).
     pub fn apply(&self, muts: Vec<Mutation>) -> Result<Commit, StorageError> {
         let inner = &self.handle.inner;
-        inner.check_writable()?;
-        if muts.is_empty() {
-            return Ok(Box::pin(std::future::ready(Ok(()))));
+        match inner.apply_now(muts)? {
+            None => Ok(Box::pin(std::future::ready(Ok(())))),
+            Some(round) => Ok(Box::pin(inner.wait_round(round))),
         }
-        let muts = dedupe(muts);
-        let ops: Vec<Op<'_>> = muts
-            .iter()
-            .map(|m| match m {
-                Mutation::Put { ns, key, value } => Op::Put { ns: *ns, key, value },
-                Mutation::Delete { ns, key } => Op::Delete { ns: *ns, key },
-            })
-            .collect();
-        let len = record::encoded_len(&ops);
-        if len > HEADER_LEN + MAX_BODY {
-            return Err(StorageError::TooLarge(len));
-        }
-        let seq = inner.take_seq();
-        let mut placed = Vec::with_capacity(ops.len());
-        let (seg, rec_off, round) = inner.append(len, |buf| record::encode(buf, seq, &ops, |_, value_off, foot| placed.push((value_off, foot))));
-        drop(ops);
-        for (m, (value_off, foot)) in muts.into_iter().zip(placed) {
-            match m {
-                Mutation::Put { ns, key, value } => {
-                    let entry = Entry { seq, seg, off: (rec_off + value_off as u64) as u32, len: value.len() as u32, foot };
-                    inner.put_logged(round, ns, &key, entry);
-                    // Write-allocate: the value's bytes go to the cache under their new
-                    // place (no copy: the mutation's buffer moves there).
-                    let mut cache = inner.cache.borrow_mut();
-                    if cache.admits(value.len()) {
-                        cache.insert(value_key(&entry), value.into_boxed_slice());
-                    }
-                }
-                Mutation::Delete { ns, key } => {
-                    inner.remove_logged(round, ns, key);
-                    inner.add_tomb_logged(round, seg, foot as u64);
-                }
-            }
-        }
-        Ok(Box::pin(inner.wait_round(round)))
     }
 
     /// Removes every key of every namespace (FLUSHALL), durably as one record; the
@@ -566,6 +674,7 @@ impl Store {
         let mut forgotten = Vec::new();
         let mut n = 0;
         let log_it = !inner.undo.borrow().is_empty();
+        let has_ttls = inner.keydir.borrow().expiring(ns) > 0;
         {
             let mut segs = inner.segs.borrow_mut();
             inner.keydir.borrow_mut().retain(ns, &mut |k, _| !pred(k), &mut |k, e| {
@@ -574,26 +683,34 @@ impl Store {
                 }
                 inner.cache.borrow_mut().remove(&value_key(&e));
                 n += 1;
-                if log_it {
+                if log_it || has_ttls {
                     forgotten.push((k, e));
                 }
             });
         }
-        if log_it {
-            let round = inner.log.borrow().open_round;
-            let mut undo = inner.undo.borrow_mut();
-            for (key, e) in forgotten {
+        let round = inner.log.borrow().open_round;
+        for (key, e) in forgotten {
+            // A forgotten key loses its expiry time too.
+            let prev = inner.keydir.borrow_mut().set_expire_at(ns, &key, 0);
+            if log_it {
+                let mut undo = inner.undo.borrow_mut();
                 undo.removed(round, ns, key.to_vec(), &e);
+                if prev != 0 {
+                    undo.ttl(round, ns, &key, prev);
+                }
             }
         }
         n
     }
 
     /// Keys of `ns` for which `pred(key)` is true, in no particular order.
+    /// Expired keys are left out.
     pub fn keys_where(&self, ns: Ns, pred: &mut dyn FnMut(&[u8]) -> bool) -> Vec<Vec<u8>> {
         let mut keys = Vec::new();
-        self.handle.inner.keydir.borrow().for_each(ns, &mut |k, _| {
-            if pred(k) {
+        let now = self.handle.inner.now();
+        let keydir = self.handle.inner.keydir.borrow();
+        keydir.for_each(ns, &mut |k, _| {
+            if pred(k) && !keydir.is_expired(ns, k, now) {
                 keys.push(k.to_vec());
             }
         });
@@ -605,8 +722,15 @@ impl Store {
     /// cursor (0 when the walk is complete). Start with cursor 0. Cursors are < 2^48.
     /// Every key present for the whole walk is returned at least once; with no
     /// concurrent writes, exactly once. Keys come in hash order, not key order.
+    /// Expired keys are left out (so a step may return fewer than `count`).
     pub fn scan(&self, ns: Ns, cursor: u64, count: usize) -> (u64, Vec<Vec<u8>>) {
-        self.handle.inner.keydir.borrow().scan(ns, cursor, count)
+        let now = self.handle.inner.now();
+        let keydir = self.handle.inner.keydir.borrow();
+        let (next, mut keys) = keydir.scan(ns, cursor, count);
+        if keydir.expiring(ns) > 0 {
+            keys.retain(|k| !keydir.is_expired(ns, k, now));
+        }
+        (next, keys)
     }
 
     /// Calls `f(key, value)` for every live key of `ns`: first those whose values are in
@@ -704,12 +828,15 @@ impl Store {
 
     /// Counters for INFO and tests.
     pub fn stats(&self) -> StoreStats {
+        let now = self.handle.inner.now();
         let keydir = self.handle.inner.keydir.borrow();
         let segs = self.handle.inner.segs.borrow();
         let disk_bytes: u64 = segs.values().map(|s| s.end).sum();
         let live_bytes: u64 = segs.values().map(|s| s.live).sum();
         StoreStats {
-            keys_per_ns: [keydir.len(0), keydir.len(1), keydir.len(2)],
+            keys_per_ns: [0, 1, 2].map(|ns| keydir.len(ns) - keydir.due_count(ns, now)),
+            expires_per_ns: [0, 1, 2].map(|ns| keydir.expiring(ns) - keydir.due_count(ns, now)),
+            expired_keys: self.handle.inner.expired_keys.get(),
             keydir_bytes: keydir.heap_bytes(),
             segments: segs.len(),
             disk_bytes,
@@ -753,7 +880,7 @@ impl Store {
         keydir.for_each_all(&mut |ns, k, e| entries.push((ns, k.to_vec(), *e)));
         entries.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         let segs = self.handle.inner.segs.borrow().iter().map(|(id, s)| (*id, s.live, s.tomb)).collect();
-        Snapshot { entries, segs }
+        Snapshot { entries, segs, ttls: keydir.ttls() }
     }
 }
 
@@ -763,6 +890,7 @@ impl Store {
 pub(crate) struct Snapshot {
     pub entries: Vec<(Ns, Vec<u8>, Entry)>,
     pub segs: Vec<(u32, u64, u64)>,
+    pub ttls: Vec<(Ns, Vec<u8>, u64)>,
 }
 
 /// Keeps only the last mutation of each (namespace, key), in order.
@@ -785,7 +913,7 @@ fn dedupe(muts: Vec<Mutation>) -> Vec<Mutation> {
 impl Mutation {
     fn target(&self) -> (Ns, &[u8]) {
         match self {
-            Mutation::Put { ns, key, .. } | Mutation::Delete { ns, key } => (*ns, key),
+            Mutation::Put { ns, key, .. } | Mutation::PutExpiring { ns, key, .. } | Mutation::Delete { ns, key } => (*ns, key),
         }
     }
 }

@@ -139,6 +139,7 @@ fn del(key: &str) -> Mutation {
 fn assert_reverted_to(store: &Store, before: &Snapshot) {
     let after = store.snapshot();
     assert_eq!(after.entries, before.entries, "the keydir is the acknowledged one");
+    assert_eq!(after.ttls, before.ttls, "the expiry times are the acknowledged ones");
     for (id, live, tomb) in &after.segs {
         match before.segs.iter().find(|(b, ..)| b == id) {
             Some(b) => assert_eq!(&(*id, *live, *tomb), b, "segment {id}'s live and tombstone bytes"),
@@ -212,7 +213,13 @@ impl Rng {
                     Mutation::Delete { ns, key }
                 } else {
                     let len = [self.below(23), self.below(41), self.below(151)][self.below(3) as usize] as usize;
-                    Mutation::Put { ns, key, value: vec![self.below(256) as u8; len] }
+                    let value = vec![self.below(256) as u8; len];
+                    match self.below(3) {
+                        // A TTL far ahead (nothing expires during the test): set, changed,
+                        // or removed again by a later put or delete.
+                        0 => Mutation::PutExpiring { ns, key, value, expire_at: 4_000_000_000_000 + self.below(5) },
+                        _ => Mutation::Put { ns, key, value },
+                    }
                 }
             })
             .collect()
@@ -303,6 +310,8 @@ async fn revert_scenario(dir: &Path, seed: u64) {
         let store = Store::open_with_faults(dir, opts, &faults).await.expect("reopen").0;
         let ns0 = |s: &Snapshot| s.entries.iter().filter(|(ns, ..)| *ns == 0).cloned().collect::<Vec<_>>();
         assert_eq!(ns0(&store.snapshot()), ns0(&before), "seed {seed}: after a restart");
+        let ttls0 = |s: &Snapshot| s.ttls.iter().filter(|(ns, ..)| *ns == 0).cloned().collect::<Vec<_>>();
+        assert_eq!(ttls0(&store.snapshot()), ttls0(&before), "seed {seed}: expiry times after a restart");
     }
 }
 
@@ -313,4 +322,55 @@ fn revert_restores_the_acknowledged_keydir_exactly() {
         let dir = tmp.path().to_path_buf();
         run(move || async move { revert_scenario(&dir, seed).await });
     }
+}
+
+/// A data dir written by format version 1 (segment header version 1, kinds 1–4) opens
+/// unchanged; the first write after it goes to a new segment of version 2, never into
+/// the version 1 segment, and both read back after a restart.
+#[test]
+fn a_version_1_segment_is_read_and_writing_continues_in_a_version_2_segment() {
+    use crate::vlog::record::{encode, segment_header_of_version, Op};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    std::fs::create_dir_all(dir.join("vlog")).unwrap();
+    let mut seg = segment_header_of_version(1, 1);
+    encode(&mut seg, 1, &[Op::Put { ns: 0, key: b"a", value: b"1" }], |_, _, _| {});
+    encode(&mut seg, 2, &[Op::Put { ns: 0, key: b"b", value: b"2" }, Op::Delete { ns: 0, key: b"a" }], |_, _, _| {});
+    encode(&mut seg, 3, &[Op::Put { ns: 0, key: b"c", value: &[9; 300] }], |_, _, _| {});
+    seg.resize(seg.len().next_multiple_of(4096), 0);
+    let v1 = dir.join("vlog/00000001.vlog");
+    std::fs::write(&v1, &seg).unwrap();
+    let version = |p: &Path| u32::from_le_bytes(std::fs::read(p).unwrap()[8..12].try_into().unwrap());
+    run(move || async move {
+        let (store, report) = Store::open(&dir, StoreOptions::default()).await.unwrap();
+        assert_eq!((report.records, report.live_keys), (3, 2));
+        assert!(!store.contains(NS_KV, b"a"));
+        assert_eq!(store.get(NS_KV, b"b").await.unwrap(), Some(b"2".to_vec()));
+        assert_eq!(store.get(NS_KV, b"c").await.unwrap(), Some(vec![9; 300]));
+        assert_eq!(store.stats().last_seq, 3);
+        let far = 4_000_000_000_000;
+        store.apply(vec![Mutation::PutExpiring { ns: NS_KV, key: b"d".to_vec(), value: b"4".to_vec(), expire_at: far }]).unwrap().await.unwrap();
+        store.apply(vec![put("e", "5")]).unwrap().await.unwrap();
+        assert_eq!(std::fs::read(&v1).unwrap(), seg, "the version 1 segment is not written to");
+        let v2 = dir.join("vlog/00000002.vlog");
+        assert_eq!((version(&v1), version(&v2)), (1, 2));
+        drop(store);
+        let (store, report) = Store::open(&dir, StoreOptions::default()).await.unwrap();
+        assert_eq!((report.segments, report.live_keys), (2, 4));
+        assert_eq!(store.expire_at(NS_KV, b"d"), Some(far));
+        assert_eq!(store.expire_at(NS_KV, b"b"), Some(0));
+        assert_eq!(store.get(NS_KV, b"e").await.unwrap(), Some(b"5".to_vec()));
+        // Compacting the version 1 segment copies its live records into version 2.
+        store.apply(vec![del("c")]).unwrap().await.unwrap();
+        drop(store);
+        let opts = StoreOptions { compaction_dead_ratio: 0.0, ..StoreOptions::default() };
+        let (store, _) = Store::open(&dir, opts.clone()).await.unwrap();
+        assert!(store.compact_now().await.unwrap() >= 1);
+        assert!(!v1.exists());
+        drop(store);
+        let (store, _) = Store::open(&dir, opts).await.unwrap();
+        assert_eq!(store.get(NS_KV, b"b").await.unwrap(), Some(b"2".to_vec()));
+        assert!(!store.contains(NS_KV, b"c"));
+        assert_eq!(store.expire_at(NS_KV, b"d"), Some(far));
+    });
 }

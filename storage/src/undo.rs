@@ -23,7 +23,10 @@
 //!   itself (its bytes are needed to insert it again); a delete of a missing key
 //!   changes nothing and logs nothing;
 //! - `clear_all`: the whole previous keydir and each segment's live bytes;
-//! - tombstone bytes added to a segment: (segment, bytes), undone in any order.
+//! - tombstone bytes added to a segment: (segment, bytes), undone in any order;
+//! - an expiry time changed (set, changed or removed, see `Keydir::set_expire_at`): a
+//!   word, and the key with its previous time in `ttls` (only keys that have or had a
+//!   TTL pay for this).
 //!
 //! Nothing is found by scanning at revert time: every change is in the log, so the
 //! revert is a walk of the log, newest first (plus `clear_all`'s whole keydirs).
@@ -61,6 +64,7 @@ const KIND_SHIFT: u32 = 56;
 const KIND_PUT: u64 = 0;
 const KIND_REMOVED: u64 = 1;
 const KIND_CLEARED: u64 = 2;
+const KIND_TTL: u64 = 3;
 /// The change replaced (or removed) an entry: its words come before the change's.
 const HAS_PREV: u64 = 1 << 58;
 const POS_SHIFT: u32 = 60;
@@ -79,6 +83,8 @@ pub(crate) enum Undo {
     Clear { keydir: Keydir, live: Vec<(u32, u64)> },
     /// Take `bytes` off the tombstone count of segment `seg` (these come last).
     Tomb { seg: u32, bytes: u64 },
+    /// Set the expiry time of `key` of `ns` back to `prev` (0: none).
+    Ttl { ns: Ns, key: Vec<u8>, prev: u64 },
 }
 
 /// How many items each deque held, counted since the log was made.
@@ -88,6 +94,7 @@ struct Marks {
     keys: u64,
     clears: u64,
     tombs: u64,
+    ttls: u64,
 }
 
 /// A logged `clear_all`.
@@ -115,6 +122,8 @@ pub(crate) struct UndoLog {
     keys: VecDeque<Vec<u8>>,
     clears: VecDeque<Clear>,
     tombs: VecDeque<(u32, u64)>,
+    /// Expiry time changes: the key and its previous time.
+    ttls: VecDeque<(Vec<u8>, u64)>,
     /// Items dropped from the front of each deque so far.
     dropped: Marks,
     /// Each round with logged changes, oldest first, and where its changes start.
@@ -132,6 +141,7 @@ impl Default for UndoLog {
             keys: VecDeque::new(),
             clears: VecDeque::new(),
             tombs: VecDeque::new(),
+            ttls: VecDeque::new(),
             dropped: Marks::default(),
             rounds: VecDeque::new(),
             newest: 0,
@@ -148,6 +158,7 @@ impl UndoLog {
             keys: d.keys + self.keys.len() as u64,
             clears: d.clears + self.clears.len() as u64,
             tombs: d.tombs + self.tombs.len() as u64,
+            ttls: d.ttls + self.ttls.len() as u64,
         }
     }
 
@@ -234,6 +245,13 @@ impl UndoLog {
         self.tombs.push_back((seg, bytes));
     }
 
+    /// The expiry time of `key` of `ns` was changed in `round`; it was `prev` (0: none).
+    pub fn ttl(&mut self, round: u64, ns: Ns, key: &[u8], prev: u64) {
+        self.begin(round);
+        self.ttls.push_back((key.to_vec(), prev));
+        self.word((ns as u64) << NS_SHIFT | KIND_TTL << KIND_SHIFT);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.rounds.is_empty()
     }
@@ -267,6 +285,7 @@ impl UndoLog {
         self.keys.drain(..n(keep.keys, d.keys));
         self.clears.drain(..n(keep.clears, d.clears));
         self.tombs.drain(..n(keep.tombs, d.tombs));
+        self.ttls.drain(..n(keep.ttls, d.ttls));
         self.dropped = keep;
         self.rounds.drain(..acked);
     }
@@ -279,6 +298,7 @@ impl UndoLog {
         self.keys.clear();
         self.clears.clear();
         self.tombs.clear();
+        self.ttls.clear();
         self.rounds.clear();
         self.newest = 0;
     }
@@ -296,11 +316,15 @@ impl UndoLog {
                     let Clear { keydir, live } = self.clears.pop_back().expect("a keydir per clear");
                     Undo::Clear { keydir, live }
                 }
+                KIND_TTL => {
+                    let (key, prev) = self.ttls.pop_back().expect("a key per expiry change");
+                    Undo::Ttl { ns, key, prev }
+                }
                 _ if pos == POS_KEYED => Undo::PutKey { ns, key: self.keys.pop_back().expect("a key per keyed change"), prev },
                 _ => Undo::Put { ns, hash: word & HASH_MASK, pos: pos as usize, prev },
             });
         }
-        debug_assert!(self.keys.is_empty() && self.clears.is_empty());
+        debug_assert!(self.keys.is_empty() && self.clears.is_empty() && self.ttls.is_empty());
         out.extend(self.tombs.drain(..).map(|(seg, bytes)| Undo::Tomb { seg, bytes }));
         self.clear();
         out
@@ -335,6 +359,7 @@ mod tests {
         PutKey(Ns, Vec<u8>, Option<Entry>),
         Clear(usize, Vec<(u32, u64)>),
         Tomb(u32, u64),
+        Ttl(Ns, Vec<u8>, u64),
     }
 
     fn steps(log: &mut UndoLog) -> Vec<Step> {
@@ -345,6 +370,7 @@ mod tests {
                 Undo::PutKey { ns, key, prev } => Step::PutKey(ns, key, prev),
                 Undo::Clear { keydir, live } => Step::Clear(keydir.len(0), live),
                 Undo::Tomb { seg, bytes } => Step::Tomb(seg, bytes),
+                Undo::Ttl { ns, key, prev } => Step::Ttl(ns, key, prev),
             })
             .collect()
     }
@@ -375,6 +401,10 @@ mod tests {
             changes.push(Step::PutKey(ns, format!("gone{i}").into_bytes(), Some(prev)));
             log.tomb(round, i as u32, i + 100);
             tombs.push(Step::Tomb(i as u32, i + 100));
+            if i % 3 == 0 {
+                log.ttl(round, ns, format!("ttl{i}").as_bytes(), i * 7);
+                changes.push(Step::Ttl(ns, format!("ttl{i}").into_bytes(), i * 7));
+            }
             if i.is_multiple_of(50) {
                 let mut kd = Keydir::default();
                 kd.insert(0, format!("cleared{i}").as_bytes(), entry(i, 1));

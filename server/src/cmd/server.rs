@@ -263,9 +263,10 @@ fn render_info(rt: &Router, want: &[String], shards: &[Value]) -> String {
             "stats" => {
                 let _ = write!(
                     s,
-                    "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nshard_handoffs:{}\r\ncache_hits:{}\r\ncache_misses:{}\r\ncache_evictions:{}\r\n\r\n",
+                    "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nexpired_keys:{}\r\nshard_handoffs:{}\r\ncache_hits:{}\r\ncache_misses:{}\r\ncache_evictions:{}\r\n\r\n",
                     sh.total_connections.load(Ordering::Relaxed),
                     sh.total_commands.load(Ordering::Relaxed),
+                    sum("expired_keys"),
                     sh.shard_handoffs.load(Ordering::Relaxed),
                     sum("cache_hits"),
                     sum("cache_misses"),
@@ -274,13 +275,19 @@ fn render_info(rt: &Router, want: &[String], shards: &[Value]) -> String {
             }
             "keyspace" => {
                 s.push_str("# Keyspace\r\n");
-                // One line per non-empty database, as Redis; shards report `dbN.keys` and
-                // `dbN.expires` for their non-empty databases.
+                // One line per non-empty database, as Redis; shards report `dbN.keys`,
+                // `dbN.expires` and `dbN.avg_ttl` for their non-empty databases. avg_ttl:
+                // the shards' means weighted by their keys with a TTL.
                 for db in 0..cfg.databases {
                     let keys = sum(&format!("db{db}.keys"));
                     if keys > 0 {
                         let expires = sum(&format!("db{db}.expires"));
-                        let _ = write!(s, "db{db}:keys={keys},expires={expires},avg_ttl=0\r\n");
+                        let weighted: i128 = fields
+                            .iter()
+                            .map(|f| f.get(&format!("db{db}.avg_ttl")).copied().unwrap_or(0) as i128 * f.get(&format!("db{db}.expires")).copied().unwrap_or(0) as i128)
+                            .sum();
+                        let avg_ttl = if expires > 0 { weighted / expires as i128 } else { 0 };
+                        let _ = write!(s, "db{db}:keys={keys},expires={expires},avg_ttl={avg_ttl}\r\n");
                     }
                 }
                 let _ = write!(s, "vector_indexes:{}\r\nvectors:{}\r\n\r\n", sum("indexes"), sum("vectors"));

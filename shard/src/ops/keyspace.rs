@@ -165,20 +165,24 @@ pub async fn move_key(shard: &Shard, db: u8, mut argv: Vec<Vec<u8>>) -> Reply {
     let key = argv.swap_remove(1);
     loop {
         let (from_ns, to_ns) = (shard.dbs.ns(db), shard.dbs.ns(to));
-        let value = match shard.read(from_ns, &key).await {
+        // The live value (read again if the key was written while the read waited for
+        // the disk).
+        let value = match crate::ops::expire::read_for_rewrite(shard, from_ns, &key).await {
             Ok(Some(v)) => v,
             Ok(None) => return Value::Integer(0).into(),
             Err(e) => return e.into(),
         };
-        // The read may have waited for the disk, and other requests ran meanwhile: go
-        // again if the map or the key changed (the value read must be the live one).
-        if shard.dbs.ns(db) != from_ns || shard.dbs.ns(to) != to_ns || shard.store.value_len(from_ns, &key) != Some(value.len()) {
+        // Other requests ran during the read: go again if the map changed.
+        if shard.dbs.ns(db) != from_ns || shard.dbs.ns(to) != to_ns {
             continue;
         }
         if shard.store.contains(to_ns, &key) {
             return Value::Integer(0).into();
         }
-        let muts = vec![Mutation::Delete { ns: from_ns, key: key.clone() }, Mutation::Put { ns: to_ns, key, value }];
+        // The key keeps its TTL, as in Redis.
+        let at = shard.store.expire_at(from_ns, &key).unwrap_or(0);
+        let put = crate::ops::expire::put_expiring(to_ns, key.clone(), value, at, shard.store.now_ms());
+        let muts = vec![Mutation::Delete { ns: from_ns, key }, put];
         return shard.write(muts, Value::Integer(1));
     }
 }
@@ -188,10 +192,17 @@ pub fn info(shard: &Shard) -> Reply {
     let st = shard.store.stats();
     let reg = shard.vectors.borrow();
     let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-    let per_db: Vec<(u8, usize)> = (0..shard.dbs.count() as u8).map(|db| (db, shard.store.len(shard.dbs.ns(db)))).collect();
-    let fields: [(&str, u64); 21] = [
-        ("keys", per_db.iter().map(|&(_, n)| n as u64).sum()),
-        ("expires", 0),
+    // Per database: (db, keys, keys with a TTL, their mean TTL in ms).
+    let per_db: Vec<(u8, usize, usize, u64)> = (0..shard.dbs.count() as u8)
+        .map(|db| {
+            let ns = shard.dbs.ns(db);
+            let (expires, avg_ttl) = shard.store.expires(ns);
+            (db, shard.store.len(ns), expires, avg_ttl)
+        })
+        .collect();
+    let fields: [(&str, u64); 23] = [
+        ("keys", per_db.iter().map(|&(_, n, _, _)| n as u64).sum()),
+        ("expires", per_db.iter().map(|&(_, _, e, _)| e as u64).sum()),
         ("indexes", reg.by_name.len() as u64),
         ("vectors", reg.n_vectors() as u64),
         ("vlog_segments", st.segments as u64),
@@ -211,13 +222,16 @@ pub fn info(shard: &Shard) -> Reply {
         ("cache_hits", st.cache.hits),
         ("cache_misses", st.cache.misses),
         ("cache_evictions", st.cache.evictions),
+        ("avg_ttl", per_db.first().map_or(0, |d| d.3)),
+        ("expired_keys", st.expired_keys),
     ];
     let mut map: Vec<(Value, Value)> = fields.iter().map(|&(k, v)| (Value::bulk(k), Value::Integer(clamp(v)))).collect();
-    // Per non-empty database: `dbN.keys` and `dbN.expires` (no expiry yet: 0), for the
-    // router's `dbN:keys=…,expires=…` keyspace lines.
-    for (db, n) in per_db.into_iter().filter(|&(_, n)| n > 0) {
+    // Per non-empty database: `dbN.keys`, `dbN.expires` and `dbN.avg_ttl`, for the
+    // router's `dbN:keys=…,expires=…,avg_ttl=…` keyspace lines.
+    for (db, n, expires, avg_ttl) in per_db.into_iter().filter(|&(_, n, _, _)| n > 0) {
         map.push((Value::bulk(format!("db{db}.keys")), Value::Integer(clamp(n as u64))));
-        map.push((Value::bulk(format!("db{db}.expires")), Value::Integer(0)));
+        map.push((Value::bulk(format!("db{db}.expires")), Value::Integer(clamp(expires as u64))));
+        map.push((Value::bulk(format!("db{db}.avg_ttl")), Value::Integer(clamp(avg_ttl))));
     }
     Value::Map(map).into()
 }

@@ -1,19 +1,21 @@
 //! String commands (all KV values are strings, in the namespace `ns` of the request's
-//! database): GET, SET, GETDEL, DEL,
-//! EXISTS, MGET, MSET, INCR/DECR/INCRBY/DECRBY, APPEND, STRLEN, TYPE.
+//! database): GET, SET, SETEX, PSETEX,
+//! GETEX, GETDEL, DEL, EXISTS, MGET, MSET, INCR/DECR/INCRBY/DECRBY, APPEND, STRLEN,
+//! TYPE. TTLs as in Redis: SET, SETEX, PSETEX and MSET replace a key's TTL (SET KEEPTTL
+//! keeps it), INCR-family and APPEND keep it; expired keys are invisible to every read
+//! (`keel_storage` removes them).
 //!
 //! Reads that may need the disk (`Shard::read`) are awaited before the connection takes
 //! its next request, so a read-modify-write cannot be overtaken by a later write.
 
 use crate::args::{parse_i64, upper, ERR_NOT_INTEGER, ERR_SYNTAX};
+use crate::ops::expire::{expire_time, put_expiring, put_keeping_ttl, Unit};
 use crate::shard::{LaterValue, Reply, Shard};
 use keel_protocol::Value;
 use keel_storage::{Mutation, Ns};
 
 /// Redis's `proto-max-bulk-len`: the largest string APPEND may build.
 const MAX_STRING_LEN: usize = 512 << 20;
-
-pub const ERR_NO_EXPIRY: &str = "ERR keel does not support key expiry yet";
 
 fn bulk_or_null(v: Option<Vec<u8>>) -> Value {
     v.map_or(Value::Null, Value::Bulk)
@@ -28,67 +30,139 @@ pub async fn get(shard: &Shard, ns: Ns, mut argv: Vec<Vec<u8>>) -> Reply {
     }
 }
 
-/// Options of SET after the value.
+/// Options of SET after the value (and of GETEX after the key).
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct SetOptions {
+pub struct SetOptions<'a> {
     pub nx: bool,
     pub xx: bool,
     pub get: bool,
+    pub keepttl: bool,
+    /// GETEX only.
+    pub persist: bool,
+    /// `EX|PX|EXAT|PXAT` and its (unparsed) argument.
+    pub expire: Option<(Unit, &'a [u8])>,
 }
 
-/// Parses `[NX | XX] [GET] [EX s | PX ms | EXAT t | PXAT t | KEEPTTL]` in any order,
-/// as Redis does; a well-formed expiry option is refused with [`ERR_NO_EXPIRY`]. KEEPTTL
-/// is accepted: no key has a TTL, so keeping it changes nothing.
-pub fn parse_set_options(args: &[Vec<u8>]) -> Result<SetOptions, &'static str> {
+/// Parses SET's `[NX | XX] [GET] [EX s | PX ms | EXAT t | PXAT t | KEEPTTL]` (or, with
+/// `getex`, GETEX's `[EX s | PX ms | EXAT t | PXAT t | PERSIST]`) in any order, with
+/// Redis's rules (`parseExtendedStringArgumentsOrReply`): an option may repeat (the last
+/// expiry argument wins); NX with XX, two different expiry options, or an expiry with
+/// KEEPTTL/PERSIST is `ERR syntax error`, as is an option of the other command. The
+/// expiry argument is checked later ([`expire_time`]), after every option.
+pub fn parse_set_options(args: &[Vec<u8>], getex: bool) -> Result<SetOptions<'_>, &'static str> {
     let mut o = SetOptions::default();
-    let (mut keepttl, mut expiry) = (false, false);
     let mut i = 0;
     while i < args.len() {
         let mut buf = [0u8; 8];
         let opt = upper(&args[i], &mut buf).unwrap_or(b"");
+        let next = args.get(i + 1).map(Vec::as_slice);
+        let other_expiry = |u: Unit| o.keepttl || o.persist || o.expire.is_some_and(|(e, _)| e != u);
         match opt {
-            b"NX" if !o.xx => o.nx = true,
-            b"XX" if !o.nx => o.xx = true,
-            b"GET" => o.get = true,
-            b"KEEPTTL" if !expiry => keepttl = true,
-            b"EX" | b"PX" | b"EXAT" | b"PXAT" if !keepttl && !expiry && i + 1 < args.len() => {
-                expiry = true;
+            b"NX" if !getex && !o.xx => o.nx = true,
+            b"XX" if !getex && !o.nx => o.xx = true,
+            b"GET" if !getex => o.get = true,
+            b"KEEPTTL" if !getex && !o.persist && o.expire.is_none() => o.keepttl = true,
+            b"PERSIST" if getex && !o.keepttl && o.expire.is_none() => o.persist = true,
+            b"EX" | b"PX" | b"EXAT" | b"PXAT" => {
+                let unit = match opt {
+                    b"EX" => Unit::Ex,
+                    b"PX" => Unit::Px,
+                    b"EXAT" => Unit::Exat,
+                    _ => Unit::Pxat,
+                };
+                match next {
+                    Some(arg) if !other_expiry(unit) => o.expire = Some((unit, arg)),
+                    _ => return Err(ERR_SYNTAX),
+                }
                 i += 1;
             }
             _ => return Err(ERR_SYNTAX),
         }
         i += 1;
     }
-    if expiry {
-        return Err(ERR_NO_EXPIRY);
-    }
     Ok(o)
 }
 
-/// `SET key value [NX | XX] [GET] [KEEPTTL]`: `+OK`; with GET the old value (or null);
-/// null when the NX/XX condition is not met (the old value with GET, as Redis 7).
+/// `SET key value [NX | XX] [GET] [EX s | PX ms | EXAT t | PXAT t | KEEPTTL]`: `+OK`;
+/// with GET the old value (or null); null when the NX/XX condition is not met (the old
+/// value with GET, as Redis 7). Without KEEPTTL the key's TTL is replaced (or removed);
+/// an EXAT/PXAT time already past deletes the key (the reply is the same).
 pub async fn set(shard: &Shard, ns: Ns, mut argv: Vec<Vec<u8>>) -> Reply {
-    let opts = match parse_set_options(&argv[3..]) {
+    let opts = match parse_set_options(&argv[3..], false) {
         Ok(o) => o,
         Err(e) => return Reply::err(e),
     };
+    let now = shard.store.now_ms();
+    let at = match opts.expire.map(|(unit, arg)| expire_time(unit, arg, now, "set")) {
+        None => 0,
+        Some(Ok(at)) => at,
+        Some(Err(e)) => return Reply::err(e),
+    };
+    let (nx, xx, get, keepttl) = (opts.nx, opts.xx, opts.get, opts.keepttl);
     let value = std::mem::take(&mut argv[2]);
     let key = std::mem::take(&mut argv[1]);
-    let (exists, old) = if opts.get {
+    let (exists, old) = if get {
         match shard.read(ns, &key).await {
             Ok(old) => (old.is_some(), old),
             Err(e) => return e.into(),
         }
-    } else if opts.nx || opts.xx {
+    } else if nx || xx {
         (shard.store.contains(ns, &key), None)
     } else {
         (false, None)
     };
-    let reply = if opts.get { bulk_or_null(old) } else { Value::ok() };
-    if (opts.nx && exists) || (opts.xx && !exists) {
-        return if opts.get { reply.into() } else { Value::Null.into() };
+    let reply = if get { bulk_or_null(old) } else { Value::ok() };
+    if (nx && exists) || (xx && !exists) {
+        return if get { reply.into() } else { Value::Null.into() };
     }
-    shard.write(vec![Mutation::Put { ns, key, value }], reply)
+    let at = if keepttl { shard.store.expire_at(ns, &key).unwrap_or(0) } else { at };
+    shard.write(vec![put_expiring(ns, key, value, at, now)], reply)
+}
+
+/// `SETEX key seconds value` / `PSETEX key milliseconds value` (`unit` Ex or Px):
+/// `+OK`; the time must be positive.
+pub fn setex(shard: &Shard, ns: Ns, mut argv: Vec<Vec<u8>>, unit: Unit) -> Reply {
+    let now = shard.store.now_ms();
+    let name = if unit == Unit::Ex { "setex" } else { "psetex" };
+    let at = match expire_time(unit, &argv[2], now, name) {
+        Ok(at) => at,
+        Err(e) => return Reply::err(e),
+    };
+    let value = std::mem::take(&mut argv[3]);
+    let key = std::mem::take(&mut argv[1]);
+    shard.write(vec![put_expiring(ns, key, value, at, now)], Value::ok())
+}
+
+/// `GETEX key [EX s | PX ms | EXAT t | PXAT t | PERSIST]`: the value (null if missing),
+/// and the key's TTL set, or removed with PERSIST. An EXAT/PXAT time already past
+/// deletes the key. Options are checked first (syntax), the time only when the key
+/// exists (as Redis 7.0).
+pub async fn getex(shard: &Shard, ns: Ns, mut argv: Vec<Vec<u8>>) -> Reply {
+    let opts = match parse_set_options(&argv[2..], true) {
+        Ok(o) => o,
+        Err(e) => return Reply::err(e),
+    };
+    let (persist, expire) = (opts.persist, opts.expire.map(|(u, a)| (u, a.to_vec())));
+    let key = std::mem::take(&mut argv[1]);
+    let value = match crate::ops::expire::read_for_rewrite(shard, ns, &key).await {
+        Ok(Some(v)) => v,
+        Ok(None) => return Value::Null.into(),
+        Err(e) => return e.into(),
+    };
+    let now = shard.store.now_ms();
+    if let Some((unit, arg)) = expire {
+        let at = match expire_time(unit, &arg, now, "getex") {
+            Ok(at) => at,
+            Err(e) => return Reply::err(e),
+        };
+        let reply = Value::Bulk(value.clone());
+        return shard.write(vec![put_expiring(ns, key, value, at, now)], reply);
+    }
+    if persist && shard.store.expire_at(ns, &key).is_some_and(|at| at != 0) {
+        let reply = Value::Bulk(value.clone());
+        return shard.write(vec![Mutation::Put { ns, key, value }], reply);
+    }
+    Value::Bulk(value).into()
 }
 
 /// `GETDEL key`: the old value (or null), and the key is gone.
@@ -189,7 +263,7 @@ pub async fn incr_by(shard: &Shard, ns: Ns, mut argv: Vec<Vec<u8>>, step: Step) 
         return Reply::err("ERR increment or decrement would overflow");
     };
     let value = new.to_string().into_bytes();
-    shard.write(vec![Mutation::Put { ns, key, value }], Value::Integer(new))
+    shard.write(vec![put_keeping_ttl(shard, ns, key, value)], Value::Integer(new))
 }
 
 /// `APPEND key value`: the new length.
@@ -208,7 +282,7 @@ pub async fn append(shard: &Shard, ns: Ns, mut argv: Vec<Vec<u8>>) -> Reply {
         Err(e) => return e.into(),
     };
     let len = value.len() as i64;
-    shard.write(vec![Mutation::Put { ns, key, value }], Value::Integer(len))
+    shard.write(vec![put_keeping_ttl(shard, ns, key, value)], Value::Integer(len))
 }
 
 /// `STRLEN key`: the value's length, 0 if missing (no value read).
@@ -226,33 +300,53 @@ pub fn type_of(shard: &Shard, ns: Ns, argv: Vec<Vec<u8>>) -> Reply {
 mod tests {
     use super::*;
 
-    fn check(args: &[&str], expected: Result<SetOptions, &str>) {
+    type Parsed = (bool, bool, bool, bool, bool, Option<(Unit, String)>);
+
+    fn check(args: &[&str], getex: bool, expected: Result<Parsed, &str>) {
         let args: Vec<Vec<u8>> = args.iter().map(|a| a.as_bytes().to_vec()).collect();
-        assert_eq!(parse_set_options(&args), expected, "{args:?}");
+        let got = parse_set_options(&args, getex)
+            .map(|o| (o.nx, o.xx, o.get, o.keepttl, o.persist, o.expire.map(|(u, a)| (u, String::from_utf8(a.to_vec()).unwrap()))));
+        assert_eq!(got, expected, "{args:?}");
     }
 
-    fn opts(nx: bool, xx: bool, get: bool) -> Result<SetOptions, &'static str> {
-        Ok(SetOptions { nx, xx, get })
+    fn flags(nx: bool, xx: bool, get: bool, keepttl: bool) -> Result<Parsed, &'static str> {
+        Ok((nx, xx, get, keepttl, false, None))
+    }
+
+    fn ex(unit: Unit, arg: &str) -> Result<Parsed, &'static str> {
+        Ok((false, false, false, false, false, Some((unit, arg.into()))))
     }
 
     #[test]
     fn set_options() {
-        check(&[], opts(false, false, false));
-        check(&["nx"], opts(true, false, false));
-        check(&["XX"], opts(false, true, false));
-        check(&["get"], opts(false, false, true));
-        check(&["GET", "nX"], opts(true, false, true));
-        check(&["xx", "get", "xx"], opts(false, true, true));
-        check(&["KEEPTTL", "NX"], opts(true, false, false));
-        check(&["NX", "XX"], Err(ERR_SYNTAX));
-        check(&["XX", "NX"], Err(ERR_SYNTAX));
-        check(&["FOO"], Err(ERR_SYNTAX));
-        check(&["EX"], Err(ERR_SYNTAX));
-        check(&["EX", "10"], Err(ERR_NO_EXPIRY));
-        check(&["px", "10", "NX"], Err(ERR_NO_EXPIRY));
-        check(&["EX", "10", "PX", "5"], Err(ERR_SYNTAX));
-        check(&["EX", "10", "KEEPTTL"], Err(ERR_SYNTAX));
-        check(&["KEEPTTL", "EXAT", "10"], Err(ERR_SYNTAX));
-        check(&["GETX"], Err(ERR_SYNTAX));
+        check(&[], false, flags(false, false, false, false));
+        check(&["nx"], false, flags(true, false, false, false));
+        check(&["XX"], false, flags(false, true, false, false));
+        check(&["get"], false, flags(false, false, true, false));
+        check(&["GET", "nX"], false, flags(true, false, true, false));
+        check(&["xx", "get", "xx"], false, flags(false, true, true, false));
+        check(&["KEEPTTL", "NX"], false, flags(true, false, false, true));
+        check(&["KEEPTTL", "keepttl"], false, flags(false, false, false, true));
+        check(&["NX", "XX"], false, Err(ERR_SYNTAX));
+        check(&["XX", "NX"], false, Err(ERR_SYNTAX));
+        check(&["FOO"], false, Err(ERR_SYNTAX));
+        check(&["EX"], false, Err(ERR_SYNTAX));
+        check(&["EX", "10"], false, ex(Unit::Ex, "10"));
+        check(&["px", "x"], false, ex(Unit::Px, "x"));
+        check(&["exat", "1", "EXAT", "2"], false, ex(Unit::Exat, "2"));
+        check(&["pxat", "-1"], false, ex(Unit::Pxat, "-1"));
+        check(&["EX", "10", "PX", "5"], false, Err(ERR_SYNTAX));
+        check(&["EX", "10", "KEEPTTL"], false, Err(ERR_SYNTAX));
+        check(&["KEEPTTL", "EXAT", "10"], false, Err(ERR_SYNTAX));
+        check(&["PERSIST"], false, Err(ERR_SYNTAX));
+        check(&["GETX"], false, Err(ERR_SYNTAX));
+        // GETEX
+        check(&["PERSIST", "persist"], true, Ok((false, false, false, false, true, None)));
+        check(&["PERSIST", "EX", "1"], true, Err(ERR_SYNTAX));
+        check(&["PX", "1", "PERSIST"], true, Err(ERR_SYNTAX));
+        check(&["NX"], true, Err(ERR_SYNTAX));
+        check(&["GET"], true, Err(ERR_SYNTAX));
+        check(&["KEEPTTL"], true, Err(ERR_SYNTAX));
+        check(&["px", "5", "px", "6"], true, ex(Unit::Px, "6"));
     }
 }

@@ -10,6 +10,7 @@
 //!
 //! [`Reply`]: crate::Reply
 
+pub mod expire;
 pub mod keyspace;
 pub mod kv;
 pub mod vector;
@@ -24,6 +25,18 @@ pub(crate) async fn run(shard: &Shard, db: u8, spec: &'static Spec, argv: Vec<Ve
         Cmd::Get => kv::get(shard, ns, argv).await,
         Cmd::Set => kv::set(shard, ns, argv).await,
         Cmd::Getdel => kv::getdel(shard, ns, argv).await,
+        Cmd::Getex => kv::getex(shard, ns, argv).await,
+        Cmd::Setex => kv::setex(shard, ns, argv, expire::Unit::Ex),
+        Cmd::Psetex => kv::setex(shard, ns, argv, expire::Unit::Px),
+        Cmd::Expire => expire::expire(shard, ns, argv, expire::Unit::Ex).await,
+        Cmd::Pexpire => expire::expire(shard, ns, argv, expire::Unit::Px).await,
+        Cmd::Expireat => expire::expire(shard, ns, argv, expire::Unit::Exat).await,
+        Cmd::Pexpireat => expire::expire(shard, ns, argv, expire::Unit::Pxat).await,
+        Cmd::Ttl => expire::ttl(shard, ns, argv, expire::TtlKind::Ttl),
+        Cmd::Pttl => expire::ttl(shard, ns, argv, expire::TtlKind::Pttl),
+        Cmd::Expiretime => expire::ttl(shard, ns, argv, expire::TtlKind::Expiretime),
+        Cmd::Pexpiretime => expire::ttl(shard, ns, argv, expire::TtlKind::Pexpiretime),
+        Cmd::Persist => expire::persist(shard, ns, argv).await,
         Cmd::Del | Cmd::Unlink => kv::del(shard, ns, argv),
         Cmd::Exists => kv::exists(shard, ns, argv),
         Cmd::Mget => kv::mget(shard, ns, argv).await,

@@ -8,6 +8,7 @@ macro_rules! argv {
 }
 
 mod databases;
+mod expiry;
 mod ops;
 mod process;
 mod vectors;

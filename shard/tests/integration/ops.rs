@@ -27,8 +27,7 @@ fn get_set_and_options() {
         check(&s, argv!["SET", "t:k", "v", "NX", "XX"], err("ERR syntax error")).await;
         check(&s, argv!["SET", "t:k", "v", "BOGUS"], err("ERR syntax error")).await;
         check(&s, argv!["SET", "t:k", "v", "EX"], err("ERR syntax error")).await;
-        check(&s, argv!["SET", "t:k", "v", "EX", "10"], err("ERR keel does not support key expiry yet")).await;
-        check(&s, argv!["SET", "t:k", "v", "pxat", "10"], err("ERR keel does not support key expiry yet")).await;
+        check(&s, argv!["SET", "t:k", "v", "EX", "0"], err("ERR invalid expire time in 'set' command")).await;
         check(&s, argv!["SET", "t:k", "v5", "KEEPTTL"], ok()).await;
         check(&s, argv!["GET", "t:k"], bulk("v5")).await;
         check(&s, argv!["SET", "t:k"], err("ERR wrong number of arguments for 'set' command")).await;
@@ -218,11 +217,11 @@ fn info_and_unknown() {
                 "keys", "expires", "indexes", "vectors", "vlog_segments", "vlog_disk_bytes", "vlog_live_bytes",
                 "vlog_dead_bytes", "compactions", "rss_bytes", "index_memory_bytes", "keydir_bytes", "last_seq", "recovered_keys",
                 "uptime_ms", "cache_bytes", "cache_used_bytes", "cache_entries", "cache_hits", "cache_misses",
-                "cache_evictions", "db0.keys", "db0.expires"
+                "cache_evictions", "avg_ttl", "expired_keys", "db0.keys", "db0.expires", "db0.avg_ttl"
             ]
         );
         assert_eq!(fields[0].1, int(2));
-        assert_eq!((fields[21].1.clone(), fields[22].1.clone()), (int(2), int(0)), "db0.keys, db0.expires");
+        assert_eq!((fields[23].1.clone(), fields[24].1.clone()), (int(2), int(0)), "db0.keys, db0.expires");
         assert!(matches!(fields[9].1, Value::Integer(n) if n > 0), "rss_bytes");
         check(&s, argv!["NOSUCH", "x"], err("ERR unknown command 'NOSUCH'")).await;
         check(&s, argv!["BAD\r\nNAME"], err("ERR unknown command 'BAD  NAME'")).await;

@@ -72,7 +72,7 @@ fn check_decoded(buf: &[u8], r: &DecodedRecord) {
         .ops
         .iter()
         .filter_map(|op| match op {
-            DecodedOp::Put { ns, key, value, .. } => Some(EncodeOp::Put { ns: *ns, key: key.clone(), value: value.clone() }),
+            DecodedOp::Put { ns, key, value, expire_at, .. } => Some(EncodeOp::Put { ns: *ns, key: key.clone(), value: value.clone(), expire_at: *expire_at }),
             DecodedOp::Delete { ns, key, .. } => Some(EncodeOp::Delete { ns: *ns, key: key.clone() }),
             DecodedOp::ClearAll { .. } => None,
         })
@@ -119,8 +119,10 @@ fn written_records_decode(input: &[u8]) {
         let value_len = (head[2] as usize % 64).min(tail.len());
         let (value, tail) = tail.split_at(value_len);
         let ns = head[0] >> 1;
+        // A put with expiry for some values of the length byte (its high bit).
+        let expire_at = if head[2] & 0x80 != 0 { u64::from(head[1]) << 32 | u64::from(head[2]) } else { 0 };
         ops.push(if head[0] & 1 == 0 {
-            EncodeOp::Put { ns, key: key.to_vec(), value: value.to_vec() }
+            EncodeOp::Put { ns, key: key.to_vec(), value: value.to_vec(), expire_at }
         } else {
             EncodeOp::Delete { ns, key: key.to_vec() }
         });
@@ -140,8 +142,8 @@ fn written_records_decode(input: &[u8]) {
     assert_eq!(placements(&r.ops), placed);
     for (op, got) in ops.iter().zip(&r.ops) {
         match (op, got) {
-            (EncodeOp::Put { ns, key, value }, DecodedOp::Put { ns: n, key: k, value: v, .. }) => {
-                assert_eq!((ns, key, value), (n, k, v));
+            (EncodeOp::Put { ns, key, value, expire_at }, DecodedOp::Put { ns: n, key: k, value: v, expire_at: at, .. }) => {
+                assert_eq!((ns, key, value, expire_at), (n, k, v, at));
             }
             (EncodeOp::Delete { ns, key }, DecodedOp::Delete { ns: n, key: k, .. }) => assert_eq!((ns, key), (n, k)),
             other => panic!("op decoded as another kind: {other:?}"),

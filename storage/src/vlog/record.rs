@@ -14,19 +14,40 @@ pub(crate) const MAX_BODY: usize = 1 << 30;
 pub(crate) const SEGMENT_HEADER_LEN: u64 = 4096;
 /// Segment magic, ASCII.
 pub(crate) const MAGIC: [u8; 8] = *b"KEELVLOG";
-/// Format version written to and accepted from segment headers.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// Format version written to segment headers (FORMAT.md "Version changes").
+pub(crate) const FORMAT_VERSION: u32 = 2;
+/// Oldest format version still read: version 1 segments have no kind 5 records and are
+/// otherwise identical.
+pub(crate) const OLDEST_READ_VERSION: u32 = 1;
 
 const KIND_PUT: u8 = 1;
 const KIND_DELETE: u8 = 2;
 const KIND_BATCH: u8 = 3;
 const KIND_CLEAR_ALL: u8 = 4;
+/// Format version 2: a put with an expiry time (`expire_at`, unix epoch milliseconds,
+/// `u64`, never 0) stored in the 8 bytes before the key.
+const KIND_PUT_EXPIRING: u8 = 5;
+/// Bytes of a kind-5 record's or batch entry's `expire_at`.
+pub(crate) const EXPIRE_AT_LEN: usize = 8;
 
 /// One mutation to encode.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Op<'a> {
     Put { ns: Ns, key: &'a [u8], value: &'a [u8] },
+    /// A put whose key expires at `at` (unix epoch ms, > 0): kind 5.
+    PutExpiring { ns: Ns, key: &'a [u8], value: &'a [u8], at: u64 },
     Delete { ns: Ns, key: &'a [u8] },
+}
+
+impl<'a> Op<'a> {
+    /// A put with expiry time `at` (unix epoch ms; 0: none, a plain put).
+    pub fn put(ns: Ns, key: &'a [u8], value: &'a [u8], at: u64) -> Op<'a> {
+        if at == 0 {
+            Op::Put { ns, key, value }
+        } else {
+            Op::PutExpiring { ns, key, value, at }
+        }
+    }
 }
 
 /// What one decoded operation does.
@@ -48,6 +69,8 @@ pub(crate) struct RecOp<'a> {
     pub value_off: usize,
     /// Bytes of the segment this operation accounts for (see FORMAT.md "Accounting").
     pub foot: u32,
+    /// A put's expiry time, unix epoch ms (0: none; always 0 for other kinds).
+    pub at: u64,
 }
 
 /// A decoded, plausibility-checked record header.
@@ -68,7 +91,7 @@ impl Header {
         HEADER_LEN + self.body_len as usize
     }
 
-    /// The record kind byte (1 put, 2 delete, 3 batch, 4 clear-all).
+    /// The record kind byte (1 put, 2 delete, 3 batch, 4 clear-all, 5 put with expiry).
     #[cfg(feature = "fuzzing")]
     pub fn kind(&self) -> u8 {
         self.kind
@@ -79,6 +102,7 @@ impl Header {
 pub(crate) fn encoded_len(ops: &[Op<'_>]) -> usize {
     match ops {
         [Op::Put { key, value, .. }] => HEADER_LEN + key.len() + value.len(),
+        [Op::PutExpiring { key, value, .. }] => HEADER_LEN + EXPIRE_AT_LEN + key.len() + value.len(),
         [Op::Delete { key, .. }] => HEADER_LEN + key.len(),
         _ => HEADER_LEN + 4 + ops.iter().map(entry_len).sum::<usize>(),
     }
@@ -87,6 +111,7 @@ pub(crate) fn encoded_len(ops: &[Op<'_>]) -> usize {
 fn entry_len(op: &Op<'_>) -> usize {
     match op {
         Op::Put { key, value, .. } => ENTRY_HEADER_LEN + key.len() + value.len(),
+        Op::PutExpiring { key, value, .. } => ENTRY_HEADER_LEN + EXPIRE_AT_LEN + key.len() + value.len(),
         Op::Delete { key, .. } => ENTRY_HEADER_LEN + key.len(),
     }
 }
@@ -107,6 +132,13 @@ pub(crate) fn encode(out: &mut Vec<u8>, seq: u64, ops: &[Op<'_>], mut placed: im
             out.extend_from_slice(value);
             placed(0, HEADER_LEN + key.len(), total as u32);
         }
+        [Op::PutExpiring { ns, key, value, at }] => {
+            push_header(out, KIND_PUT_EXPIRING, *ns, seq, total - HEADER_LEN, key.len(), value.len());
+            out.extend_from_slice(&at.to_le_bytes());
+            out.extend_from_slice(key);
+            out.extend_from_slice(value);
+            placed(0, HEADER_LEN + EXPIRE_AT_LEN + key.len(), total as u32);
+        }
         [Op::Delete { ns, key }] => {
             push_header(out, KIND_DELETE, *ns, seq, key.len(), key.len(), 0);
             out.extend_from_slice(key);
@@ -117,17 +149,24 @@ pub(crate) fn encode(out: &mut Vec<u8>, seq: u64, ops: &[Op<'_>], mut placed: im
             out.extend_from_slice(&(ops.len() as u32).to_le_bytes());
             for (i, op) in ops.iter().enumerate() {
                 let entry_start = out.len() - start;
-                let (kind, ns, key, value): (u8, Ns, &[u8], &[u8]) = match op {
-                    Op::Put { ns, key, value } => (KIND_PUT, *ns, key, value),
-                    Op::Delete { ns, key } => (KIND_DELETE, *ns, key, &[]),
+                let (kind, ns, key, value, at): (u8, Ns, &[u8], &[u8], u64) = match op {
+                    Op::Put { ns, key, value } => (KIND_PUT, *ns, key, value, 0),
+                    Op::PutExpiring { ns, key, value, at } => (KIND_PUT_EXPIRING, *ns, key, value, *at),
+                    Op::Delete { ns, key } => (KIND_DELETE, *ns, key, &[], 0),
                 };
                 out.push(kind);
                 out.push(ns);
                 out.extend_from_slice(&(key.len() as u32).to_le_bytes());
                 out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+                let at_len = if kind == KIND_PUT_EXPIRING {
+                    out.extend_from_slice(&at.to_le_bytes());
+                    EXPIRE_AT_LEN
+                } else {
+                    0
+                };
                 out.extend_from_slice(key);
                 out.extend_from_slice(value);
-                placed(i, entry_start + ENTRY_HEADER_LEN + key.len(), entry_len(op) as u32);
+                placed(i, entry_start + ENTRY_HEADER_LEN + at_len + key.len(), entry_len(op) as u32);
             }
         }
     }
@@ -163,6 +202,10 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
 }
 
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
 /// Decodes the record header in `b` (at least [`HEADER_LEN`] bytes). `Ok(None)`: the
 /// header is all zero, i.e. the end of the data (zero padding). `Err(reason)`: not a
 /// plausible header.
@@ -189,6 +232,7 @@ pub(crate) fn parse_header(b: &[u8]) -> Result<Option<Header>, &'static str> {
     let (body, key, value) = (h.body_len as u64, h.key_len as u64, h.value_len as u64);
     let consistent = match h.kind {
         KIND_PUT => body == key + value,
+        KIND_PUT_EXPIRING => body == EXPIRE_AT_LEN as u64 + key + value,
         KIND_DELETE => value == 0 && body == key,
         KIND_BATCH => h.ns == 0 && key == 0 && value == 0 && body >= 4,
         KIND_CLEAR_ALL => h.ns == 0 && key == 0 && value == 0 && body == 0,
@@ -219,7 +263,17 @@ pub(crate) fn visit<'a>(h: &Header, record: &'a [u8], mut f: impl FnMut(RecOp<'a
             value: &record[key_end..total],
             value_off: key_end,
             foot: total as u32,
+            at: 0,
         }),
+        KIND_PUT_EXPIRING => {
+            let key_start = HEADER_LEN + EXPIRE_AT_LEN;
+            let key_end = key_start + h.key_len as usize;
+            let at = u64_at(record, HEADER_LEN);
+            if at == 0 {
+                return Err("a put with expiry has expire_at 0".into());
+            }
+            f(RecOp { kind: OpKind::Put, ns: h.ns, key: &record[key_start..key_end], value: &record[key_end..total], value_off: key_end, foot: total as u32, at })
+        }
         KIND_DELETE => f(RecOp {
             kind: OpKind::Delete,
             ns: h.ns,
@@ -227,6 +281,7 @@ pub(crate) fn visit<'a>(h: &Header, record: &'a [u8], mut f: impl FnMut(RecOp<'a
             value: &[],
             value_off: key_end,
             foot: total as u32,
+            at: 0,
         }),
         KIND_CLEAR_ALL => f(RecOp {
             kind: OpKind::ClearAll,
@@ -235,6 +290,7 @@ pub(crate) fn visit<'a>(h: &Header, record: &'a [u8], mut f: impl FnMut(RecOp<'a
             value: &[],
             value_off: HEADER_LEN,
             foot: total as u32,
+            at: 0,
         }),
         KIND_BATCH => {
             let count = u32_at(record, HEADER_LEN) as usize;
@@ -246,13 +302,17 @@ pub(crate) fn visit<'a>(h: &Header, record: &'a [u8], mut f: impl FnMut(RecOp<'a
                 }
                 let kind = record[at];
                 let (key_len, value_len) = (u32_at(record, at + 2) as usize, u32_at(record, at + 6) as usize);
-                let ok_kind = kind == KIND_PUT || (kind == KIND_DELETE && value_len == 0);
+                let ok_kind = kind == KIND_PUT || kind == KIND_PUT_EXPIRING || (kind == KIND_DELETE && value_len == 0);
                 if !ok_kind {
                     return Err(format!("batch entry {i} has bad kind {kind} or a delete with a value"));
                 }
-                let len = ENTRY_HEADER_LEN as u64 + key_len as u64 + value_len as u64;
+                let at_len = if kind == KIND_PUT_EXPIRING { EXPIRE_AT_LEN as u64 } else { 0 };
+                let len = ENTRY_HEADER_LEN as u64 + at_len + key_len as u64 + value_len as u64;
                 if len > (total - at) as u64 {
                     return Err(format!("batch entry {i} of {count} overruns the record"));
+                }
+                if at_len > 0 && u64_at(record, at + ENTRY_HEADER_LEN) == 0 {
+                    return Err(format!("batch entry {i} is a put with expiry whose expire_at is 0"));
                 }
                 at += len as usize;
             }
@@ -264,16 +324,19 @@ pub(crate) fn visit<'a>(h: &Header, record: &'a [u8], mut f: impl FnMut(RecOp<'a
             for _ in 0..count {
                 let (kind, ns) = (record[at], record[at + 1]);
                 let (key_len, value_len) = (u32_at(record, at + 2) as usize, u32_at(record, at + 6) as usize);
-                let key_start = at + ENTRY_HEADER_LEN;
+                let at_len = if kind == KIND_PUT_EXPIRING { EXPIRE_AT_LEN } else { 0 };
+                let expire_at = if at_len > 0 { u64_at(record, at + ENTRY_HEADER_LEN) } else { 0 };
+                let key_start = at + ENTRY_HEADER_LEN + at_len;
                 let value_off = key_start + key_len;
-                let len = ENTRY_HEADER_LEN + key_len + value_len;
+                let len = ENTRY_HEADER_LEN + at_len + key_len + value_len;
                 f(RecOp {
-                    kind: if kind == KIND_PUT { OpKind::Put } else { OpKind::Delete },
+                    kind: if kind == KIND_DELETE { OpKind::Delete } else { OpKind::Put },
                     ns,
                     key: &record[key_start..value_off],
                     value: &record[value_off..value_off + value_len],
                     value_off,
                     foot: len as u32,
+                    at: expire_at,
                 });
                 at += len;
             }
@@ -340,19 +403,25 @@ pub(crate) fn find_valid_record(data: &[u8]) -> Option<usize> {
     None
 }
 
-/// The 4096-byte segment header block for segment `id`.
+/// The 4096-byte segment header block for segment `id` (current format version).
 pub(crate) fn segment_header(id: u32) -> Vec<u8> {
+    segment_header_of_version(id, FORMAT_VERSION)
+}
+
+/// The segment header block of format `version` (tests write version 1 segments).
+pub(crate) fn segment_header_of_version(id: u32, version: u32) -> Vec<u8> {
     let mut b = vec![0u8; SEGMENT_HEADER_LEN as usize];
     b[..8].copy_from_slice(&MAGIC);
-    b[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    b[8..12].copy_from_slice(&version.to_le_bytes());
     b[12..16].copy_from_slice(&id.to_le_bytes());
     let crc = crc32c::crc32c(&b[..16]);
     b[16..20].copy_from_slice(&crc.to_le_bytes());
     b
 }
 
-/// Checks a segment header block (at least 20 bytes) against the expected id.
-pub(crate) fn check_segment_header(b: &[u8], id: u32) -> Result<(), String> {
+/// Checks a segment header block (at least 20 bytes) against the expected id; returns
+/// its format version (1 or 2).
+pub(crate) fn check_segment_header(b: &[u8], id: u32) -> Result<u32, String> {
     if b.len() < 20 {
         return Err("segment header is cut off".into());
     }
@@ -363,14 +432,14 @@ pub(crate) fn check_segment_header(b: &[u8], id: u32) -> Result<(), String> {
         return Err("segment header CRC mismatch".into());
     }
     let version = u32_at(b, 8);
-    if version != FORMAT_VERSION {
-        return Err(format!("unsupported vlog format version {version} (this build reads {FORMAT_VERSION})"));
+    if !(OLDEST_READ_VERSION..=FORMAT_VERSION).contains(&version) {
+        return Err(format!("unsupported vlog format version {version} (this build reads {OLDEST_READ_VERSION} to {FORMAT_VERSION})"));
     }
     let found = u32_at(b, 12);
     if found != id {
         return Err(format!("segment header names segment {found}, file name says {id}"));
     }
-    Ok(())
+    Ok(version)
 }
 
 /// `00000042.vlog` for segment 42.
@@ -487,6 +556,68 @@ mod tests {
         encode(&mut data, 5, &[Op::Delete { ns: 0, key: b"k" }], |_, _, _| {});
         assert_eq!(find_valid_record(&data), Some(at));
         assert_eq!(find_valid_record(&data[..data.len() - 1]), None);
+    }
+
+    #[test]
+    fn put_with_expiry_round_trip() {
+        let at = 0x0102_0304_0506_0708u64;
+        let mut out = vec![];
+        let mut placed = vec![];
+        encode(&mut out, 7, &[Op::put(0, b"key", b"value", at)], |i, off, foot| placed.push((i, off, foot)));
+        assert_eq!(out.len(), HEADER_LEN + 8 + 8);
+        assert_eq!(out[8], KIND_PUT_EXPIRING);
+        assert_eq!(&out[HEADER_LEN..HEADER_LEN + 8], &at.to_le_bytes(), "expire_at right after the header");
+        assert_eq!(&out[HEADER_LEN + 8..HEADER_LEN + 11], b"key");
+        assert_eq!(placed, vec![(0, HEADER_LEN + 11, 44)]);
+        let h = parse_header(&out).unwrap().unwrap();
+        assert_eq!((h.body_len, h.key_len, h.value_len), (16, 3, 5));
+        let mut seen = vec![];
+        visit(&h, &out, |op| seen.push((op.kind, op.key.to_vec(), op.value.to_vec(), op.value_off, op.foot, op.at))).unwrap();
+        assert_eq!(seen, vec![(OpKind::Put, b"key".to_vec(), b"value".to_vec(), HEADER_LEN + 11, 44, at)]);
+        // Op::put with time 0 is a plain put.
+        let mut plain = vec![];
+        encode(&mut plain, 7, &[Op::put(0, b"key", b"value", 0)], |_, _, _| {});
+        assert_eq!(plain[8], KIND_PUT);
+        // expire_at 0 in a kind 5 record is rejected.
+        out[HEADER_LEN..HEADER_LEN + 8].fill(0);
+        seal(&mut out);
+        assert_eq!(check_record(&out), Checked::Bad("a put with expiry has expire_at 0".into()));
+    }
+
+    #[test]
+    fn batch_entries_with_expiry() {
+        let ops = [Op::put(0, b"a", b"1", 5), Op::Put { ns: 1, key: b"b", value: b"22" }, Op::Delete { ns: 0, key: b"c" }, Op::put(2, b"", b"", 9)];
+        let mut out = vec![];
+        let mut placed = vec![];
+        encode(&mut out, 3, &ops, |i, off, foot| placed.push((i, off, foot)));
+        assert_eq!(out.len(), encoded_len(&ops));
+        // First entry: 10-byte entry header, then expire_at, key, value.
+        let e0 = HEADER_LEN + 4;
+        assert_eq!(out[e0], KIND_PUT_EXPIRING);
+        assert_eq!(&out[e0 + 10..e0 + 18], &5u64.to_le_bytes());
+        assert_eq!(placed[0], (0, e0 + 19, 20));
+        let h = parse_header(&out).unwrap().unwrap();
+        let mut seen = vec![];
+        visit(&h, &out, |op| seen.push((op.kind, op.ns, op.key.to_vec(), op.value.to_vec(), op.value_off, op.foot, op.at))).unwrap();
+        assert_eq!(seen.iter().map(|s| s.6).collect::<Vec<_>>(), vec![5, 0, 0, 9]);
+        for (i, s) in seen.iter().enumerate() {
+            assert_eq!((s.4, s.5), (placed[i].1, placed[i].2));
+        }
+        assert_eq!(seen[0].3, b"1");
+        // An entry whose expire_at is 0 fails the whole batch.
+        out[e0 + 10..e0 + 18].fill(0);
+        seal(&mut out);
+        let h = parse_header(&out).unwrap().unwrap();
+        assert!(visit(&h, &out, |_| {}).is_err());
+    }
+
+    #[test]
+    fn versions_1_and_2_are_read() {
+        check_segment_header(&segment_header_of_version(5, 1), 5).unwrap();
+        assert_eq!(check_segment_header(&segment_header(5), 5), Ok(2));
+        assert_eq!(check_segment_header(&segment_header_of_version(5, 1), 5), Ok(1));
+        assert_eq!(check_segment_header(&segment_header_of_version(5, 3), 5), Err("unsupported vlog format version 3 (this build reads 1 to 2)".to_string()));
+        assert!(check_segment_header(&segment_header_of_version(5, 0), 5).is_err());
     }
 
     #[test]

@@ -92,6 +92,7 @@ fn flip_byte(path: &Path, offset: u64) {
 
 mod cache;
 mod compaction;
+mod expiry;
 mod faults;
 mod model;
 mod ops;

@@ -1,5 +1,7 @@
 //! Random operation sequences against a `BTreeMap` model, with restarts and
-//! compactions in between.
+//! compactions in between, and key expiry on a clock the test moves (a put with a TTL,
+//! and time passing: expired keys must vanish, through restarts and compactions, and
+//! never come back).
 
 use super::*;
 use proptest::prelude::*;
@@ -14,6 +16,10 @@ enum Step {
     ClearAll,
     Reopen,
     Compact,
+    /// Put with a TTL of this many ms.
+    PutExpiring(u8, usize, u8, u64),
+    /// The clock moves on by this many ms.
+    Advance(u64),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -25,6 +31,8 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Step::ClearAll),
         2 => Just(Step::Reopen),
         2 => Just(Step::Compact),
+        5 => (0..24u8, 0..3000usize, any::<u8>(), 1..400u64).prop_map(|(k, n, b, t)| Step::PutExpiring(k, n, b, t)),
+        3 => (0..300u64).prop_map(Step::Advance),
     ]
 }
 
@@ -50,10 +58,39 @@ proptest! {
                 // Small, so that reads go through hits, misses and evictions.
                 cache_bytes: 64 << 10,
             };
+            let clock = std::rc::Rc::new(std::cell::Cell::new(1_000_000u64));
+            let now = { let c = clock.clone(); move || -> keel_storage::Clock { let c = c.clone(); std::rc::Rc::new(move || c.get()) } };
+            let open = |dir: &Path, opts: &StoreOptions| { let clock = now(); let (dir, opts) = (dir.to_owned(), opts.clone()); async move { Store::open_with_clock(&dir, opts, clock).await.expect("open store") } };
             let (mut store, _) = open(tmp.path(), &opts).await;
             let mut model: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+            // Keys of the model with a TTL: their expiry time.
+            let mut ttls: BTreeMap<String, u64> = BTreeMap::new();
             for step in steps {
+                if !matches!(step, Step::PutExpiring(..) | Step::Advance(_)) {
+                    // Every other step writes without a TTL or removes.
+                    match &step {
+                        Step::Put(k, ..) | Step::Delete(k) => { ttls.remove(&key(*k)); }
+                        Step::Batch(ops) | Step::Pipelined(ops) => ops.iter().for_each(|(k, _)| { ttls.remove(&key(*k)); }),
+                        Step::ClearAll => ttls.clear(),
+                        _ => {}
+                    }
+                }
                 match step {
+                    Step::PutExpiring(k, n, b, t) => {
+                        let expire_at = clock.get() + t;
+                        apply(&store, vec![Mutation::PutExpiring { ns: NS_KV, key: key(k).into(), value: value(n, b), expire_at }]).await;
+                        model.insert(key(k), value(n, b));
+                        ttls.insert(key(k), expire_at);
+                    }
+                    Step::Advance(ms) => {
+                        clock.set(clock.get() + ms);
+                        let now = clock.get();
+                        let gone: Vec<String> = ttls.iter().filter(|(_, &at)| at <= now).map(|(k, _)| k.clone()).collect();
+                        for k in gone {
+                            ttls.remove(&k);
+                            model.remove(&k);
+                        }
+                    }
                     Step::Put(k, n, b) => {
                         apply(&store, vec![put(&key(k), &value(n, b))]).await;
                         model.insert(key(k), value(n, b));
@@ -108,10 +145,27 @@ proptest! {
                     }
                 }
                 check(&store, &model).await;
+                for k in model.keys() {
+                    assert_eq!(store.expire_at(NS_KV, k.as_bytes()), Some(ttls.get(k).copied().unwrap_or(0)), "{k}");
+                }
+                assert_eq!(store.expires(NS_KV).0, ttls.len());
             }
             drop(store);
             let (store, _) = open(tmp.path(), &opts).await;
             check(&store, &model).await;
+            // Expired keys stay gone however far the clock moves and whatever compaction
+            // drops; the others keep their TTLs.
+            clock.set(clock.get() + 1000);
+            for k in ttls.keys() {
+                model.remove(k);
+            }
+            store.expire_now();
+            store.sync().await.unwrap();
+            while store.compact_now().await.unwrap() > 0 {}
+            drop(store);
+            let (store, _) = open(tmp.path(), &opts).await;
+            check(&store, &model).await;
+            assert_eq!(store.expires(NS_KV).0, 0);
             let stats = store.stats();
             let live: u64 = model.iter().map(|(k, v)| k.len() as u64 + v.len() as u64).sum();
             assert!(stats.live_bytes >= live, "{stats:?}");
