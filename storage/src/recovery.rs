@@ -245,9 +245,9 @@ pub(crate) async fn recover(vlog_dir: &Path, fs: &Fs) -> Result<Recovered, Stora
         segs.insert(id, info);
     }
     let mut keydir = replay.keydir;
-    keydir.build_order();
     // Expiry times: those of the winning puts (the keys found expired are removed by
-    // `Store::open`, with tombstones).
+    // `Store::open`, with tombstones). Before `build_order`, which drops the entries'
+    // sequence numbers.
     for (ns, ttls) in replay.ttls.into_iter().enumerate() {
         for (key, (seq, at)) in ttls {
             if keydir.get(ns as Ns, &key).is_some_and(|e| e.seq == seq) {
@@ -255,6 +255,7 @@ pub(crate) async fn recover(vlog_dir: &Path, fs: &Fs) -> Result<Recovered, Stora
             }
         }
     }
+    keydir.build_order();
     keydir.for_each_all(&mut |_, _, e| {
         if let Some(s) = segs.get_mut(&e.seg) {
             s.live += e.foot as u64;
