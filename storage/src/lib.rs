@@ -102,7 +102,7 @@ pub struct StoreOptions {
     /// (default 0.5; 0.0 compacts any segment with dead bytes, above 1.0 never).
     pub compaction_dead_ratio: f64,
     /// Budget of the store's value cache ([`cache::S3Fifo`]), bytes (default 32 MiB):
-    /// values above `inline_value_max` written or read from the vLog are kept there, each costing
+    /// values written or read from the vLog are kept there, each costing
     /// [`cache::S3Fifo::entry_cost`]; a value whose cost passes an eighth of it is
     /// never cached. The config (`keel_config`) accepts 1 MiB ..= 1 TiB; the store takes
     /// any value (0: nothing is cached).
@@ -223,8 +223,7 @@ pub struct StoreStats {
     /// Highest sequence number used (one per `apply`/`clear_all`); never decreases,
     /// also across restarts.
     pub last_seq: u64,
-    /// The value cache's budget, use and counters (hits and misses count reads of
-    /// values above `inline_value_max` only).
+    /// The value cache's budget, use and counters.
     pub cache: cache::CacheStats,
 }
 

@@ -48,7 +48,7 @@ pub(crate) struct Inner {
     /// After a failure: the segment files were cut back to the acknowledged state
     /// ([`writer::roll_back_files`] finished).
     pub rolled_back: Cell<bool>,
-    /// Values above `inline_value_max` written or read from the vLog, by
+    /// Values written or read from the vLog, by
     /// [`CacheKey::Value`]. Kept free of stale entries: an overwrite, delete or
     /// clear-all drops what it replaces, compaction moves an entry to its copy's place,
     /// and a revert drops every entry past a segment's acknowledged end.
@@ -233,7 +233,7 @@ impl Inner {
         });
     }
 
-    /// The value of `e` if it is in RAM (inline, or not yet written).
+    /// The value of `e` if it is in RAM because it is not yet written (or empty).
     fn ram_value(&self, e: &Entry) -> Option<Vec<u8>> {
         if e.len == 0 {
             return Some(Vec::new());
@@ -516,9 +516,8 @@ impl Store {
         (keydir.expiring(ns) - keydir.due_count(ns, now), keydir.avg_ttl(ns, now))
     }
 
-    /// The value if it is held in RAM (inline because it is at most `inline_value_max`
-    /// bytes, still in the unwritten append buffer, or in the cache, which counts a
-    /// hit): see [`Lookup`]. Never does I/O; `OnDisk` counts no miss (the
+    /// The value if it is held in RAM (still in the unwritten append buffer, or in the
+    /// cache, which counts a hit): see [`Lookup`]. Never does I/O; `OnDisk` counts no miss (the
     /// [`Store::get`] that follows does).
     pub fn lookup(&self, ns: Ns, key: &[u8]) -> Lookup {
         let inner = &self.handle.inner;
@@ -538,8 +537,8 @@ impl Store {
         }
     }
 
-    /// Reads the live value: from RAM when possible (inline, not yet written, or in the
-    /// cache: a hit), else (a miss) with one O_DIRECT read of the blocks holding it,
+    /// Reads the live value: from RAM when possible (not yet written, or in the cache: a
+    /// hit), else (a miss) with one O_DIRECT read of the blocks holding it,
     /// which fills the cache if the value is still live when the read completes and its
     /// cost is within [`crate::cache::S3Fifo::max_entry_bytes`]. Errors: `Io` if the
     /// read fails or comes back short.
@@ -585,8 +584,7 @@ impl Store {
     }
 
     /// Appends the batch as one all-or-nothing record and updates the keydir *now*
-    /// (later lookups see it at once), and the cache: a value above `inline_value_max`
-    /// replaces the old value's entry there (write-allocate, when its cost is within
+    /// (later lookups see it at once), and the cache: each value written replaces the old value's entry there (write-allocate, when its cost is within
     /// [`crate::cache::S3Fifo::max_entry_bytes`]); the returned future resolves when the batch is
     /// acknowledged at the store's tier (see `Durability`). When a key appears more than
     /// once, the last mutation wins. An empty batch resolves at once.

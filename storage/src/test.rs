@@ -204,7 +204,7 @@ impl Rng {
     }
 
     /// 1 to 4 puts and deletes over 40 keys in two namespaces; values of 0 to 150 bytes
-    /// (with `inline_value_max` 40: inline in the entry, inline on the heap, not inline).
+    /// (short and longer values alike; the lengths once chose where a value was kept).
     fn batch(&mut self) -> Vec<Mutation> {
         (0..1 + self.below(4))
             .map(|_| {
