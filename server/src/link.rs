@@ -395,11 +395,13 @@ mod tests {
         s.split(' ').map(|a| a.as_bytes().to_vec()).collect()
     }
 
-    /// A shard that reads requests but does not answer: the requests in flight fail
-    /// after the timeout, later calls fail at once (no wait), a probe is sent, and a
-    /// late reply makes the link healthy again without answering a later request.
-    #[test]
-    fn a_silent_shard_times_out_then_fails_fast_until_it_answers() {
+    /// Runs `test` on an executor with a link (shard `id`, frame limit `max_frame`, a
+    /// 100 ms `shard_timeout`) that is up, and the fake shard's end of its connection.
+    fn with_link<F, Fut>(id: u32, max_frame: usize, test: F)
+    where
+        F: FnOnce(Rc<ShardLink>, UnixStream) -> Fut + 'static,
+        Fut: std::future::Future<Output = ()>,
+    {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("shard.sock");
         LocalExecutorBuilder::new(Placement::Unbound)
@@ -408,37 +410,47 @@ mod tests {
             .unwrap()
             .run(async move {
                 let listener = UnixListener::bind(&path).unwrap();
-                let link = ShardLink::start(7, path.clone(), 1 << 20, Duration::from_millis(100));
-                let mut shard = listener.accept().await.unwrap();
+                let link = ShardLink::start(id, path.clone(), max_frame, Duration::from_millis(100));
+                let shard = listener.accept().await.unwrap();
                 while !link.is_up() {
                     sleep(Duration::from_millis(1)).await;
                 }
-                let not_responding = Value::err("ERR shard 7 is not responding");
-                // Two pipelined requests, unanswered.
-                let (a, b) = (link.call(&argv("GET a")), link.call(&argv("GET b")));
-                assert_eq!(a.await, not_responding);
-                assert_eq!(b.await, not_responding);
-                assert!(!link.is_healthy());
-                // Fails fast: the reply is there before anything else runs.
-                assert_eq!(poll_once(link.call(&argv("GET c"))).await, Some(not_responding.clone()));
-                // The shard got GET a, GET b, then the probe (GET c was never sent).
-                let mut buf = Vec::new();
-                let got = read_requests(&mut shard, &mut buf, 3).await;
-                let names: Vec<Vec<Vec<u8>>> = got.iter().map(|(_, a)| a.clone()).collect();
-                assert_eq!(names, vec![argv("GET a"), argv("GET b"), argv("PING")]);
-                // The shard wakes up: a late reply to GET a. The link is healthy again and
-                // the late value answers nothing.
-                reply(&mut shard, got[0].0, &Value::bulk("late a")).await;
-                while !link.is_healthy() {
-                    sleep(Duration::from_millis(1)).await;
-                }
-                let d = link.call(&argv("GET d"));
-                let next = read_requests(&mut shard, &mut buf, 1).await;
-                assert_eq!(next[0].1, argv("GET d"));
-                reply(&mut shard, got[2].0, &Value::Simple("PONG".into())).await;
-                reply(&mut shard, next[0].0, &Value::bulk("d")).await;
-                assert_eq!(d.await, Value::bulk("d"));
+                test(link, shard).await;
             });
+    }
+
+    /// A shard that reads requests but does not answer: the requests in flight fail
+    /// after the timeout, later calls fail at once (no wait), a probe is sent, and a
+    /// late reply makes the link healthy again without answering a later request.
+    #[test]
+    fn a_silent_shard_times_out_then_fails_fast_until_it_answers() {
+        with_link(7, 1 << 20, |link, mut shard| async move {
+            let not_responding = Value::err("ERR shard 7 is not responding");
+            // Two pipelined requests, unanswered.
+            let (a, b) = (link.call(&argv("GET a")), link.call(&argv("GET b")));
+            assert_eq!(a.await, not_responding);
+            assert_eq!(b.await, not_responding);
+            assert!(!link.is_healthy());
+            // Fails fast: the reply is there before anything else runs.
+            assert_eq!(poll_once(link.call(&argv("GET c"))).await, Some(not_responding.clone()));
+            // The shard got GET a, GET b, then the probe (GET c was never sent).
+            let mut buf = Vec::new();
+            let got = read_requests(&mut shard, &mut buf, 3).await;
+            let names: Vec<Vec<Vec<u8>>> = got.iter().map(|(_, a)| a.clone()).collect();
+            assert_eq!(names, vec![argv("GET a"), argv("GET b"), argv("PING")]);
+            // The shard wakes up: a late reply to GET a. The link is healthy again and
+            // the late value answers nothing.
+            reply(&mut shard, got[0].0, &Value::bulk("late a")).await;
+            while !link.is_healthy() {
+                sleep(Duration::from_millis(1)).await;
+            }
+            let d = link.call(&argv("GET d"));
+            let next = read_requests(&mut shard, &mut buf, 1).await;
+            assert_eq!(next[0].1, argv("GET d"));
+            reply(&mut shard, got[2].0, &Value::Simple("PONG".into())).await;
+            reply(&mut shard, next[0].0, &Value::bulk("d")).await;
+            assert_eq!(d.await, Value::bulk("d"));
+        });
     }
 
     /// A shard that stops reading while a large request is being written: the writer
@@ -446,24 +458,13 @@ mod tests {
     /// was never completely sent.
     #[test]
     fn a_write_that_makes_no_progress_times_out() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("shard.sock");
-        LocalExecutorBuilder::new(Placement::Unbound)
-            .io_memory(512 << 10)
-            .make()
-            .unwrap()
-            .run(async move {
-                let listener = UnixListener::bind(&path).unwrap();
-                let link = ShardLink::start(3, path.clone(), 64 << 20, Duration::from_millis(100));
-                let _shard = listener.accept().await.unwrap(); // never reads
-                while !link.is_up() {
-                    sleep(Duration::from_millis(1)).await;
-                }
-                let big = vec![b'v'; 16 << 20];
-                let set = link.call(&[&b"SET"[..], b"k", &big]);
-                assert_eq!(set.await, Value::err("ERR shard 3 is not responding"));
-                assert!(!link.is_healthy());
-            });
+        // The shard never reads.
+        with_link(3, 64 << 20, |link, _shard| async move {
+            let big = vec![b'v'; 16 << 20];
+            let set = link.call(&[&b"SET"[..], b"k", &big]);
+            assert_eq!(set.await, Value::err("ERR shard 3 is not responding"));
+            assert!(!link.is_healthy());
+        });
     }
 
     #[test]
