@@ -458,8 +458,8 @@ mod tests {
     /// was never completely sent.
     #[test]
     fn a_write_that_makes_no_progress_times_out() {
-        // The shard never reads.
-        with_link(3, 64 << 20, |link, _shard| async move {
+        with_link(3, 64 << 20, |link, shard| async move {
+            let _shard = shard; // kept open, never read
             let big = vec![b'v'; 16 << 20];
             let set = link.call(&[&b"SET"[..], b"k", &big]);
             assert_eq!(set.await, Value::err("ERR shard 3 is not responding"));
