@@ -283,9 +283,11 @@ impl Inner {
             inner.put_logged(round, ns, &key, entry);
             inner.set_expire_at_logged(round, ns, &key, at);
             // Write-allocate: the value's bytes go to the cache under their new place (no
-            // copy: the mutation's buffer moves there).
+            // copy: the mutation's buffer moves there). Not vectors: they are loaded in
+            // bulk and read back at random by re-ranking, so a load would only push the
+            // KV working set out; their reads fill the cache.
             let mut cache = inner.cache.borrow_mut();
-            if cache.admits(value.len()) {
+            if ns != crate::NS_VECTOR && cache.admits(value.len()) {
                 cache.insert(value_key(&entry), value.into_boxed_slice());
             }
         }
