@@ -36,6 +36,8 @@
 //!
 //! Sequence numbers are not kept, except while recovery replays the vLog
 //! ([`Keydir::unordered`] until [`Keydir::build_order`]): only the replay compares them.
+//! Expiry times live beside the slab, in a per-namespace TTL index that only keys with a
+//! TTL are in (`Ttls`).
 
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashMap};
