@@ -267,6 +267,38 @@ impl<K: Hash + Eq + Clone> S3Fifo<K> {
         true
     }
 
+    /// An overwrite: drops the entry under `old` (if any) and caches `value` under
+    /// `new`, like [`S3Fifo::remove`] then [`S3Fifo::insert`]. When `old` is cached and
+    /// `value` fits in the budget in its place, `new` takes over `old`'s node where it
+    /// stands — same queue place and access count (the key the client sees is the same,
+    /// only its value moved in the vLog) — so neither queue is relinked and the
+    /// neighbours' nodes are not touched, which an overwrite-heavy load (MSET) otherwise
+    /// pays as cache misses. Returns whether `value` is cached.
+    pub fn replace(&mut self, old: &K, new: K, value: Box<[u8]>) -> bool {
+        let cost = Self::entry_cost(value.len());
+        let in_place = *old != new
+            && cost <= self.max_entry_bytes()
+            && self.map.get(old).is_some_and(|&i| self.small.bytes + self.main.bytes - self.nodes[i as usize].cost as usize + cost <= self.capacity);
+        if !in_place {
+            self.remove(old);
+            return self.insert(new, value);
+        }
+        self.remove(&new);
+        let i = self.map.remove(old).expect("checked above");
+        let (q, old_cost) = {
+            let n = &mut self.nodes[i as usize];
+            let old_cost = n.cost as usize;
+            n.key = new.clone();
+            n.value = value;
+            n.cost = cost as u32;
+            (n.queue, old_cost)
+        };
+        let l = self.list(q);
+        l.bytes = l.bytes - old_cost + cost;
+        self.map.insert(new, i);
+        true
+    }
+
     /// Drops the entry under `key`; returns whether there was one.
     pub fn remove(&mut self, key: &K) -> bool {
         let Some(i) = self.map.remove(key) else { return false };
@@ -686,6 +718,7 @@ mod tests {
         Get(u8),
         Remove(u8),
         Rekey(u8, u8),
+        Replace(u8, u8, u16),
         RetainEven,
         Clear,
     }
@@ -696,6 +729,7 @@ mod tests {
             8 => any::<u8>().prop_map(|k| Op::Get(k % 64)),
             2 => any::<u8>().prop_map(|k| Op::Remove(k % 64)),
             1 => (any::<u8>(), any::<u8>()).prop_map(|(a, b)| Op::Rekey(a % 64, b % 64)),
+            4 => (any::<u8>(), any::<u8>(), 0u16..3000).prop_map(|(a, b, l)| Op::Replace(a % 64, b % 64, l)),
             1 => Just(Op::RetainEven),
             1 => Just(Op::Clear),
         ]
@@ -741,6 +775,15 @@ mod tests {
                             }
                         }
                         prop_assert_eq!(had, c.contains(&b));
+                    }
+                    Op::Replace(a, b, len) => {
+                        tag = tag.wrapping_add(1);
+                        let v = vec![tag; len as usize];
+                        let ok = c.replace(&a, b, v.clone().into_boxed_slice());
+                        prop_assert_eq!(ok, S3Fifo::<u8>::entry_cost(len as usize) <= cap / 8);
+                        prop_assert!(a == b || !c.contains(&a), "the replaced entry is gone");
+                        model.remove(&a);
+                        if ok { model.insert(b, v); } else { model.remove(&b); }
                     }
                     Op::RetainEven => {
                         c.retain(|k| k % 2 == 0);

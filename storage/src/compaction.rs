@@ -185,9 +185,11 @@ fn copy_if_needed(inner: &Rc<Inner>, id: u32, rec_off: u64, seq: u64, op: RecOp<
             entry.seg = seg;
             entry.off = (new_off + placed.0 as u64) as u32;
             entry.foot = placed.1;
-            // The cached bytes follow the value to its copy (same bytes).
+            // The cached bytes follow the value to its copy (same bytes); the entry put
+            // replaces is the one at `old_key`, moved already.
             inner.cache.borrow_mut().rekey(&old_key, crate::store::value_key(&entry));
-            inner.put_logged(round, op.ns, op.key, entry);
+            let replaced = inner.put_logged(round, op.ns, op.key, entry);
+            debug_assert_eq!(replaced, Some(old_key));
             true
         }
         OpKind::Delete => {

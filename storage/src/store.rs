@@ -110,9 +110,12 @@ impl Inner {
     /// Points `key` at a new entry, keeping the live byte counts right, and logs the
     /// change for `round` in the undo log: its bucket and position there, and the
     /// replaced entry if any, copied from the keydir slot before it changes (see
-    /// [`crate::undo`]). The key itself is not kept. Also compaction's moves.
+    /// [`crate::undo`]). The key itself is not kept. Also compaction's moves. Returns
+    /// the cache key of the value it replaced, if any: the caller drops or replaces that
+    /// cache entry (it must not stay).
     #[inline(always)]
-    pub(crate) fn put_logged(&self, round: u64, ns: Ns, key: &[u8], entry: Entry) {
+    #[must_use = "the replaced value's cache entry must be dropped or replaced"]
+    pub(crate) fn put_logged(&self, round: u64, ns: Ns, key: &[u8], entry: Entry) -> Option<CacheKey> {
         let h = key_hash(key);
         let mut segs = self.segs.borrow_mut();
         let mut undo = self.undo.borrow_mut();
@@ -121,15 +124,17 @@ impl Inner {
             s.live += entry.foot as u64;
         }
         let mut flags = 0;
+        let mut replaced = None;
         let (_, pos) = self.keydir.borrow_mut().insert_with(ns, h, key, entry, |slot, entry| {
             flags = undo.prev(slot);
-            self.cache.borrow_mut().remove(&value_key(slot));
+            replaced = Some(value_key(slot));
             if let Some(s) = segs.get_mut(&slot.seg) {
                 s.live -= slot.foot as u64;
             }
             *slot = entry;
         });
         undo.put(ns, h, pos, key, flags);
+        replaced
     }
 
     /// Removes `key` from the keydir, keeping the live byte counts right, and logs the
@@ -280,15 +285,21 @@ impl Inner {
                 }
             };
             let entry = Entry { seq, seg, off: (rec_off + value_off as u64) as u32, len: value.len() as u32, foot };
-            inner.put_logged(round, ns, &key, entry);
+            let replaced = inner.put_logged(round, ns, &key, entry);
             inner.set_expire_at_logged(round, ns, &key, at);
             // Write-allocate: the value's bytes go to the cache under their new place (no
-            // copy: the mutation's buffer moves there). Not vectors: they are loaded in
-            // bulk and read back at random by re-ranking, so a load would only push the
-            // KV working set out; their reads fill the cache.
+            // copy: the mutation's buffer moves there), an overwrite taking over the old
+            // value's entry in place. Not vectors: they are loaded in bulk and read back
+            // at random by re-ranking, so a load would only push the KV working set out;
+            // their reads fill the cache.
             let mut cache = inner.cache.borrow_mut();
             if ns != crate::NS_VECTOR && cache.admits(value.len()) {
-                cache.insert(value_key(&entry), value.into_boxed_slice());
+                match replaced {
+                    Some(old) => cache.replace(&old, value_key(&entry), value.into_boxed_slice()),
+                    None => cache.insert(value_key(&entry), value.into_boxed_slice()),
+                };
+            } else if let Some(old) = replaced {
+                cache.remove(&old);
             }
         }
         Ok(Some(round))
