@@ -206,28 +206,27 @@ impl<K: Hash + Eq + Clone> S3Fifo<K> {
     /// The value cached under `key`, counting a hit (and raising the entry's access
     /// count) or a miss.
     pub fn get(&mut self, key: &K) -> Option<&[u8]> {
-        match self.map.get(key) {
-            Some(&i) => {
-                self.hits += 1;
-                let n = &mut self.nodes[i as usize];
-                n.freq = (n.freq + 1).min(MAX_FREQ);
-                Some(&n.value)
-            }
-            None => {
-                self.misses += 1;
-                None
-            }
+        let found = self.map.get(key).copied();
+        if found.is_none() {
+            self.misses += 1;
         }
+        self.hit(found?)
     }
 
     /// Like [`S3Fifo::get`], but a miss is not counted (for a caller that falls back
-    /// to [`S3Fifo::get`] when it finds nothing, which counts it then).
+    /// to [`S3Fifo::get`] when it finds nothing, which counts it then). One probe of
+    /// the map.
     pub fn get_if_cached(&mut self, key: &K) -> Option<&[u8]> {
-        if self.map.contains_key(key) {
-            self.get(key)
-        } else {
-            None
-        }
+        let i = *self.map.get(key)?;
+        self.hit(i)
+    }
+
+    /// Counts a hit on node `i` and raises its access count.
+    fn hit(&mut self, i: u32) -> Option<&[u8]> {
+        self.hits += 1;
+        let n = &mut self.nodes[i as usize];
+        n.freq = (n.freq + 1).min(MAX_FREQ);
+        Some(&n.value)
     }
 
     /// Whether `key` is cached (no counting).
