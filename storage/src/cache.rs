@@ -87,16 +87,23 @@ enum Queue {
     Main,
 }
 
-/// One cached entry, a node of one of the two doubly linked FIFOs (links are slab
+/// One cached entry's place in one of the two doubly linked FIFOs (links are slab
 /// indices; `prev` is towards the head (newest), `next` towards the tail (oldest)).
+/// Its value and access count live in its map slot ([`Slot`]), so a hit touches the
+/// map's bucket and the value, not the node.
 struct Node<K> {
     key: K,
-    value: Box<[u8]>,
     cost: u32,
-    freq: u8,
     queue: Queue,
     prev: u32,
     next: u32,
+}
+
+/// What the map holds per key: the entry's node, its access count and its value.
+struct Slot {
+    node: u32,
+    freq: u8,
+    value: Box<[u8]>,
 }
 
 /// A FIFO threaded through the slab.
@@ -132,7 +139,7 @@ pub struct CacheStats {
 /// A byte-bounded S3-FIFO cache from `K` to byte strings (module docs).
 pub struct S3Fifo<K> {
     capacity: usize,
-    map: HashMap<K, u32, Fx>,
+    map: HashMap<K, Slot, Fx>,
     nodes: Vec<Node<K>>,
     /// Free slab slots (their nodes hold an empty value and a stale key).
     free: Vec<u32>,
@@ -156,7 +163,7 @@ impl<K: Hash + Eq + Clone> S3Fifo<K> {
     /// of one ghost hash (a `u64` in a ring that may be twice its length, and a
     /// (`u64`, `u32`) set slot at a load of 7/16).
     pub const ENTRY_OVERHEAD: usize = {
-        let map_slot = (std::mem::size_of::<(K, u32)>() + 1) * 16 / 7;
+        let map_slot = (std::mem::size_of::<(K, Slot)>() + 1) * 16 / 7;
         let node = std::mem::size_of::<Node<K>>() * 2;
         let ghost = 8 * 2 + (std::mem::size_of::<(u64, u32)>() + 1) * 16 / 7;
         map_slot + node + ghost
@@ -206,27 +213,27 @@ impl<K: Hash + Eq + Clone> S3Fifo<K> {
     /// The value cached under `key`, counting a hit (and raising the entry's access
     /// count) or a miss.
     pub fn get(&mut self, key: &K) -> Option<&[u8]> {
-        let found = self.map.get(key).copied();
-        if found.is_none() {
-            self.misses += 1;
+        match self.map.get_mut(key) {
+            Some(slot) => {
+                self.hits += 1;
+                slot.freq = (slot.freq + 1).min(MAX_FREQ);
+                Some(&slot.value)
+            }
+            None => {
+                self.misses += 1;
+                None
+            }
         }
-        self.hit(found?)
     }
 
     /// Like [`S3Fifo::get`], but a miss is not counted (for a caller that falls back
     /// to [`S3Fifo::get`] when it finds nothing, which counts it then). One probe of
     /// the map.
     pub fn get_if_cached(&mut self, key: &K) -> Option<&[u8]> {
-        let i = *self.map.get(key)?;
-        self.hit(i)
-    }
-
-    /// Counts a hit on node `i` and raises its access count.
-    fn hit(&mut self, i: u32) -> Option<&[u8]> {
+        let slot = self.map.get_mut(key)?;
         self.hits += 1;
-        let n = &mut self.nodes[i as usize];
-        n.freq = (n.freq + 1).min(MAX_FREQ);
-        Some(&n.value)
+        slot.freq = (slot.freq + 1).min(MAX_FREQ);
+        Some(&slot.value)
     }
 
     /// Whether `key` is cached (no counting).
@@ -250,7 +257,7 @@ impl<K: Hash + Eq + Clone> S3Fifo<K> {
         }
         let hash = Fx::default().hash_one(&key);
         let queue = if self.ghost_set.contains_key(&hash) { Queue::Main } else { Queue::Small };
-        let node = Node { key: key.clone(), value, cost: cost as u32, freq: 0, queue, prev: NIL, next: NIL };
+        let node = Node { key: key.clone(), cost: cost as u32, queue, prev: NIL, next: NIL };
         let i = match self.free.pop() {
             Some(i) => {
                 self.nodes[i as usize] = node;
@@ -262,7 +269,7 @@ impl<K: Hash + Eq + Clone> S3Fifo<K> {
             }
         };
         self.push_head(i);
-        self.map.insert(key, i);
+        self.map.insert(key, Slot { node: i, freq: 0, value });
         true
     }
 
@@ -277,32 +284,32 @@ impl<K: Hash + Eq + Clone> S3Fifo<K> {
         let cost = Self::entry_cost(value.len());
         let in_place = *old != new
             && cost <= self.max_entry_bytes()
-            && self.map.get(old).is_some_and(|&i| self.small.bytes + self.main.bytes - self.nodes[i as usize].cost as usize + cost <= self.capacity);
+            && self.map.get(old).is_some_and(|slot| self.small.bytes + self.main.bytes - self.nodes[slot.node as usize].cost as usize + cost <= self.capacity);
         if !in_place {
             self.remove(old);
             return self.insert(new, value);
         }
         self.remove(&new);
-        let i = self.map.remove(old).expect("checked above");
+        let slot = self.map.remove(old).expect("checked above");
+        let i = slot.node;
         let (q, old_cost) = {
             let n = &mut self.nodes[i as usize];
             let old_cost = n.cost as usize;
             n.key = new.clone();
-            n.value = value;
             n.cost = cost as u32;
             (n.queue, old_cost)
         };
         let l = self.list(q);
         l.bytes = l.bytes - old_cost + cost;
-        self.map.insert(new, i);
+        self.map.insert(new, Slot { node: i, freq: slot.freq, value });
         true
     }
 
     /// Drops the entry under `key`; returns whether there was one.
     pub fn remove(&mut self, key: &K) -> bool {
-        let Some(i) = self.map.remove(key) else { return false };
-        self.unlink(i);
-        self.release(i);
+        let Some(slot) = self.map.remove(key) else { return false };
+        self.unlink(slot.node);
+        self.release(slot.node);
         true
     }
 
@@ -318,11 +325,12 @@ impl<K: Hash + Eq + Clone> S3Fifo<K> {
             return;
         }
         self.remove(&new);
-        let i = self.map.remove(old).expect("checked above");
+        let slot = self.map.remove(old).expect("checked above");
+        let i = slot.node;
         self.unlink(i);
         self.nodes[i as usize].key = new.clone();
         self.push_head(i);
-        self.map.insert(new, i);
+        self.map.insert(new, slot);
     }
 
     /// Keeps only the entries whose key `keep` accepts (no eviction is counted).
@@ -372,7 +380,7 @@ impl<K: Hash + Eq + Clone> S3Fifo<K> {
         while self.small.tail != NIL {
             let i = self.small.tail;
             self.unlink(i);
-            if self.nodes[i as usize].freq >= PROMOTE_FREQ {
+            if self.freq(i) >= PROMOTE_FREQ {
                 self.nodes[i as usize].queue = Queue::Main;
                 self.push_head(i);
             } else {
@@ -391,9 +399,9 @@ impl<K: Hash + Eq + Clone> S3Fifo<K> {
         while self.main.tail != NIL {
             let i = self.main.tail;
             self.unlink(i);
-            let n = &mut self.nodes[i as usize];
-            if n.freq > 0 {
-                n.freq -= 1;
+            let slot = self.map.get_mut(&self.nodes[i as usize].key).expect("a linked node is in the map");
+            if slot.freq > 0 {
+                slot.freq -= 1;
                 self.push_head(i);
             } else {
                 self.evict_node(i);
@@ -401,6 +409,11 @@ impl<K: Hash + Eq + Clone> S3Fifo<K> {
             }
         }
         false
+    }
+
+    /// The access count of linked node `i`.
+    fn freq(&self, i: u32) -> u8 {
+        self.map.get(&self.nodes[i as usize].key).map_or(0, |slot| slot.freq)
     }
 
     /// Drops unlinked node `i` as an eviction.
@@ -436,9 +449,8 @@ impl<K: Hash + Eq + Clone> S3Fifo<K> {
         }
     }
 
-    /// Frees slab slot `i` (already unlinked and out of the map).
+    /// Frees slab slot `i` (already unlinked and out of the map, which dropped its value).
     fn release(&mut self, i: u32) {
-        self.nodes[i as usize].value = Box::default();
         self.free.push(i);
         self.trim_ghost();
         if self.map.is_empty() {
@@ -528,10 +540,10 @@ impl<K: Hash + Eq + Clone> S3Fifo<K> {
         for (q, l) in [(Queue::Small, self.small), (Queue::Main, self.main)] {
             let keys = self.order(q);
             assert_eq!(keys.len(), l.len);
-            let bytes: usize = keys.iter().map(|k| self.nodes[self.map[k] as usize].cost as usize).sum();
+            let bytes: usize = keys.iter().map(|k| self.nodes[self.map[k].node as usize].cost as usize).sum();
             assert_eq!(bytes, l.bytes);
             for k in &keys {
-                assert_eq!(self.nodes[self.map[k] as usize].queue, q);
+                assert_eq!(self.nodes[self.map[k].node as usize].queue, q);
             }
             seen += keys.len();
         }
@@ -590,6 +602,8 @@ mod tests {
 
     #[test]
     fn overhead_covers_the_entry() {
+        // keel's key type: the figure the README and ARCHITECTURE quote.
+        assert_eq!(S3Fifo::<crate::CacheKey>::ENTRY_OVERHEAD, 177);
         // Key + index in the map, the node, a ghost hash: at least these, whatever K.
         const { assert!(C::ENTRY_OVERHEAD >= std::mem::size_of::<(u32, u32)>() + std::mem::size_of::<Node<u32>>() + 8) };
         const { assert!(C::ENTRY_OVERHEAD < 512) };
@@ -802,7 +816,7 @@ mod tests {
                 // What is cached is exactly what the model still has.
                 prop_assert_eq!(c.stats().entries as usize, model.len());
                 for (k, v) in &model {
-                    prop_assert_eq!(c.nodes[c.map[k] as usize].value.as_ref(), v.as_slice());
+                    prop_assert_eq!(c.map[k].value.as_ref(), v.as_slice());
                 }
             }
         }
