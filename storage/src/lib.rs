@@ -4,8 +4,9 @@
 //! and recovery steps: `storage/FORMAT.md`.
 //!
 //! Trade-offs:
-//! - Every live key sits in RAM (the keydir: the key's bytes plus 18 B in a packed
-//!   record, and 4–8 B of hash table; no values). A value is served from the value
+//! - Every live key sits in RAM (the keydir: a packed record of 18 B plus the key's
+//!   size class — 8, 16, 24 … 255 B, longer keys on the heap — and 4–8 B of hash
+//!   table; no values). A value is served from the value
 //!   cache ([`cache::S3Fifo`], bounded by `cache_bytes`, filled by writes and by reads
 //!   that miss) or else read from the vLog with one O_DIRECT read (or from the append
 //!   buffer while it is not written yet).
@@ -95,8 +96,9 @@ pub struct StoreOptions {
     pub segment_bytes: u64,
     /// Acknowledgement tier of every write (default `Kernel`).
     pub durability: Durability,
-    /// Kept for the configuration's sake (default 256): the keydir no longer holds values;
-    /// the shard's value cache decides what stays in RAM.
+    /// Ignored by the store, accepted so that existing configurations load (default
+    /// 256): the keydir holds no values; what stays in RAM is the value cache's
+    /// (`cache_bytes`).
     pub inline_value_max: usize,
     /// A sealed segment whose dead bytes / data bytes reaches this is compacted
     /// (default 0.5; 0.0 compacts any segment with dead bytes, above 1.0 never).
@@ -201,11 +203,11 @@ pub struct StoreStats {
     /// Live keys in namespaces 0, 1, 2 (keys whose expiry time has passed are not
     /// counted, also while they still wait for their removal).
     pub keys_per_ns: [usize; 3],
-    /// Bytes the keydir's records and tables fill, all namespaces (its RSS, less the
-    /// allocator's own overhead).
-    pub keydir_bytes: usize,
     /// Of those, keys with an expiry time, per namespace.
     pub expires_per_ns: [usize; 3],
+    /// Bytes the keydir's records and tables fill, all namespaces (its RSS, less the
+    /// allocator's own overhead; not the TTL index of keys with an expiry time).
+    pub keydir_bytes: usize,
     /// Keys removed because their expiry time passed since open (lazily when a read
     /// met them, by the active expiry cycle, or at open), over all namespaces.
     pub expired_keys: u64,
@@ -234,12 +236,22 @@ pub struct StoreStats {
 /// `'static`: it may be moved into another task. Dropping it does not cancel the write.
 pub type Commit = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StorageError>>>>;
 
+/// What [`Store::version`] returns: where a key's live value is in the vLog and how
+/// many failed rounds the store had taken back then. Equal tokens mean no write of the
+/// key came between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValueVersion {
+    reverts: u64,
+    seg: u32,
+    off: u32,
+}
+
 /// Result of [`Store::lookup`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
     /// No live value.
     Missing,
-    /// The value, from RAM (the keydir, the unwritten append buffer or the cache).
+    /// The value, from RAM (the unwritten append buffer or the value cache).
     InMemory(Vec<u8>),
     /// Live but only on disk: call [`Store::get`].
     OnDisk,

@@ -16,7 +16,7 @@ use crate::vlog::record::{self, segment_file_name, segment_header, Op, HEADER_LE
 use crate::vlog::writer::{self, LogState, Tail};
 use crate::vlog::SegInfo;
 use crate::cache::S3Fifo;
-use crate::{compaction, expiry, probe_direct_io, recovery, CacheKey, Clock, Commit, CLEAR_NS_BATCH_BYTES, Durability, Lookup, Mutation, Ns, RecoveryReport, StorageError, StoreOptions, StoreStats};
+use crate::{compaction, expiry, probe_direct_io, recovery, CacheKey, Clock, Commit, CLEAR_NS_BATCH_BYTES, Durability, Lookup, Mutation, Ns, RecoveryReport, StorageError, StoreOptions, StoreStats, ValueVersion};
 
 /// Smallest and largest accepted `segment_bytes` (offsets in the keydir are `u32`).
 const MIN_SEGMENT_BYTES: u64 = 2 * SEGMENT_HEADER_LEN;
@@ -495,12 +495,16 @@ impl Store {
         Some(self.handle.inner.keydir.borrow().expire_at(ns, key))
     }
 
-    /// The sequence number of the record holding `key`'s live value (`None`: missing or
-    /// expired). It changes with every write of the key (not with compaction's moves),
-    /// so a caller that awaited a read can tell whether the key was written meanwhile.
-    pub fn version(&self, ns: Ns, key: &[u8]) -> Option<u64> {
-        let seq = self.handle.inner.keydir.borrow().get(ns, key).map(|e| e.seq)?;
-        self.contains(ns, key).then_some(seq)
+    /// A token for `key`'s live value (`None`: missing or expired): where the value is
+    /// in the vLog (segment, offset), and how many failed rounds the store has taken
+    /// back (after a revert the same place may be written again with other bytes). It
+    /// changes with every write of the key (and with compaction's moves, which only
+    /// costs a caller one more read), so a caller that awaited a read can tell whether
+    /// the key was written meanwhile. (Not the record's sequence number: the keydir
+    /// keeps none once recovery is done.)
+    pub fn version(&self, ns: Ns, key: &[u8]) -> Option<ValueVersion> {
+        let e = self.handle.inner.keydir.borrow().get(ns, key)?;
+        self.contains(ns, key).then_some(ValueVersion { reverts: self.reverts(), seg: e.seg, off: e.off })
     }
 
     /// Now by the store's clock, unix epoch ms: the time expiry is decided by.
@@ -844,9 +848,11 @@ impl Store {
         let segs = self.handle.inner.segs.borrow();
         let disk_bytes: u64 = segs.values().map(|s| s.end).sum();
         let live_bytes: u64 = segs.values().map(|s| s.live).sum();
+        // Keys whose time has passed, waiting for their removal (counted by neither).
+        let due = [0, 1, 2].map(|ns| keydir.due_count(ns, now));
         StoreStats {
-            keys_per_ns: [0, 1, 2].map(|ns| keydir.len(ns) - keydir.due_count(ns, now)),
-            expires_per_ns: [0, 1, 2].map(|ns| keydir.expiring(ns) - keydir.due_count(ns, now)),
+            keys_per_ns: [0, 1, 2].map(|ns| keydir.len(ns) - due[ns as usize]),
+            expires_per_ns: [0, 1, 2].map(|ns| keydir.expiring(ns) - due[ns as usize]),
             expired_keys: self.handle.inner.expired_keys.get(),
             keydir_bytes: keydir.heap_bytes(),
             segments: segs.len(),

@@ -238,3 +238,28 @@ fn clear_ns_removes_one_namespace_durably() {
         });
     }
 }
+
+/// `Store::version` tells a caller whether a key was written while it awaited a read,
+/// also after a reopen (when the keydir keeps no sequence numbers): every write changes
+/// it, a read does not, a missing key has none.
+#[test]
+fn version_changes_with_every_write_also_after_a_reopen() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        let opts = StoreOptions::default();
+        let (store, _) = open(tmp.path(), &opts).await;
+        apply(&store, vec![put("k", b"one")]).await;
+        store.sync().await.unwrap();
+        drop(store);
+        let (store, _) = open(tmp.path(), &opts).await;
+        let v1 = store.version(NS_KV, b"k").expect("live");
+        assert_eq!(get(&store, "k").await, Some(b"one".to_vec()));
+        assert_eq!(store.version(NS_KV, b"k"), Some(v1), "a read changes nothing");
+        apply(&store, vec![put("k", b"two")]).await;
+        let v2 = store.version(NS_KV, b"k").expect("live");
+        assert_ne!(v1, v2, "a write changes the version");
+        apply(&store, vec![put("k", b"two")]).await;
+        assert_ne!(store.version(NS_KV, b"k"), Some(v2), "also a write of the same bytes");
+        assert_eq!(store.version(NS_KV, b"missing"), None);
+    });
+}
