@@ -23,6 +23,7 @@
 //! reconnects to its successor). Late replies find no slot and are dropped: `req_id`s
 //! are never reused, so they cannot answer a later request.
 
+use keel_shard::runtime::net::SHRINK_ABOVE;
 use keel_shard::runtime::sync::{slot, Notify, SlotRx, SlotTx};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::UnixStream;
@@ -37,9 +38,6 @@ use std::time::{Duration, Instant};
 
 /// A link's read chunk and the capacity its buffers return to, bytes.
 const BUF_BYTES: usize = 64 << 10;
-/// A buffer grown past this (a large request or reply frame) is given back once it is
-/// empty.
-const SHRINK_ABOVE: usize = 1 << 20;
 
 /// A link to shard `id` over the Unix socket `socket`. Cheap to share (`Rc`).
 pub struct ShardLink {
@@ -66,6 +64,9 @@ struct State {
     written_upto: u64,
     /// When the writer last wrote bytes, or took up a batch.
     write_progress: Instant,
+    /// The writer is in the middle of a batch (`write_progress` is only meaningful
+    /// then: a request queued while the writer idles is taken up at its next turn).
+    writing: bool,
 }
 
 /// A request in flight.
@@ -107,6 +108,7 @@ impl ShardLink {
                 out: Vec::with_capacity(BUF_BYTES),
                 written_upto: 0,
                 write_progress: Instant::now(),
+                writing: false,
             }),
             wake_writer: Notify::default(),
         });
@@ -191,7 +193,7 @@ impl ShardLink {
                     && !st.not_responding
                     && st.pending.first_key_value().is_some_and(|(_, r)| match r.written {
                         Some(at) => at.elapsed() >= self.timeout + store_allowance(r.len),
-                        None => st.write_progress.elapsed() >= self.timeout,
+                        None => st.writing && st.write_progress.elapsed() >= self.timeout,
                     })
             };
             if overdue {
@@ -256,6 +258,7 @@ impl ShardLink {
             let mut st = self.state.borrow_mut();
             st.up = false;
             st.not_responding = false;
+            st.writing = false;
             st.out.clear();
             std::mem::take(&mut st.pending)
         };
@@ -326,6 +329,7 @@ impl ShardLink {
                 let mut st = self.state.borrow_mut();
                 std::mem::swap(&mut st.out, &mut spare);
                 st.write_progress = Instant::now();
+                st.writing = true;
                 st.next_req - 1
             };
             let mut at = 0;
@@ -334,12 +338,15 @@ impl ShardLink {
                     Ok(0) => return "write: the socket took no bytes".into(),
                     Ok(n) => {
                         at += n;
-                        self.state.borrow_mut().write_progress = Instant::now();
+                        if at < spare.len() {
+                            self.state.borrow_mut().write_progress = Instant::now();
+                        }
                     }
                     Err(e) => return format!("write: {e}"),
                 }
             }
             let mut st = self.state.borrow_mut();
+            st.writing = false;
             let now = Instant::now();
             let from = st.written_upto + 1;
             if from <= last {
