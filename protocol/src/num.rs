@@ -80,6 +80,9 @@ pub enum DbIndexError {
     OutOfRange,
 }
 
+/// Redis's text for a database index outside 0..databases (`DbIndexError::OutOfRange`).
+pub const ERR_DB_RANGE: &str = "ERR DB index is out of range";
+
 impl DbIndexError {
     /// Redis 7.0's text, given the command's own text for a bad integer (`None`:
     /// SELECT and MOVE; SWAPDB passes `ERR invalid first DB index` / `second`):
@@ -89,7 +92,7 @@ impl DbIndexError {
     /// - not a configured database: `ERR DB index is out of range`.
     pub fn text(self, msg: Option<&str>) -> String {
         match (self, msg) {
-            (DbIndexError::OutOfRange, _) => "ERR DB index is out of range".into(),
+            (DbIndexError::OutOfRange, _) => ERR_DB_RANGE.into(),
             (_, Some(m)) => m.into(),
             (DbIndexError::NotInteger, None) => "ERR value is not an integer or out of range".into(),
             (DbIndexError::NotInt32, None) => {

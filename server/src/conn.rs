@@ -10,6 +10,7 @@
 //! (`crate::handoff`), which may later give it back; [`resume`] then continues it on
 //! this executor. With hand-off off it stays on the executor that accepted it.
 
+use keel_shard::runtime::net::SHRINK_ABOVE;
 use crate::cmd::{dispatch, ConnState, Pending, Router};
 use keel_shard::runtime::sync::Event;
 use futures_lite::AsyncWriteExt;
@@ -21,9 +22,6 @@ use std::sync::atomic::Ordering;
 
 /// A connection's read chunk and the capacity its buffers return to, bytes.
 const BUF_BYTES: usize = 16 << 10;
-/// A buffer grown past this (a large request or reply) is given back once it is empty,
-/// so one big value does not pin its memory for the life of the connection.
-const SHRINK_ABOVE: usize = 1 << 20;
 
 /// Serves a newly accepted `stream` until the client closes it, QUIT, a protocol error,
 /// shutdown, or a hand-off to its shard.

@@ -19,6 +19,7 @@
 //! server's are when it dies; new connections get `-ERR shard N is unavailable` from
 //! the router until it is back.
 
+use crate::runtime::net::SHRINK_ABOVE;
 use crate::runtime::fdpass::{Channel, MessageReader};
 use crate::runtime::sync::{unless, Event};
 use crate::{Reply, Shard};
@@ -32,8 +33,6 @@ use std::rc::Rc;
 
 /// Bytes asked of a client socket per read.
 const READ_CHUNK: usize = 16 << 10;
-/// A buffer grown past this (a large request or reply) is given back once it is empty.
-const SHRINK_ABOVE: usize = 1 << 20;
 
 /// What every handed-off connection of this shard shares.
 pub(crate) struct Clients {

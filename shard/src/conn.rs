@@ -14,6 +14,7 @@
 //!
 //! A malformed frame is logged and closes the connection (the router reconnects).
 
+use crate::runtime::net::SHRINK_ABOVE;
 use crate::shard::{storage_error, LaterValue, Reply, Shard};
 use crate::runtime::sync::{Event, Notify};
 use futures_lite::io::{ReadHalf, WriteHalf};
@@ -30,8 +31,6 @@ use std::rc::Rc;
 const READ_CHUNK: usize = 64 << 10;
 /// The reader pauses while this many reply bytes wait to be written (back-pressure).
 const MAX_PENDING_OUT: usize = 16 << 20;
-/// Buffers larger than this are given back to the allocator when they empty.
-const SHRINK_ABOVE: usize = 1 << 20;
 
 /// A reply still on its way.
 enum Pending {

@@ -147,8 +147,8 @@ fn check_map(map: &[Ns]) -> Result<(), BadMap> {
     Ok(())
 }
 
-/// Redis's text for a database index outside 0..databases.
-pub const ERR_DB_RANGE: &str = "ERR DB index is out of range";
+/// Redis's text for a database index outside 0..databases (the protocol crate's).
+pub use keel_protocol::num::ERR_DB_RANGE;
 
 #[cfg(test)]
 mod tests {

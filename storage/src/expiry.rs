@@ -63,7 +63,7 @@ impl Inner {
     /// nothing while the store refuses writes: the keys stay invisible and are removed
     /// later. Returns how many were removed.
     pub(crate) fn remove_expired(&self, ns: Ns, keys: Vec<Vec<u8>>) -> usize {
-        if keys.is_empty() || self.check_writable().is_err() {
+        if keys.is_empty() || self.is_poisoned() {
             return 0;
         }
         let n = keys.len();

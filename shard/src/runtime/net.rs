@@ -4,6 +4,13 @@
 use super::sync::{unless, Event};
 use glommio::net::TcpStream;
 
+/// A connection or link buffer grown past this many bytes (for one large request or
+/// reply) is given back once it is empty, so one big value does not pin its memory for
+/// the life of the connection (ARCHITECTURE "Memory given back"). One value for the
+/// router's client connections and links and the shard's links and handed-off
+/// connections.
+pub const SHRINK_ABOVE: usize = 1 << 20;
+
 /// Reads what the client sent into `buf`: the bytes read (0 = the client closed the
 /// connection), an I/O error, or `None` once `shutdown` is set.
 ///
