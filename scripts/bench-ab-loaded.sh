@@ -8,16 +8,19 @@
 set -uo pipefail
 [ $# -eq 2 ] || { echo "usage: scripts/bench-ab-loaded.sh KEEL_A KEEL_B" >&2; exit 2; }
 A=$1; B=$2
+pid=; d=
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; [ -n "$d" ] && rm -rf "$d"' EXIT
+echo "# A = $A, B = $B; HEAD $(git -C "$(dirname "$0")" rev-parse --short HEAD)"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 for round in ${ROUNDS:-1 2 3}; do
   for name in A B; do
     bin=${!name}; d=$(mktemp -d); port=$(free_port)
     "$bin" --data-dir "$d" --resp-addr "127.0.0.1:$port" --durability relaxed 2>/dev/null & pid=$!
-    until redis-cli -p "$port" ping 2>/dev/null | grep -q PONG; do sleep 0.05; done
+    for _ in $(seq 1 300); do redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && break; sleep 0.05; done
     redis-benchmark -p "$port" -t set -n 1000000 -r 100000 -P 16 -c 50 -q >/dev/null 2>&1
     g=$(redis-benchmark -p "$port" -t get -n 2000000 -r 100000 -P 16 -c 50 --csv 2>/dev/null | tail -1 | cut -d, -f2 | tr -d '"')
     m=$(redis-benchmark -p "$port" -t mset -n 300000 -r 100000 -P 16 -c 50 --csv 2>/dev/null | tail -1 | cut -d, -f2 | tr -d '"')
     echo "round $round $name ($bin): GET $g MSET $m"
-    kill "$pid"; wait "$pid" 2>/dev/null; rm -rf "$d"
+    kill "$pid"; wait "$pid" 2>/dev/null; rm -rf "$d"; pid=; d=
   done
 done

@@ -14,7 +14,7 @@
 # bench-common.sh), KEEL (binary, default target/release/keel, built if missing),
 # KEEL_ARGS (extra keel flags, e.g. "--router-threads 1").
 # After each run it reads INFO: keel's cache hit rate (cache_hits / (hits + misses),
-# GETs of values above inline_value_max only) and both servers' RSS (used_memory_rss:
+# every GET that found its key) and both servers' RSS (used_memory_rss:
 # keel's router and shards together).
 # Installs redis-server/redis-tools with apt-get when missing. Loopback only.
 set -euo pipefail
@@ -80,7 +80,7 @@ best() { # key-prefix -> "rps,p50" of the round with the higher rps
   echo "- command: \`${CACHE_BYTES:+CACHE_BYTES=$CACHE_BYTES }scripts/bench-kv.sh ${VALUE_SIZE:+-d $VALUE_SIZE }$OUT\` (N=$N CLIENTS=$CLIENTS TESTS=$TESTS KEYSPACE=${KEYSPACE:-100000}${SPREAD:+ SPREAD=$SPREAD}; keel flags: \`${KEEL_ARGS:-none}\`): per row \`redis-benchmark -t $TESTS -n $N -c $CLIENTS -P {$(echo $PS | tr ' ' ,)} -r ${KEYSPACE:-100000}${VALUE_SIZE:+ -d $VALUE_SIZE} --csv\`,"
   echo "  fresh servers, keel and Redis interleaved, two rounds each, the better round reported."
   [ "${SPREAD:-0}" = 1 ] && echo "- SPREAD-SET / SPREAD-GET rows: \`redis-benchmark -n $N -c $CLIENTS -P {$(echo $PS | tr ' ' ,)} -r ${KEYSPACE:-100000} --csv SET t__rand_int__:k v\` (and \`GET t__rand_int__:k\`): keys over many tenants, so over every shard."
-  echo "- hit rate: keel's INFO cache_hits / (cache_hits + cache_misses) at the end of the run (GETs of values above inline_value_max; a SET reads nothing and puts its value in the cache);"
+  echo "- hit rate: keel's INFO cache_hits / (cache_hits + cache_misses) at the end of the run (every GET that found its key; a SET reads nothing and puts its value in the cache);"
   echo "  RSS: INFO used_memory_rss at the end of the run (keel: router + shards), MiB; both from the better round."
   echo "- equal promises: keel \`--durability kernel\` (ack after fdatasync) vs Redis \`appendonly yes, appendfsync always\`;"
   echo "  keel \`--durability relaxed\` (ack after the batch's O_DIRECT write completed, fdatasync every 100 ms) vs Redis without persistence."

@@ -48,7 +48,8 @@ enum Command {
 pub struct ServeArgs {
     /// TOML config file (keys: data_dir, resp_addr, shards, durability, segment_bytes,
     /// inline_value_max, cache_bytes, router_threads, max_bulk_len, shard_handoff,
-    /// client_query_buffer_limit, max_frame_len, enable_debug_command).
+    /// client_query_buffer_limit, max_frame_len, enable_debug_command, shard_timeout,
+    /// databases).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Data directory [default: ./data].

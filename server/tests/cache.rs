@@ -1,6 +1,6 @@
 //! The shard value cache through the real binary: `cache_bytes` is validated at start
-//! (one line, exit 2) and reported (CONFIG GET, INFO memory); a SET of a value above
-//! `inline_value_max` puts it there and GETs hit it (INFO stats); every write command, a
+//! (one line, exit 2) and reported (CONFIG GET, INFO memory); a SET puts its value
+//! there and GETs hit it (INFO stats); every write command, a
 //! FLUSHALL and compaction leave no stale value behind; a value too large for the cache
 //! is served from the vLog and never cached.
 
@@ -92,8 +92,8 @@ fn budget_is_reported_and_a_set_value_is_a_hit() {
     srv.stop();
 }
 
-/// With `inline_value_max = 0` every non-empty value goes through the cache, counters
-/// included. Each write command changes a cached value; the next GET (and the one
+/// Every value goes through the cache, counters included (the config's
+/// `inline_value_max = 0` is a leftover: the key is ignored). Each write command changes a cached value; the next GET (and the one
 /// after, a hit) returns the new value.
 #[test]
 fn no_write_command_leaves_a_stale_value() {

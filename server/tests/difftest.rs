@@ -701,7 +701,7 @@ impl Gen {
             }
             95..98 => Vec::new(),
             _ => {
-                // Past `inline_value_max` (256), so GET reads the vLog; now and then
+                // Longer values (which the cache or the vLog serve alike); now and then
                 // past 64 KiB.
                 let n = if self.pct(80) { self.rng.random_range(100..=5000) } else { self.rng.random_range(60_000..=70_000) };
                 let c = *self.pick(b"xyz");

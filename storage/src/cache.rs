@@ -141,7 +141,7 @@ pub struct S3Fifo<K> {
     capacity: usize,
     map: HashMap<K, Slot, Fx>,
     nodes: Vec<Node<K>>,
-    /// Free slab slots (their nodes hold an empty value and a stale key).
+    /// Free slab slots (their nodes hold a stale key; values live in the map's slots).
     free: Vec<u32>,
     small: List,
     main: List,
@@ -158,8 +158,9 @@ pub struct S3Fifo<K> {
 
 impl<K: Hash + Eq + Clone> S3Fifo<K> {
     /// Bytes charged per entry on top of its value's allocation: the worst case of the
-    /// hash table slot (key, u32 index and a control byte, at a load of 7/16 just after
-    /// the table doubled), of the slab node (slab capacity up to twice its length), and
+    /// hash table slot (key, [`Slot`] — node index, access count, the value's pointer —
+    /// and a control byte, at a load of 7/16 just after the table doubled), of the slab
+    /// node (slab capacity up to twice its length), and
     /// of one ghost hash (a `u64` in a ring that may be twice its length, and a
     /// (`u64`, `u32`) set slot at a load of 7/16).
     pub const ENTRY_OVERHEAD: usize = {

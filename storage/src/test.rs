@@ -239,7 +239,7 @@ impl Rng {
 /// accounting are exactly the acknowledged ones.
 async fn revert_scenario(dir: &Path, seed: u64) {
     crate::keydir::TEST_HASH_MASK.with(|m| m.set(0b11));
-    let opts = StoreOptions { segment_bytes: 8192, inline_value_max: 40, compaction_dead_ratio: 0.0, ..StoreOptions::default() };
+    let opts = StoreOptions { segment_bytes: 8192, compaction_dead_ratio: 0.0, ..StoreOptions::default() };
     let faults = FaultFs::new();
     let store = Store::open_with_faults(dir, opts.clone(), &faults).await.expect("open").0;
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
