@@ -249,7 +249,8 @@ impl FlatIndex {
     /// anything: same errors, same order. Lets a caller validate before it writes the
     /// vector durably, then upsert knowing it cannot fail.
     pub fn check(&self, v: &[f32]) -> Result<(), IndexError> {
-        self.prepare(v).map(|_| ())
+        // Only the f32 step can fail; quantizing cannot, so it is not done here.
+        self.prepare_f32(v).map(|_| ())
     }
 
     /// Inserts or replaces vector `id`.
