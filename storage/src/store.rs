@@ -111,8 +111,8 @@ impl Inner {
     /// change for `round` in the undo log: its bucket and position there, and the
     /// replaced entry if any, copied from the keydir slot before it changes (see
     /// [`crate::undo`]). The key itself is not kept. Also compaction's moves. Returns
-    /// the cache key of the value it replaced, if any: the caller drops or replaces that
-    /// cache entry (it must not stay).
+    /// the cache key of the value it replaced, if any and if it may be cached (not an
+    /// inline value): the caller drops or replaces that cache entry (it must not stay).
     #[inline(always)]
     #[must_use = "the replaced value's cache entry must be dropped or replaced"]
     pub(crate) fn put_logged(&self, round: u64, ns: Ns, key: &[u8], entry: Entry) -> Option<CacheKey> {
@@ -127,7 +127,8 @@ impl Inner {
         let mut replaced = None;
         let (_, pos) = self.keydir.borrow_mut().insert_with(ns, h, key, entry, |slot, entry| {
             flags = undo.prev(slot);
-            replaced = Some(value_key(slot));
+            // An inline value is never in the cache.
+            replaced = slot.inline.is_none().then(|| value_key(slot));
             if let Some(s) = segs.get_mut(&slot.seg) {
                 s.live -= slot.foot as u64;
             }
@@ -238,8 +239,12 @@ impl Inner {
         });
     }
 
-    /// The value of `e` if it is in RAM because it is not yet written (or empty).
+    /// The value of `e` if it is in RAM: kept in the keydir (inline), not yet written,
+    /// or empty.
     fn ram_value(&self, e: &Entry) -> Option<Vec<u8>> {
+        if let Some(v) = &e.inline {
+            return Some(v.as_slice().to_vec());
+        }
         if e.len == 0 {
             return Some(Vec::new());
         }
@@ -270,6 +275,7 @@ impl Inner {
             return Err(StorageError::TooLarge(len));
         }
         let seq = inner.take_seq();
+        let inline_max = inner.opts.inline_max();
         let mut placed = Vec::with_capacity(ops.len());
         let (seg, rec_off, round) = inner.append(len, |buf| record::encode(buf, seq, &ops, |_, value_off, foot| placed.push((value_off, foot))));
         drop(ops);
@@ -284,16 +290,20 @@ impl Inner {
                     continue;
                 }
             };
-            let entry = Entry { seq, seg, off: (rec_off + value_off as u64) as u32, len: value.len() as u32, foot };
+            let entry = Entry { seq, seg, off: (rec_off + value_off as u64) as u32, len: value.len() as u32, foot, inline: None }
+                .with_value(&value, inline_max);
             let replaced = inner.put_logged(round, ns, &key, entry);
             inner.set_expire_at_logged(round, ns, &key, at);
             // Write-allocate: the value's bytes go to the cache under their new place (no
             // copy: the mutation's buffer moves there), an overwrite taking over the old
-            // value's entry in place. Not vectors: they are loaded in bulk and read back
-            // at random by re-ranking, so a load would only push the KV working set out;
-            // their reads fill the cache.
+            // value's entry in place. Not inline values (the keydir holds them), nor
+            // vectors: they are loaded in bulk and read back at random by re-ranking, so a
+            // load would only push the KV working set out; their reads fill the cache.
+            if entry.inline.is_some() && replaced.is_none() {
+                continue;
+            }
             let mut cache = inner.cache.borrow_mut();
-            if ns != crate::NS_VECTOR && cache.admits(value.len()) {
+            if entry.inline.is_none() && ns != crate::NS_VECTOR && cache.admits(value.len()) {
                 match replaced {
                     Some(old) => cache.replace(&old, value_key(&entry), value.into_boxed_slice()),
                     None => cache.insert(value_key(&entry), value.into_boxed_slice()),
@@ -414,7 +424,7 @@ impl Store {
             let parent = fs.open_dir(dir).await.map_err(io_err(format!("open data directory {}", dir.display())))?;
             parent.sync().await.map_err(io_err(format!("fsync data directory {}", dir.display())))?;
         }
-        let recovered = recovery::recover(&vlog_dir, &fs).await?;
+        let recovered = recovery::recover(&vlog_dir, &fs, opts.inline_max()).await?;
         let mut segs = recovered.segs;
         let tail = match recovered.tail {
             Some(t) => t,
@@ -894,7 +904,9 @@ impl Store {
         let keydir = self.handle.inner.keydir.borrow();
         assert!(keydir.order_is_consistent(), "the SCAN order matches the keydir");
         let mut entries = Vec::new();
-        keydir.for_each_all(&mut |ns, k, e| entries.push((ns, k.to_vec(), *e)));
+        // Locations only: a revert does not restore inline copies of values (reads of
+        // those keys go to the vLog until they are written again).
+        keydir.for_each_all(&mut |ns, k, e| entries.push((ns, k.to_vec(), Entry { inline: None, ..*e })));
         entries.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         let segs = self.handle.inner.segs.borrow().iter().map(|(id, s)| (*id, s.live, s.tomb)).collect();
         Snapshot { entries, segs, ttls: keydir.ttls() }
