@@ -239,8 +239,20 @@ impl Inner {
         });
     }
 
-    /// The value of `e` if it is in RAM: kept in the keydir (inline), not yet written,
-    /// or empty.
+    /// The value of `e` if it is in RAM: [`Inner::ram_value`] or in the cache (a hit
+    /// counted; a miss counted if `count_miss`).
+    fn in_ram(&self, e: &Entry, count_miss: bool) -> Option<Vec<u8>> {
+        if let Some(v) = self.ram_value(e) {
+            return Some(v);
+        }
+        let mut cache = self.cache.borrow_mut();
+        let ck = value_key(e);
+        let v = if count_miss { cache.get(&ck) } else { cache.get_if_cached(&ck) };
+        v.map(<[u8]>::to_vec)
+    }
+
+    /// The value of `e` if it is in RAM without the cache: kept in the keydir (inline),
+    /// not yet written, or empty.
     fn ram_value(&self, e: &Entry) -> Option<Vec<u8>> {
         if let Some(v) = &e.inline {
             return Some(v.as_slice().to_vec());
@@ -554,12 +566,9 @@ impl Store {
         let keydir = inner.keydir.borrow();
         match keydir.get(ns, key) {
             None => Lookup::Missing,
-            Some(e) => match inner.ram_value(&e) {
+            Some(e) => match inner.in_ram(&e, false) {
                 Some(v) => Lookup::InMemory(v),
-                None => match inner.cache.borrow_mut().get_if_cached(&value_key(&e)) {
-                    Some(v) => Lookup::InMemory(v.to_vec()),
-                    None => Lookup::OnDisk,
-                },
+                None => Lookup::OnDisk,
             },
         }
     }
@@ -577,13 +586,10 @@ impl Store {
         let (file, seg, off, len, ck) = {
             let keydir = inner.keydir.borrow();
             let Some(e) = keydir.get(ns, key) else { return Ok(None) };
-            if let Some(v) = inner.ram_value(&e) {
+            if let Some(v) = inner.in_ram(&e, true) {
                 return Ok(Some(v));
             }
             let ck = value_key(&e);
-            if let Some(v) = inner.cache.borrow_mut().get(&ck) {
-                return Ok(Some(v.to_vec()));
-            }
             let file = inner.segs.borrow().get(&e.seg).and_then(|s| s.file.clone());
             (file, e.seg, e.off as u64, e.len as usize, ck)
         };
@@ -927,8 +933,12 @@ fn dedupe(muts: Vec<Mutation>) -> Vec<Mutation> {
     if muts.len() < 2 {
         return muts;
     }
-    let mut seen = HashSet::with_capacity(muts.len());
-    let keep: Vec<bool> = {
+    // A mutation is kept unless a later one has its target: pairwise for a few (an MSET
+    // of ten keys compares 45 pairs, cheaper than hashing ten keys), by hash for more.
+    let keep: Vec<bool> = if muts.len() <= 16 {
+        (0..muts.len()).map(|i| muts[i + 1..].iter().all(|m| m.target() != muts[i].target())).collect()
+    } else {
+        let mut seen = HashSet::with_capacity(muts.len());
         let mut keep: Vec<bool> = muts.iter().rev().map(|m| seen.insert(m.target())).collect();
         keep.reverse();
         keep
@@ -963,4 +973,27 @@ async fn create_first_segment(fs: &Fs, vlog_dir: &Path, dir_handle: &Dir) -> Res
     file.fdatasync().await.map_err(io_err(op("fdatasync")))?;
     dir_handle.sync().await.map_err(io_err("fsync the vlog directory after creating a segment"))?;
     Ok(Rc::new(file))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The last mutation of each target is kept, in order, for batches compared pairwise
+    /// (≤ 16) and by hash (more).
+    #[test]
+    fn dedupe_keeps_the_last_mutation_of_each_key() {
+        for n in [2usize, 10, 16, 17, 40] {
+            let muts: Vec<Mutation> = (0..n)
+                .map(|i| match i % 3 {
+                    2 => Mutation::Delete { ns: (i % 2) as Ns, key: format!("k{}", i % 5).into_bytes() },
+                    _ => Mutation::Put { ns: (i % 2) as Ns, key: format!("k{}", i % 5).into_bytes(), value: vec![i as u8] },
+                })
+                .collect();
+            let want: Vec<usize> = (0..n).filter(|&i| !(i + 1..n).any(|j| j % 2 == i % 2 && j % 5 == i % 5)).collect();
+            let got: Vec<(Ns, Vec<u8>)> = dedupe(muts.clone()).iter().map(|m| (m.target().0, m.target().1.to_vec())).collect();
+            let want: Vec<(Ns, Vec<u8>)> = want.iter().map(|&i| (muts[i].target().0, muts[i].target().1.to_vec())).collect();
+            assert_eq!(got, want, "{n} mutations");
+        }
+    }
 }
