@@ -688,7 +688,13 @@ impl Keydir {
         if !found {
             return None;
         }
-        Some(Self::take(space, h, prev, at).1)
+        // The caller has the key: the slot's copy is not made.
+        let e = space.entry(at);
+        space.unlink(h, prev, at);
+        space.release(at);
+        space.len -= 1;
+        space.shrunk();
+        Some(e)
     }
 
     fn take(space: &mut Space, h: u64, prev: u32, slot: u32) -> (SmallBytes, Entry) {

@@ -143,7 +143,9 @@ impl Inner {
     fn remove_logged(&self, round: u64, ns: Ns, key: Vec<u8>) {
         let Some(old) = self.keydir.borrow_mut().remove(ns, &key) else { return };
         self.unlive(old.seg, old.foot);
-        self.cache.borrow_mut().remove(&value_key(&old));
+        if old.inline.is_none() {
+            self.cache.borrow_mut().remove(&value_key(&old));
+        }
         self.undo.borrow_mut().removed(round, ns, key, &old);
     }
 
