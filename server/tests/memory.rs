@@ -120,25 +120,31 @@ fn memory_of_many_mid_sized_values_is_given_back() {
 }
 
 /// INFO memory reports the keydir's bytes (`used_memory_keydir`), and they follow the
-/// compact layout: a 16-byte key costs its 34-byte record plus 4–8 B of table.
+/// compact layout: a 16-byte key costs its 34-byte record plus 4–8 B of table with the
+/// value elsewhere (`inline_value_max = 0`), and its 42-byte record (the key and a 3-byte
+/// value in the 24-byte class) plus the table with the value inline (the default).
 #[test]
 fn info_reports_the_keydir_at_under_48_bytes_per_16_byte_key() {
-    let scratch = Scratch::new();
-    let srv = Server::start(&scratch, &[]);
-    let mut con = srv.con();
-    let n = 20_000;
-    let mut pipe = redis::pipe();
-    for i in 0..n {
-        pipe.cmd("SET").arg(format!("key:{i:012}")).arg("abc").ignore();
+    for (inline_value_max, range) in [(0, 34.0..48.0), (16, 42.0..56.0)] {
+        let scratch = Scratch::new();
+        let cfg = scratch.path().join("keel.toml");
+        std::fs::write(&cfg, format!("inline_value_max = {inline_value_max}\n")).unwrap();
+        let srv = Server::start(&scratch, &["--config", cfg.to_str().unwrap()]);
+        let mut con = srv.con();
+        let n = 20_000;
+        let mut pipe = redis::pipe();
+        for i in 0..n {
+            pipe.cmd("SET").arg(format!("key:{i:012}")).arg("abc").ignore();
+        }
+        let _: () = pipe.query(&mut con).unwrap();
+        let info: String = redis::cmd("INFO").arg("memory").query(&mut con).unwrap();
+        let keydir: u64 = info
+            .lines()
+            .find_map(|l| l.strip_prefix("used_memory_keydir:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no used_memory_keydir in {info}"));
+        let per_key = keydir as f64 / n as f64;
+        assert!(range.contains(&per_key), "{per_key} B of keydir per 16-byte key (inline_value_max {inline_value_max})");
+        srv.stop();
     }
-    let _: () = pipe.query(&mut con).unwrap();
-    let info: String = redis::cmd("INFO").arg("memory").query(&mut con).unwrap();
-    let keydir: u64 = info
-        .lines()
-        .find_map(|l| l.strip_prefix("used_memory_keydir:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no used_memory_keydir in {info}"));
-    let per_key = keydir as f64 / n as f64;
-    assert!((34.0..48.0).contains(&per_key), "{per_key} B of keydir per 16-byte key");
-    srv.stop();
 }
