@@ -140,6 +140,7 @@ fn assert_reverted_to(store: &Store, before: &Snapshot) {
     let after = store.snapshot();
     assert_eq!(after.entries, before.entries, "the keydir is the acknowledged one");
     assert_eq!(after.ttls, before.ttls, "the expiry times are the acknowledged ones");
+    assert_eq!(after.chains, before.chains, "the append pieces are the acknowledged ones");
     for (id, live, tomb) in &after.segs {
         match before.segs.iter().find(|(b, ..)| b == id) {
             Some(b) => assert_eq!(&(*id, *live, *tomb), b, "segment {id}'s live and tombstone bytes"),
@@ -225,6 +226,17 @@ impl Rng {
             .collect()
     }
 
+    /// An APPEND of 300 to 2000 bytes to one of six of the batches' keys: pieces once a
+    /// value passes 4 KiB, folds (rewrites) at times.
+    async fn append(&mut self, store: &Store) -> Result<crate::Commit, StorageError> {
+        let (ns, key) = (self.below(2) as Ns, format!("k{}", self.below(3)).into_bytes());
+        let tail = vec![self.below(256) as u8; 300 + self.below(1700) as usize];
+        match store.append(ns, &key, &tail, usize::MAX).await? {
+            crate::Appended::Len(_, commit) => Ok(commit),
+            crate::Appended::TooLong => unreachable!("no limit"),
+        }
+    }
+
     /// A `forget_where` predicate: keys ending in one digit.
     fn forget(&mut self) -> impl FnMut(&[u8]) -> bool {
         let d = b'0' + self.below(10) as u8;
@@ -260,6 +272,7 @@ async fn revert_scenario(dir: &Path, seed: u64) {
                     c.await.unwrap();
                 }
             }
+            10..=24 => commits.push(rng.append(&store).await.unwrap()),
             _ => commits.push(store.apply(rng.batch()).unwrap()),
         }
     }
@@ -268,6 +281,9 @@ async fn revert_scenario(dir: &Path, seed: u64) {
     }
     store.sync().await.unwrap();
     let before = store.snapshot();
+    if !before.chains.is_empty() {
+        SCENARIOS_WITH_PIECES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
 
     // The failed window: writes (round R1, whose fdatasync happens and then fails),
     // compaction's copies (appended while R1 is in flight) and more writes after them,
@@ -292,6 +308,7 @@ async fn revert_scenario(dir: &Path, seed: u64) {
             1 | 2 if store.reverts() == 0 => {
                 store.forget_where(1, &mut rng.forget());
             }
+            3..=8 => commits.extend(rng.append(&store).await.ok()),
             _ => commits.extend(store.apply(rng.batch()).ok()),
         }
     }
@@ -312,8 +329,13 @@ async fn revert_scenario(dir: &Path, seed: u64) {
         assert_eq!(ns0(&store.snapshot()), ns0(&before), "seed {seed}: after a restart");
         let ttls0 = |s: &Snapshot| s.ttls.iter().filter(|(ns, ..)| *ns == 0).cloned().collect::<Vec<_>>();
         assert_eq!(ttls0(&store.snapshot()), ttls0(&before), "seed {seed}: expiry times after a restart");
+        let chains0 = |s: &Snapshot| s.chains.iter().filter(|(ns, ..)| *ns == 0).cloned().collect::<Vec<_>>();
+        assert_eq!(chains0(&store.snapshot()), chains0(&before), "seed {seed}: append pieces after a restart");
     }
 }
+
+/// Scenarios whose acknowledged state had append pieces (the test checks it has some).
+static SCENARIOS_WITH_PIECES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 #[test]
 fn revert_restores_the_acknowledged_keydir_exactly() {
@@ -322,13 +344,15 @@ fn revert_restores_the_acknowledged_keydir_exactly() {
         let dir = tmp.path().to_path_buf();
         run(move || async move { revert_scenario(&dir, seed).await });
     }
+    let n = SCENARIOS_WITH_PIECES.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(n >= 15, "only {n} of 100 scenarios had append pieces when the round failed");
 }
 
 /// A data dir written by format version 1 (segment header version 1, kinds 1–4) opens
-/// unchanged; the first write after it goes to a new segment of version 2, never into
-/// the version 1 segment, and both read back after a restart.
+/// unchanged; the first write after it goes to a new segment of the current version (3),
+/// never into the version 1 segment, and both read back after a restart.
 #[test]
-fn a_version_1_segment_is_read_and_writing_continues_in_a_version_2_segment() {
+fn a_version_1_segment_is_read_and_writing_continues_in_a_current_version_segment() {
     use crate::vlog::record::{encode, segment_header_of_version, Op};
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
@@ -353,14 +377,14 @@ fn a_version_1_segment_is_read_and_writing_continues_in_a_version_2_segment() {
         store.apply(vec![put("e", "5")]).unwrap().await.unwrap();
         assert_eq!(std::fs::read(&v1).unwrap(), seg, "the version 1 segment is not written to");
         let v2 = dir.join("vlog/00000002.vlog");
-        assert_eq!((version(&v1), version(&v2)), (1, 2));
+        assert_eq!((version(&v1), version(&v2)), (1, 3));
         drop(store);
         let (store, report) = Store::open(&dir, StoreOptions::default()).await.unwrap();
         assert_eq!((report.segments, report.live_keys), (2, 4));
         assert_eq!(store.expire_at(NS_KV, b"d"), Some(far));
         assert_eq!(store.expire_at(NS_KV, b"b"), Some(0));
         assert_eq!(store.get(NS_KV, b"e").await.unwrap(), Some(b"5".to_vec()));
-        // Compacting the version 1 segment copies its live records into version 2.
+        // Compacting the version 1 segment copies its live records into version 3.
         store.apply(vec![del("c")]).unwrap().await.unwrap();
         drop(store);
         let opts = StoreOptions { compaction_dead_ratio: 0.0, ..StoreOptions::default() };

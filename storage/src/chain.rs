@@ -1,0 +1,453 @@
+//! Append chains (FORMAT.md "Appends"): APPEND writes only the appended bytes, as an
+//! append record (kind 6), instead of the whole new value.
+//!
+//! A key whose value was extended that way keeps its keydir entry pointing at the
+//! *base*: the put whose value the appends extend (its place, length and footprint, as
+//! for any key). Its *pieces* — where each append record's bytes are, oldest first —
+//! live beside the keydir in [`Chains`], a map (namespace, key) → [`Chain`] that only
+//! chained keys are in: a key without pieces costs nothing there, and every read checks
+//! [`Chains::is_empty`] (a length compare) before it looks a key up in it. The value is
+//! the base's bytes followed by each piece's bytes; its length is the base's plus
+//! [`Chain::bytes`]. Each piece keeps its record's bytes of its segment alive (the live
+//! byte accounting of FORMAT.md "Accounting").
+//!
+//! **Folding** bounds a chain: [`crate::Store::append`] writes the whole new value as one
+//! put (dropping the chain) instead of a piece when the new value is at most
+//! [`APPEND_REWRITE_MAX`] bytes (a rewrite is cheap and keeps small values in one
+//! record), when the chain has [`MAX_PIECES`] pieces (a read of the value costs at most
+//! `MAX_PIECES + 1` places), or when the pieces would hold more bytes than the base
+//! (geometric: each fold at least doubles the base, so the bytes written and read by
+//! folds stay within a small constant factor of the value's final length — O(n) for a value
+//! grown to n bytes by appends of at least 1/64th of its size, rather than O(n²)).
+//! Compaction folds a key when it meets the key's live base or one of its live pieces
+//! (it never copies either alone), so the pieces of a key are always in the log in the
+//! order they were written, after their base.
+//!
+//! **The cache** holds a chained value (assembled) under the place of its newest piece,
+//! which no other value can have: an append moves the cached value to the new piece's
+//! place, extended by the new bytes (or drops it), so it is never stale; a revert that
+//! takes the newest piece back drops every entry past the acknowledged ends, that
+//! place's included.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use crate::file::File;
+use crate::keydir::Entry;
+use crate::store::{value_key, Inner};
+use crate::util::io_err;
+use crate::vlog::record::{self, segment_file_name, HEADER_LEN, MAX_BODY};
+use crate::{CacheKey, Ns, StorageError};
+
+/// A chain longer than this is folded by the next append.
+pub const MAX_PIECES: usize = 64;
+/// An append whose new value is at most this long (bytes) rewrites the value as one put.
+pub const APPEND_REWRITE_MAX: usize = 4096;
+/// Disk parts of one value closer than this (bytes) are read with one I/O.
+const READ_GAP: u64 = 64 << 10;
+/// … as long as that read stays within this many bytes.
+const READ_SPAN: u64 = 8 << 20;
+
+/// Where one append record's bytes are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Piece {
+    /// Segment id.
+    pub seg: u32,
+    /// File offset of the appended bytes' first byte in the segment.
+    pub off: u32,
+    /// Appended bytes.
+    pub len: u32,
+    /// Bytes of the segment the piece keeps alive: its whole record.
+    pub foot: u32,
+}
+
+impl Piece {
+    /// The cache key of a value whose newest piece this is.
+    pub fn place(&self) -> CacheKey {
+        CacheKey::Value { seg: self.seg, off: self.off }
+    }
+}
+
+/// The pieces of one key, oldest first (never empty while in [`Chains`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Chain {
+    pub pieces: Vec<Piece>,
+    /// Sum of the pieces' lengths.
+    pub bytes: u64,
+    /// Sequence number of the newest piece's record; kept only while recovery replays
+    /// (0 otherwise).
+    pub seq: u64,
+}
+
+impl Chain {
+    /// The newest piece.
+    pub fn last(&self) -> Piece {
+        *self.pieces.last().expect("a chain has a piece")
+    }
+}
+
+/// The chains of every namespace; see the module documentation.
+#[derive(Default)]
+pub(crate) struct Chains {
+    by_ns: HashMap<Ns, HashMap<Box<[u8]>, Chain>>,
+    len: usize,
+    pieces: usize,
+}
+
+impl Chains {
+    /// True when no key has a piece (the reads' fast path).
+    #[inline(always)]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Chained keys.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Pieces of all chains.
+    pub fn pieces(&self) -> usize {
+        self.pieces
+    }
+
+    pub fn get(&self, ns: Ns, key: &[u8]) -> Option<&Chain> {
+        if self.len == 0 {
+            return None;
+        }
+        self.by_ns.get(&ns)?.get(key)
+    }
+
+    /// Adds `piece` as the newest of `key`'s chain (started if need be); `seq` is its
+    /// record's sequence number (recovery) or 0.
+    pub fn push(&mut self, ns: Ns, key: &[u8], piece: Piece, seq: u64) {
+        let map = self.by_ns.entry(ns).or_default();
+        let chain = match map.get_mut(key) {
+            Some(c) => c,
+            None => {
+                self.len += 1;
+                map.entry(key.into()).or_default()
+            }
+        };
+        chain.pieces.push(piece);
+        chain.bytes += piece.len as u64;
+        chain.seq = seq;
+        self.pieces += 1;
+    }
+
+    /// Takes the newest piece of `key`'s chain off (the chain goes with its last piece).
+    pub fn pop(&mut self, ns: Ns, key: &[u8]) -> Option<Piece> {
+        let map = self.by_ns.get_mut(&ns)?;
+        let chain = map.get_mut(key)?;
+        let piece = chain.pieces.pop()?;
+        chain.bytes -= piece.len as u64;
+        self.pieces -= 1;
+        if chain.pieces.is_empty() {
+            map.remove(key);
+            self.len -= 1;
+        }
+        Some(piece)
+    }
+
+    /// Removes `key`'s chain.
+    pub fn remove(&mut self, ns: Ns, key: &[u8]) -> Option<Chain> {
+        if self.len == 0 {
+            return None;
+        }
+        let chain = self.by_ns.get_mut(&ns)?.remove(key)?;
+        self.len -= 1;
+        self.pieces -= chain.pieces.len();
+        Some(chain)
+    }
+
+    /// Puts `chain` (not empty) back as `key`'s, replacing any.
+    pub fn insert(&mut self, ns: Ns, key: &[u8], chain: Chain) {
+        debug_assert!(!chain.pieces.is_empty());
+        self.remove(ns, key);
+        self.len += 1;
+        self.pieces += chain.pieces.len();
+        self.by_ns.entry(ns).or_default().insert(key.into(), chain);
+    }
+
+    /// Keeps only the chains `keep` accepts.
+    pub fn retain(&mut self, mut keep: impl FnMut(Ns, &[u8], &Chain) -> bool) {
+        let (mut len, mut pieces) = (0, 0);
+        for (ns, map) in self.by_ns.iter_mut() {
+            map.retain(|k, c| keep(*ns, k, c));
+            len += map.len();
+            pieces += map.values().map(|c| c.pieces.len()).sum::<usize>();
+        }
+        (self.len, self.pieces) = (len, pieces);
+    }
+
+    /// Sets every chain's `seq` to 0 (recovery is done).
+    pub fn forget_seqs(&mut self) {
+        self.by_ns.values_mut().flat_map(|m| m.values_mut()).for_each(|c| c.seq = 0);
+    }
+
+    pub fn for_each(&self, mut f: impl FnMut(Ns, &[u8], &Chain)) {
+        for (ns, map) in &self.by_ns {
+            for (k, c) in map {
+                f(*ns, k, c);
+            }
+        }
+    }
+}
+
+/// How to undo one change of [`Chains`] (the undo log keeps them in order with the
+/// keydir's changes).
+pub(crate) enum ChainUndo {
+    /// An append: take the newest piece of `key` off again.
+    Pop { ns: Ns, key: Vec<u8> },
+    /// A dropped chain (overwrite, delete, forget): put it back.
+    Restore { ns: Ns, key: Vec<u8>, chain: Chain },
+    /// `clear_all`: put the whole table back (the segments' live bytes come back with
+    /// the keydir's own undo step).
+    All(Chains),
+}
+
+/// One part of a value being assembled: bytes already in RAM, or a place to read.
+pub(crate) enum Part {
+    Ram(Vec<u8>),
+    Disk { file: Option<Rc<File>>, seg: u32, off: u64, len: usize },
+}
+
+/// A chained value's parts, taken when the read starts (the files stay readable through
+/// the handles even if compaction deletes them meanwhile), and what is needed to fill
+/// the cache when they are read.
+pub(crate) struct Assembly {
+    parts: Vec<Part>,
+    total: usize,
+    place: CacheKey,
+    epoch: u64,
+}
+
+/// Either the value, found in RAM or the cache, or the parts to read.
+pub(crate) enum Assembled {
+    Ready(Vec<u8>),
+    Read(Assembly),
+}
+
+impl Inner {
+    /// Whether `key` has pieces.
+    #[inline(always)]
+    pub(crate) fn is_chained(&self, ns: Ns, key: &[u8]) -> bool {
+        let chains = self.chains.borrow();
+        !chains.is_empty() && chains.get(ns, key).is_some()
+    }
+
+    /// The cache key of `key`'s value, whose keydir entry is `e`: its newest piece's
+    /// place if it has pieces, else its own.
+    #[inline(always)]
+    pub(crate) fn place(&self, ns: Ns, key: &[u8], e: &Entry) -> CacheKey {
+        let chains = self.chains.borrow();
+        if chains.is_empty() {
+            return value_key(e);
+        }
+        chains.get(ns, key).map_or_else(|| value_key(e), |c| c.last().place())
+    }
+
+    /// Bytes appended to `key`'s base by its pieces (0 without).
+    #[inline(always)]
+    pub(crate) fn appended_bytes(&self, ns: Ns, key: &[u8]) -> u64 {
+        let chains = self.chains.borrow();
+        if chains.is_empty() {
+            return 0;
+        }
+        chains.get(ns, key).map_or(0, |c| c.bytes)
+    }
+
+    /// Drops `key`'s chain, if any (its value is being overwritten, deleted or
+    /// forgotten): its pieces' live bytes and its cache entry go, and the drop is logged
+    /// for `round` (`None`: not logged).
+    #[inline(always)]
+    pub(crate) fn drop_chain(&self, round: Option<u64>, ns: Ns, key: &[u8]) {
+        if self.chains.borrow().is_empty() {
+            return;
+        }
+        self.drop_chain_slow(round, ns, key);
+    }
+
+    fn drop_chain_slow(&self, round: Option<u64>, ns: Ns, key: &[u8]) {
+        let Some(chain) = self.chains.borrow_mut().remove(ns, key) else { return };
+        for p in &chain.pieces {
+            self.unlive(p.seg, p.foot);
+        }
+        self.cache.borrow_mut().remove(&chain.last().place());
+        if let Some(round) = round {
+            self.undo.borrow_mut().chain(round, ChainUndo::Restore { ns, key: key.to_vec(), chain });
+        }
+    }
+
+    /// Undoes one change of the chains (a revert, newest first).
+    pub(crate) fn undo_chain(&self, step: ChainUndo) {
+        match step {
+            ChainUndo::Pop { ns, key } => {
+                if let Some(p) = self.chains.borrow_mut().pop(ns, &key) {
+                    self.unlive(p.seg, p.foot);
+                }
+            }
+            ChainUndo::Restore { ns, key, chain } => {
+                let mut segs = self.segs.borrow_mut();
+                for p in &chain.pieces {
+                    if let Some(s) = segs.get_mut(&p.seg) {
+                        s.live += p.foot as u64;
+                    }
+                }
+                self.chains.borrow_mut().insert(ns, &key, chain);
+            }
+            ChainUndo::All(chains) => *self.chains.borrow_mut() = chains,
+        }
+    }
+
+    /// Appends `tail` to the value of `key` (live, keydir entry `e`, not expired) as an
+    /// append record: the record goes to the append buffer, the piece to the key's chain
+    /// (logged for the round), and a cached value moves to the piece's place, extended
+    /// by `tail` (or is dropped if it would no longer fit). Returns the round to wait
+    /// for. Errors: as [`Inner::apply_now`]'s.
+    pub(crate) fn append_piece(&self, ns: Ns, key: &[u8], e: &Entry, tail: &[u8]) -> Result<u64, StorageError> {
+        self.check_writable()?;
+        let len = record::append_len(key, tail);
+        if len > HEADER_LEN + MAX_BODY {
+            return Err(StorageError::TooLarge(len));
+        }
+        let old_place = self.place(ns, key, e);
+        let new_len = e.len as usize + self.appended_bytes(ns, key) as usize + tail.len();
+        let seq = self.take_seq();
+        let mut placed = (0, 0);
+        let (seg, rec_off, round) = self.append(len, |buf| placed = record::encode_append(buf, seq, ns, key, tail));
+        let piece = Piece { seg, off: (rec_off + placed.0 as u64) as u32, len: tail.len() as u32, foot: placed.1 };
+        if let Some(s) = self.segs.borrow_mut().get_mut(&seg) {
+            s.live += piece.foot as u64;
+        }
+        self.chains.borrow_mut().push(ns, key, piece, 0);
+        self.undo.borrow_mut().chain(round, ChainUndo::Pop { ns, key: key.to_vec() });
+        let mut cache = self.cache.borrow_mut();
+        let extended = match cache.admits(new_len) && cache.contains(&old_place) {
+            true => cache.get_if_cached(&old_place).map(|v| {
+                let mut w = Vec::with_capacity(new_len);
+                w.extend_from_slice(v);
+                w.extend_from_slice(tail);
+                w
+            }),
+            false => None,
+        };
+        match extended {
+            Some(v) => _ = cache.replace(&old_place, piece.place(), v.into_boxed_slice()),
+            None => _ = cache.remove(&old_place),
+        }
+        Ok(round)
+    }
+
+    /// Starts reading `key`'s value if it has pieces (`None`: it has none), keydir entry
+    /// `e`: the value itself when the cache holds it (a hit), else its parts — the
+    /// base, then each piece, from the append buffer where still there, else places to
+    /// read — taken now. `count_miss`: a value not cached counts a cache miss.
+    pub(crate) fn assemble(&self, ns: Ns, key: &[u8], e: &Entry, count_miss: bool) -> Option<Assembled> {
+        let chains = self.chains.borrow();
+        let chain = chains.get(ns, key)?;
+        let place = chain.last().place();
+        {
+            let mut cache = self.cache.borrow_mut();
+            let hit = if count_miss { cache.get(&place) } else { cache.get_if_cached(&place) };
+            if let Some(v) = hit {
+                return Some(Assembled::Ready(v.to_vec()));
+            }
+        }
+        let log = self.log.borrow();
+        let segs = self.segs.borrow();
+        let part = |seg: u32, off: u32, len: u32| match log.ram(seg, off as u64, len as usize) {
+            Some(b) => Part::Ram(b.to_vec()),
+            None if len == 0 => Part::Ram(Vec::new()),
+            None => Part::Disk { file: segs.get(&seg).and_then(|s| s.file.clone()), seg, off: off as u64, len: len as usize },
+        };
+        let mut parts = Vec::with_capacity(chain.pieces.len() + 1);
+        parts.push(part(e.seg, e.off, e.len));
+        parts.extend(chain.pieces.iter().map(|p| part(p.seg, p.off, p.len)));
+        let total = e.len as usize + chain.bytes as usize;
+        Some(Assembled::Read(Assembly { parts, total, place, epoch: self.cache_epoch.get() }))
+    }
+
+    /// Reads the parts of `a` (disk parts of one segment close together with one
+    /// O_DIRECT read) and puts the value together; fills the cache with it if it is
+    /// still `key`'s live value when the reads are done. Errors: `Io` if a read fails or
+    /// comes back short.
+    pub(crate) async fn assemble_read(&self, ns: Ns, key: &[u8], a: Assembly) -> Result<Vec<u8>, StorageError> {
+        let mut value = Vec::with_capacity(a.total);
+        let parts = a.parts;
+        let mut i = 0;
+        while i < parts.len() {
+            let (file, seg, start) = match &parts[i] {
+                Part::Ram(b) => {
+                    value.extend_from_slice(b);
+                    i += 1;
+                    continue;
+                }
+                Part::Disk { file, seg, off, .. } => (file.clone(), *seg, *off),
+            };
+            // Disk parts i..j of this segment, read as one span.
+            let (mut j, mut end) = (i, start);
+            while let Some(Part::Disk { seg: s, off, len, .. }) = parts.get(j) {
+                let e = off + *len as u64;
+                let near = *off >= end && off - end <= READ_GAP && e - start <= READ_SPAN;
+                if *s != seg || (j > i && !near) {
+                    break;
+                }
+                end = end.max(e);
+                j += 1;
+            }
+            let op = || format!("read value from vlog segment {} at offset {start}", segment_file_name(seg));
+            let Some(file) = file else {
+                return Err(StorageError::Io { op: op(), source: std::io::Error::other("segment file is missing") });
+            };
+            let span = (end - start) as usize;
+            let r = file.read_at(start, span).await.map_err(io_err(op()))?;
+            if r.len() != span {
+                let source = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("read {} of {span} bytes", r.len()));
+                return Err(StorageError::Io { op: op(), source });
+            }
+            for p in &parts[i..j] {
+                if let Part::Disk { off, len, .. } = p {
+                    let at = (off - start) as usize;
+                    value.extend_from_slice(&r[at..at + len]);
+                }
+            }
+            i = j;
+        }
+        debug_assert_eq!(value.len(), a.total);
+        let live = self.cache_epoch.get() == a.epoch && self.keydir.borrow().get(ns, key).is_some_and(|e| self.place(ns, key, &e) == a.place);
+        if live {
+            let mut cache = self.cache.borrow_mut();
+            if cache.admits(value.len()) {
+                cache.insert(a.place, value.as_slice().into());
+            }
+        }
+        Ok(value)
+    }
+
+    /// Writes `key`'s value as one put (same expiry time), dropping its chain: what
+    /// compaction does to a key whose base or piece it meets. Reads the value first;
+    /// if the key changed meanwhile, reads it again. Nothing for a key without pieces
+    /// (any more), or missing. Errors: a failed read, or as [`Inner::apply_now`]'s.
+    pub(crate) async fn fold(&self, ns: Ns, key: &[u8]) -> Result<(), StorageError> {
+        loop {
+            if self.expire_if_due(ns, key) {
+                return Ok(());
+            }
+            let Some(e) = self.keydir.borrow().get(ns, key) else { return Ok(()) };
+            let place = self.place(ns, key, &e);
+            let reverts = self.reverts.get();
+            let value = match self.assemble(ns, key, &e, false) {
+                None => return Ok(()),
+                Some(Assembled::Ready(v)) => v,
+                Some(Assembled::Read(a)) => self.assemble_read(ns, key, a).await?,
+            };
+            let unchanged = self.reverts.get() == reverts && !self.expire_if_due(ns, key) && self.keydir.borrow().get(ns, key).is_some_and(|e| self.place(ns, key, &e) == place);
+            if unchanged {
+                let expire_at = self.keydir.borrow().expire_at(ns, key);
+                self.apply_now(vec![crate::Mutation::PutExpiring { ns, key: key.to_vec(), value, expire_at }])?;
+                return Ok(());
+            }
+        }
+    }
+}
