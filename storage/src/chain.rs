@@ -442,7 +442,9 @@ impl Inner {
                 Some(Assembled::Ready(v)) => v,
                 Some(Assembled::Read(a)) => self.assemble_read(ns, key, a).await?,
             };
-            let unchanged = self.reverts.get() == reverts && !self.expire_if_due(ns, key) && self.keydir.borrow().get(ns, key).is_some_and(|e| self.place(ns, key, &e) == place);
+            let unchanged = self.reverts.get() == reverts
+                && !self.expire_if_due(ns, key)
+                && self.keydir.borrow().get(ns, key).is_some_and(|e| self.place(ns, key, &e) == place);
             if unchanged {
                 let expire_at = self.keydir.borrow().expire_at(ns, key);
                 self.apply_now(vec![crate::Mutation::PutExpiring { ns, key: key.to_vec(), value, expire_at }])?;
