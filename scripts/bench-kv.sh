@@ -102,7 +102,7 @@ best() { # key-prefix -> "rps,p50" of the round with the higher rps
       echo "## keel $tier vs Redis appendfsync=$rp, -P $P"
       echo
       # The memory figures of the better round by the first test's rps.
-      first=$(echo "$TESTS" | cut -d, -f1 | tr a-z A-Z); first=${first:-SPREAD-SET}
+      first=$(echo "$TESTS" | cut -d, -f1 | tr a-z A-Z); [ -z "$first" ] && [ "${APPEND:-0}" = 1 ] && first=APPEND; first=${first:-SPREAD-SET}
       kr=1; [ "$(best "keel,$tier,$P,$first")" = "${R["keel,$tier,$P,$first,1"]:-}" ] || kr=2
       rr=1; [ "$(best "redis,$rp,$P,$first")" = "${R["redis,$rp,$P,$first,1"]:-}" ] || rr=2
       km=${R["keel,$tier,$P,mem,$kr"]:--,0}; rm_=${R["redis,$rp,$P,mem,$rr"]:--,0}

@@ -65,7 +65,7 @@ pub use file::fault;
 pub mod fuzzing;
 pub use expiry::{system_clock, Clock};
 pub use probe::probe_direct_io;
-pub use chain::{APPEND_REWRITE_MAX, MAX_PIECES};
+pub use chain::{APPEND_REWRITE_MAX, BYTES_PER_PIECE, MAX_PIECES};
 pub use store::Store;
 
 /// Keydir namespace, one byte (0..=255; the shard uses the three below). Each namespace

@@ -17,7 +17,7 @@ use crate::vlog::record::{self, segment_file_name, segment_header, Op, HEADER_LE
 use crate::vlog::writer::{self, LogState, Tail};
 use crate::vlog::SegInfo;
 use crate::cache::S3Fifo;
-use crate::chain::{APPEND_REWRITE_MAX, MAX_PIECES};
+use crate::chain::{max_pieces, APPEND_REWRITE_MAX};
 use crate::{compaction, expiry, probe_direct_io, recovery, Appended, CacheKey, Clock, Commit, CLEAR_NS_BATCH_BYTES, Durability, Lookup, Mutation, Ns, RecoveryReport, StorageError, StoreOptions, StoreStats, ValueVersion};
 
 /// Smallest and largest accepted `segment_bytes` (offsets in the keydir are `u32`).
@@ -657,8 +657,9 @@ impl Store {
     ///
     /// Writes only `tail`, as an append record (format version 3, kind 6; FORMAT.md
     /// "Appends"), unless the new value is at most [`APPEND_REWRITE_MAX`] bytes, the
-    /// key's chain already has [`MAX_PIECES`] pieces, or its pieces would then hold more
-    /// bytes than its base value: then it reads the value (a disk read unless it is in
+    /// key's chain already has as many pieces as its value may have ([`MAX_PIECES`], or
+    /// one per [`BYTES_PER_PIECE`] of the value if that is more), or its pieces would then
+    /// hold more bytes than its base value: then it reads the value (a disk read unless it is in
     /// RAM) and writes the whole new value as one put (a fold), reading again if the
     /// key was written while the read was awaited. A piece needs no read, so an append
     /// to a large value costs its own bytes plus, amortized, a bounded multiple of them
@@ -677,7 +678,8 @@ impl Store {
                 return Ok(Appended::TooLong);
             }
             let new_len = new_len as usize;
-            let fold = new_len <= APPEND_REWRITE_MAX || pieces >= MAX_PIECES || appended + tail.len() as u64 > e.len as u64;
+            let full = pieces >= max_pieces(e.len as u64 + appended);
+            let fold = new_len <= APPEND_REWRITE_MAX || full || appended + tail.len() as u64 > e.len as u64;
             if !fold {
                 let round = inner.append_piece(ns, key, &e, tail)?;
                 return Ok(Appended::Len(new_len, Box::pin(inner.wait_round(round))));

@@ -7,7 +7,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use keel_storage::fault::{Effect, Injection, Op};
-use keel_storage::{Appended, Commit, APPEND_REWRITE_MAX, MAX_PIECES};
+use keel_storage::{Appended, Commit, APPEND_REWRITE_MAX, BYTES_PER_PIECE, MAX_PIECES};
 
 use super::*;
 
@@ -111,9 +111,10 @@ fn an_append_past_the_limit_changes_nothing() {
     });
 }
 
-/// Many small appends never make a chain longer than `MAX_PIECES`, and large appends
-/// write O(n) bytes in all (folds double the base): 200 appends of 64 KiB write well
-/// under 4× the final value, not the ~200/2× of rewriting it each time.
+/// Many small appends never make a chain longer than `MAX_PIECES`, or one piece per
+/// `BYTES_PER_PIECE` of a larger value; and large appends write O(n) bytes in all (folds
+/// double the base): 200 appends of 64 KiB write well under 4× the final value, not the
+/// ~200/2× of rewriting it each time.
 #[test]
 fn folding_bounds_the_chain_and_the_bytes_written() {
     let tmp = tempfile::tempdir().unwrap();
@@ -131,6 +132,22 @@ fn folding_bounds_the_chain_and_the_bytes_written() {
         }
         assert_eq!(most, MAX_PIECES, "chains grow to the bound and no further");
         assert_eq!(get(&store, "small").await, Some(want));
+        apply(&store, vec![del("small")]).await;
+        assert_eq!(pieces(&store), 0);
+        // A large value may have one piece per BYTES_PER_PIECE of it: a 12 MiB value 192.
+        let mut want = bytes(2, 12 << 20);
+        apply(&store, vec![put("large", &want)]).await;
+        let mut most = 0;
+        for i in 0..300u32 {
+            let tail = bytes(i as u8, 100);
+            want.extend_from_slice(&tail);
+            append(&store, "large", &tail).await;
+            most = most.max(pieces(&store));
+        }
+        assert_eq!(most, (12 << 20) / BYTES_PER_PIECE as usize);
+        assert_eq!(pieces(&store), 300 - most - 1, "folded once, at the bound");
+        assert_eq!(get(&store, "large").await, Some(want));
+        apply(&store, vec![del("large")]).await;
 
         let start = store.stats().disk_bytes;
         let mut want = Vec::new();
