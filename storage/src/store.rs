@@ -681,7 +681,7 @@ impl Store {
             let full = pieces >= max_pieces(e.len as u64 + appended);
             let fold = new_len <= APPEND_REWRITE_MAX || full || appended + tail.len() as u64 > e.len as u64;
             if !fold {
-                let round = inner.append_piece(ns, key, &e, tail)?;
+                let round = inner.append_piece(ns, key, tail)?;
                 return Ok(Appended::Len(new_len, Box::pin(inner.wait_round(round))));
             }
             let Some(mut value) = self.get(ns, key).await? else { continue };

@@ -299,9 +299,10 @@ fn appends_keep_the_expiry_time() {
     });
 }
 
-/// The cache holds a chained value under its newest piece: a read fills it, an append
-/// extends it (a lookup then answers from RAM with the new bytes), an overwrite drops
-/// it; nothing stale is ever read.
+/// The cache keeps a chained value's base (its bytes do not change) and a read caches
+/// the whole value under its newest piece; an append drops that whole-value entry (no
+/// copy of the value per append), and a lookup puts the value together from the cached
+/// base and pieces still in RAM; an overwrite drops both; nothing stale is ever read.
 #[test]
 fn the_cache_follows_appends() {
     let tmp = tempfile::tempdir().unwrap();
@@ -315,23 +316,28 @@ fn the_cache_follows_appends() {
             append(&store, "k", &tail).await;
         }
         assert_eq!(pieces(&store), 2);
-        // Written values are cached and an append extends the cached value.
+        assert_eq!(store.stats().cache.entries, 1, "the base, written");
+        assert_eq!(get(&store, "k").await, Some(want.clone()));
+        assert_eq!(store.stats().cache.entries, 2, "the base and the whole value");
         assert_eq!(store.lookup(NS_KV, b"k"), Lookup::InMemory(want.clone()));
         drop(store);
         let (store, _) = open(tmp.path(), &StoreOptions::default()).await;
         assert_eq!(store.lookup(NS_KV, b"k"), Lookup::OnDisk, "not cached after a reopen");
         assert_eq!(get(&store, "k").await, Some(want.clone()));
-        assert_eq!(store.stats().cache.entries, 1, "the read filled the cache");
+        let s = store.stats().cache;
+        assert_eq!((s.entries, s.misses), (1, 1), "one read, one miss, the whole value cached");
         assert_eq!(store.lookup(NS_KV, b"k"), Lookup::InMemory(want.clone()));
         let tail = bytes(7, 100);
         want.extend_from_slice(&tail);
         append(&store, "k", &tail).await;
         assert_eq!(pieces(&store), 3);
-        assert_eq!(store.lookup(NS_KV, b"k"), Lookup::InMemory(want.clone()), "extended in the cache");
-        assert_eq!(store.stats().cache.entries, 1);
+        assert_eq!(store.stats().cache.entries, 0, "the whole value's entry is gone");
+        assert_eq!(get(&store, "k").await, Some(want.clone()));
+        assert_eq!(store.lookup(NS_KV, b"k"), Lookup::InMemory(want.clone()));
         apply(&store, vec![put("k", b"other")]).await;
         assert_eq!(store.lookup(NS_KV, b"k"), Lookup::InMemory(b"other".to_vec()));
-        assert_eq!(store.stats().cache.entries, 1, "the chained value's entry is gone");
+        assert_eq!(store.stats().cache.entries, 1, "the new value only");
+        assert_eq!(get(&store, "k").await.as_deref(), Some(&b"other"[..]));
     });
 }
 
@@ -359,8 +365,8 @@ fn a_failed_round_takes_an_append_back() {
         assert_eq!(store.reverts(), 1);
         let after = store.stats();
         assert_eq!((after.append_pieces, after.live_bytes, after.disk_bytes), (before.append_pieces, before.live_bytes, before.disk_bytes));
-        // The cached value had moved to the taken-back piece's place: dropped with it.
-        assert_eq!((before.cache.entries, after.cache.entries), (1, 0));
+        // The base's entry stays (its bytes are acknowledged).
+        assert_eq!((before.cache.entries, after.cache.entries), (1, 1));
         check(&store, &want).await;
         assert!(matches!(store.append(NS_KV, b"k", b"x", usize::MAX).await, Err(StorageError::Poisoned)));
         drop(store);
