@@ -11,10 +11,14 @@
 //! [`Chain::bytes`]. Each piece keeps its record's bytes of its segment alive (the live
 //! byte accounting of FORMAT.md "Accounting").
 //!
-//! **Folding** bounds a chain: [`crate::Store::append`] writes the whole new value as one
-//! put (dropping the chain) instead of a piece when the new value is at most
-//! [`APPEND_REWRITE_MAX`] bytes (a rewrite is cheap and keeps small values in one
-//! record), when the chain has as many pieces as the value may have — [`MAX_PIECES`], or
+//! **Folding** bounds a chain: a *fold* writes the whole value as one put, which drops
+//! the chain. [`crate::Store::append`] rewrites a value of at most
+//! [`APPEND_REWRITE_MAX`] bytes (or one shorter than the appended bytes) at once — cheap,
+//! and small values stay one record — and otherwise writes a piece, then starts a fold
+//! in the background ([`Inner::claim_fold`], [`Inner::fold_claimed`]; one per key at a
+//! time, and appends meanwhile are kept in RAM to be written with it, so concurrent
+//! appends never make it start over) when the chain has as many pieces as the value may
+//! have — [`MAX_PIECES`], or
 //! one per [`BYTES_PER_PIECE`] of the value if that is more — (so a read of the value
 //! costs at most one read per 64 KiB of it, or 65 in all, and the chain 16 B of RAM per
 //! piece), or when the pieces would hold more bytes than the base (geometric: each fold
@@ -97,6 +101,19 @@ pub(crate) struct Chain {
     /// Sequence number of the newest piece's record; kept only while recovery replays
     /// (0 otherwise).
     pub seq: u64,
+    /// A fold of the key in progress, if any (RAM only; see [`Fold`]).
+    pub fold: Option<Fold>,
+}
+
+/// A fold in progress: it read (or is reading) the base and the first `from` pieces,
+/// and `extra` collects the bytes of the pieces appended since, so that the fold can
+/// write the whole value without reading again however many appends come meanwhile.
+/// Named by `token` (unique per store), so a fold only ever finishes or clears its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Fold {
+    pub token: u64,
+    pub from: usize,
+    pub extra: Vec<u8>,
 }
 
 impl Chain {
@@ -138,21 +155,27 @@ impl Chains {
         self.by_ns.get(&ns)?.get(key)
     }
 
+    pub fn get_mut(&mut self, ns: Ns, key: &[u8]) -> Option<&mut Chain> {
+        if self.len == 0 {
+            return None;
+        }
+        self.by_ns.get_mut(&ns)?.get_mut(key)
+    }
+
     /// Adds `piece` as the newest of `key`'s chain (started if need be); `seq` is its
-    /// record's sequence number (recovery) or 0.
-    pub fn push(&mut self, ns: Ns, key: &[u8], piece: Piece, seq: u64) {
+    /// record's sequence number (recovery) or 0. Returns the chain.
+    pub fn push(&mut self, ns: Ns, key: &[u8], piece: Piece, seq: u64) -> &mut Chain {
         let map = self.by_ns.entry(ns).or_default();
-        let chain = match map.get_mut(key) {
-            Some(c) => c,
-            None => {
-                self.len += 1;
-                map.entry(key.into()).or_default()
-            }
-        };
+        if !map.contains_key(key) {
+            self.len += 1;
+            map.insert(key.into(), Chain::default());
+        }
+        let chain = map.get_mut(key).expect("just inserted");
         chain.pieces.push(piece);
         chain.bytes += piece.len as u64;
         chain.seq = seq;
         self.pieces += 1;
+        chain
     }
 
     /// Takes the newest piece of `key`'s chain off (the chain goes with its last piece).
@@ -161,6 +184,7 @@ impl Chains {
         let chain = map.get_mut(key)?;
         let piece = chain.pieces.pop()?;
         chain.bytes -= piece.len as u64;
+        chain.fold = None; // a revert: the fold in progress gives up (its token is gone)
         self.pieces -= 1;
         if chain.pieces.is_empty() {
             map.remove(key);
@@ -180,9 +204,11 @@ impl Chains {
         Some(chain)
     }
 
-    /// Puts `chain` (not empty) back as `key`'s, replacing any.
-    pub fn insert(&mut self, ns: Ns, key: &[u8], chain: Chain) {
+    /// Puts `chain` (not empty) back as `key`'s, replacing any (without a fold in
+    /// progress).
+    pub fn insert(&mut self, ns: Ns, key: &[u8], mut chain: Chain) {
         debug_assert!(!chain.pieces.is_empty());
+        chain.fold = None;
         self.remove(ns, key);
         self.len += 1;
         self.pieces += chain.pieces.len();
@@ -339,7 +365,10 @@ impl Inner {
                 }
                 self.chains.borrow_mut().insert(ns, &key, chain);
             }
-            ChainUndo::All(chains) => *self.chains.borrow_mut() = chains,
+            ChainUndo::All(mut chains) => {
+                chains.by_ns.values_mut().flat_map(|m| m.values_mut()).for_each(|c| c.fold = None);
+                *self.chains.borrow_mut() = chains;
+            }
         }
     }
 
@@ -362,7 +391,9 @@ impl Inner {
         if let Some(s) = self.segs.borrow_mut().get_mut(&seg) {
             s.live += piece.foot as u64;
         }
-        self.chains.borrow_mut().push(ns, key, piece, 0);
+        if let Some(fold) = &mut self.chains.borrow_mut().push(ns, key, piece, 0).fold {
+            fold.extra.extend_from_slice(tail);
+        }
         self.undo.borrow_mut().chain(round, ChainUndo::Pop { ns, key: key.to_vec() });
         if let Some(old) = old_whole {
             self.cache.borrow_mut().remove(&old);
@@ -376,10 +407,17 @@ impl Inner {
     /// base) the cache where there, else places to read — taken now. `count_miss`: a
     /// value that needs a disk read counts a cache miss.
     pub(crate) fn assemble(&self, ns: Ns, key: &[u8], e: &Entry, count_miss: bool) -> Option<Assembled> {
+        self.assemble_first(ns, key, e, count_miss, usize::MAX)
+    }
+
+    /// [`Inner::assemble`] of the base and the first `n` pieces only (all of them if
+    /// there are fewer).
+    fn assemble_first(&self, ns: Ns, key: &[u8], e: &Entry, count_miss: bool, n: usize) -> Option<Assembled> {
         let chains = self.chains.borrow();
         let chain = chains.get(ns, key)?;
-        let place = chain.last().place();
-        {
+        let pieces = &chain.pieces[..n.min(chain.pieces.len())];
+        let place = pieces.last()?.place();
+        if pieces.len() == chain.pieces.len() {
             let mut cache = self.cache.borrow_mut();
             if let Some(v) = cache.get_if_cached(&place) {
                 return Some(Assembled::Ready(v.to_vec()));
@@ -392,14 +430,14 @@ impl Inner {
             None if len == 0 => Part::Ram(Vec::new()),
             None => Part::Disk { file: segs.get(&seg).and_then(|s| s.file.clone()), seg, off: off as u64, len: len as usize },
         };
-        let mut parts = Vec::with_capacity(chain.pieces.len() + 1);
+        let mut parts = Vec::with_capacity(pieces.len() + 1);
         let base = match self.cache.borrow_mut().get_if_cached(&value_key(e)) {
             Some(v) => Part::Ram(v.to_vec()),
             None => part(e.seg, e.off, e.len),
         };
         parts.push(base);
-        parts.extend(chain.pieces.iter().map(|p| part(p.seg, p.off, p.len)));
-        let total = e.len as usize + chain.bytes as usize;
+        parts.extend(pieces.iter().map(|p| part(p.seg, p.off, p.len)));
+        let total = e.len as usize + pieces.iter().map(|p| p.len as usize).sum::<usize>();
         if parts.iter().all(|p| matches!(p, Part::Ram(_))) {
             let mut value = Vec::with_capacity(total);
             for p in parts {
@@ -485,30 +523,103 @@ impl Inner {
         Ok(value)
     }
 
-    /// Writes `key`'s value as one put (same expiry time), dropping its chain: what
-    /// compaction does to a key whose base or piece it meets. Reads the value first;
-    /// if the key changed meanwhile, reads it again. Nothing for a key without pieces
-    /// (any more), or missing. Errors: a failed read, or as [`Inner::apply_now`]'s.
+    /// Whether `key`'s chain is due a fold (it has as many pieces as its value may
+    /// have, or its pieces outweigh its base, whose entry is `e`) and none is in
+    /// progress.
+    pub(crate) fn fold_due(&self, ns: Ns, key: &[u8], e: &Entry) -> bool {
+        self.chains.borrow().get(ns, key).is_some_and(|c| {
+            c.fold.is_none() && (c.pieces.len() >= max_pieces(e.len as u64 + c.bytes) || c.bytes > e.len as u64)
+        })
+    }
+
+    /// Starts a fold of `key` (it has pieces and no fold in progress): notes it in the
+    /// chain and returns its token, for [`Inner::fold_claimed`].
+    pub(crate) fn claim_fold(&self, ns: Ns, key: &[u8]) -> Option<u64> {
+        let mut chains = self.chains.borrow_mut();
+        let chain = chains.get_mut(ns, key)?;
+        if chain.fold.is_some() {
+            return None;
+        }
+        let token = self.fold_tokens.get() + 1;
+        self.fold_tokens.set(token);
+        chain.fold = Some(Fold { token, from: chain.pieces.len(), extra: Vec::new() });
+        Some(token)
+    }
+
+    /// Gives up the fold `token` of `key`, if it is still the one in progress.
+    fn release_fold(&self, ns: Ns, key: &[u8], token: u64) {
+        if let Some(c) = self.chains.borrow_mut().get_mut(ns, key) {
+            if c.fold.as_ref().is_some_and(|f| f.token == token) {
+                c.fold = None;
+            }
+        }
+    }
+
+    /// Runs the fold `token` of `key` (see [`Inner::claim_fold`]): reads the base and
+    /// the pieces it covers, then — with no await from the check to the write — if the
+    /// key still has that base, those pieces and this fold (no revert, overwrite,
+    /// delete or expiry came), writes the value read plus the bytes of the pieces
+    /// appended since (kept in RAM by the fold) as one put with the key's expiry time,
+    /// which drops the chain. Returns whether it wrote; when it does not, the fold is
+    /// given up (a later append or compaction starts another). Errors: a failed read,
+    /// or as [`Inner::apply_now`]'s.
+    pub(crate) async fn fold_claimed(&self, ns: Ns, key: &[u8], token: u64) -> Result<bool, StorageError> {
+        let result = self.fold_claimed_inner(ns, key, token).await;
+        if !matches!(result, Ok(true)) {
+            self.release_fold(ns, key, token);
+        }
+        result
+    }
+
+    async fn fold_claimed_inner(&self, ns: Ns, key: &[u8], token: u64) -> Result<bool, StorageError> {
+        if self.expire_if_due(ns, key) {
+            return Ok(false);
+        }
+        let Some(e) = self.keydir.borrow().get(ns, key) else { return Ok(false) };
+        let from = match self.chains.borrow().get(ns, key).and_then(|c| c.fold.as_ref()) {
+            Some(f) if f.token == token => f.from,
+            _ => return Ok(false),
+        };
+        let last = self.chains.borrow().get(ns, key).map(|c| c.pieces[from - 1]);
+        let reverts = self.reverts.get();
+        let mut value = match self.assemble_first(ns, key, &e, false, from) {
+            None => return Ok(false),
+            Some(Assembled::Ready(v)) => v,
+            Some(Assembled::Read(a)) => self.assemble_read(ns, key, a).await?,
+        };
+        // From here to the write: no await.
+        if self.reverts.get() != reverts || self.expire_if_due(ns, key) {
+            return Ok(false);
+        }
+        if self.keydir.borrow().get(ns, key).map(|now| value_key(&now)) != Some(value_key(&e)) {
+            return Ok(false);
+        }
+        {
+            let mut chains = self.chains.borrow_mut();
+            let Some(c) = chains.get_mut(ns, key) else { return Ok(false) };
+            match &mut c.fold {
+                Some(f) if f.token == token && c.pieces.get(from - 1).copied() == last => value.append(&mut f.extra),
+                _ => return Ok(false),
+            }
+        }
+        let expire_at = self.keydir.borrow().expire_at(ns, key);
+        self.apply_now(vec![crate::Mutation::PutExpiring { ns, key: key.to_vec(), value, expire_at }])?;
+        Ok(true)
+    }
+
+    /// Folds `key` if it has pieces, waiting for a fold in progress and trying again
+    /// until it has none (compaction: the key must no longer point into the segment it
+    /// compacts). Errors: as [`Inner::fold_claimed`]'s.
     pub(crate) async fn fold(&self, ns: Ns, key: &[u8]) -> Result<(), StorageError> {
         loop {
-            if self.expire_if_due(ns, key) {
+            if !self.is_chained(ns, key) {
                 return Ok(());
             }
-            let Some(e) = self.keydir.borrow().get(ns, key) else { return Ok(()) };
-            let place = self.place(ns, key, &e);
-            let reverts = self.reverts.get();
-            let value = match self.assemble(ns, key, &e, false) {
-                None => return Ok(()),
-                Some(Assembled::Ready(v)) => v,
-                Some(Assembled::Read(a)) => self.assemble_read(ns, key, a).await?,
-            };
-            let unchanged = self.reverts.get() == reverts
-                && !self.expire_if_due(ns, key)
-                && self.keydir.borrow().get(ns, key).is_some_and(|e| self.place(ns, key, &e) == place);
-            if unchanged {
-                let expire_at = self.keydir.borrow().expire_at(ns, key);
-                self.apply_now(vec![crate::Mutation::PutExpiring { ns, key: key.to_vec(), value, expire_at }])?;
-                return Ok(());
+            match self.claim_fold(ns, key) {
+                Some(token) => {
+                    self.fold_claimed(ns, key, token).await?;
+                }
+                None => glommio::timer::sleep(std::time::Duration::from_millis(1)).await,
             }
         }
     }

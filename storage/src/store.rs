@@ -17,7 +17,7 @@ use crate::vlog::record::{self, segment_file_name, segment_header, Op, HEADER_LE
 use crate::vlog::writer::{self, LogState, Tail};
 use crate::vlog::SegInfo;
 use crate::cache::S3Fifo;
-use crate::chain::{max_pieces, APPEND_REWRITE_MAX};
+use crate::chain::APPEND_REWRITE_MAX;
 use crate::{compaction, expiry, probe_direct_io, recovery, Appended, CacheKey, Clock, Commit, CLEAR_NS_BATCH_BYTES, Durability, Lookup, Mutation, Ns, RecoveryReport, StorageError, StoreOptions, StoreStats, ValueVersion};
 
 /// Smallest and largest accepted `segment_bytes` (offsets in the keydir are `u32`).
@@ -68,6 +68,10 @@ pub(crate) struct Inner {
     /// The pieces of keys extended by append records (`chain.rs`); empty for most
     /// stores, and every read checks that first.
     pub chains: RefCell<Chains>,
+    /// The last token given to a fold of append pieces (`chain.rs`).
+    pub fold_tokens: Cell<u64>,
+    /// Background folds running.
+    pub folds_running: Cell<usize>,
 }
 
 /// The cache key of a value in the vLog.
@@ -456,6 +460,8 @@ impl Store {
             expired_keys: Cell::new(0),
             old_version_active: Cell::new(recovered.old_version_active),
             chains: RefCell::new(recovered.chains),
+            fold_tokens: Cell::new(0),
+            folds_running: Cell::new(0),
         });
         glommio::spawn_local(writer::committer(Rc::downgrade(&inner))).detach();
         glommio::spawn_local(compaction::background(Rc::downgrade(&inner))).detach();
@@ -656,14 +662,17 @@ impl Store {
     /// Redis, a missing key is not checked: `tail` passed the request's limits).
     ///
     /// Writes only `tail`, as an append record (format version 3, kind 6; FORMAT.md
-    /// "Appends"), unless the new value is at most [`APPEND_REWRITE_MAX`] bytes, the
-    /// key's chain already has as many pieces as its value may have ([`MAX_PIECES`], or
-    /// one per [`BYTES_PER_PIECE`] of the value if that is more), or its pieces would then
-    /// hold more bytes than its base value: then it reads the value (a disk read unless it is in
-    /// RAM) and writes the whole new value as one put (a fold), reading again if the
-    /// key was written while the read was awaited. A piece needs no read, so an append
-    /// to a large value costs its own bytes plus, amortized, a bounded multiple of them
-    /// for the folds. Errors: as [`Store::apply`]'s, and `Io` if the read fails.
+    /// "Appends"), without reading the value — unless the key has no pieces and its
+    /// value is at most [`APPEND_REWRITE_MAX`] bytes or shorter than `tail`: then it reads
+    /// the value (from RAM or the disk) and writes the new value as one put, reading
+    /// again if the key was written while the read was awaited. When the key's pieces
+    /// then reach the bound ([`crate::MAX_PIECES`], or one per [`crate::BYTES_PER_PIECE`] of the value
+    /// if that is more) or outweigh its base, a fold starts in the background: it reads
+    /// the value and writes it whole as one put, together with the appends that come
+    /// meanwhile (kept in RAM), so no append waits for it and concurrent appends to the
+    /// key never make it start over. An append to a large value costs its own bytes
+    /// plus, amortized, a bounded multiple of them for the folds. Errors: as
+    /// [`Store::apply`]'s, and `Io` if the read fails.
     pub async fn append(&self, ns: Ns, key: &[u8], tail: &[u8], max_len: usize) -> Result<Appended, StorageError> {
         let inner = &self.handle.inner;
         loop {
@@ -672,16 +681,18 @@ impl Store {
                 return Ok(Appended::Len(tail.len(), commit));
             };
             let e = inner.keydir.borrow().get(ns, key).expect("a live key has an entry");
-            let (pieces, appended) = inner.chains.borrow().get(ns, key).map_or((0, 0), |c| (c.pieces.len(), c.bytes));
-            let new_len = e.len as u64 + appended + tail.len() as u64;
+            let chained = inner.is_chained(ns, key);
+            let new_len = e.len as u64 + inner.appended_bytes(ns, key) + tail.len() as u64;
             if new_len > max_len as u64 {
                 return Ok(Appended::TooLong);
             }
             let new_len = new_len as usize;
-            let full = pieces >= max_pieces(e.len as u64 + appended);
-            let fold = new_len <= APPEND_REWRITE_MAX || full || appended + tail.len() as u64 > e.len as u64;
-            if !fold {
+            let rewrite = !chained && (e.len as usize <= APPEND_REWRITE_MAX || tail.len() > e.len as usize);
+            if !rewrite {
                 let round = inner.append_piece(ns, key, tail)?;
+                if inner.fold_due(ns, key, &e) {
+                    self.spawn_fold(ns, key);
+                }
                 return Ok(Appended::Len(new_len, Box::pin(inner.wait_round(round))));
             }
             let Some(mut value) = self.get(ns, key).await? else { continue };
@@ -692,6 +703,34 @@ impl Store {
             let expire_at = inner.keydir.borrow().expire_at(ns, key);
             let commit = self.apply(vec![Mutation::PutExpiring { ns, key: key.to_vec(), value, expire_at }])?;
             return Ok(Appended::Len(new_len, commit));
+        }
+    }
+
+    /// Starts a fold of `key` in the background (FORMAT.md "Appends"): claimed now, so
+    /// that later appends add to it rather than start another.
+    fn spawn_fold(&self, ns: Ns, key: &[u8]) {
+        let inner = self.handle.inner.clone();
+        let Some(token) = inner.claim_fold(ns, key) else { return };
+        let key = key.to_vec();
+        inner.folds_running.set(inner.folds_running.get() + 1);
+        glommio::spawn_local(async move {
+            if !inner.closed.get() {
+                if let Err(e) = inner.fold_claimed(ns, &key, token).await {
+                    tracing::warn!("folding the append pieces of a key failed: {e}");
+                }
+            }
+            inner.folds_running.set(inner.folds_running.get() - 1);
+        })
+        .detach();
+    }
+
+    /// Waits until no background fold of append pieces is running (tests). A fold's put
+    /// is then appended, not necessarily written: nobody waits for it (a crash before it
+    /// is written loses nothing, replay finds the pieces); [`Store::sync`] writes it.
+    #[doc(hidden)]
+    pub async fn wait_for_folds(&self) {
+        while self.handle.inner.folds_running.get() > 0 {
+            glommio::timer::sleep(Duration::from_millis(1)).await;
         }
     }
 
@@ -988,7 +1027,7 @@ impl Store {
         entries.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         let segs = self.handle.inner.segs.borrow().iter().map(|(id, s)| (*id, s.live, s.tomb)).collect();
         let mut chains = Vec::new();
-        self.handle.inner.chains.borrow().for_each(|ns, k, c| chains.push((ns, k.to_vec(), c.clone())));
+        self.handle.inner.chains.borrow().for_each(|ns, k, c| chains.push((ns, k.to_vec(), crate::chain::Chain { fold: None, ..c.clone() })));
         chains.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         Snapshot { entries, segs, ttls: keydir.ttls(), chains }
     }

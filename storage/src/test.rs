@@ -279,6 +279,7 @@ async fn revert_scenario(dir: &Path, seed: u64) {
     for c in commits.drain(..) {
         c.await.unwrap();
     }
+    store.wait_for_folds().await;
     store.sync().await.unwrap();
     let before = store.snapshot();
     if !before.chains.is_empty() {

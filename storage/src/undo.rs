@@ -442,7 +442,7 @@ mod tests {
                 log.chain(round, ChainUndo::Pop { ns, key: format!("app{i}").into_bytes() });
                 changes.push(Step::ChainPop(ns, format!("app{i}").into_bytes()));
                 let pieces = vec![crate::chain::Piece { seg: 1, off: i as u32, len: 3, foot: 40 }; (i % 5 + 1) as usize];
-                let chain = crate::chain::Chain { pieces, bytes: 3 * (i % 5 + 1), seq: 0 };
+                let chain = crate::chain::Chain { pieces, bytes: 3 * (i % 5 + 1), seq: 0, fold: None };
                 log.chain(round, ChainUndo::Restore { ns, key: format!("drop{i}").into_bytes(), chain });
                 changes.push(Step::ChainRestore(ns, format!("drop{i}").into_bytes(), (i % 5 + 1) as usize));
             }

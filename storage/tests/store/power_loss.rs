@@ -116,7 +116,7 @@ async fn power_loss_workload(dir: &Path, seed: u64) -> usize {
                 50..=64 => {
                     // Fewer keys than the batches use, so that values grow past 4 KiB.
                     let k = format!("key{}", rng.below(5));
-                    let (len, byte) = (1 + rng.below(2000) as usize, rng.below(256) as u8);
+                    let (len, byte) = (1 + rng.below(4000) as usize, rng.below(256) as u8);
                     let tail: Vec<u8> = (0..len).map(|i| byte.wrapping_add(i as u8)).collect();
                     match store.append(NS_KV, k.as_bytes(), &tail, usize::MAX).await.unwrap() {
                         keel_storage::Appended::Len(_, commit) => in_flight.push((steps.len(), commit)),
