@@ -89,7 +89,7 @@ pub struct FileConfig {
     pub durability: Option<Durability>,
     /// vLog segment size, bytes.
     pub segment_bytes: Option<u64>,
-    /// Values up to this many bytes stay in RAM in the keydir.
+    /// Values up to this many bytes are kept in the keydir, beside their key.
     pub inline_value_max: Option<usize>,
     /// Value cache budget per shard, bytes.
     pub cache_bytes: Option<u64>,
@@ -145,10 +145,12 @@ pub struct Config {
     pub durability: Durability,
     /// vLog segment size, bytes (1 MiB ..= 2 GiB; default 64 MiB).
     pub segment_bytes: u64,
-    /// Inline value limit, bytes (0 ..= 64 KiB; default 256).
+    /// Values of at most this many bytes are kept in the keydir beside their key instead
+    /// of the value cache, bytes (0 ..= [`MAX_INLINE_VALUE`]; default 16). Router and
+    /// every shard (the shard's store keeps them).
     pub inline_value_max: usize,
     /// Budget of each shard's value cache (an S3-FIFO cache of values above
-    /// `inline_value_max` read from the vLog), bytes: [`MIN_CACHE_BYTES`] ..=
+    /// `inline_value_max`, written or read from the vLog), bytes: [`MIN_CACHE_BYTES`] ..=
     /// [`MAX_CACHE_BYTES`], default [`DEFAULT_CACHE_BYTES`] (32 MiB). Each cached value
     /// costs its bytes plus about 200 B of bookkeeping; a value costing more than an
     /// eighth of the budget is never cached (always read from the vLog).
@@ -189,8 +191,10 @@ pub struct Config {
 pub const MAX_DATABASES: usize = 253;
 /// Default of [`Config::cache_bytes`]: 32 MiB per shard.
 pub const DEFAULT_CACHE_BYTES: u64 = 32 << 20;
-/// Smallest [`Config::cache_bytes`]: 1 MiB, so that an entry of the largest
-/// `inline_value_max` (64 KiB) plus one byte fits in an eighth of it.
+/// Largest [`Config::inline_value_max`]: 32 bytes (what a keydir record can hold).
+pub const MAX_INLINE_VALUE: usize = 32;
+/// Smallest [`Config::cache_bytes`]: 1 MiB (an eighth of it, the largest value cached,
+/// is then 128 KiB).
 pub const MIN_CACHE_BYTES: u64 = 1 << 20;
 /// Largest [`Config::cache_bytes`]: 1 TiB per shard (more is a typo, not a machine).
 pub const MAX_CACHE_BYTES: u64 = 1 << 40;
@@ -252,10 +256,10 @@ impl Config {
                 "invalid segment_bytes {segment_bytes}: expected 1 MiB ..= 2 GiB"
             )));
         }
-        let inline_value_max = file.inline_value_max.unwrap_or(256);
-        if inline_value_max > 64 << 10 {
+        let inline_value_max = file.inline_value_max.unwrap_or(16);
+        if inline_value_max > MAX_INLINE_VALUE {
             return Err(ConfigError::Invalid(format!(
-                "invalid inline_value_max {inline_value_max}: expected at most 65536"
+                "invalid inline_value_max {inline_value_max}: expected 0..={MAX_INLINE_VALUE} bytes"
             )));
         }
         let cache_bytes = flags.cache_bytes.or(file.cache_bytes).unwrap_or(DEFAULT_CACHE_BYTES);
@@ -388,6 +392,14 @@ mod tests {
         let e = resolve("shards = 2\nenable_debug_command = \"maybe\"\n", Overrides::default()).unwrap_err();
         assert!(e.starts_with("line 2 (enable_debug_command = \"maybe\"): invalid type"), "{e}");
         assert!(!e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn inline_value_max_defaults_to_16_and_is_range_checked() {
+        assert_eq!(resolve("", Overrides::default()).unwrap().inline_value_max, 16);
+        assert_eq!(resolve("inline_value_max = 32", Overrides::default()).unwrap().inline_value_max, 32);
+        let e = resolve("inline_value_max = 33", Overrides::default()).unwrap_err();
+        assert!(e.contains("invalid inline_value_max 33: expected 0..=32 bytes"), "{e}");
     }
 
     #[test]

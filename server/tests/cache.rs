@@ -92,8 +92,8 @@ fn budget_is_reported_and_a_set_value_is_a_hit() {
     srv.stop();
 }
 
-/// Every value goes through the cache, counters included (the config's
-/// `inline_value_max = 0` is a leftover: the key is ignored). Each write command changes a cached value; the next GET (and the one
+/// Every value goes through the cache, counters included (`inline_value_max = 0`: no
+/// value is kept in the keydir). Each write command changes a cached value; the next GET (and the one
 /// after, a hit) returns the new value.
 #[test]
 fn no_write_command_leaves_a_stale_value() {

@@ -431,8 +431,9 @@ impl Inner {
             None => Part::Disk { file: segs.get(&seg).and_then(|s| s.file.clone()), seg, off: off as u64, len: len as usize },
         };
         let mut parts = Vec::with_capacity(pieces.len() + 1);
-        let base = match self.cache.borrow_mut().get_if_cached(&value_key(e)) {
-            Some(v) => Part::Ram(v.to_vec()),
+        // The base: inline in the keydir, in the append buffer, cached, or on disk.
+        let base = match self.ram_value(e).or_else(|| self.cache.borrow_mut().get_if_cached(&value_key(e)).map(<[u8]>::to_vec)) {
+            Some(v) => Part::Ram(v),
             None => part(e.seg, e.off, e.len),
         };
         parts.push(base);

@@ -206,7 +206,7 @@ fn copy_if_needed(inner: &Rc<Inner>, id: u32, rec_off: u64, seq: u64, op: RecOp<
             // replaces is the one at `old_key`, moved already.
             inner.cache.borrow_mut().rekey(&old_key, crate::store::value_key(&entry));
             let replaced = inner.put_logged(round, op.ns, op.key, entry);
-            debug_assert_eq!(replaced, Some(old_key));
+            debug_assert!(replaced.is_none() || replaced == Some(old_key), "{replaced:?}");
             true
         }
         OpKind::Delete => {

@@ -3,21 +3,27 @@
 //! DESIGN §9 budgets the keydir at the key's bytes + ~24 B per key, so it is not a
 //! general-purpose map of boxed entries. Per namespace:
 //!
-//! - **The slab** holds one fixed-size record per key, in size classes by key length
-//!   (keys of up to 8, 16, 24, 32, 48, 64, 96, 128, 192 or 255 bytes; longer keys keep
-//!   their bytes in one heap allocation). A record is packed bytes, no padding:
+//! - **The slab** holds one fixed-size record per key, in size classes by the length of
+//!   the key and its inline value (up to 8, 16, 24, 32, 48, 64, 96, 128, 192 or 255
+//!   bytes; longer keys keep their bytes in one heap allocation and no value). A record
+//!   is packed bytes, no padding:
 //!
 //!   | offset | size | field |
 //!   |---:|---:|---|
 //!   | 0 | 4 | `next`: the next slot of the same hash chain, or `NIL` |
 //!   | 4 | 4 | `seg`: segment id (`u32::MAX`: the slot is free) |
 //!   | 8 | 4 | `off`: file offset of the value's first byte in the segment |
-//!   | 12 | 4 | `len`: value length, bytes |
+//!   | 12 | 4 | `len`: value length, bytes (bits 0–30); bit 31: the value is inline |
 //!   | 16 | 1 | `over`: the record's bytes besides key and value (`foot − len − key length`) |
 //!   | 17 | 1 | key length (classes up to 255 bytes) |
-//!   | 18 | class size | the key, zero-padded |
+//!   | 18 | class size | the key, then the value if it is inline, zero-padded |
 //!
-//!   A 16-byte key costs a 34-byte record. Freed slots are reused (a free list through
+//!   A 16-byte key costs a 34-byte record, 42 bytes with an inline value of up to 8
+//!   bytes. Values of at most the store's `inline_value_max` bytes are kept inline
+//!   ([`Entry::inline`]): such a value is smaller than a value cache entry's bookkeeping
+//!   alone, and a read of it touches the chain head and this record only. A record whose
+//!   value changes size class moves to a slot of the new class, in place on its chain.
+//!   Freed slots are reused (a free list through
 //!   `next`). A slot id is `class << 28 | index`.
 //! - **The table** is a power-of-two array of chain heads (`u32` slots). A key's chain
 //!   is chosen by the *top* bits of its 48-bit xxh3 hash, and every chain is kept sorted
@@ -139,7 +145,41 @@ impl std::fmt::Debug for SmallBytes {
     }
 }
 
-/// Where one live value is (a copy: the keydir stores it packed).
+/// The most value bytes a record can keep beside its key ([`Entry::inline`]); the
+/// store's `inline_value_max` is at most this.
+pub(crate) const INLINE_CAP: usize = 32;
+
+/// A value of at most [`INLINE_CAP`] bytes, kept in the keydir record beside its key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct InlineValue {
+    len: u8,
+    bytes: [u8; INLINE_CAP],
+}
+
+impl InlineValue {
+    /// `v` if it is at most [`INLINE_CAP`] bytes long.
+    pub fn new(v: &[u8]) -> Option<InlineValue> {
+        if v.len() > INLINE_CAP {
+            return None;
+        }
+        let mut bytes = [0u8; INLINE_CAP];
+        bytes[..v.len()].copy_from_slice(v);
+        Some(InlineValue { len: v.len() as u8, bytes })
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+}
+
+impl std::fmt::Debug for InlineValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self.as_slice()))
+    }
+}
+
+/// Where one live value is (a copy: the keydir stores it packed), and the value itself
+/// when it is small enough to live beside the key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Entry {
     /// Sequence number of the record that wrote it; kept only while recovery replays
@@ -155,6 +195,20 @@ pub(crate) struct Entry {
     /// key and the record's (or batch entry's) own bytes, at most 255 more than key and
     /// value.
     pub foot: u32,
+    /// The value's bytes (`len` of them) when the keydir keeps them beside the key: a
+    /// read then needs neither the cache nor the vLog. The location above stays exact
+    /// (compaction, the live byte counts and [`crate::ValueVersion`] use it). The keydir
+    /// may drop them (a key and value longer than 255 bytes together, a revert), never
+    /// change them.
+    pub inline: Option<InlineValue>,
+}
+
+impl Entry {
+    /// This entry with `value` kept inline if it is at most `max` bytes long.
+    pub fn with_value(mut self, value: &[u8], max: usize) -> Entry {
+        self.inline = if value.len() <= max { InlineValue::new(value) } else { None };
+        self
+    }
 }
 
 /// No slot: the end of a chain or of the free list.
@@ -168,6 +222,8 @@ const LEN: usize = 12;
 const OVER: usize = 16;
 const KLEN: usize = 17;
 const KEY: usize = 18;
+/// Bit of the `len` field set when the value follows the key in the record.
+const INLINE_FLAG: u32 = 1 << 31;
 /// Key capacity of each size class; keys longer than the last go to [`BIG`].
 const CAPS: [usize; 10] = [8, 16, 24, 32, 48, 64, 96, 128, 192, 255];
 /// The class whose keys live in one heap allocation each.
@@ -179,6 +235,15 @@ const MIN_BITS: u32 = 4;
 
 fn class_of(klen: usize) -> usize {
     CAPS.iter().position(|&c| klen <= c).unwrap_or(BIG)
+}
+
+/// The class of a record for a key of `klen` bytes and entry `e`, and whether the value
+/// is kept inline (not for [`BIG`] keys, nor when key and value exceed 255 bytes).
+fn class_for(klen: usize, e: &Entry) -> (usize, bool) {
+    match e.inline {
+        Some(v) if klen + v.as_slice().len() <= CAPS[BIG - 1] => (class_of(klen + v.as_slice().len()), true),
+        _ => (class_of(klen), false),
+    }
 }
 
 fn rd(b: &[u8], at: usize) -> u32 {
@@ -276,27 +341,41 @@ impl Space {
     fn entry(&self, slot: u32) -> Entry {
         let (c, i) = self.class(slot);
         let r = c.rec(i);
-        let len = rd(r, LEN);
-        let klen = self.key(slot).len() as u32;
+        let raw = rd(r, LEN);
+        let len = raw & !INLINE_FLAG;
+        let klen = self.key(slot).len();
+        let inline = if raw & INLINE_FLAG != 0 { InlineValue::new(&r[KEY + klen..KEY + klen + len as usize]) } else { None };
         Entry {
             seq: c.seqs.get(i as usize).copied().unwrap_or(0),
             seg: rd(r, SEG),
             off: rd(r, OFF),
             len,
-            foot: len + klen + r[OVER] as u32,
+            foot: len + klen as u32 + r[OVER] as u32,
+            inline,
         }
     }
 
+    /// Writes `e` into `slot`, whose class must be `class_for(key length, &e)`.
     fn set_entry(&mut self, slot: u32, e: Entry, track_seq: bool) {
-        let klen = self.key(slot).len() as u32;
-        let over = e.foot.saturating_sub(e.len + klen);
+        let klen = self.key(slot).len();
+        let over = e.foot.saturating_sub(e.len + klen as u32);
         debug_assert!(over <= u8::MAX as u32, "a record's own bytes fit a byte: {e:?}");
-        let c = &mut self.classes[(slot >> CLASS_SHIFT) as usize];
+        let class = (slot >> CLASS_SHIFT) as usize;
+        let (fits, inline) = class_for(klen, &e);
+        debug_assert_eq!(fits, class, "the slot's class fits the entry");
+        debug_assert!(e.len & INLINE_FLAG == 0, "value lengths are below 2^31");
+        let c = &mut self.classes[class];
         let i = slot & INDEX_MASK;
         let r = c.rec_mut(i);
         wr(r, SEG, e.seg);
         wr(r, OFF, e.off);
-        wr(r, LEN, e.len);
+        match e.inline {
+            Some(v) if inline => {
+                wr(r, LEN, e.len | INLINE_FLAG);
+                r[KEY + klen..KEY + klen + v.as_slice().len()].copy_from_slice(v.as_slice());
+            }
+            _ => wr(r, LEN, e.len),
+        }
         r[OVER] = over.min(u8::MAX as u32) as u8;
         if track_seq {
             if c.seqs.len() <= i as usize {
@@ -311,7 +390,7 @@ impl Space {
         if self.classes.is_empty() {
             self.classes = (0..=BIG).map(Class::new).collect();
         }
-        let class = class_of(key.len());
+        let (class, _) = class_for(key.len(), &e);
         let c = &mut self.classes[class];
         let i = if c.free != NIL {
             let i = c.free;
@@ -348,6 +427,15 @@ impl Space {
         } else {
             SmallBytes::new(self.key(slot))
         };
+        self.release(slot);
+        key
+    }
+
+    /// Frees `slot` (already off its chain, its key no longer needed).
+    fn release(&mut self, slot: u32) {
+        if (slot >> CLASS_SHIFT) as usize == BIG {
+            self.classes[BIG].big[(slot & INDEX_MASK) as usize] = Box::default();
+        }
         let c = &mut self.classes[(slot >> CLASS_SHIFT) as usize];
         let i = slot & INDEX_MASK;
         let free = c.free;
@@ -355,7 +443,25 @@ impl Space {
         wr(r, NEXT, free);
         wr(r, SEG, FREE);
         c.free = i;
-        key
+    }
+
+    /// Sets the entry of `slot` (key hash `h`, after `prev` on its chain) to `e`; when
+    /// `e` needs another size class, the record moves to a new slot at the same place on
+    /// the chain. Returns the slot that holds the key now.
+    fn put_at(&mut self, h: u64, prev: u32, slot: u32, e: Entry, track_seq: bool) -> u32 {
+        let klen = self.key(slot).len();
+        if class_for(klen, &e).0 == (slot >> CLASS_SHIFT) as usize {
+            self.set_entry(slot, e, track_seq);
+            return slot;
+        }
+        // Not BIG: a BIG key's class never changes. So the key is at most 255 bytes.
+        let mut key = [0u8; 255];
+        key[..klen].copy_from_slice(self.key(slot));
+        let next = self.next(slot);
+        let moved = self.alloc(&key[..klen], e, track_seq);
+        self.link(h, prev, moved, next);
+        self.release(slot);
+        moved
     }
 
     fn bucket(&self, h: u64) -> usize {
@@ -562,7 +668,7 @@ impl Keydir {
         if found {
             let mut e = space.entry(at);
             replace(&mut e, entry);
-            space.set_entry(at, e, track);
+            space.put_at(h, prev, at, e, track);
             return (true, pos);
         }
         let slot = space.alloc(key, entry, track);
@@ -582,7 +688,13 @@ impl Keydir {
         if !found {
             return None;
         }
-        Some(Self::take(space, h, prev, at).1)
+        // The caller has the key: the slot's copy is not made.
+        let e = space.entry(at);
+        space.unlink(h, prev, at);
+        space.release(at);
+        space.len -= 1;
+        space.shrunk();
+        Some(e)
     }
 
     fn take(space: &mut Space, h: u64, prev: u32, slot: u32) -> (SmallBytes, Entry) {
@@ -601,9 +713,9 @@ impl Keydir {
     pub fn replace_nth(&mut self, ns: Ns, h: u64, pos: usize, entry: Entry) -> Option<Entry> {
         let track = self.track_seq;
         let space = &mut self.spaces[ns as usize];
-        let (_, slot) = space.nth(h, pos)?;
+        let (prev, slot) = space.nth(h, pos)?;
         let old = space.entry(slot);
-        space.set_entry(slot, entry, track);
+        space.put_at(h, prev, slot, entry, track);
         Some(old)
     }
 
@@ -831,7 +943,7 @@ mod tests {
     use super::*;
 
     fn entry(seq: u64) -> Entry {
-        Entry { seq, seg: 1, off: 0, len: 0, foot: 1 }
+        Entry { seq, seg: 1, off: 0, len: 0, foot: 1, inline: None }
     }
 
     /// A keydir whose namespace 0 holds `keys`, and a check that a full scan with
@@ -949,7 +1061,7 @@ mod tests {
         let mut kd = Keydir::default();
         let keys: Vec<Vec<u8>> = (0..600usize).map(|n| (0..n).map(|i| (i * 7 + n) as u8).collect()).collect();
         for (n, k) in keys.iter().enumerate() {
-            let e = Entry { seq: 0, seg: n as u32, off: 3 * n as u32, len: 5 + n as u32, foot: 28 + 2 * n as u32 + 5 };
+            let e = Entry { seq: 0, seg: n as u32, off: 3 * n as u32, len: 5 + n as u32, foot: 28 + 2 * n as u32 + 5, inline: None };
             assert_eq!(kd.insert(0, k, e), None);
         }
         for (n, k) in keys.iter().enumerate() {
@@ -987,7 +1099,7 @@ mod tests {
     #[test]
     fn get_at_finds_an_entry_by_location() {
         let mut kd = Keydir::unordered();
-        kd.insert(0, b"k", Entry { seq: 1, seg: 3, off: 100, len: 1, foot: 30 });
+        kd.insert(0, b"k", Entry { seq: 1, seg: 3, off: 100, len: 1, foot: 30, inline: None });
         assert_eq!(kd.get_at(0, b"k", 3, 100).map(|e| e.seq), Some(1));
         assert!(kd.get_at(0, b"k", 3, 101).is_none());
         assert!(kd.get_at(0, b"k", 2, 100).is_none());
@@ -1036,9 +1148,51 @@ mod tests {
         let mut kd = Keydir::default();
         let n = 100_000;
         for i in 0..n {
-            kd.insert(0, format!("key:{i:012}").as_bytes(), Entry { seq: 0, seg: 1, off: i, len: 3, foot: 28 + 16 + 3 });
+            let e = Entry { seq: 0, seg: 1, off: i, len: 3, foot: 28 + 16 + 3, inline: None };
+            kd.insert(0, format!("key:{i:012}").as_bytes(), e.with_value(b"xxx", 16));
         }
         let per_key = kd.heap_bytes() as f64 / n as f64;
-        assert!(per_key < 48.0, "{per_key} B per key");
+        assert!(per_key < 48.0, "{per_key} B per key, with a 3-byte value inline");
+    }
+
+    /// Values that change length move their record between size classes (inline, too
+    /// long for inline, empty, key and value over 255 bytes, a long key), in place on
+    /// chains of many colliding keys: every entry reads back as written, and the chains
+    /// stay in SCAN order.
+    #[test]
+    fn records_move_between_classes_when_values_change() {
+        TEST_HASH_MASK.with(|m| m.set(0x7));
+        let mut kd = Keydir::default();
+        let mut keys: Vec<Vec<u8>> = (0..150).map(|i| format!("key{i}").into_bytes()).collect();
+        keys.push(vec![b'L'; 240]);
+        keys.push(vec![b'B'; 300]);
+        let mut model = HashMap::new();
+        for round in 0..8usize {
+            for (i, k) in keys.iter().enumerate() {
+                if (i + round) % 5 == 0 {
+                    assert_eq!(kd.remove(0, k), model.remove(k));
+                    continue;
+                }
+                let n = (i * 7 + round * 5) % 40;
+                let v = vec![(i + round) as u8; n];
+                let e = Entry { seq: 0, seg: round as u32 + 1, off: i as u32, len: n as u32, foot: (n + k.len() + 20) as u32, inline: None };
+                let e = e.with_value(&v, INLINE_CAP);
+                assert_eq!(kd.insert(0, k, e), model.insert(k.clone(), kept(k, e)), "{k:?}");
+            }
+            assert!(kd.order_is_consistent());
+            assert_eq!(kd.len(0), model.len());
+            for (k, e) in &model {
+                assert_eq!(kd.get(0, k), Some(*e), "{k:?} in round {round}");
+            }
+        }
+        TEST_HASH_MASK.with(|m| m.set(HASH_MASK));
+
+        /// What the keydir keeps of `e` for `k`: no inline value past 255 bytes.
+        fn kept(k: &[u8], e: Entry) -> Entry {
+            match e.inline {
+                Some(v) if k.len() + v.as_slice().len() > 255 => Entry { inline: None, ..e },
+                _ => e,
+            }
+        }
     }
 }

@@ -6,7 +6,8 @@
 //! Trade-offs:
 //! - Every live key sits in RAM (the keydir: a packed record of 18 B plus the key's
 //!   size class — 8, 16, 24 … 255 B, longer keys on the heap — and 4–8 B of hash
-//!   table; no values). A value is served from the value
+//!   table; values of at most `inline_value_max` bytes, default 16, inline in the
+//!   record). Any other value is served from the value
 //!   cache ([`cache::S3Fifo`], bounded by `cache_bytes`, filled by writes and by reads
 //!   that miss) or else read from the vLog with one O_DIRECT read (or from the append
 //!   buffer while it is not written yet).
@@ -98,9 +99,11 @@ pub struct StoreOptions {
     pub segment_bytes: u64,
     /// Acknowledgement tier of every write (default `Kernel`).
     pub durability: Durability,
-    /// Ignored by the store, accepted so that existing configurations load (default
-    /// 256): the keydir holds no values; what stays in RAM is the value cache's
-    /// (`cache_bytes`).
+    /// Values of at most this many bytes are kept in the keydir beside their key, not in
+    /// the value cache (default 16, at most [`INLINE_VALUE_CAP`]: a larger setting is
+    /// taken as that). Such a value costs its bytes in the keydir record (a 16-byte key
+    /// with a value of up to 8 bytes: 42 B instead of 34) instead of a cache entry's
+    /// ~180 B, and a read of it needs neither the cache nor the vLog. 0: none is.
     pub inline_value_max: usize,
     /// A sealed segment whose dead bytes / data bytes reaches this is compacted
     /// (default 0.5; 0.0 compacts any segment with dead bytes, above 1.0 never).
@@ -114,6 +117,18 @@ pub struct StoreOptions {
     pub cache_bytes: u64,
 }
 
+/// Default of [`StoreOptions::inline_value_max`]: 16 bytes.
+pub const DEFAULT_INLINE_VALUE_MAX: usize = 16;
+/// Largest [`StoreOptions::inline_value_max`]: 32 bytes.
+pub const INLINE_VALUE_CAP: usize = keydir::INLINE_CAP;
+
+impl StoreOptions {
+    /// [`StoreOptions::inline_value_max`] within [`INLINE_VALUE_CAP`].
+    pub(crate) fn inline_max(&self) -> usize {
+        self.inline_value_max.min(INLINE_VALUE_CAP)
+    }
+}
+
 /// Default of [`StoreOptions::cache_bytes`]: 32 MiB.
 pub const DEFAULT_CACHE_BYTES: u64 = 32 << 20;
 
@@ -123,7 +138,7 @@ fn default_cache_bytes() -> u64 {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { segment_bytes: 64 << 20, durability: Durability::Kernel, inline_value_max: 256, compaction_dead_ratio: 0.5, cache_bytes: DEFAULT_CACHE_BYTES }
+        StoreOptions { segment_bytes: 64 << 20, durability: Durability::Kernel, inline_value_max: DEFAULT_INLINE_VALUE_MAX, compaction_dead_ratio: 0.5, cache_bytes: DEFAULT_CACHE_BYTES }
     }
 }
 

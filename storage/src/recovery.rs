@@ -42,6 +42,8 @@ pub(crate) struct Recovered {
 /// Replay state.
 struct Replay {
     keydir: Keydir,
+    /// Values of at most this many bytes are kept in the keydir (`inline_value_max`).
+    inline_max: usize,
     /// Per namespace: key → sequence number of its newest delete, for keys with no newer put.
     tombs: Vec<HashMap<Box<[u8]>, u64>>,
     /// Puts and deletes older than this are void (the newest clear-all seen).
@@ -142,7 +144,9 @@ impl Replay {
                     off: (rec_off + op.value_off as u64) as u32,
                     len: op.value.len() as u32,
                     foot: op.foot,
-                };
+                    inline: None,
+                }
+                .with_value(op.value, self.inline_max);
                 self.put(op.ns, op.key, entry, op.at);
             }
             OpKind::Delete => {
@@ -178,10 +182,11 @@ fn list_segments(vlog_dir: &Path) -> Result<Vec<u32>, StorageError> {
 }
 
 /// Replays every segment in `vlog_dir`.
-pub(crate) async fn recover(vlog_dir: &Path, fs: &Fs) -> Result<Recovered, StorageError> {
+pub(crate) async fn recover(vlog_dir: &Path, fs: &Fs, inline_max: usize) -> Result<Recovered, StorageError> {
     let ids = list_segments(vlog_dir)?;
     let mut replay = Replay {
         keydir: Keydir::unordered(),
+        inline_max,
         tombs: (0..=Ns::MAX as usize).map(|_| HashMap::new()).collect(),
         clear_seq: 0,
         max_seq: 0,

@@ -120,8 +120,8 @@ impl Inner {
     /// change for `round` in the undo log: its bucket and position there, and the
     /// replaced entry if any, copied from the keydir slot before it changes (see
     /// [`crate::undo`]). The key itself is not kept. Also compaction's moves. Returns
-    /// the cache key of the value it replaced, if any: the caller drops or replaces that
-    /// cache entry (it must not stay).
+    /// the cache key of the value it replaced, if any and if it may be cached (not an
+    /// inline value): the caller drops or replaces that cache entry (it must not stay).
     #[inline(always)]
     #[must_use = "the replaced value's cache entry must be dropped or replaced"]
     pub(crate) fn put_logged(&self, round: u64, ns: Ns, key: &[u8], entry: Entry) -> Option<CacheKey> {
@@ -136,7 +136,8 @@ impl Inner {
         let mut replaced = None;
         let (_, pos) = self.keydir.borrow_mut().insert_with(ns, h, key, entry, |slot, entry| {
             flags = undo.prev(slot);
-            replaced = Some(value_key(slot));
+            // An inline value is never in the cache.
+            replaced = slot.inline.is_none().then(|| value_key(slot));
             if let Some(s) = segs.get_mut(&slot.seg) {
                 s.live -= slot.foot as u64;
             }
@@ -152,7 +153,9 @@ impl Inner {
         self.drop_chain(Some(round), ns, &key);
         let Some(old) = self.keydir.borrow_mut().remove(ns, &key) else { return };
         self.unlive(old.seg, old.foot);
-        self.cache.borrow_mut().remove(&value_key(&old));
+        if old.inline.is_none() {
+            self.cache.borrow_mut().remove(&value_key(&old));
+        }
         self.undo.borrow_mut().removed(round, ns, key, &old);
     }
 
@@ -249,8 +252,24 @@ impl Inner {
         });
     }
 
-    /// The value of `e` if it is in RAM because it is not yet written (or empty).
-    fn ram_value(&self, e: &Entry) -> Option<Vec<u8>> {
+    /// The value of `e` if it is in RAM: [`Inner::ram_value`] or in the cache (a hit
+    /// counted; a miss counted if `count_miss`).
+    fn in_ram(&self, e: &Entry, count_miss: bool) -> Option<Vec<u8>> {
+        if let Some(v) = self.ram_value(e) {
+            return Some(v);
+        }
+        let mut cache = self.cache.borrow_mut();
+        let ck = value_key(e);
+        let v = if count_miss { cache.get(&ck) } else { cache.get_if_cached(&ck) };
+        v.map(<[u8]>::to_vec)
+    }
+
+    /// The value of `e` if it is in RAM without the cache: kept in the keydir (inline),
+    /// not yet written, or empty.
+    pub(crate) fn ram_value(&self, e: &Entry) -> Option<Vec<u8>> {
+        if let Some(v) = &e.inline {
+            return Some(v.as_slice().to_vec());
+        }
         if e.len == 0 {
             return Some(Vec::new());
         }
@@ -281,6 +300,7 @@ impl Inner {
             return Err(StorageError::TooLarge(len));
         }
         let seq = inner.take_seq();
+        let inline_max = inner.opts.inline_max();
         let mut placed = Vec::with_capacity(ops.len());
         let (seg, rec_off, round) = inner.append(len, |buf| record::encode(buf, seq, &ops, |_, value_off, foot| placed.push((value_off, foot))));
         drop(ops);
@@ -295,17 +315,21 @@ impl Inner {
                     continue;
                 }
             };
-            let entry = Entry { seq, seg, off: (rec_off + value_off as u64) as u32, len: value.len() as u32, foot };
+            let entry = Entry { seq, seg, off: (rec_off + value_off as u64) as u32, len: value.len() as u32, foot, inline: None }
+                .with_value(&value, inline_max);
             inner.drop_chain(Some(round), ns, &key);
             let replaced = inner.put_logged(round, ns, &key, entry);
             inner.set_expire_at_logged(round, ns, &key, at);
             // Write-allocate: the value's bytes go to the cache under their new place (no
             // copy: the mutation's buffer moves there), an overwrite taking over the old
-            // value's entry in place. Not vectors: they are loaded in bulk and read back
-            // at random by re-ranking, so a load would only push the KV working set out;
-            // their reads fill the cache.
+            // value's entry in place. Not inline values (the keydir holds them), nor
+            // vectors: they are loaded in bulk and read back at random by re-ranking, so a
+            // load would only push the KV working set out; their reads fill the cache.
+            if entry.inline.is_some() && replaced.is_none() {
+                continue;
+            }
             let mut cache = inner.cache.borrow_mut();
-            if ns != crate::NS_VECTOR && cache.admits(value.len()) {
+            if entry.inline.is_none() && ns != crate::NS_VECTOR && cache.admits(value.len()) {
                 match replaced {
                     Some(old) => cache.replace(&old, value_key(&entry), value.into_boxed_slice()),
                     None => cache.insert(value_key(&entry), value.into_boxed_slice()),
@@ -426,7 +450,7 @@ impl Store {
             let parent = fs.open_dir(dir).await.map_err(io_err(format!("open data directory {}", dir.display())))?;
             parent.sync().await.map_err(io_err(format!("fsync data directory {}", dir.display())))?;
         }
-        let recovered = recovery::recover(&vlog_dir, &fs).await?;
+        let recovered = recovery::recover(&vlog_dir, &fs, opts.inline_max()).await?;
         let mut segs = recovered.segs;
         let tail = match recovered.tail {
             Some(t) => t,
@@ -566,12 +590,9 @@ impl Store {
                 Some(Assembled::Ready(v)) => Lookup::InMemory(v),
                 _ => Lookup::OnDisk,
             },
-            Some(e) => match inner.ram_value(&e) {
+            Some(e) => match inner.in_ram(&e, false) {
                 Some(v) => Lookup::InMemory(v),
-                None => match inner.cache.borrow_mut().get_if_cached(&value_key(&e)) {
-                    Some(v) => Lookup::InMemory(v.to_vec()),
-                    None => Lookup::OnDisk,
-                },
+                None => Lookup::OnDisk,
             },
         }
     }
@@ -598,13 +619,10 @@ impl Store {
         let (file, seg, off, len, ck) = {
             let keydir = inner.keydir.borrow();
             let Some(e) = keydir.get(ns, key) else { return Ok(None) };
-            if let Some(v) = inner.ram_value(&e) {
+            if let Some(v) = inner.in_ram(&e, true) {
                 return Ok(Some(v));
             }
             let ck = value_key(&e);
-            if let Some(v) = inner.cache.borrow_mut().get(&ck) {
-                return Ok(Some(v.to_vec()));
-            }
             let file = inner.segs.borrow().get(&e.seg).and_then(|s| s.file.clone());
             (file, e.seg, e.off as u64, e.len as usize, ck)
         };
@@ -1023,7 +1041,9 @@ impl Store {
         let keydir = self.handle.inner.keydir.borrow();
         assert!(keydir.order_is_consistent(), "the SCAN order matches the keydir");
         let mut entries = Vec::new();
-        keydir.for_each_all(&mut |ns, k, e| entries.push((ns, k.to_vec(), *e)));
+        // Locations only: a revert does not restore inline copies of values (reads of
+        // those keys go to the vLog until they are written again).
+        keydir.for_each_all(&mut |ns, k, e| entries.push((ns, k.to_vec(), Entry { inline: None, ..*e })));
         entries.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         let segs = self.handle.inner.segs.borrow().iter().map(|(id, s)| (*id, s.live, s.tomb)).collect();
         let mut chains = Vec::new();
@@ -1048,8 +1068,12 @@ fn dedupe(muts: Vec<Mutation>) -> Vec<Mutation> {
     if muts.len() < 2 {
         return muts;
     }
-    let mut seen = HashSet::with_capacity(muts.len());
-    let keep: Vec<bool> = {
+    // A mutation is kept unless a later one has its target: pairwise for a few (an MSET
+    // of ten keys compares 45 pairs, cheaper than hashing ten keys), by hash for more.
+    let keep: Vec<bool> = if muts.len() <= 16 {
+        (0..muts.len()).map(|i| muts[i + 1..].iter().all(|m| m.target() != muts[i].target())).collect()
+    } else {
+        let mut seen = HashSet::with_capacity(muts.len());
         let mut keep: Vec<bool> = muts.iter().rev().map(|m| seen.insert(m.target())).collect();
         keep.reverse();
         keep
@@ -1084,4 +1108,27 @@ async fn create_first_segment(fs: &Fs, vlog_dir: &Path, dir_handle: &Dir) -> Res
     file.fdatasync().await.map_err(io_err(op("fdatasync")))?;
     dir_handle.sync().await.map_err(io_err("fsync the vlog directory after creating a segment"))?;
     Ok(Rc::new(file))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The last mutation of each target is kept, in order, for batches compared pairwise
+    /// (≤ 16) and by hash (more).
+    #[test]
+    fn dedupe_keeps_the_last_mutation_of_each_key() {
+        for n in [2usize, 10, 16, 17, 40] {
+            let muts: Vec<Mutation> = (0..n)
+                .map(|i| match i % 3 {
+                    2 => Mutation::Delete { ns: (i % 2) as Ns, key: format!("k{}", i % 5).into_bytes() },
+                    _ => Mutation::Put { ns: (i % 2) as Ns, key: format!("k{}", i % 5).into_bytes(), value: vec![i as u8] },
+                })
+                .collect();
+            let want: Vec<usize> = (0..n).filter(|&i| !(i + 1..n).any(|j| j % 2 == i % 2 && j % 5 == i % 5)).collect();
+            let got: Vec<(Ns, Vec<u8>)> = dedupe(muts.clone()).iter().map(|m| (m.target().0, m.target().1.to_vec())).collect();
+            let want: Vec<(Ns, Vec<u8>)> = want.iter().map(|&i| (muts[i].target().0, muts[i].target().1.to_vec())).collect();
+            assert_eq!(got, want, "{n} mutations");
+        }
+    }
 }

@@ -368,7 +368,7 @@ fn pop_change(words: &mut VecDeque<u64>) -> Option<(u64, Option<Entry>)> {
     let mut pop = || words.pop_back().expect("a logged entry's words");
     let (len_foot, seg_off) = (pop(), pop());
     let (len, foot) = (len_foot as u32, (len_foot >> 32) as u32);
-    Some((word, Some(Entry { seq: 0, seg: seg_off as u32, off: (seg_off >> 32) as u32, len, foot })))
+    Some((word, Some(Entry { seq: 0, seg: seg_off as u32, off: (seg_off >> 32) as u32, len, foot, inline: None })))
 }
 
 #[cfg(test)]
@@ -376,7 +376,7 @@ mod tests {
     use super::*;
 
     fn entry(i: u64, len: u32) -> Entry {
-        Entry { seq: 0, seg: i as u32 % 7 + 1, off: i as u32 * 13, len, foot: len + 13 }
+        Entry { seq: 0, seg: i as u32 % 7 + 1, off: i as u32 * 13, len, foot: len + 13, inline: None }
     }
 
     /// What one step undoes, comparable.

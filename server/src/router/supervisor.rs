@@ -27,6 +27,9 @@ use rustix::process::{kill_process, Pid, Signal};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
+
+// Every `inline_value_max` the config accepts fits a keydir record.
+const _: () = assert!(keel_config::MAX_INLINE_VALUE <= keel_storage::INLINE_VALUE_CAP);
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;

@@ -77,8 +77,10 @@ pub fn put_expiring(ns: Ns, key: Vec<u8>, value: Vec<u8>, at: u64, now: u64) -> 
 
 /// The mutation that sets `key` to `value` keeping its TTL (INCR, APPEND, SET KEEPTTL).
 pub fn put_keeping_ttl(shard: &Shard, ns: Ns, key: Vec<u8>, value: Vec<u8>) -> Mutation {
-    let at = shard.store.expire_at(ns, &key).unwrap_or(0);
-    put_expiring(ns, key, value, at, shard.store.now_ms())
+    match shard.store.expire_at(ns, &key).unwrap_or(0) {
+        0 => Mutation::Put { ns, key, value },
+        at => put_expiring(ns, key, value, at, shard.store.now_ms()),
+    }
 }
 
 /// The value of `key` for a command that writes it back unchanged with another TTL

@@ -92,7 +92,8 @@ pub async fn set(shard: &Shard, ns: Ns, mut argv: Vec<Vec<u8>>) -> Reply {
         Ok(o) => o,
         Err(e) => return Reply::err(e),
     };
-    let now = shard.store.now_ms();
+    // The clock only for a time to set or keep (most SETs have none).
+    let now = if opts.expire.is_some() || opts.keepttl { shard.store.now_ms() } else { 0 };
     let at = match opts.expire.map(|(unit, arg)| expire_time(unit, arg, now, "set")) {
         None => 0,
         Some(Ok(at)) => at,

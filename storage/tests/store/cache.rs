@@ -66,9 +66,34 @@ fn a_cached_value_is_served_without_reading_the_file() {
         assert!(get(&store, "big").await == Some(v.clone()), "served from the cache");
         assert_eq!(get(&store, "small").await, Some(b"1".to_vec()));
         let s = store.stats().cache;
-        assert_eq!((s.hits, s.misses), (1, 2), "small values go through the cache too (a miss after the restart): {s:?}");
-        assert_eq!(get(&store, "small").await, Some(b"1".to_vec()));
-        assert_eq!(store.stats().cache.hits, 2, "then a hit");
+        assert_eq!((s.hits, s.misses, s.entries), (1, 1, 1), "small values are kept in the keydir, not the cache: {s:?}");
+    });
+}
+
+/// A value of at most `inline_value_max` bytes is kept in the keydir, from recovery and
+/// from its write on: after its bytes on disk are changed behind the store's back, a GET
+/// still returns what was written, and the cache is never involved; one byte longer,
+/// the value goes through the cache (a miss after the restart).
+#[test]
+fn a_small_value_is_served_from_the_keydir() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        let opts = StoreOptions { inline_value_max: 4, ..with_cache(1 << 20) };
+        let (store, _) = open(tmp.path(), &opts).await;
+        apply(&store, vec![put("in", &[0xB4; 4]), put("out", &[0xB5; 5])]).await;
+        push_out(&store).await;
+        drop(store);
+        let (store, _) = open(tmp.path(), &opts).await;
+        flip_byte(&segment_path(tmp.path(), 1), value_offset(tmp.path(), 1, &[0xB4; 4]) + 1);
+        assert_eq!(get(&store, "in").await, Some(vec![0xB4; 4]), "kept in the keydir by recovery");
+        assert_eq!(get(&store, "out").await, Some(vec![0xB5; 5]));
+        let s = store.stats().cache;
+        assert_eq!((s.hits, s.misses, s.entries), (0, 1, 1), "only the 5-byte value went through the cache: {s:?}");
+        apply(&store, vec![put("in", &[0xB6; 3]), put("out", &[0xB7; 2])]).await;
+        assert_eq!(get(&store, "in").await, Some(vec![0xB6; 3]));
+        assert_eq!(get(&store, "out").await, Some(vec![0xB7; 2]));
+        let s = store.stats().cache;
+        assert_eq!((s.hits, s.misses, s.entries), (0, 1, 0), "the cached 5-byte value was dropped, nothing cached: {s:?}");
     });
 }
 
