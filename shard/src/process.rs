@@ -35,6 +35,9 @@ const IO_MEMORY: usize = 1 << 20;
 const PREEMPT_TIMER: Duration = Duration::from_millis(2);
 /// How often the executor checks the signal flag and the parent.
 const SIGNAL_POLL: Duration = Duration::from_millis(50);
+/// While the shard starts, how often its executor thread is interrupted (see
+/// [`StartKicker`]).
+const START_KICK: Duration = Duration::from_millis(20);
 /// Longest wait for connections to drain at shutdown before syncing anyway.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -81,10 +84,59 @@ pub fn run(cfg: ShardConfig) -> anyhow::Result<()> {
         None => builder(Placement::Unbound).make(),
     }
     .map_err(|e| anyhow::anyhow!("start glommio executor: {e}"))?;
-    executor.run(serve(cfg, stop, parent))
+    let kicker = StartKicker::start()?;
+    executor.run(serve(cfg, stop, parent, kicker))
 }
 
-async fn serve(cfg: ShardConfig, stop: Arc<AtomicBool>, parent: u32) -> anyhow::Result<()> {
+/// Interrupts the executor's thread (this process's main thread) with a SIGURG every
+/// [`START_KICK`] until dropped, which the shard does once it is ready.
+///
+/// Why: glommio 0.9's run loop arms its preemption timer, then runs the task queues
+/// only if that timer has not fired yet; when it has, and no I/O or timer of ours is
+/// pending, the executor parks in `io_uring_enter` with a task ready to run — at start,
+/// the shard's main task itself, before it has armed anything that would wake the
+/// ring. Under load (the thread descheduled for longer than [`PREEMPT_TIMER`] between
+/// the two steps) a shard then hung at start until a signal or the supervisor's
+/// progress check came (`scripts/repro-startup-hang.sh` caught it: the main thread
+/// parked in `io_uring_enter`, the store not yet opened; a signal woke it). A signal
+/// with a handler ends the wait with `EINTR`, which glommio takes as a wake-up. Once
+/// the shard serves, its own timers (the signal poll every [`SIGNAL_POLL`], the
+/// store's background tasks) bound such a park.
+struct StartKicker {
+    done: Arc<AtomicBool>,
+}
+
+impl StartKicker {
+    fn start() -> anyhow::Result<StartKicker> {
+        // A handler (a flag nobody reads), so that SIGURG is delivered instead of
+        // ignored; a process-directed signal goes to the main thread when it takes it.
+        signal_hook::flag::register(signal_hook::consts::SIGURG, Arc::new(AtomicBool::new(false)))
+            .context("install SIGURG handler")?;
+        let done = Arc::new(AtomicBool::new(false));
+        let d = done.clone();
+        std::thread::Builder::new()
+            .name("keel-start-kick".into())
+            .spawn(move || {
+                let me = rustix::process::getpid();
+                while !d.load(Ordering::Relaxed) {
+                    std::thread::sleep(START_KICK);
+                    if !d.load(Ordering::Relaxed) {
+                        let _ = rustix::process::kill_process(me, rustix::process::Signal::URG);
+                    }
+                }
+            })
+            .context("spawn the start kicker thread")?;
+        Ok(StartKicker { done })
+    }
+}
+
+impl Drop for StartKicker {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Relaxed);
+    }
+}
+
+async fn serve(cfg: ShardConfig, stop: Arc<AtomicBool>, parent: u32, kicker: StartKicker) -> anyhow::Result<()> {
     let shutdown = Event::default();
     glommio::spawn_local(watch_signals(stop, parent, shutdown.clone())).detach();
 
@@ -106,6 +158,7 @@ async fn serve(cfg: ShardConfig, stop: Arc<AtomicBool>, parent: u32) -> anyhow::
         cfg.socket.display(),
         handoff_socket.display()
     );
+    drop(kicker);
 
     let live = Rc::new(Live::default());
     let clients = Rc::new(crate::client::Clients {

@@ -113,6 +113,7 @@ impl Shard {
         let (store, recovery) = Store::open(dir, opts)
             .await
             .map_err(|e| anyhow::anyhow!("open store in {}: {e}", dir.display()))?;
+        tracing::debug!("store in {} open; loading databases and vector indexes", dir.display());
         Shard::with_store_dbs(store, recovery, databases).await
     }
 

@@ -443,14 +443,19 @@ impl Store {
         // absolute ones from here on.
         let dir = &dir.canonicalize().map_err(io_err(format!("resolve data directory {}", dir.display())))?;
         let vlog_dir = vlog_dir.canonicalize().map_err(io_err(format!("resolve vlog directory {}", vlog_dir.display())))?;
+        tracing::debug!("store {}: waiting for an earlier instance on this thread", vlog_dir.display());
         wait_for_previous_instance(&vlog_dir).await?;
+        tracing::debug!("store {}: probing O_DIRECT", vlog_dir.display());
         probe_direct_io(dir).await?;
+        tracing::debug!("store {}: opening the vlog directory", vlog_dir.display());
         let dir_handle = fs.open_dir(&vlog_dir).await.map_err(io_err(format!("open vlog directory {}", vlog_dir.display())))?;
         if fresh {
             let parent = fs.open_dir(dir).await.map_err(io_err(format!("open data directory {}", dir.display())))?;
             parent.sync().await.map_err(io_err(format!("fsync data directory {}", dir.display())))?;
         }
+        tracing::debug!("store {}: recovering", vlog_dir.display());
         let recovered = recovery::recover(&vlog_dir, &fs, opts.inline_max()).await?;
+        tracing::debug!("store {}: recovered", vlog_dir.display());
         let mut segs = recovered.segs;
         let tail = match recovered.tail {
             Some(t) => t,
