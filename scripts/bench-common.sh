@@ -41,7 +41,8 @@ info_field() { # PORT SECTION FIELD -> the value of FIELD in INFO SECTION (empty
 SPREAD_CMDS=("SET t__rand_int__:k v" "GET t__rand_int__:k")
 
 # run PORT P -> lines "test,rps,p50"; with SPREAD=1 also SPREAD-SET and SPREAD-GET
-# (the commands in SPREAD_CMDS). TESTS may be empty to run only those.
+# (the commands in SPREAD_CMDS), with APPEND=1 also APPEND (see bench-kv.sh). TESTS may
+# be empty to run only those.
 run() {
   local csv='
 import csv, sys
@@ -52,6 +53,10 @@ for row in csv.reader(sys.stdin):
     print(f"{name},{float(row[1]):.0f},{float(row[4]) if len(row) > 4 else 0:.3f}")'
   if [ -n "$TESTS" ]; then
     redis-benchmark -p "$1" -t "$TESTS" -n "$N" -c "$CLIENTS" -P "$2" -r "${KEYSPACE:-100000}" ${VALUE_SIZE:+-d "$VALUE_SIZE"} --csv 2>/dev/null | python3 -c "$csv" ""
+  fi
+  if [ "${APPEND:-0}" = 1 ]; then
+    # One tenant ("a"), APPEND_KEYS keys: each grows by N/APPEND_KEYS appends.
+    redis-benchmark -p "$1" -n "$N" -c "$CLIENTS" -P "$2" -r "${APPEND_KEYS:-100}" --csv APPEND a:__rand_int__ "$(head -c "${VALUE_SIZE:-3}" /dev/zero | tr '\0' x)" 2>/dev/null | python3 -c "$csv" ""
   fi
   if [ "${SPREAD:-0}" = 1 ]; then
     local c

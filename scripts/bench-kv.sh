@@ -12,7 +12,11 @@
 # none"), PS (pipeline depths, default "1 16"), CACHE_BYTES (keel --cache-bytes per
 # shard; default keel's), SPREAD=1 (also SET/GET with keys over many tenants, see
 # bench-common.sh), KEEL (binary, default target/release/keel, built if missing),
-# KEEL_ARGS (extra keel flags, e.g. "--router-threads 1").
+# KEEL_ARGS (extra keel flags, e.g. "--router-threads 1"), APPEND=1 (also APPEND rows:
+# `redis-benchmark … APPEND a:__rand_int__ <value>` with a value of -d SIZE bytes (default
+# 3) over APPEND_KEYS keys (-r, default 100), so each key grows by N/APPEND_KEYS appends),
+# APPEND_BIG=1 (also, once per tier pair on fresh servers: 200 APPENDs of 1 MiB to one key
+# on one connection, seconds, by scripts/append_big.py; needs redis-py).
 # After each run it reads INFO: keel's cache hit rate (cache_hits / (hits + misses),
 # every GET that found its key) and both servers' RSS (used_memory_rss:
 # keel's router and shards together).
@@ -64,6 +68,11 @@ for pair in "${PAIRS[@]}"; do
       echo "done: $tier/$rp -P $P round $round" >&2
     done
   done
+  if [ "${APPEND_BIG:-0}" = 1 ]; then
+    start_keel "$tier"; R["keel,$tier,appendbig"]=$(python3 scripts/append_big.py "$KPORT"); stop "$KPID"
+    start_redis "$rp"; R["redis,$rp,appendbig"]=$(python3 scripts/append_big.py "$RPORT"); stop "$RPID"
+    echo "done: $tier/$rp APPEND 200 × 1 MiB" >&2
+  fi
 done
 
 best() { # key-prefix -> "rps,p50" of the round with the higher rps
@@ -79,6 +88,8 @@ best() { # key-prefix -> "rps,p50" of the round with the higher rps
   echo "- keel $("$KEEL" --version | awk '{print $2}') ($(git rev-parse --short HEAD 2>/dev/null || echo '?')), default shards (= $(nproc)), flags: \`${KEEL_ARGS:-none}\`, binary \`$KEEL\`; $(redis-server --version | awk '{print $1, $2, $3}')"
   echo "- command: \`${CACHE_BYTES:+CACHE_BYTES=$CACHE_BYTES }scripts/bench-kv.sh ${VALUE_SIZE:+-d $VALUE_SIZE }$OUT\` (N=$N CLIENTS=$CLIENTS TESTS=$TESTS KEYSPACE=${KEYSPACE:-100000}${SPREAD:+ SPREAD=$SPREAD}; keel flags: \`${KEEL_ARGS:-none}\`): per row \`redis-benchmark -t $TESTS -n $N -c $CLIENTS -P {$(echo $PS | tr ' ' ,)} -r ${KEYSPACE:-100000}${VALUE_SIZE:+ -d $VALUE_SIZE} --csv\`,"
   echo "  fresh servers, keel and Redis interleaved, two rounds each, the better round reported."
+  [ "${APPEND:-0}" = 1 ] && echo "- APPEND rows: \`redis-benchmark -n $N -c $CLIENTS -P {$(echo $PS | tr ' ' ,)} -r ${APPEND_KEYS:-100} --csv APPEND a:__rand_int__ <${VALUE_SIZE:-3} bytes>\`: each of ${APPEND_KEYS:-100} keys grows by about $N/${APPEND_KEYS:-100} appends."
+  [ "${APPEND_BIG:-0}" = 1 ] && echo "- APPEND 200 × 1 MiB: \`scripts/append_big.py PORT\` (redis-py, one connection, one key; fresh servers, one run each), seconds."
   [ "${SPREAD:-0}" = 1 ] && echo "- SPREAD-SET / SPREAD-GET rows: \`redis-benchmark -n $N -c $CLIENTS -P {$(echo $PS | tr ' ' ,)} -r ${KEYSPACE:-100000} --csv SET t__rand_int__:k v\` (and \`GET t__rand_int__:k\`): keys over many tenants, so over every shard."
   echo "- hit rate: keel's INFO cache_hits / (cache_hits + cache_misses) at the end of the run (every GET that found its key; a SET reads nothing and puts its value in the cache);"
   echo "  RSS: INFO used_memory_rss at the end of the run (keel: router + shards), MiB; both from the better round."
@@ -91,7 +102,7 @@ best() { # key-prefix -> "rps,p50" of the round with the higher rps
       echo "## keel $tier vs Redis appendfsync=$rp, -P $P"
       echo
       # The memory figures of the better round by the first test's rps.
-      first=$(echo "$TESTS" | cut -d, -f1 | tr a-z A-Z); first=${first:-SPREAD-SET}
+      first=$(echo "$TESTS" | cut -d, -f1 | tr a-z A-Z); [ -z "$first" ] && [ "${APPEND:-0}" = 1 ] && first=APPEND; first=${first:-SPREAD-SET}
       kr=1; [ "$(best "keel,$tier,$P,$first")" = "${R["keel,$tier,$P,$first,1"]:-}" ] || kr=2
       rr=1; [ "$(best "redis,$rp,$P,$first")" = "${R["redis,$rp,$P,$first,1"]:-}" ] || rr=2
       km=${R["keel,$tier,$P,mem,$kr"]:--,0}; rm_=${R["redis,$rp,$P,mem,$rr"]:--,0}
@@ -100,6 +111,7 @@ best() { # key-prefix -> "rps,p50" of the round with the higher rps
       echo "| test | keel rps | redis rps | keel/redis | keel p50 ms | redis p50 ms |"
       echo "|---|---:|---:|---:|---:|---:|"
       tests=$(echo "$TESTS" | tr , ' ' | tr a-z A-Z); [ "${SPREAD:-0}" = 1 ] && tests="$tests SPREAD-SET SPREAD-GET"
+      [ "${APPEND:-0}" = 1 ] && tests="$tests APPEND"
       for T in $tests; do
         k=$(best "keel,$tier,$P,$T"); r=$(best "redis,$rp,$P,$T")
         ratio=$(python3 -c "k=float('${k%%,*}'); r=float('${r%%,*}'); print(f'{k/r:.2f}' if r else 'n/a')")
@@ -107,6 +119,14 @@ best() { # key-prefix -> "rps,p50" of the round with the higher rps
       done
       echo
     done
+    if [ "${APPEND_BIG:-0}" = 1 ]; then
+      echo "## 200 APPENDs of 1 MiB to one key: keel $tier vs Redis appendfsync=$rp"
+      echo
+      echo "| keel s | redis s |"
+      echo "|---:|---:|"
+      echo "| ${R["keel,$tier,appendbig"]} | ${R["redis,$rp,appendbig"]} |"
+      echo
+    fi
   done
 } > "$OUT.tmp"
 mv "$OUT.tmp" "$OUT"

@@ -10,6 +10,10 @@
 //!    live again.
 //!    A live put whose expiry time has passed is not copied: the key is removed with a
 //!    tombstone instead (`expiry.rs`).
+//!    A key with append pieces (`chain.rs`) is never copied piece by piece: when S holds
+//!    its live base or one of its live pieces, the key is *folded* once the scan is
+//!    done: its value is read and written as one new put (a new sequence number), which
+//!    drops its chain (FORMAT.md "Appends").
 //! 2. Wait until the copies are written and fdatasynced.
 //! 3. Unlink S and fsync the directory.
 //!
@@ -28,7 +32,7 @@ use crate::store::Inner;
 use crate::util::{gio_err, io_err};
 use crate::vlog::reader::{SegmentReader, Step};
 use crate::vlog::record::{self, segment_file_name, Op, OpKind, RecOp, SEGMENT_HEADER_LEN};
-use crate::StorageError;
+use crate::{Ns, StorageError};
 
 /// How often the background task looks for segments to compact.
 const INTERVAL: Duration = Duration::from_secs(1);
@@ -115,6 +119,7 @@ async fn compact_segment(inner: &Rc<Inner>, id: u32) -> Result<(), StorageError>
     let path = inner.vlog_dir.join(&name).display().to_string();
     let mut reader = SegmentReader::new(file.clone(), end);
     let mut copied = 0u64;
+    let mut folds = Vec::new();
     loop {
         glommio::yield_if_needed().await;
         let step = reader.next().await;
@@ -131,11 +136,18 @@ async fn compact_segment(inner: &Rc<Inner>, id: u32) -> Result<(), StorageError>
                 let mut ops = Vec::new();
                 record::visit(&header, rec, |op| ops.push(op)).expect("the reader checked the record");
                 for op in ops {
-                    copied += copy_if_needed(inner, id, off, header.seq, op, older_exists) as u64;
+                    copied += copy_if_needed(inner, id, off, header.seq, op, older_exists, &mut folds) as u64;
                 }
             }
             Step::End { .. } => break,
             Step::Bad { off, reason } => return Err(StorageError::Corrupt { file: path, offset: off, reason }),
+        }
+    }
+    // Keys with pieces: each is written whole, as one new put.
+    for (ns, key) in folds {
+        inner.fold(ns, &key).await?;
+        if inner.closed.get() {
+            return Ok(());
         }
     }
     // Make the copies durable before the originals go.
@@ -162,8 +174,9 @@ async fn compact_segment(inner: &Rc<Inner>, id: u32) -> Result<(), StorageError>
 }
 
 /// Appends a copy of `op` (from the record at `rec_off` of segment `id`) if it is still
-/// needed; returns whether it did.
-fn copy_if_needed(inner: &Rc<Inner>, id: u32, rec_off: u64, seq: u64, op: RecOp<'_>, older_exists: bool) -> bool {
+/// needed; returns whether it did. The live base or piece of a key with append pieces
+/// is not copied: the key goes to `folds`.
+fn copy_if_needed(inner: &Rc<Inner>, id: u32, rec_off: u64, seq: u64, op: RecOp<'_>, older_exists: bool, folds: &mut Vec<(Ns, Vec<u8>)>) -> bool {
     match op.kind {
         OpKind::Put => {
             let value_off = rec_off + op.value_off as u64;
@@ -174,6 +187,10 @@ fn copy_if_needed(inner: &Rc<Inner>, id: u32, rec_off: u64, seq: u64, op: RecOp<
             // so that an older version in an older segment stays dead.
             if op.at != 0 && op.at <= inner.now() && inner.remove_expired(op.ns, vec![op.key.to_vec()]) == 1 {
                 return true;
+            }
+            if inner.is_chained(op.ns, op.key) {
+                folds.push((op.ns, op.key.to_vec()));
+                return false;
             }
             // The record the keydir points at holds the key's current expiry time.
             let ops = [Op::put(op.ns, op.key, op.value, op.at)];
@@ -201,6 +218,15 @@ fn copy_if_needed(inner: &Rc<Inner>, id: u32, rec_off: u64, seq: u64, op: RecOp<
             let (seg, _, round) = inner.append(record::encoded_len(&ops), |buf| record::encode(buf, seq, &ops, |_, _, f| foot = f));
             inner.add_tomb_logged(round, seg, foot as u64);
             true
+        }
+        OpKind::Append => {
+            let value_off = (rec_off + op.value_off as u64) as u32;
+            let live = inner.chains.borrow().get(op.ns, op.key).is_some_and(|c| c.pieces.iter().any(|p| p.seg == id && p.off == value_off));
+            // Folded once: the key's base or an earlier piece may have put it there.
+            if live && folds.last().is_none_or(|(ns, k)| (*ns, k.as_slice()) != (op.ns, op.key)) {
+                folds.push((op.ns, op.key.to_vec()));
+            }
+            false
         }
         OpKind::ClearAll => {
             if !older_exists {

@@ -16,6 +16,8 @@ pub enum DecodedOp {
     Put { ns: Ns, key: Vec<u8>, value: Vec<u8>, value_off: usize, foot: u32, expire_at: u64 },
     Delete { ns: Ns, key: Vec<u8>, value_off: usize, foot: u32 },
     ClearAll { foot: u32 },
+    /// Kind 6: `tail` is appended to the key's value.
+    Append { ns: Ns, key: Vec<u8>, tail: Vec<u8>, value_off: usize, foot: u32 },
 }
 
 /// A record that passed recovery's checks.
@@ -23,7 +25,7 @@ pub enum DecodedOp {
 pub struct DecodedRecord {
     /// Its length, header included (the bytes it used).
     pub len: usize,
-    /// The kind byte: 1 put, 2 delete, 3 batch, 4 clear-all, 5 put with expiry.
+    /// The kind byte: 1 put, 2 delete, 3 batch, 4 clear-all, 5 put with expiry, 6 append.
     pub kind: u8,
     pub seq: u64,
     pub ops: Vec<DecodedOp>,
@@ -44,6 +46,7 @@ pub fn decode_record(b: &[u8]) -> Result<Option<DecodedRecord>, String> {
             OpKind::Put => DecodedOp::Put { ns: op.ns, key: op.key.to_vec(), value: op.value.to_vec(), value_off: op.value_off, foot: op.foot, expire_at: op.at },
             OpKind::Delete => DecodedOp::Delete { ns: op.ns, key: op.key.to_vec(), value_off: op.value_off, foot: op.foot },
             OpKind::ClearAll => DecodedOp::ClearAll { foot: op.foot },
+            OpKind::Append => DecodedOp::Append { ns: op.ns, key: op.key.to_vec(), tail: op.value.to_vec(), value_off: op.value_off, foot: op.foot },
         })
     })
     .map_err(|reason| format!("check_record passed a record visit rejects: {reason}"))?;
@@ -71,6 +74,13 @@ pub fn encode_record(seq: u64, ops: &[EncodeOp]) -> (Vec<u8>, Vec<(usize, u32)>)
     let mut out = Vec::new();
     let mut placed = Vec::new();
     record::encode(&mut out, seq, &ops, |_, off, foot| placed.push((off, foot)));
+    (out, placed)
+}
+
+/// The writer's append record (kind 6) and its `(value_off, foot)`.
+pub fn encode_append(seq: u64, ns: Ns, key: &[u8], tail: &[u8]) -> (Vec<u8>, (usize, u32)) {
+    let mut out = Vec::new();
+    let placed = record::encode_append(&mut out, seq, ns, key, tail);
     (out, placed)
 }
 

@@ -39,6 +39,7 @@
 #![deny(unsafe_code)]
 
 pub mod cache;
+mod chain;
 mod compaction;
 mod expiry;
 mod file;
@@ -65,6 +66,7 @@ pub use file::fault;
 pub mod fuzzing;
 pub use expiry::{system_clock, Clock};
 pub use probe::probe_direct_io;
+pub use chain::{APPEND_REWRITE_MAX, BYTES_PER_PIECE, MAX_PIECES};
 pub use store::Store;
 
 /// Keydir namespace, one byte (0..=255; the shard uses the three below). Each namespace
@@ -242,6 +244,11 @@ pub struct StoreStats {
     pub last_seq: u64,
     /// The value cache's budget, use and counters.
     pub cache: cache::CacheStats,
+    /// Keys whose value has pieces written by [`Store::append`] (append records not yet
+    /// folded into one put).
+    pub append_chains: usize,
+    /// Those pieces, over all keys.
+    pub append_pieces: usize,
 }
 
 /// Resolves when the batch is acknowledged at the store's durability tier; fails with
@@ -259,6 +266,14 @@ pub struct ValueVersion {
     reverts: u64,
     seg: u32,
     off: u32,
+}
+
+/// Result of [`Store::append`].
+pub enum Appended {
+    /// The value's new length, bytes, and the write's commit (as [`Store::apply`]'s).
+    Len(usize, Commit),
+    /// The new value would be longer than the limit given; nothing was written.
+    TooLong,
 }
 
 /// Result of [`Store::lookup`].

@@ -4,6 +4,9 @@
 //! (compaction copies records forward with their original sequence numbers, so a
 //! newer segment can hold an older version). Deletes and clear-alls are remembered by
 //! sequence number during the replay so that an older put found later cannot come back.
+//! An append record (kind 6) extends the key's current value iff the key has one and
+//! it is older (FORMAT.md "Appends" says why that is right, also with compaction's
+//! copies); the key's chain remembers the newest piece's sequence number meanwhile.
 //! A bad record at the tail of the newest segment (nothing valid after it) is a torn
 //! write: the file is truncated there. Any other bad record is `Corrupt`.
 
@@ -11,11 +14,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::rc::Rc;
 
+use crate::chain::{Chains, Piece};
 use crate::file::{File, Fs};
 use crate::keydir::{Entry, Keydir};
 use crate::util::io_err;
 use crate::vlog::reader::{SegmentReader, Step};
-use crate::vlog::record::{self, check_segment_header, segment_file_name, Header, OpKind, SEGMENT_HEADER_LEN};
+use crate::vlog::record::{self, check_segment_header, segment_file_name, Header, OpKind, FORMAT_VERSION, SEGMENT_HEADER_LEN};
 use crate::vlog::writer::Tail;
 use crate::vlog::SegInfo;
 use crate::{Ns, RecoveryReport, StorageError};
@@ -28,8 +32,11 @@ pub(crate) struct Recovered {
     pub tail: Option<Tail>,
     pub next_seq: u64,
     pub report: RecoveryReport,
-    /// The newest segment's id if it is of format version 1, else 0.
-    pub v1_active: u32,
+    /// The newest segment's id if it is of an older format version than the one
+    /// written, else 0.
+    pub old_version_active: u32,
+    /// The pieces of keys extended by append records.
+    pub chains: Chains,
 }
 
 /// Replay state.
@@ -45,6 +52,8 @@ struct Replay {
     /// Per namespace: key → (seq, expire_at) of the newest put with an expiry time seen;
     /// it holds the key's expiry time if that put is the winner at the end.
     ttls: Vec<HashMap<Box<[u8]>, SeqTime>>,
+    /// Pieces of the keys' current values; a chain's `seq` is its newest piece's.
+    chains: Chains,
 }
 
 /// (seq, expire_at) of a put with an expiry time.
@@ -65,10 +74,11 @@ impl Replay {
                 tombs.remove(key);
             }
         }
-        if self.keydir.get(ns, key).is_some_and(|e| e.seq > seq) {
+        if self.current_seq(ns, key).is_some_and(|s| s > seq) {
             return;
         }
         self.keydir.insert(ns, key, entry);
+        self.chains.remove(ns, key);
         if at != 0 {
             self.ttls[ns as usize].insert(key.into(), (seq, at));
         }
@@ -78,10 +88,11 @@ impl Replay {
         if seq < self.clear_seq {
             return;
         }
-        match self.keydir.get(ns, key) {
-            Some(e) if e.seq > seq => return, // a newer put; it also shadows anything older
+        match self.current_seq(ns, key) {
+            Some(s) if s > seq => return, // a newer put or append; it also shadows anything older
             Some(_) => {
                 self.keydir.remove(ns, key);
+                self.chains.remove(ns, key);
             }
             None => {}
         }
@@ -97,6 +108,26 @@ impl Replay {
         for ns in 0..=Ns::MAX {
             self.keydir.retain(ns, &mut |_, e| e.seq > seq, &mut |_, _| {});
             self.tombs[ns as usize].retain(|_, t| *t > seq);
+        }
+        let keydir = &self.keydir;
+        self.chains.retain(|ns, k, _| keydir.get(ns, k).is_some());
+    }
+
+    /// The sequence number of the key's current value: its newest piece's if it has
+    /// pieces, else its put's. `None`: the key has no value.
+    fn current_seq(&self, ns: Ns, key: &[u8]) -> Option<u64> {
+        let e = self.keydir.get(ns, key)?;
+        Some(self.chains.get(ns, key).map_or(e.seq, |c| c.seq))
+    }
+
+    /// An append record: extends the key's current value iff there is one and it is
+    /// older than the record (FORMAT.md "Appends", Recovery).
+    fn append(&mut self, ns: Ns, key: &[u8], seq: u64, piece: Piece) {
+        if seq < self.clear_seq {
+            return;
+        }
+        if self.current_seq(ns, key).is_some_and(|s| s < seq) {
+            self.chains.push(ns, key, piece, seq);
         }
     }
 
@@ -125,6 +156,10 @@ impl Replay {
             OpKind::ClearAll => {
                 tomb += op.foot as u64;
                 self.clear_all(seq);
+            }
+            OpKind::Append => {
+                let piece = Piece { seg, off: (rec_off + op.value_off as u64) as u32, len: op.value.len() as u32, foot: op.foot };
+                self.append(op.ns, op.key, seq, piece);
             }
         })
         .expect("the reader checked the record");
@@ -156,8 +191,9 @@ pub(crate) async fn recover(vlog_dir: &Path, fs: &Fs, inline_max: usize) -> Resu
         clear_seq: 0,
         max_seq: 0,
         ttls: (0..=Ns::MAX as usize).map(|_| HashMap::new()).collect(),
+        chains: Chains::default(),
     };
-    let mut v1_active = 0;
+    let mut old_version_active = 0;
     let mut segs = BTreeMap::new();
     let mut report = RecoveryReport::default();
     let mut tail = None;
@@ -182,8 +218,8 @@ pub(crate) async fn recover(vlog_dir: &Path, fs: &Fs, inline_max: usize) -> Resu
         } else {
             check_segment_header(reader.slice(0, got), id)
         };
-        if newest && header_check == Ok(1) {
-            v1_active = id;
+        if newest && header_check.as_ref().is_ok_and(|&v| v < FORMAT_VERSION) {
+            old_version_active = id;
         }
         let header_check = header_check.map(|_| ());
         if let Err(reason) = header_check {
@@ -266,9 +302,19 @@ pub(crate) async fn recover(vlog_dir: &Path, fs: &Fs, inline_max: usize) -> Resu
             s.live += e.foot as u64;
         }
     });
+    let mut chains = replay.chains;
+    chains.for_each(|_, _, c| {
+        for p in &c.pieces {
+            if let Some(s) = segs.get_mut(&p.seg) {
+                s.live += p.foot as u64;
+            }
+        }
+    });
+    // Sequence numbers are not kept once the replay is done (as in the keydir).
+    chains.forget_seqs();
     report.segments = segs.len();
     report.live_keys = (0..=Ns::MAX).map(|ns| keydir.len(ns)).sum();
-    Ok(Recovered { keydir, segs, tail, next_seq: replay.max_seq + 1, report, v1_active })
+    Ok(Recovered { keydir, segs, tail, next_seq: replay.max_seq + 1, report, old_version_active, chains })
 }
 
 /// Truncates a segment to nothing and writes its header block again, durably.

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use glommio::sync::Semaphore;
 
+use crate::chain::{Assembled, ChainUndo, Chains};
 use crate::file::{Dir, File, Fs};
 use crate::keydir::{key_hash, Entry, Keydir};
 use crate::undo::{Undo, UndoLog};
@@ -16,7 +17,8 @@ use crate::vlog::record::{self, segment_file_name, segment_header, Op, HEADER_LE
 use crate::vlog::writer::{self, LogState, Tail};
 use crate::vlog::SegInfo;
 use crate::cache::S3Fifo;
-use crate::{compaction, expiry, probe_direct_io, recovery, CacheKey, Clock, Commit, CLEAR_NS_BATCH_BYTES, Durability, Lookup, Mutation, Ns, RecoveryReport, StorageError, StoreOptions, StoreStats, ValueVersion};
+use crate::chain::APPEND_REWRITE_MAX;
+use crate::{compaction, expiry, probe_direct_io, recovery, Appended, CacheKey, Clock, Commit, CLEAR_NS_BATCH_BYTES, Durability, Lookup, Mutation, Ns, RecoveryReport, StorageError, StoreOptions, StoreStats, ValueVersion};
 
 /// Smallest and largest accepted `segment_bytes` (offsets in the keydir are `u32`).
 const MIN_SEGMENT_BYTES: u64 = 2 * SEGMENT_HEADER_LEN;
@@ -59,10 +61,17 @@ pub(crate) struct Inner {
     pub clock: RefCell<Clock>,
     /// Keys removed because they expired, since open.
     pub expired_keys: Cell<u64>,
-    /// The id of the active segment if it is of format version 1 (0: it is not): the
-    /// first append rolls to a new (version 2) segment, so that no kind 5 record lands
-    /// in a version 1 segment.
-    pub v1_active: Cell<u32>,
+    /// The id of the active segment if it is of a format version older than the one
+    /// written (0: it is not): the first append rolls to a new segment, so that no
+    /// record of a newer kind (5, 6) lands in an older segment.
+    pub old_version_active: Cell<u32>,
+    /// The pieces of keys extended by append records (`chain.rs`); empty for most
+    /// stores, and every read checks that first.
+    pub chains: RefCell<Chains>,
+    /// The last token given to a fold of append pieces (`chain.rs`).
+    pub fold_tokens: Cell<u64>,
+    /// Background folds running.
+    pub folds_running: Cell<usize>,
 }
 
 /// The cache key of a value in the vLog.
@@ -78,7 +87,7 @@ impl Drop for Inner {
 }
 
 impl Inner {
-    fn take_seq(&self) -> u64 {
+    pub(crate) fn take_seq(&self) -> u64 {
         let seq = self.next_seq.get();
         self.next_seq.set(seq + 1);
         seq
@@ -101,7 +110,7 @@ impl Inner {
     }
 
     /// Takes `foot` bytes off the live count of segment `seg`.
-    fn unlive(&self, seg: u32, foot: u32) {
+    pub(crate) fn unlive(&self, seg: u32, foot: u32) {
         if let Some(s) = self.segs.borrow_mut().get_mut(&seg) {
             s.live -= foot as u64;
         }
@@ -141,6 +150,7 @@ impl Inner {
     /// Removes `key` from the keydir, keeping the live byte counts right, and logs the
     /// change (with the key) for `round` in the undo log; a missing key changes nothing.
     fn remove_logged(&self, round: u64, ns: Ns, key: Vec<u8>) {
+        self.drop_chain(Some(round), ns, &key);
         let Some(old) = self.keydir.borrow_mut().remove(ns, &key) else { return };
         self.unlive(old.seg, old.foot);
         if old.inline.is_none() {
@@ -219,6 +229,7 @@ impl Inner {
                 Undo::Ttl { ns, key, prev } => {
                     self.keydir.borrow_mut().set_expire_at(ns, &key, prev);
                 }
+                Undo::Chain(step) => self.undo_chain(step),
             }
         }
         self.reverts.set(self.reverts.get() + 1);
@@ -255,7 +266,7 @@ impl Inner {
 
     /// The value of `e` if it is in RAM without the cache: kept in the keydir (inline),
     /// not yet written, or empty.
-    fn ram_value(&self, e: &Entry) -> Option<Vec<u8>> {
+    pub(crate) fn ram_value(&self, e: &Entry) -> Option<Vec<u8>> {
         if let Some(v) = &e.inline {
             return Some(v.as_slice().to_vec());
         }
@@ -306,6 +317,7 @@ impl Inner {
             };
             let entry = Entry { seq, seg, off: (rec_off + value_off as u64) as u32, len: value.len() as u32, foot, inline: None }
                 .with_value(&value, inline_max);
+            inner.drop_chain(Some(round), ns, &key);
             let replaced = inner.put_logged(round, ns, &key, entry);
             inner.set_expire_at_logged(round, ns, &key, at);
             // Write-allocate: the value's bytes go to the cache under their new place (no
@@ -475,7 +487,10 @@ impl Store {
             cache_epoch: Cell::new(0),
             clock: RefCell::new(clock),
             expired_keys: Cell::new(0),
-            v1_active: Cell::new(recovered.v1_active),
+            old_version_active: Cell::new(recovered.old_version_active),
+            chains: RefCell::new(recovered.chains),
+            fold_tokens: Cell::new(0),
+            folds_running: Cell::new(0),
         });
         glommio::spawn_local(writer::committer(Rc::downgrade(&inner))).detach();
         glommio::spawn_local(compaction::background(Rc::downgrade(&inner))).detach();
@@ -511,8 +526,9 @@ impl Store {
 
     /// Length in bytes of the live value, without reading it.
     pub fn value_len(&self, ns: Ns, key: &[u8]) -> Option<usize> {
-        let len = self.handle.inner.keydir.borrow().get(ns, key).map(|e| e.len as usize)?;
-        (!self.handle.inner.expire_if_due(ns, key)).then_some(len)
+        let inner = &self.handle.inner;
+        let len = inner.keydir.borrow().get(ns, key).map(|e| e.len as usize)?;
+        (!inner.expire_if_due(ns, key)).then(|| len + inner.appended_bytes(ns, key) as usize)
     }
 
     /// The expiry time of live `key` (unix epoch ms): `None` if the key is missing (or
@@ -525,15 +541,17 @@ impl Store {
     }
 
     /// A token for `key`'s live value (`None`: missing or expired): where the value is
-    /// in the vLog (segment, offset), and how many failed rounds the store has taken
+    /// in the vLog (segment, offset; of its newest append record if it has any), and how
+    /// many failed rounds the store has taken
     /// back (after a revert the same place may be written again with other bytes). It
-    /// changes with every write of the key (and with compaction's moves, which only
+    /// changes with every write of the key, appends included (and with compaction's moves, which only
     /// costs a caller one more read), so a caller that awaited a read can tell whether
     /// the key was written meanwhile. (Not the record's sequence number: the keydir
     /// keeps none once recovery is done.)
     pub fn version(&self, ns: Ns, key: &[u8]) -> Option<ValueVersion> {
         let e = self.handle.inner.keydir.borrow().get(ns, key)?;
-        self.contains(ns, key).then_some(ValueVersion { reverts: self.reverts(), seg: e.seg, off: e.off })
+        let CacheKey::Value { seg, off } = self.handle.inner.place(ns, key, &e);
+        self.contains(ns, key).then_some(ValueVersion { reverts: self.reverts(), seg, off })
     }
 
     /// Now by the store's clock, unix epoch ms: the time expiry is decided by.
@@ -573,6 +591,10 @@ impl Store {
         let keydir = inner.keydir.borrow();
         match keydir.get(ns, key) {
             None => Lookup::Missing,
+            Some(e) if inner.is_chained(ns, key) => match inner.assemble(ns, key, &e, false) {
+                Some(Assembled::Ready(v)) => Lookup::InMemory(v),
+                _ => Lookup::OnDisk,
+            },
             Some(e) => match inner.in_ram(&e, false) {
                 Some(v) => Lookup::InMemory(v),
                 None => Lookup::OnDisk,
@@ -589,6 +611,15 @@ impl Store {
         let inner = &self.handle.inner;
         if inner.expire_if_due(ns, key) {
             return Ok(None);
+        }
+        // A value with append pieces (most stores have none: one length compare).
+        if !inner.chains.borrow().is_empty() {
+            let e = inner.keydir.borrow().get(ns, key);
+            match e.and_then(|e| inner.assemble(ns, key, &e, true)) {
+                None => {}
+                Some(Assembled::Ready(v)) => return Ok(Some(v)),
+                Some(Assembled::Read(a)) => return inner.assemble_read(ns, key, a).await.map(Some),
+            }
         }
         let (file, seg, off, len, ck) = {
             let keydir = inner.keydir.borrow();
@@ -647,6 +678,85 @@ impl Store {
         }
     }
 
+    /// Appends `tail` to the value of `key` in `ns` (APPEND; a missing key is created
+    /// with `tail` as its value, without an expiry time; a key keeps its expiry time) and
+    /// returns the new length with the write's commit, or [`Appended::TooLong`] (nothing
+    /// written) if the new value of a key that exists would pass `max_len` bytes (as
+    /// Redis, a missing key is not checked: `tail` passed the request's limits).
+    ///
+    /// Writes only `tail`, as an append record (format version 3, kind 6; FORMAT.md
+    /// "Appends"), without reading the value — unless the key has no pieces and its
+    /// value is at most [`APPEND_REWRITE_MAX`] bytes or shorter than `tail`: then it reads
+    /// the value (from RAM or the disk) and writes the new value as one put, reading
+    /// again if the key was written while the read was awaited. When the key's pieces
+    /// then reach the bound ([`crate::MAX_PIECES`], or one per [`crate::BYTES_PER_PIECE`] of the value
+    /// if that is more) or outweigh its base, a fold starts in the background: it reads
+    /// the value and writes it whole as one put, together with the appends that come
+    /// meanwhile (kept in RAM), so no append waits for it and concurrent appends to the
+    /// key never make it start over. An append to a large value costs its own bytes
+    /// plus, amortized, a bounded multiple of them for the folds. Errors: as
+    /// [`Store::apply`]'s, and `Io` if the read fails.
+    pub async fn append(&self, ns: Ns, key: &[u8], tail: &[u8], max_len: usize) -> Result<Appended, StorageError> {
+        let inner = &self.handle.inner;
+        loop {
+            let Some(before) = self.version(ns, key) else {
+                let commit = self.apply(vec![Mutation::Put { ns, key: key.to_vec(), value: tail.to_vec() }])?;
+                return Ok(Appended::Len(tail.len(), commit));
+            };
+            let e = inner.keydir.borrow().get(ns, key).expect("a live key has an entry");
+            let chained = inner.is_chained(ns, key);
+            let new_len = e.len as u64 + inner.appended_bytes(ns, key) + tail.len() as u64;
+            if new_len > max_len as u64 {
+                return Ok(Appended::TooLong);
+            }
+            let new_len = new_len as usize;
+            let rewrite = !chained && (e.len as usize <= APPEND_REWRITE_MAX || tail.len() > e.len as usize);
+            if !rewrite {
+                let round = inner.append_piece(ns, key, tail)?;
+                if inner.fold_due(ns, key, &e) {
+                    self.spawn_fold(ns, key);
+                }
+                return Ok(Appended::Len(new_len, Box::pin(inner.wait_round(round))));
+            }
+            let Some(mut value) = self.get(ns, key).await? else { continue };
+            if self.version(ns, key) != Some(before) {
+                continue; // written meanwhile: start again from its new value
+            }
+            value.extend_from_slice(tail);
+            let expire_at = inner.keydir.borrow().expire_at(ns, key);
+            let commit = self.apply(vec![Mutation::PutExpiring { ns, key: key.to_vec(), value, expire_at }])?;
+            return Ok(Appended::Len(new_len, commit));
+        }
+    }
+
+    /// Starts a fold of `key` in the background (FORMAT.md "Appends"): claimed now, so
+    /// that later appends add to it rather than start another.
+    fn spawn_fold(&self, ns: Ns, key: &[u8]) {
+        let inner = self.handle.inner.clone();
+        let Some(token) = inner.claim_fold(ns, key) else { return };
+        let key = key.to_vec();
+        inner.folds_running.set(inner.folds_running.get() + 1);
+        glommio::spawn_local(async move {
+            if !inner.closed.get() {
+                if let Err(e) = inner.fold_claimed(ns, &key, token).await {
+                    tracing::warn!("folding the append pieces of a key failed: {e}");
+                }
+            }
+            inner.folds_running.set(inner.folds_running.get() - 1);
+        })
+        .detach();
+    }
+
+    /// Waits until no background fold of append pieces is running (tests). A fold's put
+    /// is then appended, not necessarily written: nobody waits for it (a crash before it
+    /// is written loses nothing, replay finds the pieces); [`Store::sync`] writes it.
+    #[doc(hidden)]
+    pub async fn wait_for_folds(&self) {
+        while self.handle.inner.folds_running.get() > 0 {
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
     /// Removes every key of every namespace (FLUSHALL), durably as one record; the
     /// future resolves like [`Store::apply`]'s. Errors now: as [`Store::apply`]'s.
     pub fn clear_all(&self) -> Result<Commit, StorageError> {
@@ -660,6 +770,10 @@ impl Store {
         inner.cache.borrow_mut().clear();
         let live = inner.segs.borrow_mut().iter_mut().map(|(id, s)| (*id, std::mem::take(&mut s.live))).collect();
         inner.undo.borrow_mut().cleared(round, keydir, live);
+        if !inner.chains.borrow().is_empty() {
+            let chains = std::mem::take(&mut *inner.chains.borrow_mut());
+            inner.undo.borrow_mut().chain(round, ChainUndo::All(chains));
+        }
         inner.add_tomb_logged(round, seg, HEADER_LEN as u64);
         Ok(Box::pin(inner.wait_round(round)))
     }
@@ -713,6 +827,7 @@ impl Store {
         let mut n = 0;
         let log_it = !inner.undo.borrow().is_empty();
         let has_ttls = inner.keydir.borrow().expiring(ns) > 0;
+        let has_chains = !inner.chains.borrow().is_empty();
         {
             let mut segs = inner.segs.borrow_mut();
             inner.keydir.borrow_mut().retain(ns, &mut |k, _| !pred(k), &mut |k, e| {
@@ -721,14 +836,15 @@ impl Store {
                 }
                 inner.cache.borrow_mut().remove(&value_key(&e));
                 n += 1;
-                if log_it || has_ttls {
+                if log_it || has_ttls || has_chains {
                     forgotten.push((k, e));
                 }
             });
         }
         let round = inner.log.borrow().open_round;
         for (key, e) in forgotten {
-            // A forgotten key loses its expiry time too.
+            // A forgotten key loses its pieces and its expiry time too.
+            inner.drop_chain(log_it.then_some(round), ns, &key);
             let prev = inner.keydir.borrow_mut().set_expire_at(ns, &key, 0);
             if log_it {
                 let mut undo = inner.undo.borrow_mut();
@@ -778,12 +894,23 @@ impl Store {
     pub async fn for_each_live(&self, ns: Ns, f: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), StorageError> {
         let mut on_disk: Vec<(u32, u64, u32, Vec<u8>)> = Vec::new();
         let mut in_ram: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        self.handle.inner.keydir.borrow().for_each(ns, &mut |k, e| match self.handle.inner.ram_value(e) {
-            Some(v) => in_ram.push((k.to_vec(), v)),
-            None => on_disk.push((e.seg, e.off as u64, e.len, k.to_vec())),
+        let mut chained = Vec::new();
+        let inner = &self.handle.inner;
+        inner.keydir.borrow().for_each(ns, &mut |k, e| match inner.assemble(ns, k, e, false) {
+            Some(Assembled::Ready(v)) => in_ram.push((k.to_vec(), v)),
+            Some(Assembled::Read(a)) => chained.push((k.to_vec(), a)),
+            None => match inner.ram_value(e) {
+                Some(v) => in_ram.push((k.to_vec(), v)),
+                None => on_disk.push((e.seg, e.off as u64, e.len, k.to_vec())),
+            },
         });
         // `f` runs with no borrow held, so it may call back into the store.
         for (k, v) in in_ram {
+            f(&k, &v);
+        }
+        // Values with pieces (append records): their parts were taken above.
+        for (k, a) in chained {
+            let v = inner.assemble_read(ns, &k, a).await?;
             f(&k, &v);
         }
         on_disk.sort_unstable_by_key(|(seg, off, ..)| (*seg, *off));
@@ -885,6 +1012,8 @@ impl Store {
             compactions: self.handle.inner.compactions.get(),
             last_seq: self.handle.inner.next_seq.get() - 1,
             cache: self.handle.inner.cache.borrow().stats(),
+            append_chains: self.handle.inner.chains.borrow().len(),
+            append_pieces: self.handle.inner.chains.borrow().pieces(),
         }
     }
 
@@ -922,7 +1051,10 @@ impl Store {
         keydir.for_each_all(&mut |ns, k, e| entries.push((ns, k.to_vec(), Entry { inline: None, ..*e })));
         entries.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         let segs = self.handle.inner.segs.borrow().iter().map(|(id, s)| (*id, s.live, s.tomb)).collect();
-        Snapshot { entries, segs, ttls: keydir.ttls() }
+        let mut chains = Vec::new();
+        self.handle.inner.chains.borrow().for_each(|ns, k, c| chains.push((ns, k.to_vec(), crate::chain::Chain { fold: None, ..c.clone() })));
+        chains.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        Snapshot { entries, segs, ttls: keydir.ttls(), chains }
     }
 }
 
@@ -933,6 +1065,7 @@ pub(crate) struct Snapshot {
     pub entries: Vec<(Ns, Vec<u8>, Entry)>,
     pub segs: Vec<(u32, u64, u64)>,
     pub ttls: Vec<(Ns, Vec<u8>, u64)>,
+    pub chains: Vec<(Ns, Vec<u8>, crate::chain::Chain)>,
 }
 
 /// Keeps only the last mutation of each (namespace, key), in order.

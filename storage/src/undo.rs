@@ -24,6 +24,10 @@
 //!   changes nothing and logs nothing;
 //! - `clear_all`: the whole previous keydir and each segment's live bytes;
 //! - tombstone bytes added to a segment: (segment, bytes), undone in any order;
+//! - a change of the append chains (`chain.rs`: an append, a chain dropped by an
+//!   overwrite, delete or forget, or all of them by `clear_all`): a word with the
+//!   `CHAIN` bit, and the step that undoes it in `chains` (the key for an append, the
+//!   dropped chain with its key, the whole table);
 //! - an expiry time changed (set, changed or removed, see `Keydir::set_expire_at`): a
 //!   word, and the key with its previous time in `ttls` (only keys that have or had a
 //!   TTL pay for this).
@@ -54,6 +58,7 @@
 
 use std::collections::VecDeque;
 
+use crate::chain::ChainUndo;
 use crate::keydir::{Entry, Keydir, CURSOR_BITS};
 use crate::Ns;
 
@@ -67,6 +72,8 @@ const KIND_CLEARED: u64 = 2;
 const KIND_TTL: u64 = 3;
 /// The change replaced (or removed) an entry: its words come before the change's.
 const HAS_PREV: u64 = 1 << 58;
+/// The change is one of the append chains': its step is the newest in `chains`.
+const CHAIN: u64 = 1 << 59;
 const POS_SHIFT: u32 = 60;
 /// Position value meaning "the key's bytes are in `keys`".
 const POS_KEYED: u64 = 15;
@@ -85,6 +92,8 @@ pub(crate) enum Undo {
     Tomb { seg: u32, bytes: u64 },
     /// Set the expiry time of `key` of `ns` back to `prev` (0: none).
     Ttl { ns: Ns, key: Vec<u8>, prev: u64 },
+    /// Undo a change of the append chains.
+    Chain(ChainUndo),
 }
 
 /// How many items each deque held, counted since the log was made.
@@ -95,6 +104,7 @@ struct Marks {
     clears: u64,
     tombs: u64,
     ttls: u64,
+    chains: u64,
 }
 
 /// A logged `clear_all`.
@@ -124,6 +134,8 @@ pub(crate) struct UndoLog {
     tombs: VecDeque<(u32, u64)>,
     /// Expiry time changes: the key and its previous time.
     ttls: VecDeque<(Vec<u8>, u64)>,
+    /// Append chain changes, as the steps that undo them.
+    chains: VecDeque<ChainUndo>,
     /// Items dropped from the front of each deque so far.
     dropped: Marks,
     /// Each round with logged changes, oldest first, and where its changes start.
@@ -142,6 +154,7 @@ impl Default for UndoLog {
             clears: VecDeque::new(),
             tombs: VecDeque::new(),
             ttls: VecDeque::new(),
+            chains: VecDeque::new(),
             dropped: Marks::default(),
             rounds: VecDeque::new(),
             newest: 0,
@@ -159,6 +172,7 @@ impl UndoLog {
             clears: d.clears + self.clears.len() as u64,
             tombs: d.tombs + self.tombs.len() as u64,
             ttls: d.ttls + self.ttls.len() as u64,
+            chains: d.chains + self.chains.len() as u64,
         }
     }
 
@@ -252,6 +266,13 @@ impl UndoLog {
         self.word((ns as u64) << NS_SHIFT | KIND_TTL << KIND_SHIFT);
     }
 
+    /// A change of the append chains in `round`, undone by `step`.
+    pub fn chain(&mut self, round: u64, step: ChainUndo) {
+        self.begin(round);
+        self.chains.push_back(step);
+        self.word(CHAIN);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.rounds.is_empty()
     }
@@ -286,6 +307,7 @@ impl UndoLog {
         self.clears.drain(..n(keep.clears, d.clears));
         self.tombs.drain(..n(keep.tombs, d.tombs));
         self.ttls.drain(..n(keep.ttls, d.ttls));
+        self.chains.drain(..n(keep.chains, d.chains));
         self.dropped = keep;
         self.rounds.drain(..acked);
     }
@@ -299,6 +321,7 @@ impl UndoLog {
         self.clears.clear();
         self.tombs.clear();
         self.ttls.clear();
+        self.chains.clear();
         self.rounds.clear();
         self.newest = 0;
     }
@@ -311,6 +334,10 @@ impl UndoLog {
         while let Some((word, prev)) = pop_change(&mut self.log) {
             let ns = (word >> NS_SHIFT) as u8;
             let pos = word >> POS_SHIFT;
+            if word & CHAIN != 0 {
+                out.push(Undo::Chain(self.chains.pop_back().expect("a step per chain change")));
+                continue;
+            }
             out.push(match (word >> KIND_SHIFT) & 3 {
                 KIND_CLEARED => {
                     let Clear { keydir, live } = self.clears.pop_back().expect("a keydir per clear");
@@ -324,7 +351,7 @@ impl UndoLog {
                 _ => Undo::Put { ns, hash: word & HASH_MASK, pos: pos as usize, prev },
             });
         }
-        debug_assert!(self.keys.is_empty() && self.clears.is_empty() && self.ttls.is_empty());
+        debug_assert!(self.keys.is_empty() && self.clears.is_empty() && self.ttls.is_empty() && self.chains.is_empty());
         out.extend(self.tombs.drain(..).map(|(seg, bytes)| Undo::Tomb { seg, bytes }));
         self.clear();
         out
@@ -360,6 +387,9 @@ mod tests {
         Clear(usize, Vec<(u32, u64)>),
         Tomb(u32, u64),
         Ttl(Ns, Vec<u8>, u64),
+        ChainPop(Ns, Vec<u8>),
+        ChainRestore(Ns, Vec<u8>, usize),
+        ChainAll(usize),
     }
 
     fn steps(log: &mut UndoLog) -> Vec<Step> {
@@ -371,6 +401,9 @@ mod tests {
                 Undo::Clear { keydir, live } => Step::Clear(keydir.len(0), live),
                 Undo::Tomb { seg, bytes } => Step::Tomb(seg, bytes),
                 Undo::Ttl { ns, key, prev } => Step::Ttl(ns, key, prev),
+                Undo::Chain(ChainUndo::Pop { ns, key }) => Step::ChainPop(ns, key),
+                Undo::Chain(ChainUndo::Restore { ns, key, chain }) => Step::ChainRestore(ns, key, chain.pieces.len()),
+                Undo::Chain(ChainUndo::All(chains)) => Step::ChainAll(chains.len()),
             })
             .collect()
     }
@@ -405,11 +438,23 @@ mod tests {
                 log.ttl(round, ns, format!("ttl{i}").as_bytes(), i * 7);
                 changes.push(Step::Ttl(ns, format!("ttl{i}").into_bytes(), i * 7));
             }
+            if i % 4 == 1 {
+                log.chain(round, ChainUndo::Pop { ns, key: format!("app{i}").into_bytes() });
+                changes.push(Step::ChainPop(ns, format!("app{i}").into_bytes()));
+                let pieces = vec![crate::chain::Piece { seg: 1, off: i as u32, len: 3, foot: 40 }; (i % 5 + 1) as usize];
+                let chain = crate::chain::Chain { pieces, bytes: 3 * (i % 5 + 1), seq: 0, fold: None };
+                log.chain(round, ChainUndo::Restore { ns, key: format!("drop{i}").into_bytes(), chain });
+                changes.push(Step::ChainRestore(ns, format!("drop{i}").into_bytes(), (i % 5 + 1) as usize));
+            }
             if i.is_multiple_of(50) {
                 let mut kd = Keydir::default();
                 kd.insert(0, format!("cleared{i}").as_bytes(), entry(i, 1));
                 log.cleared(round, kd, vec![(1, i)]);
                 changes.push(Step::Clear(1, vec![(1, i)]));
+                let mut chains = crate::chain::Chains::default();
+                chains.push(0, b"k", crate::chain::Piece { seg: 1, off: 9, len: 1, foot: 30 }, 0);
+                log.chain(round, ChainUndo::All(chains));
+                changes.push(Step::ChainAll(1));
             }
         }
         (changes, tombs)

@@ -10,9 +10,9 @@
 
 use crate::args::{parse_i64, upper, ERR_NOT_INTEGER, ERR_SYNTAX};
 use crate::ops::expire::{expire_time, put_expiring, put_keeping_ttl, Unit};
-use crate::shard::{LaterValue, Reply, Shard};
+use crate::shard::{storage_error, LaterValue, Reply, Shard};
 use keel_protocol::Value;
-use keel_storage::{Mutation, Ns};
+use keel_storage::{Appended, Mutation, Ns};
 
 /// Redis's `proto-max-bulk-len`: the largest string APPEND may build.
 const MAX_STRING_LEN: usize = 512 << 20;
@@ -267,23 +267,15 @@ pub async fn incr_by(shard: &Shard, ns: Ns, mut argv: Vec<Vec<u8>>, step: Step) 
     shard.write(vec![put_keeping_ttl(shard, ns, key, value)], Value::Integer(new))
 }
 
-/// `APPEND key value`: the new length.
+/// `APPEND key value`: the new length. Writes only the appended bytes as a rule
+/// (`keel_storage::Store::append`); keeps the key's TTL.
 pub async fn append(shard: &Shard, ns: Ns, mut argv: Vec<Vec<u8>>) -> Reply {
     let key = std::mem::take(&mut argv[1]);
-    let tail = std::mem::take(&mut argv[2]);
-    let value = match shard.read(ns, &key).await {
-        Ok(None) => tail,
-        Ok(Some(mut old)) => {
-            if old.len() + tail.len() > MAX_STRING_LEN {
-                return Reply::err("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
-            }
-            old.extend_from_slice(&tail);
-            old
-        }
-        Err(e) => return e.into(),
-    };
-    let len = value.len() as i64;
-    shard.write(vec![put_keeping_ttl(shard, ns, key, value)], Value::Integer(len))
+    match shard.store.append(ns, &key, &argv[2], MAX_STRING_LEN).await {
+        Ok(Appended::Len(len, commit)) => Reply::AfterCommit { commit, ok: Value::Integer(len as i64) },
+        Ok(Appended::TooLong) => Reply::err("ERR string exceeds maximum allowed size (proto-max-bulk-len)"),
+        Err(e) => Reply::Ready(storage_error(&e)),
+    }
 }
 
 /// `STRLEN key`: the value's length, 0 if missing (no value read).

@@ -283,3 +283,47 @@ async fn scan_all(s: &keel_shard::Shard, extra: &[&str]) -> Vec<String> {
     }
     panic!("SCAN did not finish");
 }
+
+/// APPEND to a value past 4 KiB writes only the appended bytes (an append record; the
+/// store's piece count shows it), and every command that reads the value sees it whole:
+/// GET, MGET, STRLEN, SET … GET, GETEX, EXPIRE (which writes it back whole, as one put),
+/// MOVE, GETDEL; the TTL is kept; a reopened shard reads the same. (The 512 MiB limit is
+/// the store's `TooLong`, tested there with a small limit.)
+#[test]
+fn appends_to_large_values_are_pieces_every_reader_sees_whole() {
+    on_executor(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path()).await;
+        let mut want = vec![b'a'; 6000];
+        check(&s, argv!["SET", "t:k", want.clone(), "EX", "1000"], ok()).await;
+        for i in 0..4u8 {
+            let tail = vec![b'0' + i; 1000];
+            want.extend_from_slice(&tail);
+            check(&s, argv!["APPEND", "t:k", tail], int(want.len() as i64)).await;
+        }
+        assert_eq!(s.store().stats().append_pieces, 4, "4 append records, no rewrite");
+        check(&s, argv!["GET", "t:k"], bulk(&want)).await;
+        check(&s, argv!["STRLEN", "t:k"], int(10_000)).await;
+        check(&s, argv!["MGET", "t:k", "t:none"], Value::Array(vec![bulk(&want), Value::Null])).await;
+        check(&s, argv!["TTL", "t:k"], int(1000)).await;
+        drop(s);
+        let s = open(dir.path()).await;
+        assert_eq!(s.store().stats().append_pieces, 4);
+        check(&s, argv!["GET", "t:k"], bulk(&want)).await;
+        check(&s, argv!["TTL", "t:k"], int(1000)).await;
+        check(&s, argv!["GETEX", "t:k", "PERSIST"], bulk(&want)).await;
+        assert_eq!(s.store().stats().append_pieces, 0, "GETEX wrote the value back whole");
+        check(&s, argv!["TTL", "t:k"], int(-1)).await;
+        check(&s, argv!["APPEND", "t:k", vec![b'z'; 3000]], int(13_000)).await;
+        want.extend_from_slice(&[b'z'; 3000]);
+        assert_eq!(s.store().stats().append_pieces, 1);
+        check(&s, argv!["MOVE", "t:k", "1"], int(1)).await;
+        assert_eq!(s.exec_in(1, argv!["GET", "t:k"]).await, bulk(&want));
+        check(&s, argv!["EXISTS", "t:k"], int(0)).await;
+        assert_eq!(s.exec_in(1, argv!["APPEND", "t:k", vec![b'x'; 2000]]).await, int(15_000));
+        want.extend_from_slice(&[b'x'; 2000]);
+        assert_eq!(s.exec_in(1, argv!["GETDEL", "t:k"]).await, bulk(&want));
+        assert_eq!(s.exec_in(1, argv!["EXISTS", "t:k"]).await, int(0));
+        assert_eq!(s.store().stats().append_chains, 0);
+    });
+}

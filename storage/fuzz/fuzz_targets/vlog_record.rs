@@ -18,7 +18,7 @@
 #![no_main]
 
 use keel_storage::fuzzing::{
-    check_segment_header, decode_record, encode_clear_all, encode_record, find_valid_record, reseal, segment_header,
+    check_segment_header, decode_record, encode_append, encode_clear_all, encode_record, find_valid_record, reseal, segment_header,
     DecodedOp, DecodedRecord, EncodeOp, HEADER_LEN,
 };
 use libfuzzer_sys::fuzz_target;
@@ -65,6 +65,7 @@ fn check_decoded(buf: &[u8], r: &DecodedRecord) {
             DecodedOp::Put { value_off, value, .. } => (*value_off, value),
             DecodedOp::Delete { value_off, .. } => (*value_off, &[]),
             DecodedOp::ClearAll { .. } => (0, &[]),
+            DecodedOp::Append { value_off, tail, .. } => (*value_off, tail),
         };
         assert_eq!(&rec[value_off..value_off + value.len()], value, "value at value_off");
     }
@@ -74,11 +75,17 @@ fn check_decoded(buf: &[u8], r: &DecodedRecord) {
         .filter_map(|op| match op {
             DecodedOp::Put { ns, key, value, expire_at, .. } => Some(EncodeOp::Put { ns: *ns, key: key.clone(), value: value.clone(), expire_at: *expire_at }),
             DecodedOp::Delete { ns, key, .. } => Some(EncodeOp::Delete { ns: *ns, key: key.clone() }),
-            DecodedOp::ClearAll { .. } => None,
+            DecodedOp::ClearAll { .. } | DecodedOp::Append { .. } => None,
         })
         .collect();
     match r.kind {
         4 => assert_eq!(encode_clear_all(r.seq), rec, "clear-all round trip"),
+        6 => {
+            let [DecodedOp::Append { ns, key, tail, value_off, foot }] = &r.ops[..] else { panic!("an append record holds one append: {:?}", r.ops) };
+            let (enc, placed) = encode_append(r.seq, *ns, key, tail);
+            assert_eq!(enc, rec, "append round trip");
+            assert_eq!(placed, (*value_off, *foot));
+        }
         3 if r.ops.len() < 2 => {} // never written; still a valid record
         _ => {
             let (enc, placed) = encode_record(r.seq, &to_encode);
@@ -102,7 +109,7 @@ fn check_decoded(buf: &[u8], r: &DecodedRecord) {
 fn placements(ops: &[DecodedOp]) -> Vec<(usize, u32)> {
     ops.iter()
         .map(|op| match op {
-            DecodedOp::Put { value_off, foot, .. } | DecodedOp::Delete { value_off, foot, .. } => (*value_off, *foot),
+            DecodedOp::Put { value_off, foot, .. } | DecodedOp::Delete { value_off, foot, .. } | DecodedOp::Append { value_off, foot, .. } => (*value_off, *foot),
             DecodedOp::ClearAll { foot } => (0, *foot),
         })
         .collect()

@@ -15,9 +15,9 @@ pub(crate) const SEGMENT_HEADER_LEN: u64 = 4096;
 /// Segment magic, ASCII.
 pub(crate) const MAGIC: [u8; 8] = *b"KEELVLOG";
 /// Format version written to segment headers (FORMAT.md "Version changes").
-pub(crate) const FORMAT_VERSION: u32 = 2;
-/// Oldest format version still read: version 1 segments have no kind 5 records and are
-/// otherwise identical.
+pub(crate) const FORMAT_VERSION: u32 = 3;
+/// Oldest format version still read: version 1 segments have no kind 5 or 6 records,
+/// version 2 segments no kind 6 records; they are otherwise identical.
 pub(crate) const OLDEST_READ_VERSION: u32 = 1;
 
 const KIND_PUT: u8 = 1;
@@ -27,6 +27,8 @@ const KIND_CLEAR_ALL: u8 = 4;
 /// Format version 2: a put with an expiry time (`expire_at`, unix epoch milliseconds,
 /// `u64`, never 0) stored in the 8 bytes before the key.
 const KIND_PUT_EXPIRING: u8 = 5;
+/// Format version 3: an append (key, then the bytes appended to the key's value).
+const KIND_APPEND: u8 = 6;
 /// Bytes of a kind-5 record's or batch entry's `expire_at`.
 pub(crate) const EXPIRE_AT_LEN: usize = 8;
 
@@ -56,6 +58,8 @@ pub(crate) enum OpKind {
     Put,
     Delete,
     ClearAll,
+    /// Bytes appended to the key's value (kind 6; `value` holds them).
+    Append,
 }
 
 /// One operation found in a record, borrowing the record's bytes.
@@ -91,7 +95,8 @@ impl Header {
         HEADER_LEN + self.body_len as usize
     }
 
-    /// The record kind byte (1 put, 2 delete, 3 batch, 4 clear-all, 5 put with expiry).
+    /// The record kind byte (1 put, 2 delete, 3 batch, 4 clear-all, 5 put with expiry,
+    /// 6 append).
     #[cfg(feature = "fuzzing")]
     pub fn kind(&self) -> u8 {
         self.kind
@@ -174,6 +179,26 @@ pub(crate) fn encode(out: &mut Vec<u8>, seq: u64, ops: &[Op<'_>], mut placed: im
     debug_assert_eq!(out.len() - start, total);
 }
 
+/// Encoded size of an append record (kind 6) of `key` and `tail`.
+pub(crate) fn append_len(key: &[u8], tail: &[u8]) -> usize {
+    HEADER_LEN + key.len() + tail.len()
+}
+
+/// Appends an append record (kind 6: `tail` is appended to the value of `key` in `ns`)
+/// with sequence number `seq` to `out`; returns the offset of `tail`'s first byte
+/// relative to the record start, and the record's length (its accounted bytes).
+/// Callers check [`append_len`] ≤ `HEADER_LEN + MAX_BODY` first.
+pub(crate) fn encode_append(out: &mut Vec<u8>, seq: u64, ns: Ns, key: &[u8], tail: &[u8]) -> (usize, u32) {
+    let start = out.len();
+    let total = append_len(key, tail);
+    out.reserve(total);
+    push_header(out, KIND_APPEND, ns, seq, total - HEADER_LEN, key.len(), tail.len());
+    out.extend_from_slice(key);
+    out.extend_from_slice(tail);
+    seal(&mut out[start..]);
+    (HEADER_LEN + key.len(), total as u32)
+}
+
 /// Appends a clear-all record with sequence number `seq`; returns its length.
 pub(crate) fn encode_clear_all(out: &mut Vec<u8>, seq: u64) -> usize {
     let start = out.len();
@@ -231,7 +256,7 @@ pub(crate) fn parse_header(b: &[u8]) -> Result<Option<Header>, &'static str> {
     }
     let (body, key, value) = (h.body_len as u64, h.key_len as u64, h.value_len as u64);
     let consistent = match h.kind {
-        KIND_PUT => body == key + value,
+        KIND_PUT | KIND_APPEND => body == key + value,
         KIND_PUT_EXPIRING => body == EXPIRE_AT_LEN as u64 + key + value,
         KIND_DELETE => value == 0 && body == key,
         KIND_BATCH => h.ns == 0 && key == 0 && value == 0 && body >= 4,
@@ -274,6 +299,15 @@ pub(crate) fn visit<'a>(h: &Header, record: &'a [u8], mut f: impl FnMut(RecOp<'a
             }
             f(RecOp { kind: OpKind::Put, ns: h.ns, key: &record[key_start..key_end], value: &record[key_end..total], value_off: key_end, foot: total as u32, at })
         }
+        KIND_APPEND => f(RecOp {
+            kind: OpKind::Append,
+            ns: h.ns,
+            key: &record[HEADER_LEN..key_end],
+            value: &record[key_end..total],
+            value_off: key_end,
+            foot: total as u32,
+            at: 0,
+        }),
         KIND_DELETE => f(RecOp {
             kind: OpKind::Delete,
             ns: h.ns,
@@ -486,6 +520,29 @@ mod tests {
     }
 
     #[test]
+    fn append_round_trip() {
+        let mut out = vec![9u8; 3];
+        let (off, foot) = encode_append(&mut out, 8, 0, b"key", b"tail");
+        let rec = &out[3..];
+        assert_eq!((rec.len(), off, foot), (HEADER_LEN + 7, HEADER_LEN + 3, 35));
+        assert_eq!(rec.len(), append_len(b"key", b"tail"));
+        assert_eq!(rec[8], KIND_APPEND);
+        assert_eq!(check_record(rec), Checked::Record(parse_header(rec).unwrap().unwrap()));
+        assert_eq!(decode(rec), vec![(OpKind::Append, 0, b"key".to_vec(), b"tail".to_vec(), HEADER_LEN + 3, 35)]);
+        // Lengths that do not add up are rejected.
+        let mut bad = rec.to_vec();
+        bad[24] = 5; // value_len 5, body_len still 7
+        assert!(matches!(check_record(&bad), Checked::Bad(_)));
+        // Not allowed inside a batch.
+        let mut out = vec![];
+        encode(&mut out, 1, &[Op::Put { ns: 0, key: b"a", value: b"1" }, Op::Put { ns: 0, key: b"b", value: b"2" }], |_, _, _| {});
+        out[HEADER_LEN + 4] = KIND_APPEND;
+        let crc = crc32c::crc32c(&out[4..]);
+        out[..4].copy_from_slice(&crc.to_le_bytes());
+        assert!(matches!(check_record(&out), Checked::Bad(r) if r.contains("bad kind 6")));
+    }
+
+    #[test]
     fn batch_round_trip_and_placement() {
         let ops = [Op::Put { ns: 0, key: b"a", value: b"1" }, Op::Delete { ns: 1, key: b"bb" }, Op::Put { ns: 0, key: b"c", value: b"" }];
         let mut out = vec![];
@@ -612,11 +669,12 @@ mod tests {
     }
 
     #[test]
-    fn versions_1_and_2_are_read() {
+    fn versions_1_to_3_are_read() {
         check_segment_header(&segment_header_of_version(5, 1), 5).unwrap();
-        assert_eq!(check_segment_header(&segment_header(5), 5), Ok(2));
+        assert_eq!(check_segment_header(&segment_header(5), 5), Ok(3));
         assert_eq!(check_segment_header(&segment_header_of_version(5, 1), 5), Ok(1));
-        assert_eq!(check_segment_header(&segment_header_of_version(5, 3), 5), Err("unsupported vlog format version 3 (this build reads 1 to 2)".to_string()));
+        assert_eq!(check_segment_header(&segment_header_of_version(5, 2), 5), Ok(2));
+        assert_eq!(check_segment_header(&segment_header_of_version(5, 4), 5), Err("unsupported vlog format version 4 (this build reads 1 to 3)".to_string()));
         assert!(check_segment_header(&segment_header_of_version(5, 0), 5).is_err());
     }
 

@@ -239,8 +239,8 @@ impl Inner {
         debug_assert!(log.poison.is_none(), "nothing is appended to a poisoned store");
         let active = log.active();
         let full = active.end() > SEGMENT_HEADER_LEN && active.end() + len as u64 > self.opts.segment_bytes;
-        if full || active.seg == self.v1_active.get() {
-            self.v1_active.set(0);
+        if full || active.seg == self.old_version_active.get() {
+            self.old_version_active.set(0);
             let id = active.seg + 1;
             log.tails.back_mut().expect("active tail").sealed = true;
             log.tails.push_back(Tail { seg: id, base: 0, buf: segment_header(id), written: 0, created: false, sealed: false });

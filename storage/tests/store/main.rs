@@ -90,6 +90,7 @@ fn flip_byte(path: &Path, offset: u64) {
     std::fs::write(path, bytes).unwrap();
 }
 
+mod append;
 mod cache;
 mod compaction;
 mod expiry;

@@ -36,6 +36,8 @@ enum Step {
     /// (key, `Some(value)` = put, `None` = delete), all-or-nothing.
     Batch(Vec<(String, Option<Vec<u8>>)>),
     ClearAll,
+    /// APPEND (key, tail): pieces once the value passes 4 KiB, folds at times.
+    Append(String, Vec<u8>),
 }
 
 fn advance(state: &State, step: &Step) -> State {
@@ -50,6 +52,7 @@ fn advance(state: &State, step: &Step) -> State {
             }
         }
         Step::ClearAll => next.clear(),
+        Step::Append(k, tail) => next.entry(k.clone()).or_default().extend_from_slice(tail),
     }
     next
 }
@@ -75,7 +78,7 @@ async fn read_all(store: &Store) -> State {
     got
 }
 
-/// Tier `kernel`, seeded random workload (puts, deletes, batches, clear-alls, with
+/// Tier `kernel`, seeded random workload (puts, deletes, batches, clear-alls, appends, with
 /// compactions running, many commits in flight, segments of 8 KiB), cut by a power loss
 /// at a random moment, five times per seed. After each power loss the store must hold
 /// the state after some prefix of the steps issued, at least as long as the
@@ -83,17 +86,24 @@ async fn read_all(store: &Store) -> State {
 /// flight), nothing that was never applied appears, and batches stay whole.
 #[test]
 fn kernel_acknowledged_writes_survive_power_loss() {
+    let mut with_pieces = 0;
     for seed in 1..=8 {
         let tmp = tempfile::tempdir().unwrap();
-        run(power_loss_workload(tmp.path(), seed));
+        run(async {
+            with_pieces += (power_loss_workload(tmp.path(), seed).await > 0) as usize;
+        });
     }
+    assert!(with_pieces >= 4, "only {with_pieces} of 8 seeds made append pieces");
 }
 
-async fn power_loss_workload(dir: &Path, seed: u64) {
+/// Returns the most append pieces the store held at once (the caller checks that the
+/// workload made some).
+async fn power_loss_workload(dir: &Path, seed: u64) -> usize {
     let opts = StoreOptions { segment_bytes: 8192, inline_value_max: 16, compaction_dead_ratio: 0.3, durability: Durability::Kernel, ..StoreOptions::default() };
     let faults = FaultFs::new();
     let mut rng = Rng::new(seed);
     let mut state = State::new();
+    let mut pieces_seen = 0;
     for cycle in 0..5 {
         let (store, _) = open_faulty(dir, &opts, &faults).await;
         assert_eq!(read_all(&store).await, state, "seed {seed} cycle {cycle}: reopened state");
@@ -103,7 +113,19 @@ async fn power_loss_workload(dir: &Path, seed: u64) {
         let mut acked = 0; // steps 0..acked are acknowledged
         for _ in 0..20 + rng.below(60) {
             match rng.below(100) {
-                0..=64 => {
+                50..=64 => {
+                    // Fewer keys than the batches use, so that values grow past 4 KiB.
+                    let k = format!("key{}", rng.below(5));
+                    let (len, byte) = (1 + rng.below(4000) as usize, rng.below(256) as u8);
+                    let tail: Vec<u8> = (0..len).map(|i| byte.wrapping_add(i as u8)).collect();
+                    match store.append(NS_KV, k.as_bytes(), &tail, usize::MAX).await.unwrap() {
+                        keel_storage::Appended::Len(_, commit) => in_flight.push((steps.len(), commit)),
+                        keel_storage::Appended::TooLong => unreachable!("no limit"),
+                    }
+                    steps.push(Step::Append(k, tail));
+                    pieces_seen = pieces_seen.max(store.stats().append_pieces);
+                }
+                0..=49 => {
                     let n = if rng.below(4) == 0 { 2 + rng.below(5) } else { 1 };
                     // A key may repeat in a batch: the last mutation wins, in the store and the model.
                     let muts: Vec<(String, Option<Vec<u8>>)> = (0..n).map(|_| random_mutation(&mut rng)).collect();
@@ -190,6 +212,7 @@ async fn power_loss_workload(dir: &Path, seed: u64) {
         );
         state = got;
     }
+    pieces_seen
 }
 
 /// Tier `kernel`: when a commit resolves, everything it wrote is durable — no write is
