@@ -65,7 +65,8 @@ pub const BYTES_PER_PIECE: u64 = 64 << 10;
 pub fn max_pieces(len: u64) -> usize {
     MAX_PIECES.max((len / BYTES_PER_PIECE) as usize)
 }
-/// An append whose new value is at most this long (bytes) rewrites the value as one put.
+/// An append to a value without pieces that is at most this long (bytes), or shorter
+/// than the appended bytes, rewrites the value as one put.
 pub const APPEND_REWRITE_MAX: usize = 4096;
 /// Disk parts of one value closer than this (bytes) are read with one I/O.
 const READ_GAP: u64 = 64 << 10;
@@ -613,14 +614,19 @@ impl Inner {
     /// compacts). Errors: as [`Inner::fold_claimed`]'s.
     pub(crate) async fn fold(&self, ns: Ns, key: &[u8]) -> Result<(), StorageError> {
         loop {
+            // Refused writes (a failed round not yet resumed, or for good) end it: a fold
+            // could not write, and an expired key could not be removed (the loop would
+            // spin without an await).
+            self.check_writable()?;
             if !self.is_chained(ns, key) {
                 return Ok(());
             }
-            match self.claim_fold(ns, key) {
-                Some(token) => {
-                    self.fold_claimed(ns, key, token).await?;
-                }
-                None => glommio::timer::sleep(std::time::Duration::from_millis(1)).await,
+            let wrote = match self.claim_fold(ns, key) {
+                Some(token) => self.fold_claimed(ns, key, token).await?,
+                None => false,
+            };
+            if !wrote {
+                glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
             }
         }
     }

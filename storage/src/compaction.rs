@@ -120,6 +120,10 @@ async fn compact_segment(inner: &Rc<Inner>, id: u32) -> Result<(), StorageError>
     let mut reader = SegmentReader::new(file.clone(), end);
     let mut copied = 0u64;
     let mut folds = Vec::new();
+    // A round taken back while compaction awaits (a read of this segment, a fold's
+    // read, the sync) may have taken copies back too: their keys point into this
+    // segment again, so it must then stay.
+    let reverts = inner.reverts.get();
     loop {
         glommio::yield_if_needed().await;
         let step = reader.next().await;
@@ -156,8 +160,17 @@ async fn compact_segment(inner: &Rc<Inner>, id: u32) -> Result<(), StorageError>
     if inner.closed.get() {
         return Ok(());
     }
-    if let Some(s) = inner.segs.borrow_mut().remove(&id) {
-        debug_assert_eq!(s.live, 0, "every live entry of a compacted segment was moved");
+    {
+        let mut segs = inner.segs.borrow_mut();
+        let live = segs.get(&id).map_or(0, |s| s.live);
+        if inner.reverts.get() != reverts || live != 0 {
+            // Kept (it is picked again later): a revert took copies back, or (a bug)
+            // something still lives here. Deleting it would lose live values.
+            debug_assert!(inner.reverts.get() != reverts, "every live entry of a compacted segment was moved: {live} bytes left");
+            tracing::debug!("compaction of vlog segment {name} abandoned: a write round was taken back meanwhile");
+            return Ok(());
+        }
+        segs.remove(&id);
     }
     let removed = match file.remove().await {
         Ok(()) => inner.dir_handle.sync().await.map_err(|e| (format!("fsync the vlog directory after deleting compacted segment {name}"), e)),
