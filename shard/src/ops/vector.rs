@@ -37,10 +37,10 @@ pub const MAX_L_SEARCH: i64 = 100_000;
 /// searches in progress: each works for `ROUND / searches` (at least [`MIN_SLICE`]),
 /// then waits for the next poll. A KV request that arrives during a round is noticed at
 /// its end and runs within the next one.
-pub const ROUND: Duration = Duration::from_micros(200);
-/// The shortest slice of one search (with more than 8 searches in progress a round
+pub const ROUND: Duration = Duration::from_micros(300);
+/// The shortest slice of one search (with more than 10 searches in progress a round
 /// lasts longer than [`ROUND`]).
-pub const MIN_SLICE: Duration = Duration::from_micros(25);
+pub const MIN_SLICE: Duration = Duration::from_micros(30);
 /// What a slice is charged for each record read it starts: the kernel does the work of
 /// an O_DIRECT read (pinning pages, building the request) when the executor submits
 /// it, at the end of the round, outside the slice's own clock (~5 µs each here; 1000
