@@ -97,15 +97,16 @@ for path in sys.argv[1:]:
     title = text.splitlines()[0][3:]
     rss = re.search(r"- Server RSS after load: ([\d.]+ MiB).*?PSS ([\d.]+ MiB)", text)
     end = re.search(r"- Server RSS at end: ([\d.]+ MiB)", text)
+    settled = re.search(r"- Server RSS \d+ s after load[^:]*: ([\d.]+ MiB)", text)
     table = [l for l in text.splitlines() if re.match(r"\| \d", l)]
     for line in table:
         c = [x.strip() for x in line.strip("|").split("|")]
         probe = c[7].split("/")[1] if len(c) > 7 and c[7] != "-" else "-"
         probe_set = c[8].split("/")[1] if len(c) > 8 and c[8] != "-" else "-"
         mem = (rss.group(1), rss.group(2)) if rss else ("?", "?")
-        rows.append((title, c[0], c[2], c[3], c[4], c[6], *mem, end.group(1) if end else "?", probe, probe_set))
-print("| configuration | clients | QPS | p50 ms | p99 ms | recall@10 | RSS after load | PSS after load | RSS at end | KV GET p99 ms | KV SET p99 ms |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        rows.append((title, c[0], c[2], c[3], c[4], c[6], *mem, settled.group(1) if settled else "-", end.group(1) if end else "?", probe, probe_set))
+print("| configuration | clients | QPS | p50 ms | p99 ms | recall@10 | RSS after load | PSS after load | RSS 2 s after load | RSS at end | KV GET p99 ms | KV SET p99 ms |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for r in rows:
     print("| " + " | ".join(r) + " |")
 PY

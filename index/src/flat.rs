@@ -141,6 +141,33 @@ pub struct Query {
     bits: Vec<u64>,
 }
 
+/// A vector [`FlatIndex::check`] accepted, as the row the index stores (f32: the
+/// validated, for cosine normalized, vector; int8: its codes and scale; binary: its
+/// bits), to be written by [`FlatIndex::upsert_checked`].
+#[derive(Clone, Debug)]
+pub struct Checked(Query);
+
+/// An exact re-rank in progress (int8 and binary candidates, scored with their f32
+/// originals): made by [`FlatIndex::reranker`], fed one candidate at a time by
+/// [`FlatIndex::rerank_push`], so that a caller can score candidates as their
+/// originals arrive and stop between any two; ended by [`Rerank::finish`].
+#[derive(Debug)]
+pub struct Rerank {
+    metric: Metric,
+    top: TopK,
+    /// The candidate's prepared (for cosine normalized) f32 form, reused.
+    prepared: Vec<f32>,
+}
+
+impl Rerank {
+    /// The `k` best candidates pushed, as `(id, score)`, best first (ties by smaller
+    /// id); scores as [`Scan::finish`] reports them for [`Kind::F32`].
+    pub fn finish(self) -> Vec<(u64, f32)> {
+        let metric = self.metric;
+        self.top.into_sorted().into_iter().map(|(id, key)| (id, metric.score(key))).collect()
+    }
+}
+
 /// A search in progress: the query, the next slot to visit and the best candidates so
 /// far. Made by [`FlatIndex::scan`], advanced by [`FlatIndex::scan_step`] or
 /// [`FlatIndex::scan_slots`], ended by [`Scan::finish`].
@@ -246,11 +273,17 @@ impl FlatIndex {
     }
 
     /// Checks that `v` would be accepted by [`upsert`](Self::upsert), without changing
-    /// anything: same errors, same order. Lets a caller validate before it writes the
-    /// vector durably, then upsert knowing it cannot fail.
-    pub fn check(&self, v: &[f32]) -> Result<(), IndexError> {
-        // Only the f32 step can fail; quantizing cannot, so it is not done here.
-        self.prepare_f32(v).map(|_| ())
+    /// anything: same errors, same order. Returns the row it would store (see
+    /// [`Checked`]), which [`upsert_checked`](Self::upsert_checked) writes without
+    /// validating, normalizing or quantizing again: a caller validates before it writes
+    /// the vector durably, then upserts knowing it cannot fail. For int8 and binary the
+    /// f32 form is dropped here, so a batch of checked vectors holds only their codes.
+    pub fn check(&self, v: &[f32]) -> Result<Checked, IndexError> {
+        let mut row = self.prepare(v)?;
+        if self.kind != Kind::F32 {
+            row.f32 = Vec::new();
+        }
+        Ok(Checked(row))
     }
 
     /// Inserts or replaces vector `id`.
@@ -259,7 +292,23 @@ impl FlatIndex {
     /// [`IndexError::NonFinite`] with the component index, and for cosine
     /// [`IndexError::ZeroVector`]. Returns the vector's slot.
     pub fn upsert(&mut self, id: u64, v: &[f32]) -> Result<usize, IndexError> {
-        let p = self.prepare(v)?;
+        let checked = self.check(v)?;
+        Ok(self.upsert_checked(id, checked))
+    }
+
+    /// Inserts or replaces vector `id` with a vector [`check`](Self::check)ed by this
+    /// index. Returns the vector's slot.
+    ///
+    /// # Panics
+    /// If `v` was checked by an index of another dimension or kind.
+    pub fn upsert_checked(&mut self, id: u64, v: Checked) -> usize {
+        let p = v.0;
+        let fits = match self.kind {
+            Kind::F32 => p.f32.len() == self.dim,
+            Kind::Int8 => p.codes.len() == self.dim,
+            Kind::Binary => p.bits.len() == binary_words(self.dim),
+        };
+        assert!(fits, "vector checked by an index of another dimension or kind");
         let slot = match self.slots.get(&id) {
             Some(&slot) => slot,
             None => {
@@ -274,7 +323,7 @@ impl FlatIndex {
             }
         };
         self.write_row(slot, &p);
-        Ok(slot)
+        slot
     }
 
     /// Removes `id`; returns the slot it had. O(1): the slot is marked free.
@@ -320,9 +369,7 @@ impl FlatIndex {
             self.slots.insert(self.ids[hole], hole);
             moves.push((end, hole));
         }
-        let n = self.slots.len();
-        self.truncate_slots(n);
-        self.shrink();
+        self.truncate_slots(self.slots.len());
         moves
     }
 
@@ -340,8 +387,14 @@ impl FlatIndex {
     /// [`IndexError::NonFinite`], for cosine [`IndexError::ZeroVector`]), also when the
     /// index is empty.
     pub fn scan(&self, q: &[f32], depth: usize) -> Result<Scan, IndexError> {
-        let query = self.prepare(q)?;
-        Ok(Scan { query, metric: self.metric, top: TopK::new(depth), next: 0 })
+        Ok(self.scan_prepared(&self.prepare(q)?, depth))
+    }
+
+    /// [`FlatIndex::scan`] with a query already prepared by [`FlatIndex::query`] (by
+    /// this index, or one of the same dimension, metric and kind), e.g. a search that
+    /// starts over.
+    pub fn scan_prepared(&self, query: &Query, depth: usize) -> Scan {
+        Scan { query: query.clone(), metric: self.metric, top: TopK::new(depth), next: 0 }
     }
 
     /// Scores up to `max_slots` more slots of `scan` in slot order and returns true when
@@ -391,21 +444,47 @@ impl FlatIndex {
     /// The `k` best of `candidates` (ids with their f32 originals, as stored by the
     /// caller) by the exact metric against `query`, best first, ties by smaller id; the
     /// scores as [`Scan::finish`] reports them. A candidate whose vector no longer passes
-    /// [`FlatIndex::check`] (or of the wrong dimension) is skipped.
-    pub fn rerank(&self, query: &Query, k: usize, candidates: impl IntoIterator<Item = (u64, Vec<f32>)>) -> Vec<(u64, f32)> {
-        let kernel = Kernel::best();
-        let mut top = TopK::new(k);
+    /// [`FlatIndex::check`] (or of the wrong dimension) is skipped. The whole of
+    /// [`FlatIndex::reranker`] / [`FlatIndex::rerank_push`] / [`Rerank::finish`] in one
+    /// call.
+    pub fn rerank<V: AsRef<[f32]>>(&self, query: &Query, k: usize, candidates: impl IntoIterator<Item = (u64, V)>) -> Vec<(u64, f32)> {
+        let mut r = self.reranker(k);
         for (id, v) in candidates {
-            // The f32 form only: the candidate's code is not needed here.
-            let Ok(p) = self.prepare_f32(&v) else { continue };
-            let key = match self.metric {
-                Metric::Cosine => kernel.dot(&query.f32, &p).clamp(-1.0, 1.0),
-                Metric::Ip => kernel.dot(&query.f32, &p),
-                Metric::L2 => -kernel.l2(&query.f32, &p),
-            };
-            top.push(id, key);
+            self.rerank_push(&mut r, query, id, v.as_ref());
         }
-        top.into_sorted().into_iter().map(|(id, key)| (id, self.metric.score(key))).collect()
+        r.finish()
+    }
+
+    /// An empty re-rank keeping the `k` best candidates (see [`Rerank`]).
+    pub fn reranker(&self, k: usize) -> Rerank {
+        Rerank { metric: self.metric, top: TopK::new(k), prepared: Vec::with_capacity(self.dim) }
+    }
+
+    /// Scores candidate `id` by its f32 original `v` exactly against `query` (made by
+    /// [`FlatIndex::query`]) and keeps it if it is among the best so far. Returns false,
+    /// keeping nothing, when `v` no longer passes [`FlatIndex::check`] (e.g. of the wrong
+    /// dimension). Allocates nothing after the first call.
+    pub fn rerank_push(&self, r: &mut Rerank, query: &Query, id: u64, v: &[f32]) -> bool {
+        let kernel = Kernel::best();
+        if self.validate(v).is_err() {
+            return false;
+        }
+        let p: &[f32] = match self.metric {
+            Metric::Cosine => {
+                if normalize_into(v, &mut r.prepared).is_err() {
+                    return false;
+                }
+                &r.prepared
+            }
+            Metric::L2 | Metric::Ip => v,
+        };
+        let key = match self.metric {
+            Metric::Cosine => kernel.dot(&query.f32, p).clamp(-1.0, 1.0),
+            Metric::Ip => kernel.dot(&query.f32, p),
+            Metric::L2 => -kernel.l2(&query.f32, p),
+        };
+        r.top.push(id, key);
+        true
     }
 
     /// The `k` best vectors for `q` in one call (a whole [`Scan`]), best first, ties by
@@ -436,7 +515,11 @@ impl FlatIndex {
     /// Validates `v` (length, finite, for cosine non-zero) and makes its f32 form (for
     /// cosine normalized) and its code.
     fn prepare(&self, v: &[f32]) -> Result<Query, IndexError> {
-        let f32 = self.prepare_f32(v)?;
+        Ok(self.encode(self.prepare_f32(v)?))
+    }
+
+    /// A validated f32 form with its code of the index's kind.
+    fn encode(&self, f32: Vec<f32>) -> Query {
         let mut q = Query { f32, codes: Vec::new(), scale: 0.0, bits: Vec::new() };
         match self.kind {
             Kind::F32 => {}
@@ -446,22 +529,33 @@ impl FlatIndex {
             }
             Kind::Binary => q.bits = centered_bits(&q.f32),
         }
-        Ok(q)
+        q
     }
 
     /// Validates `v` (length, finite, for cosine non-zero) and makes its f32 form (for
     /// cosine normalized).
     fn prepare_f32(&self, v: &[f32]) -> Result<Vec<f32>, IndexError> {
+        self.validate(v)?;
+        match self.metric {
+            Metric::Cosine => {
+                let mut unit = Vec::with_capacity(v.len());
+                normalize_into(v, &mut unit)?;
+                Ok(unit)
+            }
+            Metric::L2 | Metric::Ip => Ok(v.to_vec()),
+        }
+    }
+
+    /// Checks `v`'s length and that every component is finite (the errors of
+    /// [`FlatIndex::check`] before the cosine's zero-vector check).
+    fn validate(&self, v: &[f32]) -> Result<(), IndexError> {
         if v.len() != self.dim {
             return Err(IndexError::Dim { got: v.len(), want: self.dim });
         }
         if let Some(i) = v.iter().position(|x| !x.is_finite()) {
             return Err(IndexError::NonFinite(i));
         }
-        match self.metric {
-            Metric::Cosine => normalized(v),
-            Metric::L2 | Metric::Ip => Ok(v.to_vec()),
-        }
+        Ok(())
     }
 
     /// Appends a free-to-write slot (row zeroed) and returns it.
@@ -514,39 +608,26 @@ impl FlatIndex {
         self.live[from] = false;
     }
 
+    /// Keeps the first `n` slots and gives back capacity beyond twice that (arrays grow
+    /// by doubling; small arrays keep theirs).
     fn truncate_slots(&mut self, n: usize) {
         let d = self.dim;
+        let words = binary_words(d);
+        let keep = if self.ids.capacity() <= 64 { usize::MAX } else { n.saturating_mul(2) };
         match &mut self.rows {
-            Rows::F32(data) => data.truncate(n * d),
+            Rows::F32(data) => fit(data, n * d, keep.saturating_mul(d)),
             Rows::Int8 { codes, scales } => {
-                codes.truncate(n * d);
-                scales.truncate(n);
+                fit(codes, n * d, keep.saturating_mul(d));
+                fit(scales, n, keep);
             }
-            Rows::Binary(b) => b.truncate(n * binary_words(d)),
+            Rows::Binary(b) => fit(b, n * words, keep.saturating_mul(words)),
         }
-        self.ids.truncate(n);
-        self.live.truncate(n);
-    }
-
-    /// Gives back capacity beyond twice the slots in use (arrays grow by doubling).
-    fn shrink(&mut self) {
-        let keep = self.ids.len() * 2;
-        if self.ids.capacity() <= 64 || self.ids.capacity() <= keep {
-            return;
+        fit(&mut self.ids, n, keep);
+        fit(&mut self.live, n, keep);
+        if keep != usize::MAX {
+            self.free.shrink_to_fit();
+            self.slots.shrink_to(keep);
         }
-        let d = self.dim;
-        match &mut self.rows {
-            Rows::F32(data) => data.shrink_to(keep * d),
-            Rows::Int8 { codes, scales } => {
-                codes.shrink_to(keep * d);
-                scales.shrink_to(keep);
-            }
-            Rows::Binary(b) => b.shrink_to(keep * binary_words(d)),
-        }
-        self.ids.shrink_to(keep);
-        self.live.shrink_to(keep);
-        self.free.shrink_to_fit();
-        self.slots.shrink_to(keep);
     }
 
     /// Ranking keys (higher is closer) of slots `start .. start + out.len()` for `q`.
@@ -601,19 +682,36 @@ impl std::fmt::Debug for FlatIndex {
     }
 }
 
-/// `v` (finite) scaled to unit length; [`IndexError::ZeroVector`] if it has no
-/// direction.
+/// `v` (finite) scaled to unit length, written to `out` (cleared first);
+/// [`IndexError::ZeroVector`] if it has no direction.
 ///
 /// The norm is computed in f64, so neither huge components (whose squares overflow
 /// f32) nor tiny ones (whose squares underflow) are a problem.
-fn normalized(v: &[f32]) -> Result<Vec<f32>, IndexError> {
+fn normalize_into(v: &[f32], out: &mut Vec<f32>) -> Result<(), IndexError> {
     let norm = v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
-    let unit: Vec<f32> = v.iter().map(|&x| (f64::from(x) / norm) as f32).collect();
+    out.clear();
+    out.extend(v.iter().map(|&x| (f64::from(x) / norm) as f32));
     // A norm of 0, or one so small that every component rounds to 0, has no direction.
-    if norm == 0.0 || unit.iter().all(|&x| x == 0.0) {
+    if norm == 0.0 || out.iter().all(|&x| x == 0.0) {
         return Err(IndexError::ZeroVector);
     }
-    Ok(unit)
+    Ok(())
+}
+
+/// `v` (finite) scaled to unit length (see [`normalize_into`]).
+#[cfg(test)]
+fn normalized(v: &[f32]) -> Result<Vec<f32>, IndexError> {
+    let mut out = Vec::with_capacity(v.len());
+    normalize_into(v, &mut out)?;
+    Ok(out)
+}
+
+/// Truncates `v` to `len` and gives back its capacity beyond `keep` (at least `len`).
+fn fit<T>(v: &mut Vec<T>, len: usize, keep: usize) {
+    v.truncate(len);
+    if v.capacity() > keep {
+        v.shrink_to(keep.max(len));
+    }
 }
 
 /// The binary code of `v` (see [`Kind::Binary`]): bit `j` set when `v[j]` is above the

@@ -23,15 +23,12 @@ use std::time::Duration;
 /// these machines; glommio's default of 10 MiB fails there).
 const IO_MEMORY: usize = 1 << 20;
 /// How often glommio interrupts a run of ready tasks to poll its rings for new socket
-/// events and completions (glommio's default is 100 ms). While vector searches keep
-/// tasks ready (each yields between ~1 MiB slices), the executor polls only when this
-/// fires, so it bounds how long a new KV request waits to be noticed
-/// (bench-results/vector-flat.md, "KV latency during searches"). It also costs KV
-/// throughput when every task is busy: GET at redis-benchmark -P 16 ran at 0.73x with
-/// 1 ms and 0.89x with 2 ms of a 100 ms build (bench-results/kv-structure.md). 2 ms keeps
-/// KV GET p99 beside 8 searching clients at ~1.2 ms. A task queue with
-/// `Latency::Matters(1 ms)` for the searches alone was tried and did not bound KV
-/// latency (GET p99 11-76 ms beside 8 searches).
+/// events and completions (glommio's default is 100 ms): while tasks stay ready, it
+/// bounds how long a new request waits to be noticed. Vector searches do not rely on it
+/// (between slices they wait for the next poll, `runtime::poll::IoPoll`), but any other
+/// run of ready tasks does. It costs KV throughput when every task is busy: GET at
+/// redis-benchmark -P 16 ran at 0.73x with 1 ms and 0.89x with 2 ms of a 100 ms build
+/// (bench-results/kv-structure.md).
 const PREEMPT_TIMER: Duration = Duration::from_millis(2);
 /// How often the executor checks the signal flag and the parent.
 const SIGNAL_POLL: Duration = Duration::from_millis(50);

@@ -114,14 +114,21 @@ impl IndexEntry {
     /// Inserts or replaces vector `id` with its payload's `fields` (errors and checks:
     /// [`FlatIndex::upsert`]; on error nothing changes).
     pub fn upsert(&mut self, id: u64, v: &[f32], fields: Fields) -> Result<(), IndexError> {
-        let slot = slot_row(self.index.upsert(id, v)?);
+        let checked = self.index.check(v)?;
+        self.upsert_checked(id, checked, fields);
+        Ok(())
+    }
+
+    /// Inserts or replaces vector `id`, checked by this entry's index
+    /// ([`FlatIndex::check`]), with its payload's `fields`.
+    pub fn upsert_checked(&mut self, id: u64, v: keel_index::Checked, fields: Fields) {
+        let slot = slot_row(self.index.upsert_checked(id, v));
         let old = self.fields.remove(&slot).unwrap_or_default();
         self.postings.remove(slot, &old);
         self.postings.insert(slot, &fields);
         if !fields.is_empty() {
             self.fields.insert(slot, fields);
         }
-        Ok(())
     }
 
     /// Removes vector `id` and its fields; true if it was there.

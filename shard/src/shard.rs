@@ -29,6 +29,8 @@ pub struct Shard {
     /// Vector searches in progress (they scan in slices; no index is compacted
     /// meanwhile).
     pub(crate) vector_scans: Cell<usize>,
+    /// What a vector search waits for between its slices: the executor's next I/O poll.
+    pub(crate) io_poll: crate::runtime::poll::IoPoll,
     pub(crate) started: Instant,
     pub(crate) recovered_keys: usize,
     /// Which namespace holds each numbered database (SELECT, SWAPDB).
@@ -130,6 +132,7 @@ impl Shard {
         anyhow::ensure!((1..=keel_config::MAX_DATABASES).contains(&databases), "invalid databases {databases}");
         let dbs = crate::dbs::Databases::load(&store, databases).await?;
         let (vectors, rebuilt) = registry::rebuild(&store).await?;
+        let io_poll = crate::runtime::poll::IoPoll::new().map_err(|e| anyhow::anyhow!("make the I/O poll socket pair: {e}"))?;
         match &recovery.truncated_tail {
             Some((file, offset)) => {
                 tracing::warn!("recovery truncated a torn write at the tail of {file} at offset {offset}")
@@ -156,6 +159,7 @@ impl Shard {
             vectors: RefCell::new(vectors),
             resync: glommio::sync::Semaphore::new(1),
             vector_scans: Cell::new(0),
+            io_poll,
             started: Instant::now(),
             recovered_keys: recovery.live_keys,
             dbs,

@@ -420,3 +420,63 @@ fn filtered_search_is_top_k_of_matching_set() {
         }
     }
 }
+
+#[test]
+fn rerank_one_at_a_time_skips_bad_candidates() {
+    for metric in Metric::ALL {
+        let ix = FlatIndex::new(3, metric, Kind::Int8);
+        let query = ix.query(&[1.0, 0.5, 0.0]).unwrap();
+        let good: Vec<(u64, Vec<f32>)> = vec![(4, vec![1.0, 0.0, 0.0]), (2, vec![0.0, 1.0, 0.0]), (9, vec![0.9, 0.6, 0.1])];
+        let mut r = ix.reranker(2);
+        for (id, v) in &good {
+            assert!(ix.rerank_push(&mut r, &query, *id, v));
+        }
+        // Wrong dimension, not finite, and (for cosine) no direction: skipped.
+        assert!(!ix.rerank_push(&mut r, &query, 7, &[1.0, 0.0]));
+        assert!(!ix.rerank_push(&mut r, &query, 8, &[1.0, f32::INFINITY, 0.0]));
+        assert_eq!(ix.rerank_push(&mut r, &query, 1, &[0.0, 0.0, 0.0]), metric != Metric::Cosine);
+        let mut want = ix.rerank(&query, 2, good.clone());
+        if metric != Metric::Cosine {
+            // The zero vector is a fine candidate for l2 and ip.
+            want = ix.rerank(&query, 2, good.into_iter().chain([(1, vec![0.0, 0.0, 0.0])]));
+        }
+        assert_eq!(r.finish(), want, "{metric:?}");
+    }
+}
+
+#[test]
+fn a_prepared_query_scans_like_a_raw_one() {
+    for kind in Kind::ALL {
+        let mut ix = FlatIndex::new(4, Metric::L2, kind);
+        for id in 0..50u64 {
+            ix.upsert(id, &[id as f32, 1.0, -(id as f32), 0.5]).unwrap();
+        }
+        let q = [3.0, 1.0, -2.0, 0.0];
+        let mut a = ix.scan(&q, 5).unwrap();
+        let mut b = ix.scan_prepared(&ix.query(&q).unwrap(), 5);
+        while !ix.scan_step(&mut a, 7, None) {}
+        while !ix.scan_step(&mut b, 7, None) {}
+        assert_eq!(a.finish(), b.finish(), "{kind:?}");
+    }
+}
+
+#[test]
+fn a_checked_vector_stores_what_upsert_stores() {
+    for kind in Kind::ALL {
+        let (mut a, mut b) = (FlatIndex::new(3, Metric::Cosine, kind), FlatIndex::new(3, Metric::Cosine, kind));
+        for id in 0..20u64 {
+            let v = [1.0 + id as f32, -2.0, id as f32 * 0.25];
+            a.upsert(id, &v).unwrap();
+            let checked = b.check(&v).unwrap();
+            assert_eq!(b.upsert_checked(id, checked), a.slot_of(id).unwrap());
+        }
+        assert_eq!(a.search(&[1.0, 1.0, 1.0], 20).unwrap(), b.search(&[1.0, 1.0, 1.0], 20).unwrap(), "{kind:?}");
+    }
+}
+
+#[test]
+#[should_panic(expected = "another dimension or kind")]
+fn a_vector_checked_by_another_kind_is_refused() {
+    let checked = FlatIndex::new(3, Metric::L2, Kind::Binary).check(&[1.0, 2.0, 3.0]).unwrap();
+    FlatIndex::new(3, Metric::L2, Kind::Int8).upsert_checked(1, checked);
+}

@@ -33,6 +33,11 @@ use data::{DataSet, Fvecs};
 use indicatif::{ProgressBar, ProgressStyle};
 use keel_protocol::Value;
 use probe::{probe_key, Probe, ProbeLatencies, PROBE_ALONE};
+
+/// How long after the load the server's RSS is read again: twice the allocator's decay
+/// time (`dirty_decay_ms` 1000, server/src/alloc.rs), after which the load's freed
+/// buffers are back with the OS.
+pub(crate) const RSS_SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
 use report::{load_average, machine_description, server_rss, shell_join, utc_datetime, Report};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -135,6 +140,15 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     let load = if args.skip_load { None } else { Some(load(&args, &metric, &data.base)?) };
     let rss_after_load = server_rss(&args);
+    // The allocator returns the load's freed buffers within about a second
+    // (server/src/alloc.rs: dirty_decay_ms 1000); RSS once that is done is what the loaded
+    // index costs.
+    let rss_settled = if load.is_some() && args.server_pid.is_some() {
+        std::thread::sleep(RSS_SETTLE);
+        Some(server_rss(&args))
+    } else {
+        None
+    };
     let load_before = load_average();
 
     warm_up(&args, &data.queries)?;
@@ -189,6 +203,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         probe: args.kv_probe.then(|| format!("`SET {probe_key} <8 bytes>` / `GET {probe_key}` alternately, one at a time")),
         probe_alone,
         rss_after_load,
+        rss_settled,
         rss_end: server_rss(&args),
         runs,
     };

@@ -105,6 +105,8 @@ pub(super) struct Report {
     /// The probe's latencies with no search running.
     pub(super) probe_alone: Option<ProbeLatencies>,
     pub(super) rss_after_load: String,
+    /// Server RSS [`super::RSS_SETTLE`] after the load (none without a load or a pid).
+    pub(super) rss_settled: Option<String>,
     pub(super) rss_end: String,
     pub(super) runs: Vec<SearchRun>,
 }
@@ -195,6 +197,9 @@ impl Report {
         let _ = writeln!(out, "- Index: {}", self.index);
         let _ = writeln!(out, "- Load: {}", self.load_line());
         let _ = writeln!(out, "- Server RSS after load: {}", self.rss_after_load);
+        if let Some(settled) = &self.rss_settled {
+            let _ = writeln!(out, "- Server RSS {} s after load (freed load buffers returned): {}", super::RSS_SETTLE.as_secs(), settled);
+        }
         let _ = writeln!(out, "- Server RSS at end: {}", self.rss_end);
         for l in self.probe_lines() {
             let _ = writeln!(out, "- {l}");
@@ -313,6 +318,7 @@ mod tests {
             probe: probe.then(|| "SET/GET".to_string()),
             probe_alone: probe.then(lat),
             rss_after_load: "1 MiB".into(),
+            rss_settled: Some("1 MiB".into()),
             rss_end: "1 MiB".into(),
             runs: vec![run(1, probe.then(lat)), run(8, None)],
         }

@@ -7,11 +7,13 @@
 //! If that write or its sync fails, the store takes it back and the indexes are rebuilt
 //! from the store before the next request that reads them (`Shard::handle`).
 //!
-//! A search scans in slices of about [`SLICE_BYTES`] of rows and lets the shard's other
-//! tasks run between them, so a long scan does not hold up the shard's KV requests.
-//! For int8 and binary indexes the best `max(k, l_search)` candidates by their codes are
-//! re-ranked exactly with their f32 originals, read from the vLog (the reads are issued
-//! together and go through the shard's I/O).
+//! A search works in slices of at most [`ROUND`] shared by the searches in progress (at
+//! least [`MIN_SLICE`]) and between two slices waits for the shard's next I/O poll
+//! ([`crate::runtime::poll::IoPoll`]), so a KV request that arrives meanwhile is
+//! noticed and served within about two rounds, however long the search. For int8 and
+//! binary indexes the best `max(k, l_search)` candidates by their codes are re-ranked
+//! exactly with their f32 originals, read from the vLog (the reads are issued together
+//! and go through the shard's I/O) and scored as they arrive, in the same slices.
 
 use crate::args::{parse_i64, parse_u64, show, ERR_SYNTAX};
 use crate::registry::{
@@ -19,9 +21,11 @@ use crate::registry::{
 };
 use keel_index::filter::{Fields, Filter};
 use crate::shard::{storage_error, Reply, Shard};
-use keel_index::{Kind, Metric};
+use keel_index::{Kind, Metric, Query, Rerank};
+use std::collections::HashMap;
 use keel_protocol::Value;
 use keel_storage::{Mutation, NS_INDEX, NS_VECTOR};
+use std::time::{Duration, Instant};
 
 /// Largest vector dimension.
 pub const MAX_DIM: u32 = 65536;
@@ -29,9 +33,22 @@ pub const MAX_DIM: u32 = 65536;
 pub const MAX_K: i64 = 10_000;
 /// Largest l_search of a search (for int8 and binary: the re-rank depth).
 pub const MAX_L_SEARCH: i64 = 100_000;
-/// Bytes of rows a search scans before it lets other tasks run (~0.1 ms at memory
-/// bandwidth).
-pub const SLICE_BYTES: usize = 1 << 20;
+/// The longest stretch of search work between two I/O polls of the shard, shared by the
+/// searches in progress: each works for `ROUND / searches` (at least [`MIN_SLICE`]),
+/// then waits for the next poll. A KV request that arrives during a round is noticed at
+/// its end and runs within the next one.
+pub const ROUND: Duration = Duration::from_micros(300);
+/// The shortest slice of one search (with more than 10 searches in progress a round
+/// lasts longer than [`ROUND`]).
+pub const MIN_SLICE: Duration = Duration::from_micros(30);
+/// What a slice is charged for each record read it starts: the kernel does the work of
+/// an O_DIRECT read (pinning pages, building the request) when the executor submits
+/// it, at the end of the round, outside the slice's own clock (~5 µs each here; 1000
+/// reads submitted in one poll held the shard for ~5 ms).
+const READ_COST: Duration = Duration::from_micros(5);
+/// Bytes of rows a scan scores between two looks at the clock (f32 at 384 dimensions:
+/// 42 rows, ~6 µs at 10 GB/s).
+const STEP_BYTES: usize = 64 << 10;
 /// A delete compacts an index when more than this many slots, and more slots than it
 /// has vectors, are free (and no search is in progress).
 const COMPACT_MIN_FREE: usize = 1024;
@@ -157,13 +174,13 @@ pub fn list(shard: &Shard) -> Reply {
     Value::Array(lines).into()
 }
 
-/// Parses and checks `(id, blob)` for `entry` (the vector's f32 components), or the
-/// error reply.
-fn parse_vector(entry: &IndexEntry, id: &[u8], blob: &[u8]) -> Result<(u64, Vec<f32>), Reply> {
+/// Parses and checks `(id, blob)` for `entry` (the vector in the form the index stores,
+/// validated and for cosine normalized once), or the error reply.
+fn parse_vector(entry: &IndexEntry, id: &[u8], blob: &[u8]) -> Result<(u64, keel_index::Checked), Reply> {
     let id = parse_id(id)?;
     let v = keel_index::parse_f32_blob(blob, entry.meta.dim as usize).map_err(index_error)?;
-    entry.index.check(&v).map_err(index_error)?;
-    Ok((id, v))
+    let checked = entry.index.check(&v).map_err(index_error)?;
+    Ok((id, checked))
 }
 
 /// `SKEG.VSET name id blob [PAYLOAD payload]`: inserts or replaces vector `id` (blob =
@@ -218,10 +235,7 @@ fn set_vectors(shard: &Shard, mut argv: Vec<Vec<u8>>, payloads: Vec<Vec<u8>>, co
         Ok(commit) => {
             entry.index.reserve(vectors.len());
             for (id, v, fields) in vectors {
-                // Checked above; the same checks cannot fail now.
-                if let Err(e) = entry.upsert(id, &v, fields) {
-                    tracing::error!("vector {id} passed its check but upsert failed: {e}");
-                }
+                entry.upsert_checked(id, v, fields);
             }
             let ok = if count { Value::Integer(pairs as i64) } else { Value::ok() };
             Reply::AfterCommit { commit, ok }
@@ -283,19 +297,53 @@ pub fn vdel(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
     }
 }
 
-/// Counts a search in progress for as long as it lives (see `Shard::vector_scans`).
-struct Searching<'s>(&'s Shard);
+/// Counts a search in progress for as long as it lives (see `Shard::vector_scans`), and
+/// cuts its work into slices (see [`ROUND`]).
+struct Searching<'s> {
+    shard: &'s Shard,
+    /// When the current slice began.
+    since: Instant,
+    /// Work done in this slice that its clock does not see (reads to submit).
+    charged: Duration,
+}
 
 impl<'s> Searching<'s> {
     fn new(shard: &'s Shard) -> Self {
         shard.vector_scans.set(shard.vector_scans.get() + 1);
-        Searching(shard)
+        Searching { shard, since: Instant::now(), charged: Duration::ZERO }
+    }
+
+    /// How long one slice of this search may last: [`ROUND`] shared by the searches
+    /// in progress, at least [`MIN_SLICE`].
+    fn slice(&self) -> Duration {
+        let searches = u32::try_from(self.shard.vector_scans.get()).unwrap_or(u32::MAX).max(1);
+        (ROUND / searches).max(MIN_SLICE)
+    }
+
+    /// Between two steps of work: once the slice is used up, waits for the shard's next
+    /// I/O poll (every task ready meanwhile runs first) and starts a new slice.
+    async fn pause(&mut self) {
+        if self.since.elapsed() + self.charged >= self.slice() {
+            self.shard.io_poll.next().await;
+            self.restart();
+        }
+    }
+
+    /// Starts a new slice (after waiting for something else than a poll).
+    fn restart(&mut self) {
+        self.since = Instant::now();
+        self.charged = Duration::ZERO;
+    }
+
+    /// Charges the slice for a record read that will be submitted at the next poll.
+    fn charge_read(&mut self) {
+        self.charged += READ_COST;
     }
 }
 
 impl Drop for Searching<'_> {
     fn drop(&mut self) {
-        self.0.vector_scans.set(self.0.vector_scans.get() - 1);
+        self.shard.vector_scans.set(self.shard.vector_scans.get() - 1);
     }
 }
 
@@ -318,9 +366,6 @@ fn parse_search_options(args: &[Vec<u8>]) -> Result<(bool, Option<Filter>), Repl
     }
     Ok((with_payload, filter))
 }
-
-/// Candidate records a search starts reading before it lets other tasks run.
-const READ_SLICE: usize = 64;
 
 /// How many times a filtered search starts over when vectors stopped matching its
 /// filter while it ran.
@@ -352,77 +397,69 @@ pub async fn vsearch(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
         Err(reply) => return reply,
     };
     let name = &argv[1];
-    let (uid, dim, rerank, q, query, depth, slice) = {
+    let (uid, dim, query, depth, step, reranker) = {
         let reg = shard.vectors.borrow();
         let Some(entry) = reg.by_name.get(name) else {
             return no_such_index(name);
         };
         let dim = entry.meta.dim as usize;
-        let q = match keel_index::parse_f32_blob(&argv[4], dim) {
-            Ok(q) => q,
-            Err(e) => return index_error(e),
-        };
-        // Validated once here; the prepared form is what the re-rank compares with.
-        let query = match entry.index.query(&q) {
+        // Validated and prepared once: the scan (also when it starts over) and the
+        // re-rank compare with it.
+        let query = match keel_index::parse_f32_blob(&argv[4], dim).and_then(|q| entry.index.query(&q)) {
             Ok(query) => query,
             Err(e) => return index_error(e),
         };
-        let rerank = entry.index.needs_rerank();
-        let depth = if rerank { k.max(l_search) } else { k };
-        let slice = (SLICE_BYTES / entry.index.row_bytes().max(1)).max(64);
-        (entry.meta.uid, dim, rerank, q, query, depth, slice)
+        let reranker = entry.index.needs_rerank().then(|| entry.index.reranker(k));
+        let depth = if reranker.is_some() { k.max(l_search) } else { k };
+        let step = (STEP_BYTES / entry.index.row_bytes().max(1)).max(16);
+        (entry.meta.uid, dim, query, depth, step, reranker)
     };
-    let _searching = Searching::new(shard);
-    let candidates = match scan(shard, name, uid, &q, depth, slice, filter.as_ref()).await {
+    let mut searching = Searching::new(shard);
+    let candidates = match scan(&mut searching, name, uid, &query, depth, step, filter.as_ref()).await {
         Ok(c) => c,
         Err(reply) => return reply,
     };
+    let rerank = reranker.is_some();
     // The stored records of the candidates, when the search needs them: the f32
     // originals to re-rank, the payloads to return.
     let need = if rerank { candidates.len() } else if with_payload { candidates.len().min(k) } else { 0 };
-    let mut values = match read_vectors(shard, uid, candidates.iter().take(need).map(|c| c.0)).await {
-        Ok(v) => v,
-        Err(reply) => return reply,
-    };
-    let hits = if rerank {
-        let reg = shard.vectors.borrow();
-        let Some(entry) = reg.by_name.get(name).filter(|e| e.meta.uid == uid) else {
-            return Reply::err("ERR index was dropped during the search");
-        };
-        let originals = values
-            .iter()
-            .filter_map(|(id, value)| Some((*id, keel_index::parse_f32_blob(split_vector_value(value, dim)?.0, dim).ok()?)));
-        entry.index.rerank(&query, k, originals)
-    } else {
-        candidates.into_iter().take(k).collect()
+    let mut fetched = Fetched { name, uid, dim, query: &query, reranker, with_payload, payloads: HashMap::new(), blob: Vec::new() };
+    if let Err(reply) = fetched.read(&mut searching, candidates.iter().take(need).map(|c| c.0)).await {
+        return reply;
+    }
+    let Fetched { reranker, mut payloads, .. } = fetched;
+    let hits = match reranker {
+        Some(r) => r.finish(),
+        None => candidates.into_iter().take(k).collect(),
     };
     let mut out = Vec::with_capacity(hits.len() * if with_payload { 3 } else { 2 });
     for (id, score) in hits {
         out.push(Value::Bulk(id.to_string().into_bytes()));
         out.push(Value::Double(f64::from(score)));
         if with_payload {
-            let payload = values.remove(&id).and_then(|v| split_vector_value(&v, dim).map(|(_, p)| p.to_vec()));
+            let payload = payloads.remove(&id).and_then(|v| split_vector_value(&v, dim).map(|(_, p)| p.to_vec()));
             out.push(payload.filter(|p| !p.is_empty()).map_or(Value::Null, Value::Bulk));
         }
     }
     Value::Array(out).into()
 }
 
-/// The `depth` best candidates for `q` in the index `name` (whose uid is `uid`) among the
-/// vectors `filter` accepts, best first: a scan in slices of `slice` slots that lets the
-/// shard's other tasks run between them, started over if the index's slots moved
-/// meanwhile (a rebuild). Candidates whose payload no longer matches at the end are
-/// dropped, and the search starts over (up to [`MAX_FILTER_RESTARTS`] times) so that
-/// the vectors they kept out are seen.
+/// The `depth` best candidates for `query` in the index `name` (whose uid is `uid`)
+/// among the vectors `filter` accepts, best first: a scan in steps of `step` slots, in
+/// the slices of `searching`, started over if the index's slots moved meanwhile (a
+/// rebuild). Candidates whose payload no longer matches at the end are dropped, and the
+/// search starts over (up to [`MAX_FILTER_RESTARTS`] times) so that the vectors they
+/// kept out are seen.
 async fn scan(
-    shard: &Shard,
+    searching: &mut Searching<'_>,
     name: &[u8],
     uid: u64,
-    q: &[f32],
+    query: &Query,
     depth: usize,
-    slice: usize,
+    step: usize,
     filter: Option<&Filter>,
 ) -> Result<Vec<(u64, f32)>, Reply> {
+    let shard = searching.shard;
     let dropped = || Reply::err("ERR index was dropped during the search");
     let mut attempt = 0;
     'start: loop {
@@ -431,7 +468,7 @@ async fn scan(
         let (mut scan, epoch, mut selected, broad) = {
             let reg = shard.vectors.borrow();
             let entry = reg.by_name.get(name).filter(|e| e.meta.uid == uid).ok_or_else(dropped)?;
-            let scan = entry.index.scan(q, depth).map_err(index_error)?;
+            let scan = entry.index.scan_prepared(query, depth);
             let rows = filter.map(|f| entry.postings.evaluate(f));
             match rows {
                 Some(rows) if rows.len() * SELECTIVE < entry.index.slot_count() as u64 => {
@@ -450,18 +487,18 @@ async fn scan(
                 }
                 match (&mut selected, &broad) {
                     (Some(slots), _) => {
-                        let chunk: Vec<usize> = slots.by_ref().take(slice).collect();
-                        entry.index.scan_slots(&mut scan, chunk.iter().copied());
-                        chunk.len() < slice
+                        let before = slots.len();
+                        entry.index.scan_slots(&mut scan, slots.by_ref().take(step));
+                        before <= step
                     }
-                    (None, Some(rows)) => entry.index.scan_step(&mut scan, slice, Some(&|slot| rows.contains(slot as u32))),
-                    (None, None) => entry.index.scan_step(&mut scan, slice, None),
+                    (None, Some(rows)) => entry.index.scan_step(&mut scan, step, Some(&|slot| rows.contains(slot as u32))),
+                    (None, None) => entry.index.scan_step(&mut scan, step, None),
                 }
             };
             if done {
                 break;
             }
-            futures_lite::future::yield_now().await;
+            searching.pause().await;
         }
         let mut candidates = scan.finish();
         if let Some(filter) = filter {
@@ -483,36 +520,76 @@ async fn scan(
     }
 }
 
-/// The stored records of vectors `ids` of the index with `uid`, read together (each
-/// read is issued before any is awaited); vectors deleted meanwhile are left out.
-async fn read_vectors(
-    shard: &Shard,
+/// The stored records a search reads after its scan, and what it makes of them: each
+/// candidate's f32 original scored into `reranker` (int8, binary), its record kept in
+/// `payloads` (WITHPAYLOAD).
+struct Fetched<'a> {
+    name: &'a [u8],
     uid: u64,
-    ids: impl Iterator<Item = u64>,
-) -> Result<std::collections::HashMap<u64, Vec<u8>>, Reply> {
-    let mut read = Vec::new();
-    let mut pending = Vec::new();
-    for (i, id) in ids.enumerate() {
-        match shard.start_read(NS_VECTOR, vector_key(uid, id), bulk_or_null).await {
-            Ok(v) => read.push((id, v)),
-            Err(later) => pending.push((id, later)),
-        }
-        if i % READ_SLICE == READ_SLICE - 1 {
-            futures_lite::future::yield_now().await; // let other requests run
-        }
-    }
-    for (id, later) in pending {
-        read.push((id, later.await));
-    }
-    let mut out = std::collections::HashMap::with_capacity(read.len());
-    for (id, v) in read {
-        match v {
-            Value::Bulk(value) => {
-                out.insert(id, value);
+    dim: usize,
+    query: &'a Query,
+    reranker: Option<Rerank>,
+    with_payload: bool,
+    payloads: HashMap<u64, Vec<u8>>,
+    /// The candidate's decoded f32 original, reused.
+    blob: Vec<f32>,
+}
+
+impl Fetched<'_> {
+    /// Reads the records of vectors `ids` (every read is issued before any is awaited;
+    /// a record in the value cache needs none) and takes each in as it arrives, in the
+    /// slices of `searching`. Vectors deleted since the scan saw them are left out.
+    async fn read(&mut self, searching: &mut Searching<'_>, ids: impl Iterator<Item = u64>) -> Result<(), Reply> {
+        let shard = searching.shard;
+        let mut pending = Vec::new();
+        for id in ids {
+            match shard.start_read(NS_VECTOR, vector_key(self.uid, id), bulk_or_null).await {
+                Ok(v) => self.take(shard, id, v)?,
+                Err(later) => {
+                    pending.push((id, later));
+                    searching.charge_read();
+                }
             }
-            Value::Null => {} // deleted since the scan saw it
-            err => return Err(err.into()),
+            searching.pause().await;
         }
+        for (id, mut later) in pending {
+            let v = match futures_lite::future::poll_once(&mut later).await {
+                Some(v) => v,
+                None => {
+                    // Waited for the disk: the shard's other tasks ran meanwhile, so
+                    // this search starts a new slice.
+                    let v = later.await;
+                    searching.restart();
+                    v
+                }
+            };
+            self.take(shard, id, v)?;
+            searching.pause().await;
+        }
+        Ok(())
     }
-    Ok(out)
+
+    /// Takes in the record `v` of candidate `id`: scores its original, keeps the record
+    /// for its payload.
+    fn take(&mut self, shard: &Shard, id: u64, v: Value) -> Result<(), Reply> {
+        let value = match v {
+            Value::Bulk(value) => value,
+            Value::Null => return Ok(()), // deleted since the scan saw it
+            err => return Err(err.into()),
+        };
+        if let Some(reranker) = &mut self.reranker {
+            let reg = shard.vectors.borrow();
+            let Some(entry) = reg.by_name.get(self.name).filter(|e| e.meta.uid == self.uid) else {
+                return Err(Reply::err("ERR index was dropped during the search"));
+            };
+            let blob = split_vector_value(&value, self.dim).map(|(blob, _)| blob);
+            if blob.is_some_and(|b| keel_index::parse_f32_blob_into(b, self.dim, &mut self.blob).is_ok()) {
+                entry.index.rerank_push(reranker, self.query, id, &self.blob);
+            }
+        }
+        if self.with_payload {
+            self.payloads.insert(id, value);
+        }
+        Ok(())
+    }
 }

@@ -8,6 +8,8 @@
 //!   waiting through io_uring only when nothing is there);
 //! - [`fdpass`]: hand-off channels, Unix stream sockets that carry messages and socket
 //!   descriptors (`SCM_RIGHTS`);
+//! - [`poll`]: [`poll::IoPoll`], a yield that lasts until the executor's next I/O poll
+//!   (for work cut into slices, e.g. a vector search);
 //! - [`fd`]: conversions from descriptors (a std socket, an `OwnedFd`) into glommio
 //!   streams and listeners, the only place keel needs `unsafe` for them.
 //!
@@ -21,4 +23,5 @@
 pub mod fd;
 pub mod fdpass;
 pub mod net;
+pub mod poll;
 pub mod sync;
