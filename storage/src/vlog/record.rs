@@ -280,16 +280,18 @@ pub(crate) fn crc_ok(h: &Header, record: &[u8]) -> bool {
 pub(crate) fn visit<'a>(h: &Header, record: &'a [u8], mut f: impl FnMut(RecOp<'a>)) -> Result<(), String> {
     let total = h.total_len();
     let key_end = HEADER_LEN + h.key_len as usize;
+    // A put or an append: the key then the value (or the appended bytes).
+    let plain = |kind| RecOp {
+        kind,
+        ns: h.ns,
+        key: &record[HEADER_LEN..key_end],
+        value: &record[key_end..total],
+        value_off: key_end,
+        foot: total as u32,
+        at: 0,
+    };
     match h.kind {
-        KIND_PUT => f(RecOp {
-            kind: OpKind::Put,
-            ns: h.ns,
-            key: &record[HEADER_LEN..key_end],
-            value: &record[key_end..total],
-            value_off: key_end,
-            foot: total as u32,
-            at: 0,
-        }),
+        KIND_PUT => f(plain(OpKind::Put)),
         KIND_PUT_EXPIRING => {
             let key_start = HEADER_LEN + EXPIRE_AT_LEN;
             let key_end = key_start + h.key_len as usize;
@@ -299,15 +301,7 @@ pub(crate) fn visit<'a>(h: &Header, record: &'a [u8], mut f: impl FnMut(RecOp<'a
             }
             f(RecOp { kind: OpKind::Put, ns: h.ns, key: &record[key_start..key_end], value: &record[key_end..total], value_off: key_end, foot: total as u32, at })
         }
-        KIND_APPEND => f(RecOp {
-            kind: OpKind::Append,
-            ns: h.ns,
-            key: &record[HEADER_LEN..key_end],
-            value: &record[key_end..total],
-            value_off: key_end,
-            foot: total as u32,
-            at: 0,
-        }),
+        KIND_APPEND => f(plain(OpKind::Append)),
         KIND_DELETE => f(RecOp {
             kind: OpKind::Delete,
             ns: h.ns,
