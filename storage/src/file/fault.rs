@@ -78,9 +78,11 @@ pub enum Op {
     Truncate,
     /// Unlinking a file.
     Remove,
+    /// `read_at` (only [`Effect::Delay`] applies to reads).
+    Read,
 }
 
-const N_OPS: usize = 6;
+const N_OPS: usize = 7;
 
 /// What an armed fault does to the operation it hits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +96,9 @@ pub enum Effect {
     /// Writes only: the first half of the buffer, rounded down to whole 4 KiB blocks
     /// (possibly nothing), is written, and the call returns that count.
     Short,
+    /// Reads only: the read waits this long, then happens as usual (to hold a task at
+    /// one await while other tasks run: a failed round taken back meanwhile, say).
+    Delay(Duration),
 }
 
 /// One armed fault: the `nth` (1 = the next) operation of kind `op` from now on, on the
@@ -383,7 +388,11 @@ impl FaultFile {
     }
 
     pub async fn read_at(&self, off: u64, len: usize) -> io::Result<ReadResult> {
-        let (_, _g) = self.fs.begin(self.epoch, None, &self.path)?;
+        let (effect, _g) = self.fs.begin(self.epoch, Some(Op::Read), &self.path)?;
+        if let Some(Effect::Delay(d)) = effect {
+            glommio::timer::sleep(d).await;
+            self.fs.check_alive(self.epoch)?;
+        }
         self.real.read_at(off, len).await.map_err(glommio_io)
     }
 

@@ -472,32 +472,54 @@ fn appends_during_a_fold_are_folded_with_it() {
     });
 }
 
-/// The copies' write round fails during a compaction of segments with chained keys,
-/// and the store resumes: the copies are taken back, so their keys point into the
-/// compacted segments again, and those segments must stay. Every value reads back (a
-/// deleted segment: "segment file is missing"), also after a reopen. (Whether the
-/// failure lands before the folds or while a fold's read is awaited depends on timing;
-/// here it lands before them, so this does not fail on the code before compaction's
-/// revert check — that window has no deterministic test.)
+/// The copies' write round fails while compaction waits for a fold's read, and the
+/// store resumes before that read completes: the copy is taken back, so its key points
+/// into the compacted segment again, which must then stay. Segment 1 holds chained
+/// "c"'s base, live "e" (copied) and dead "d"; "c"'s pieces are in segment 2, whose
+/// first read (the fold's) is held 300 ms while the copy's write fails. Every value
+/// reads back ("segment file is missing" for "e" if segment 1 went), also after a
+/// reopen. Fails on the code before compaction checked for a revert.
 #[test]
-fn compaction_keeps_its_segments_when_a_round_is_taken_back_meanwhile() {
+fn compaction_keeps_its_segment_when_a_round_is_taken_back_during_a_fold() {
     let tmp = tempfile::tempdir().unwrap();
     run(async {
-        let opts = StoreOptions { compaction_dead_ratio: 0.0, cache_bytes: 0, ..small_segments() };
+        let opts = StoreOptions { compaction_dead_ratio: 2.0, cache_bytes: 0, ..small_segments() };
         let faults = keel_storage::fault::FaultFs::new();
-        let (store, _) = open_faulty(tmp.path(), &StoreOptions { compaction_dead_ratio: 2.0, ..opts.clone() }, &faults).await;
-        let mut want = chained_keys(&store).await;
-        for i in 0..40 {
-            let (k, v) = (format!("p{i}"), bytes(i as u8, 700));
-            apply(&store, vec![put(&k, &v)]).await;
-            want.insert(k, v);
-        }
-        store.sync().await.unwrap();
-        drop(store);
         let (store, _) = open_faulty(tmp.path(), &opts, &faults).await;
+        let mut want = BTreeMap::new();
+        for (k, v) in [("c", bytes(1, 30_000)), ("e", bytes(2, 1000)), ("d", bytes(3, 1000))] {
+            apply(&store, vec![put(k, &v)]).await;
+            want.insert(k.to_string(), v);
+        }
+        // Fill segment 1 up, so that what follows goes to segment 2.
+        apply(&store, vec![put("f1", &bytes(4, 50_000))]).await;
+        apply(&store, vec![put("f2", &bytes(5, 20_000))]).await;
+        want.insert("f1".into(), bytes(4, 50_000));
+        want.insert("f2".into(), bytes(5, 20_000));
+        assert!(store.stats().segments >= 2);
+        let seg2 = store.stats().segments as u32;
+        // Segment 2: "d" again (so segment 1 has dead bytes) and two pieces of "c".
+        apply(&store, vec![put("d", &bytes(6, 1000))]).await;
+        want.insert("d".into(), bytes(6, 1000));
+        for n in 0..2u8 {
+            let tail = bytes(10 + n, 4000);
+            append(&store, "c", &tail).await;
+            want.get_mut("c").unwrap().extend_from_slice(&tail);
+        }
+        assert_eq!(pieces(&store), 2);
+        // Seal segment 2 and sync, so the pieces are read from its file.
+        apply(&store, vec![put("g", &bytes(7, 60_000))]).await;
+        want.insert("g".into(), bytes(7, 60_000));
+        store.sync().await.unwrap();
+        check(&store, &want).await;
+        drop(store);
+        let opts = StoreOptions { compaction_dead_ratio: 0.0, ..opts };
+        let (store, _) = open_faulty(tmp.path(), &opts, &faults).await;
+        let seg2_name = format!("{seg2:08}.vlog");
+        faults.inject(Injection { op: Op::Read, nth: 1, file: Some(seg2_name), effect: Effect::Delay(std::time::Duration::from_millis(300)) });
         faults.inject(Injection { op: Op::Write, nth: 1, file: None, effect: Effect::Fail(libc::ENOSPC) });
-        let _ = store.compact_now().await; // fails or not: the round was taken back
-        assert!(store.reverts() >= 1, "the copies' round failed");
+        let _ = store.compact_now().await;
+        assert!(store.reverts() >= 1, "the copy's round failed");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while store.sync().await.is_err() {
             assert!(std::time::Instant::now() < deadline, "writes did not resume");
