@@ -534,3 +534,77 @@ fn compaction_keeps_its_segment_when_a_round_is_taken_back_during_a_fold() {
         check(&store, &want).await;
     });
 }
+
+/// A chained key expires while compaction waits for its fold's read, and the copy's
+/// write meanwhile fails for good (EIO: writes are refused from then on, so the expired
+/// key cannot be removed): compaction fails instead of spinning in its fold loop
+/// without an await (which hung the shard's thread), reads still work, and a reopen
+/// drops the expired key and keeps the rest. The store runs on a thread of its own
+/// with a deadline, so that a spin fails this test instead of hanging the run.
+#[test]
+fn a_fold_gives_up_when_an_expired_key_cannot_be_removed() {
+    const T0: u64 = 1_700_000_000_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_owned();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let store_thread = std::thread::spawn(move || {
+        run(async move {
+            let t = Rc::new(Cell::new(T0));
+            let t2 = t.clone();
+            let clock = move || -> keel_storage::Clock {
+                let t = t2.clone();
+                Rc::new(move || t.get())
+            };
+            let opts = StoreOptions { compaction_dead_ratio: 2.0, cache_bytes: 0, ..small_segments() };
+            let faults = keel_storage::fault::FaultFs::new();
+            let (store, _) = Store::open_with_faults_and_clock(&dir, opts.clone(), &faults, clock()).await.unwrap();
+            let c_expires = T0 + 10_000;
+            apply(&store, vec![Mutation::PutExpiring { ns: NS_KV, key: b"c".to_vec(), value: bytes(1, 30_000), expire_at: c_expires }]).await;
+            apply(&store, vec![put("e", &bytes(2, 1000)), put("d", &bytes(3, 1000))]).await;
+            apply(&store, vec![put("f1", &bytes(4, 50_000))]).await;
+            apply(&store, vec![put("f2", &bytes(5, 20_000))]).await;
+            let seg_of_pieces = store.stats().segments as u32;
+            apply(&store, vec![put("d", &bytes(6, 1000))]).await;
+            for n in 0..2u8 {
+                append(&store, "c", &bytes(10 + n, 4000)).await;
+            }
+            assert_eq!(pieces(&store), 2);
+            assert_eq!(store.expire_at(NS_KV, b"c"), Some(c_expires), "APPEND keeps the expiry time");
+            apply(&store, vec![put("g", &bytes(7, 60_000))]).await;
+            store.sync().await.unwrap();
+            drop(store);
+
+            let opts = StoreOptions { compaction_dead_ratio: 0.0, ..opts };
+            let (store, _) = Store::open_with_faults_and_clock(&dir, opts.clone(), &faults, clock()).await.unwrap();
+            faults.inject(Injection {
+                op: Op::Read,
+                nth: 1,
+                file: Some(format!("{seg_of_pieces:08}.vlog")),
+                effect: Effect::Delay(std::time::Duration::from_millis(300)),
+            });
+            faults.inject(Injection { op: Op::Write, nth: 1, file: None, effect: Effect::Fail(libc::EIO) });
+            // "c" expires while the fold's read is held.
+            let t3 = t.clone();
+            glommio::spawn_local(async move {
+                glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
+                t3.set(c_expires + 1);
+            })
+            .detach();
+            assert!(store.compact_now().await.is_err(), "writes are refused for good");
+            assert_eq!(get(&store, "c").await, None, "expired");
+            assert_eq!(get(&store, "e").await, Some(bytes(2, 1000)));
+            drop(store);
+            let (store, _) = Store::open_with_clock(&dir, opts, clock()).await.unwrap();
+            assert_eq!(get(&store, "c").await, None);
+            for (k, v) in [("e", bytes(2, 1000)), ("d", bytes(6, 1000)), ("f1", bytes(4, 50_000)), ("g", bytes(7, 60_000))] {
+                assert_eq!(get(&store, k).await, Some(v), "{k}");
+            }
+        });
+        done_tx.send(()).unwrap();
+    });
+    match done_rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(()) => {}
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("the store's thread hung (a fold loop that spins without an await)"),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => std::panic::resume_unwind(store_thread.join().unwrap_err()),
+    }
+}
