@@ -1155,6 +1155,25 @@ mod tests {
         assert!(per_key < 48.0, "{per_key} B per key, with a 3-byte value inline");
     }
 
+    /// Removing keys longer than 255 bytes gives their heap copies back (the slots stay
+    /// for reuse, empty).
+    #[test]
+    fn removed_long_keys_are_freed() {
+        let mut kd = Keydir::default();
+        kd.insert(0, b"stays", entry(0));
+        let before = kd.heap_bytes();
+        let keys: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i; 300]).collect();
+        for k in &keys {
+            kd.insert(0, k, entry(0));
+        }
+        assert!(kd.heap_bytes() >= before + 10 * 300);
+        for k in &keys {
+            assert!(kd.remove(0, k).is_some());
+        }
+        let after = kd.heap_bytes();
+        assert!(after < before + 10 * 100, "{after} bytes after removing, {before} before: the long keys' copies stayed");
+    }
+
     /// Values that change length move their record between size classes (inline, too
     /// long for inline, empty, key and value over 255 bytes, a long key), in place on
     /// chains of many colliding keys: every entry reads back as written, and the chains
@@ -1184,6 +1203,8 @@ mod tests {
             for (k, e) in &model {
                 assert_eq!(kd.get(0, k), Some(*e), "{k:?} in round {round}");
             }
+            let inline = model.values().filter(|e| e.inline.is_some()).count();
+            assert!(inline > 0 && inline < model.len(), "some values inline, some not: {inline} of {}", model.len());
         }
         TEST_HASH_MASK.with(|m| m.set(HASH_MASK));
 
