@@ -608,3 +608,37 @@ fn a_fold_gives_up_when_an_expired_key_cannot_be_removed() {
         Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => std::panic::resume_unwind(store_thread.join().unwrap_err()),
     }
 }
+
+/// A failed round takes back the newest append of a key that keeps earlier pieces, and
+/// the only append of another key: the values, their lengths (STRLEN) and the piece and
+/// chain counts are the acknowledged ones again.
+#[test]
+fn a_failed_append_taken_back_leaves_the_earlier_pieces_exact() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        let opts = StoreOptions { compaction_dead_ratio: 2.0, cache_bytes: 0, ..small_segments() };
+        let (faults, store) = open_fresh_faulty(tmp.path(), &opts).await;
+        let mut want = bytes(1, 30_000);
+        apply(&store, vec![put("c", &want), put("o", &bytes(4, 30_000))]).await;
+        let tail = bytes(2, 4000);
+        append(&store, "c", &tail).await;
+        want.extend_from_slice(&tail);
+        assert_eq!((store.stats().append_chains, pieces(&store)), (1, 1));
+        faults.inject(Injection { op: Op::Write, nth: 1, file: None, effect: Effect::Fail(libc::ENOSPC) });
+        let (_, c2) = append_now(&store, "c", &bytes(3, 4000)).await;
+        let (_, o1) = append_now(&store, "o", &bytes(5, 4000)).await;
+        assert_eq!((store.stats().append_chains, pieces(&store)), (2, 3));
+        assert!(c2.await.is_err() && o1.await.is_err(), "the appends' round fails");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while store.sync().await.is_err() {
+            assert!(std::time::Instant::now() < deadline, "writes did not resume");
+            glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        assert_eq!((store.stats().append_chains, pieces(&store)), (1, 1), "the failed pieces were taken back, and o's chain with its only piece");
+        let want = BTreeMap::from([("c".to_string(), want), ("o".to_string(), bytes(4, 30_000))]);
+        check(&store, &want).await;
+        drop(store);
+        let (store, _) = open(tmp.path(), &opts).await;
+        check(&store, &want).await;
+    });
+}
