@@ -56,7 +56,8 @@ use crate::vlog::record::{self, segment_file_name, HEADER_LEN, MAX_BODY};
 use crate::{CacheKey, Ns, StorageError};
 
 /// A chain may have this many pieces, or one per [`BYTES_PER_PIECE`] of its value if
-/// that is more; the next append folds a chain that has them.
+/// that is more: the append that reaches the bound (or makes the pieces outweigh the
+/// base) starts a fold in the background.
 pub const MAX_PIECES: usize = 64;
 /// See [`MAX_PIECES`]: 64 KiB.
 pub const BYTES_PER_PIECE: u64 = 64 << 10;
@@ -433,7 +434,7 @@ impl Inner {
         };
         let mut parts = Vec::with_capacity(pieces.len() + 1);
         // The base: inline in the keydir, in the append buffer, cached, or on disk.
-        let base = match self.ram_value(e).or_else(|| self.cache.borrow_mut().get_if_cached(&value_key(e)).map(<[u8]>::to_vec)) {
+        let base = match self.in_ram(e, false) {
             Some(v) => Part::Ram(v),
             None => part(e.seg, e.off, e.len),
         };

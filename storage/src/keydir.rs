@@ -475,6 +475,10 @@ impl Space {
         let (mut prev, mut at, mut pos) = (NIL, self.heads[self.bucket(h)], 0);
         while at != NIL {
             let k = self.key(at);
+            if k == key {
+                // Found (an overwrite, a delete): no hash of its own needed.
+                return (prev, at, pos, true);
+            }
             let hk = key_hash(k);
             match hk.cmp(&h).then_with(|| k.cmp(key)) {
                 Ordering::Less => {

@@ -281,7 +281,8 @@ pub enum Appended {
 pub enum Lookup {
     /// No live value.
     Missing,
-    /// The value, from RAM (the unwritten append buffer or the value cache).
+    /// The value, from RAM: kept inline in the keydir, in the unwritten append buffer,
+    /// in the value cache, or assembled from those for a value with append pieces.
     InMemory(Vec<u8>),
     /// Live but only on disk: call [`Store::get`].
     OnDisk,

@@ -117,7 +117,7 @@ impl Inner {
     }
 
     /// Points `key` at a new entry, keeping the live byte counts right, and logs the
-    /// change for `round` in the undo log: its bucket and position there, and the
+    /// change for `round` in the undo log: its hash and position among the keys of that hash, and the
     /// replaced entry if any, copied from the keydir slot before it changes (see
     /// [`crate::undo`]). The key itself is not kept. Also compaction's moves. Returns
     /// the cache key of the value it replaced, if any and if it may be cached (not an
@@ -254,7 +254,7 @@ impl Inner {
 
     /// The value of `e` if it is in RAM: [`Inner::ram_value`] or in the cache (a hit
     /// counted; a miss counted if `count_miss`).
-    fn in_ram(&self, e: &Entry, count_miss: bool) -> Option<Vec<u8>> {
+    pub(crate) fn in_ram(&self, e: &Entry, count_miss: bool) -> Option<Vec<u8>> {
         if let Some(v) = self.ram_value(e) {
             return Some(v);
         }
@@ -580,22 +580,22 @@ impl Store {
         (keydir.expiring(ns) - keydir.due_count(ns, now), keydir.avg_ttl(ns, now))
     }
 
-    /// The value if it is held in RAM (still in the unwritten append buffer, or in the
-    /// cache, which counts a hit): see [`Lookup`]. Never does I/O; `OnDisk` counts no miss (the
+    /// The value if it is held in RAM (inline in the keydir, still in the unwritten
+    /// append buffer, or in the cache, which counts a hit; for a value with append
+    /// pieces, all its parts): see [`Lookup`]. Never does I/O; `OnDisk` counts no miss (the
     /// [`Store::get`] that follows does).
     pub fn lookup(&self, ns: Ns, key: &[u8]) -> Lookup {
         let inner = &self.handle.inner;
         if inner.expire_if_due(ns, key) {
             return Lookup::Missing;
         }
-        let keydir = inner.keydir.borrow();
-        match keydir.get(ns, key) {
-            None => Lookup::Missing,
-            Some(e) if inner.is_chained(ns, key) => match inner.assemble(ns, key, &e, false) {
-                Some(Assembled::Ready(v)) => Lookup::InMemory(v),
-                _ => Lookup::OnDisk,
-            },
-            Some(e) => match inner.in_ram(&e, false) {
+        let Some(e) = inner.keydir.borrow().get(ns, key) else { return Lookup::Missing };
+        // A value with append pieces (most stores have none: one length compare).
+        let assembled = if inner.chains.borrow().is_empty() { None } else { inner.assemble(ns, key, &e, false) };
+        match assembled {
+            Some(Assembled::Ready(v)) => Lookup::InMemory(v),
+            Some(Assembled::Read(_)) => Lookup::OnDisk,
+            None => match inner.in_ram(&e, false) {
                 Some(v) => Lookup::InMemory(v),
                 None => Lookup::OnDisk,
             },
@@ -612,18 +612,16 @@ impl Store {
         if inner.expire_if_due(ns, key) {
             return Ok(None);
         }
+        let Some(e) = inner.keydir.borrow().get(ns, key) else { return Ok(None) };
         // A value with append pieces (most stores have none: one length compare).
         if !inner.chains.borrow().is_empty() {
-            let e = inner.keydir.borrow().get(ns, key);
-            match e.and_then(|e| inner.assemble(ns, key, &e, true)) {
+            match inner.assemble(ns, key, &e, true) {
                 None => {}
                 Some(Assembled::Ready(v)) => return Ok(Some(v)),
                 Some(Assembled::Read(a)) => return inner.assemble_read(ns, key, a).await.map(Some),
             }
         }
         let (file, seg, off, len, ck) = {
-            let keydir = inner.keydir.borrow();
-            let Some(e) = keydir.get(ns, key) else { return Ok(None) };
             if let Some(v) = inner.in_ram(&e, true) {
                 return Ok(Some(v));
             }
