@@ -91,7 +91,7 @@ best() { # key-prefix -> "rps,p50" of the round with the higher rps
   [ "${APPEND:-0}" = 1 ] && echo "- APPEND rows: \`redis-benchmark -n $N -c $CLIENTS -P {$(echo $PS | tr ' ' ,)} -r ${APPEND_KEYS:-100} --csv APPEND a:__rand_int__ <${VALUE_SIZE:-3} bytes>\`: each of ${APPEND_KEYS:-100} keys grows by about $N/${APPEND_KEYS:-100} appends."
   [ "${APPEND_BIG:-0}" = 1 ] && echo "- APPEND 200 × 1 MiB: \`scripts/append_big.py PORT\` (redis-py, one connection, one key; fresh servers, one run each), seconds."
   [ "${SPREAD:-0}" = 1 ] && echo "- SPREAD-SET / SPREAD-GET rows: \`redis-benchmark -n $N -c $CLIENTS -P {$(echo $PS | tr ' ' ,)} -r ${KEYSPACE:-100000} --csv SET t__rand_int__:k v\` (and \`GET t__rand_int__:k\`): keys over many tenants, so over every shard."
-  echo "- hit rate: keel's INFO cache_hits / (cache_hits + cache_misses) at the end of the run (every GET that found its key; a SET reads nothing and puts its value in the cache);"
+  echo "- hit rate: keel's INFO cache_hits / (cache_hits + cache_misses) at the end of the run (every GET that found its key; a SET reads nothing and puts its value in the cache; values of at most inline_value_max bytes live in the keydir and are neither cached nor counted);"
   echo "  RSS: INFO used_memory_rss at the end of the run (keel: router + shards), MiB; both from the better round."
   echo "- equal promises: keel \`--durability kernel\` (ack after fdatasync) vs Redis \`appendonly yes, appendfsync always\`;"
   echo "  keel \`--durability relaxed\` (ack after the batch's O_DIRECT write completed, fdatasync every 100 ms) vs Redis without persistence."

@@ -5,7 +5,8 @@
 # into keel (one shard, durability relaxed: the promise does not change what RAM holds)
 # and into Redis (no persistence). Prints a markdown table: keys, RSS growth, bytes per
 # key, and keel's restart time (SIGTERM, start, until PING answers) with N keys. keel's
-# writes also fill its value cache (at most cache_bytes): its bytes per key are given
+# writes of values over inline_value_max (default 16 B; the 3-byte values here stay in the
+# keydir) also fill its value cache (at most cache_bytes): its bytes per key are given
 # without the cache (RSS growth − INFO cache_used_bytes) and with it; after the restart
 # the cache is empty.
 # Usage: scripts/bench-ram-per-key.sh [KEEL_BINARY] (default target/release/keel); N=…
