@@ -92,8 +92,9 @@ pub async fn set(shard: &Shard, ns: Ns, mut argv: Vec<Vec<u8>>) -> Reply {
         Ok(o) => o,
         Err(e) => return Reply::err(e),
     };
-    // The clock only for a time to set or keep (most SETs have none).
-    let now = if opts.expire.is_some() || opts.keepttl { shard.store.now_ms() } else { 0 };
+    // The clock only for a time to set (KEEPTTL reads it in put_keeping_ttl; most SETs
+    // have neither).
+    let now = if opts.expire.is_some() { shard.store.now_ms() } else { 0 };
     let at = match opts.expire.map(|(unit, arg)| expire_time(unit, arg, now, "set")) {
         None => 0,
         Some(Ok(at)) => at,
@@ -116,8 +117,8 @@ pub async fn set(shard: &Shard, ns: Ns, mut argv: Vec<Vec<u8>>) -> Reply {
     if (nx && exists) || (xx && !exists) {
         return if get { reply.into() } else { Value::Null.into() };
     }
-    let at = if keepttl { shard.store.expire_at(ns, &key).unwrap_or(0) } else { at };
-    shard.write(vec![put_expiring(ns, key, value, at, now)], reply)
+    let put = if keepttl { put_keeping_ttl(shard, ns, key, value) } else { put_expiring(ns, key, value, at, now) };
+    shard.write(vec![put], reply)
 }
 
 /// `SETEX key seconds value` / `PSETEX key milliseconds value` (`unit` Ex or Px):
