@@ -139,6 +139,11 @@ async fn compact_segment(inner: &Rc<Inner>, id: u32) -> Result<(), StorageError>
                 let older_exists = inner.segs.borrow().range(..id).next().is_some();
                 let mut ops = Vec::new();
                 record::visit(&header, rec, |op| ops.push(op)).expect("the reader checked the record");
+                if let [first, _, ..] = ops.as_slice() {
+                    // (An MSET's keys: their liveness checks' cache misses overlap.)
+                    let ns = first.ns;
+                    inner.keydir.borrow().prefetch(ns, ops.iter().filter(|op| op.ns == ns).map(|op| op.key));
+                }
                 for op in ops {
                     copied += copy_if_needed(inner, id, off, header.seq, op, older_exists, &mut folds) as u64;
                 }

@@ -213,6 +213,8 @@ impl Entry {
 
 /// No slot: the end of a chain or of the free list.
 const NIL: u32 = u32::MAX;
+/// The most keys [`Keydir::prefetch`] loads at once.
+pub(crate) const PREFETCH_MAX: usize = 32;
 /// `seg` of a free slot (segment ids never reach it).
 const FREE: u32 = u32::MAX;
 const NEXT: usize = 0;
@@ -644,6 +646,32 @@ impl Keydir {
         space.find(key_hash(key), key).map(|s| space.entry(s))
     }
 
+    /// Brings the chain heads and first records of up to [`PREFETCH_MAX`] `keys` into the
+    /// CPU cache ahead of the work on them (a batch's puts, compaction's liveness checks):
+    /// the loads are independent of each other, so the CPU overlaps their cache misses,
+    /// where the work key by key would wait for each in turn (two misses per key: the
+    /// head, then the record). Changes nothing.
+    pub fn prefetch<'k>(&self, ns: Ns, keys: impl Iterator<Item = &'k [u8]>) {
+        let space = &self.spaces[ns as usize];
+        if space.heads.is_empty() {
+            return;
+        }
+        let mut heads = [NIL; PREFETCH_MAX];
+        let mut n = 0;
+        for (head, key) in heads.iter_mut().zip(keys) {
+            *head = space.heads[space.bucket(key_hash(key))];
+            n += 1;
+        }
+        let mut touched = 0u8;
+        for &at in &heads[..n] {
+            if at != NIL {
+                let (c, i) = space.class(at);
+                touched ^= c.bytes[i as usize * c.stride + KLEN];
+            }
+        }
+        std::hint::black_box(touched);
+    }
+
     /// The entry of `key` if its value is the one at `off` of segment `seg` (compaction's
     /// liveness check).
     pub fn get_at(&self, ns: Ns, key: &[u8], seg: u32, off: u32) -> Option<Entry> {
@@ -976,6 +1004,25 @@ mod tests {
         want.sort();
         want.dedup();
         assert_eq!(seen, want);
+    }
+
+    /// A prefetch reads: any number of keys, present, missing, long (held apart) or in
+    /// an empty namespace, and the keydir is the same afterwards.
+    #[test]
+    fn prefetch_changes_nothing() {
+        let mut kd = Keydir::unordered();
+        kd.prefetch(0, [b"k".as_slice()].into_iter());
+        let keys: Vec<Vec<u8>> = (0..100).map(|i| if i % 7 == 0 { vec![b'x'; 300 + i] } else { format!("key:{i}").into_bytes() }).collect();
+        for (i, k) in keys.iter().enumerate() {
+            kd.insert(0, k, entry(i as u64));
+        }
+        kd.prefetch(0, keys.iter().map(Vec::as_slice).chain([b"missing".as_slice()]));
+        kd.prefetch(1, keys.iter().map(Vec::as_slice));
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(kd.get(0, k).map(|e| e.seq), Some(i as u64));
+        }
+        assert_eq!(kd.len(0), keys.len());
+        assert!(kd.order_is_consistent());
     }
 
     #[test]

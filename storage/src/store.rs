@@ -304,6 +304,11 @@ impl Inner {
         let mut placed = Vec::with_capacity(ops.len());
         let (seg, rec_off, round) = inner.append(len, |buf| record::encode(buf, seq, &ops, |_, value_off, foot| placed.push((value_off, foot))));
         drop(ops);
+        if muts.len() > 1 {
+            // (MSET: the keys' cache misses overlap instead of coming one by one.)
+            let ns = muts[0].target().0;
+            inner.keydir.borrow().prefetch(ns, muts.iter().map(Mutation::target).filter(|t| t.0 == ns).map(|t| t.1));
+        }
         for (m, (value_off, foot)) in muts.into_iter().zip(placed) {
             let (ns, key, value, at) = match m {
                 Mutation::Put { ns, key, value } => (ns, key, value, 0),
