@@ -95,6 +95,7 @@ async fn serve(clients: &Clients, chan: &Channel, mut stream: TcpStream, m: Mess
     let mut chunk = vec![0u8; READ_CHUNK];
     let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut replies: Vec<Reply> = Vec::new();
+    let mut batch: Vec<(Batched, Vec<Vec<u8>>)> = Vec::new();
     let mut served: u64 = 0;
     // Keeps its place in a long request across reads; on a return the router parses
     // from the request's first byte with a parser of its own.
@@ -107,6 +108,8 @@ async fn serve(clients: &Clients, chan: &Channel, mut stream: TcpStream, m: Mess
         inbuf.extend_from_slice(&chunk[..n]);
         let mut used = 0;
         let mut give_back = false;
+        // Every whole request read so far, up to the first this shard does not serve;
+        // then they run in order (after one look ahead at their keys).
         loop {
             match parser.parse(&inbuf[used..], &clients.limits) {
                 Ok(Some((argv, n))) => {
@@ -119,8 +122,8 @@ async fn serve(clients: &Clients, chan: &Channel, mut stream: TcpStream, m: Mess
                             give_back = true;
                             break;
                         }
-                        Local::Reply(v) => replies.push(Reply::Ready(v)),
-                        Local::Shard(spec) => replies.push(clients.shard.run(db, spec, argv).await),
+                        Local::Reply(v) => batch.push((Err(v), argv)),
+                        Local::Shard(spec) => batch.push((Ok(spec), argv)),
                     }
                     used += n;
                     served += 1;
@@ -131,6 +134,18 @@ async fn serve(clients: &Clients, chan: &Channel, mut stream: TcpStream, m: Mess
                     give_back = true;
                     break;
                 }
+            }
+        }
+        if batch.len() > 1 {
+            clients.shard.prefetch(
+                db,
+                batch.iter().filter_map(|(l, argv)| l.as_ref().ok().map(|spec| (*spec, argv.as_slice()))),
+            );
+        }
+        for (l, argv) in batch.drain(..) {
+            match l {
+                Ok(spec) => replies.push(clients.shard.run(db, spec, argv).await),
+                Err(v) => replies.push(Reply::Ready(v)),
             }
         }
         for r in replies.drain(..) {
@@ -179,6 +194,10 @@ async fn serve(clients: &Clients, chan: &Channel, mut stream: TcpStream, m: Mess
     // On a return the router holds the socket now; dropping ours closes only this
     // process's descriptor.
 }
+
+/// A request read and not yet run, with its argv: the spec to run, or the reply already
+/// made (PING, ECHO).
+type Batched = Result<&'static Spec, Value>;
 
 /// Whether this shard answers a request of a handed-off connection.
 enum Local {

@@ -139,6 +139,7 @@ pub(crate) async fn serve(shard: Rc<Shard>, stream: UnixStream, shutdown: Event,
 async fn reader(shard: &Shard, conn: &Conn, mut r: ReadHalf<UnixStream>, shutdown: &Event) -> End {
     let mut buf = vec![0u8; READ_CHUNK];
     let (mut start, mut end) = (0usize, 0usize);
+    let mut batch: Vec<(u64, u8, Vec<Vec<u8>>)> = Vec::new();
     loop {
         if shutdown.is_set() {
             return End::Shutdown;
@@ -163,26 +164,53 @@ async fn reader(shard: &Shard, conn: &Conn, mut r: ReadHalf<UnixStream>, shutdow
             Some(Ok(n)) => end += n,
             Some(Err(e)) => return End::ReadError(e),
         }
+        // Every whole frame read so far is decoded, the keys of the batch are looked
+        // at once (their cache misses overlap: Shard::prefetch), then the requests run in
+        // order.
+        let mut malformed = None;
         loop {
             let (req_id, db, argv, used) = match decode_frame(&buf[start..end], conn.max_frame) {
                 Ok(None) => break,
                 Ok(Some((frame, used))) => {
                     if frame.kind == Kind::Reply {
-                        return End::Malformed(format!("unexpected frame kind {:?}", frame.kind));
+                        malformed = Some(format!("unexpected frame kind {:?}", frame.kind));
+                        break;
                     }
                     match decode_request_in(frame.kind, frame.payload) {
                         Ok((db, argv)) => (frame.req_id, db, argv, used),
-                        Err(e) => return End::Malformed(e.to_string()),
+                        Err(e) => {
+                            malformed = Some(e.to_string());
+                            break;
+                        }
                     }
                 }
-                Err(e) => return End::Malformed(e.to_string()),
+                Err(e) => {
+                    malformed = Some(e.to_string());
+                    break;
+                }
             };
             start += used;
+            batch.push((req_id, db, argv));
+        }
+        if let [(_, db, _), _, ..] = batch.as_slice() {
+            let db = *db;
+            shard.prefetch(
+                db,
+                batch.iter().filter(|r| r.1 == db).filter_map(|(_, _, argv)| {
+                    let spec = argv.first().and_then(|name| keel_protocol::command::lookup(name))?;
+                    spec.arity_ok(argv.len()).then_some((spec, argv.as_slice()))
+                }),
+            );
+        }
+        for (req_id, db, argv) in batch.drain(..) {
             match shard.handle_in(db, argv).await {
                 Reply::Ready(v) => conn.push(req_id, &v),
                 Reply::AfterCommit { commit, ok } => conn.commits.push(req_id, Pending::Commit { commit, ok }),
                 Reply::Later(v) => conn.reads.push(req_id, Pending::Read(v)),
             }
+        }
+        if let Some(e) = malformed {
+            return End::Malformed(e);
         }
         if start == end {
             start = 0;

@@ -2,7 +2,7 @@
 //! entry point [`Shard::handle`].
 
 use crate::registry::{self, Registry};
-use keel_protocol::command::{Cmd, Spec};
+use keel_protocol::command::{Cmd, Route, Spec};
 use keel_protocol::Value;
 use keel_storage::{Commit, Lookup, Mutation, Ns, RecoveryReport, StorageError, Store, StoreOptions};
 use std::cell::{Cell, RefCell};
@@ -196,6 +196,30 @@ impl Shard {
             return Reply::err(crate::dbs::ERR_DB_RANGE);
         }
         self.run(db, spec, argv).await
+    }
+
+    /// Before a batch of requests in database `db` runs (a pipeline read in one go):
+    /// [`Store::prefetch`] of the keys of its single-key commands (`spec`, `argv` pairs
+    /// that passed the arity check), so that their cache misses overlap instead of
+    /// coming one request after another.
+    pub(crate) fn prefetch<'a>(&self, db: u8, batch: impl Iterator<Item = (&'static Spec, &'a [Vec<u8>])>) {
+        const MAX: usize = 32;
+        let mut keys: [&[u8]; MAX] = [&[]; MAX];
+        let mut n = 0;
+        for (spec, argv) in batch {
+            if n == MAX {
+                break;
+            }
+            if spec.route == Route::Key && spec.first_key == 1 {
+                if let Some(key) = argv.get(1) {
+                    keys[n] = key;
+                    n += 1;
+                }
+            }
+        }
+        if n > 1 && (db as usize) < self.dbs.count() {
+            self.store.prefetch(self.dbs.ns(db), &keys[..n]);
+        }
     }
 
     /// Runs the op of `spec`, whose arity `argv` satisfies, in database `db` (below the

@@ -242,6 +242,12 @@ impl<K: Hash + Eq + Clone> S3Fifo<K> {
         self.map.contains_key(key)
     }
 
+    /// The cached value of `key` without counting a hit or a miss or raising its
+    /// frequency (a look ahead, see `Store::prefetch`).
+    pub fn peek(&self, key: &K) -> Option<&[u8]> {
+        self.map.get(key).map(|slot| &*slot.value)
+    }
+
     /// Caches `value` under `key`, replacing an entry already there, evicting as S3-FIFO
     /// says until it fits. Returns false (and caches nothing; an old entry under `key`
     /// is removed) when its cost passes [`S3Fifo::max_entry_bytes`].

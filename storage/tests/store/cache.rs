@@ -43,6 +43,29 @@ fn a_written_value_is_served_from_the_cache() {
     });
 }
 
+/// `Store::prefetch` (a pipeline's look ahead) reads only: no hit, miss or entry is
+/// counted or changed, for cached, uncached, inline and missing keys, and reads after it
+/// count as before.
+#[test]
+fn prefetch_counts_and_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        let (store, _) = open(tmp.path(), &with_cache(1 << 20)).await;
+        let v = vec![0xA3; 3000];
+        apply(&store, vec![put("big", &v), put("small", b"1")]).await;
+        push_out(&store).await;
+        let before = store.stats().cache;
+        let keys: Vec<&[u8]> = vec![b"big", b"small", b"missing", b"~filler", b"big"];
+        store.prefetch(0, &keys);
+        store.prefetch(1, &keys);
+        store.prefetch(0, &[]);
+        let s = store.stats().cache;
+        assert_eq!((s.hits, s.misses, s.entries, s.used), (before.hits, before.misses, before.entries, before.used), "{s:?}");
+        assert!(get(&store, "big").await == Some(v.clone()));
+        assert_eq!(store.stats().cache.hits, before.hits + 1);
+    });
+}
+
 /// A value read from the vLog fills the cache, and is then served from RAM: after its
 /// bytes on disk are changed behind the store's back, a GET still returns what was
 /// written, and the hit is counted. The first GET (after a restart: the cache starts
