@@ -41,7 +41,7 @@
 //! (insert, remove, resize, SCAN), never stored.
 //!
 //! Sequence numbers are not kept, except while recovery replays the vLog
-//! ([`Keydir::unordered`] until [`Keydir::build_order`]): only the replay compares them.
+//! ([`Keydir::for_replay`] until [`Keydir::end_replay`]): only the replay compares them.
 //! Expiry times live beside the slab, in a per-namespace TTL index that only keys with a
 //! TTL are in (`Ttls`).
 
@@ -183,7 +183,7 @@ impl std::fmt::Debug for InlineValue {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Entry {
     /// Sequence number of the record that wrote it; kept only while recovery replays
-    /// (see [`Keydir::unordered`]), 0 otherwise.
+    /// (see [`Keydir::for_replay`]), 0 otherwise.
     pub seq: u64,
     /// Segment id.
     pub seg: u32,
@@ -623,13 +623,13 @@ impl Default for Keydir {
 
 impl Keydir {
     /// A keydir for recovery's replay: entries keep their sequence numbers until
-    /// [`Keydir::build_order`].
-    pub fn unordered() -> Keydir {
+    /// [`Keydir::end_replay`].
+    pub fn for_replay() -> Keydir {
         Keydir { track_seq: true, ..Keydir::default() }
     }
 
-    /// Ends the replay: sequence numbers are dropped (the order is always kept).
-    pub fn build_order(&mut self) {
+    /// Ends the replay: sequence numbers are dropped.
+    pub fn end_replay(&mut self) {
         self.track_seq = false;
         for c in self.spaces.iter_mut().flat_map(|s| s.classes.iter_mut()) {
             c.seqs = Vec::new();
@@ -981,7 +981,7 @@ mod tests {
     /// A keydir whose namespace 0 holds `keys`, and a check that a full scan with
     /// `count` returns exactly them.
     fn check_scan(keys: &[Vec<u8>], count: usize) {
-        let mut kd = Keydir::unordered();
+        let mut kd = Keydir::for_replay();
         for (i, k) in keys.iter().enumerate() {
             kd.insert(0, k, entry(i as u64));
         }
@@ -1010,7 +1010,7 @@ mod tests {
     /// an empty namespace, and the keydir is the same afterwards.
     #[test]
     fn prefetch_changes_nothing() {
-        let mut kd = Keydir::unordered();
+        let mut kd = Keydir::for_replay();
         kd.prefetch(0, [b"k".as_slice()].into_iter());
         let keys: Vec<Vec<u8>> = (0..100).map(|i| if i % 7 == 0 { vec![b'x'; 300 + i] } else { format!("key:{i}").into_bytes() }).collect();
         for (i, k) in keys.iter().enumerate() {
@@ -1071,7 +1071,7 @@ mod tests {
 
     #[test]
     fn bulk_load_keeps_sequence_numbers_until_the_order_is_built() {
-        let mut kd = Keydir::unordered();
+        let mut kd = Keydir::for_replay();
         for i in 0..500 {
             kd.insert(0, format!("k{i}").as_bytes(), Entry { seq: i + 10, ..entry(0) });
         }
@@ -1079,7 +1079,7 @@ mod tests {
             kd.remove(0, format!("k{i}").as_bytes());
         }
         assert_eq!(kd.get(0, b"k200").map(|e| e.seq), Some(210));
-        kd.build_order();
+        kd.end_replay();
         assert_eq!(kd.get(0, b"k200").map(|e| e.seq), Some(0));
         assert!(kd.order_is_consistent());
         check_scan_of(&kd, &(100..500).map(|i| format!("k{i}").into_bytes()).collect::<Vec<_>>(), 9);
@@ -1087,7 +1087,7 @@ mod tests {
 
     #[test]
     fn insert_get_remove_retain() {
-        let mut kd = Keydir::unordered();
+        let mut kd = Keydir::for_replay();
         assert_eq!(kd.insert(1, b"a", entry(1)), None);
         assert_eq!(kd.insert(1, b"a", entry(2)).map(|e| e.seq), Some(1));
         assert_eq!(kd.insert(1, b"b", entry(3)), None);
@@ -1149,7 +1149,7 @@ mod tests {
 
     #[test]
     fn get_at_finds_an_entry_by_location() {
-        let mut kd = Keydir::unordered();
+        let mut kd = Keydir::for_replay();
         kd.insert(0, b"k", Entry { seq: 1, seg: 3, off: 100, len: 1, foot: 30, inline: None });
         assert_eq!(kd.get_at(0, b"k", 3, 100).map(|e| e.seq), Some(1));
         assert!(kd.get_at(0, b"k", 3, 101).is_none());
@@ -1161,7 +1161,7 @@ mod tests {
     fn positions_among_keys_of_one_hash() {
         // Every key has hash 0 (a test-only 0-bit hash on this thread).
         TEST_HASH_MASK.with(|m| m.set(0));
-        let mut kd = Keydir::unordered();
+        let mut kd = Keydir::for_replay();
         let h = key_hash(b"any");
         let put = |kd: &mut Keydir, k: &[u8], seq| kd.insert_with(0, h, k, entry(seq), |slot, e| *slot = e);
         assert_eq!(put(&mut kd, b"m", 1), (false, 0));

@@ -185,7 +185,7 @@ fn list_segments(vlog_dir: &Path) -> Result<Vec<u32>, StorageError> {
 pub(crate) async fn recover(vlog_dir: &Path, fs: &Fs, inline_max: usize) -> Result<Recovered, StorageError> {
     let ids = list_segments(vlog_dir)?;
     let mut replay = Replay {
-        keydir: Keydir::unordered(),
+        keydir: Keydir::for_replay(),
         inline_max,
         tombs: (0..=Ns::MAX as usize).map(|_| HashMap::new()).collect(),
         clear_seq: 0,
@@ -287,7 +287,7 @@ pub(crate) async fn recover(vlog_dir: &Path, fs: &Fs, inline_max: usize) -> Resu
     }
     let mut keydir = replay.keydir;
     // Expiry times: those of the winning puts (the keys found expired are removed by
-    // `Store::open`, with tombstones). Before `build_order`, which drops the entries'
+    // `Store::open`, with tombstones). Before `end_replay`, which drops the entries'
     // sequence numbers.
     for (ns, ttls) in replay.ttls.into_iter().enumerate() {
         for (key, (seq, at)) in ttls {
@@ -296,7 +296,7 @@ pub(crate) async fn recover(vlog_dir: &Path, fs: &Fs, inline_max: usize) -> Resu
             }
         }
     }
-    keydir.build_order();
+    keydir.end_replay();
     keydir.for_each_all(&mut |_, _, e| {
         if let Some(s) = segs.get_mut(&e.seg) {
             s.live += e.foot as u64;
