@@ -47,6 +47,25 @@ use std::path::PathBuf;
 pub use process::{handoff_socket_path, run};
 pub use shard::{LaterValue, Reply, Shard};
 
+/// What gives the memory the process's allocator holds freed back to the OS (the
+/// server's jemalloc purge), set once by the binary; unset, nothing (another allocator,
+/// tests).
+static RELEASE_FREED: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+
+/// Sets what the shard calls once a burst of large frees ended (a bulk vector load's
+/// last batch committed: `ops::vector`), so that they leave RSS at once rather than
+/// over the allocator's decay time. The first call wins.
+pub fn set_release_freed(release: fn()) {
+    let _ = RELEASE_FREED.set(release);
+}
+
+/// Calls what [`set_release_freed`] set, if anything.
+pub(crate) fn release_freed() {
+    if let Some(release) = RELEASE_FREED.get() {
+        release();
+    }
+}
+
 /// The whole configuration of one shard process. The router builds it from its own
 /// config, serializes it with [`ShardConfig::to_toml`] and writes it to the stdin of
 /// `keel shard`, which reads it back with [`ShardConfig::from_toml`]: one serialized
