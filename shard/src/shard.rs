@@ -180,6 +180,13 @@ impl Shard {
         &self.store
     }
 
+    /// Searches that are members of a shared scan of an index now (for tests: a search
+    /// that ends, or whose future is dropped, leaves it).
+    #[doc(hidden)]
+    pub fn shared_scan_members(&self) -> usize {
+        self.shared_scans.borrow().values().map(|(_, shared)| shared.len()).sum()
+    }
+
     /// Runs one request in database 0: [`Shard::handle_in`].
     pub async fn handle(&self, argv: Vec<Vec<u8>>) -> Reply {
         self.handle_in(0, argv).await

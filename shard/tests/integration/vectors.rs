@@ -526,3 +526,61 @@ fn a_vector_that_stops_matching_during_a_search_is_not_returned() {
         assert_eq!(ids, [&bulk("2498"), &bulk("2502")], "2500 no longer matches");
     });
 }
+
+/// Unfiltered searches of one index in progress together scan it together (one shared
+/// scan): each returns exactly what the same search returns alone, for every kind,
+/// whether it joined the scan at its start or in the middle of the others' (the second
+/// and third start after the first ran a slice), with its own k and l_search; one
+/// dropped midway (its client went away) leaves it, and no search is left in a shared
+/// scan at the end.
+#[test]
+fn searches_in_progress_together_return_what_each_returns_alone() {
+    on_executor(|| async {
+        for kind in ["f32", "int8", "binary"] {
+            let dir = tempfile::tempdir().unwrap();
+            let s = open(dir.path()).await;
+            let dim = 64;
+            check(&s, argv!["SKEG.VINDEX.CREATE", "v", dim.to_string(), kind, "METRIC", "l2"], ok()).await;
+            let mut x = 0x2545_f491_4f6c_dd1du64;
+            let mut vector = move || -> Vec<f32> {
+                (0..dim)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        (x % 2001) as f32 / 100.0 - 10.0
+                    })
+                    .collect()
+            };
+            for batch in 0..8u64 {
+                let mut argv = argv!["SKEG.VMSET", "v"];
+                for id in batch * 1000..(batch + 1) * 1000 {
+                    argv.push(id.to_string().into_bytes());
+                    argv.push(blob(&vector()));
+                }
+                check(&s, argv, int(1000)).await;
+            }
+            let searches: Vec<Vec<Vec<u8>>> = [(10, 10), (3, 50), (25, 25), (7, 100)]
+                .into_iter()
+                .map(|(k, l): (usize, usize)| argv!["SKEG.VSEARCH", "v", k.to_string(), l.to_string(), blob(&vector())])
+                .collect();
+            let mut alone = Vec::new();
+            for argv in &searches {
+                alone.push(s.exec(argv.clone()).await);
+            }
+            let mut first = Box::pin(s.exec(searches[0].clone()));
+            let mut dropped = Box::pin(s.exec(searches[3].clone()));
+            let first_done = futures_lite::future::poll_once(&mut first).await;
+            let _ = futures_lite::future::poll_once(&mut dropped).await;
+            let (second, third) = (s.exec(searches[1].clone()), s.exec(searches[2].clone()));
+            drop(dropped);
+            let ((a, b), c) = futures_lite::future::zip(
+                futures_lite::future::zip(async { if let Some(v) = first_done { v } else { first.await } }, second),
+                third,
+            )
+            .await;
+            assert_eq!([a, b, c], [alone[0].clone(), alone[1].clone(), alone[2].clone()], "{kind}");
+            assert_eq!(s.shared_scan_members(), 0, "{kind}: every search left its shared scan");
+        }
+    });
+}
