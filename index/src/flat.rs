@@ -984,11 +984,16 @@ impl Eq for Candidate {}
 struct TopK {
     k: usize,
     heap: BinaryHeap<Candidate>,
+    /// Once k are kept, the key of the worst of them (a key below it cannot get in);
+    /// −∞ before (+∞ for k = 0). Most candidates of a scan are turned away by this one
+    /// comparison, without touching the heap.
+    floor: f32,
 }
 
 impl TopK {
     fn new(k: usize) -> Self {
-        TopK { k, heap: BinaryHeap::with_capacity(k.min(1 << 16) + 1) }
+        let floor = if k == 0 { f32::INFINITY } else { f32::NEG_INFINITY };
+        TopK { k, heap: BinaryHeap::with_capacity(k.min(1 << 16) + 1), floor }
     }
 
     #[inline]
@@ -996,12 +1001,20 @@ impl TopK {
         // `+ 0.0` turns -0.0 into +0.0 so that equal keys compare equal under
         // `total_cmp` and ties go by id.
         let c = Candidate { key: key + 0.0, id };
+        if c.key < self.floor {
+            return; // worse than the k-th best (a NaN is not turned away here)
+        }
         if self.heap.len() < self.k {
             self.heap.push(c);
         } else if let Some(mut worst) = self.heap.peek_mut() {
             if c < *worst {
                 *worst = c;
+            } else {
+                return;
             }
+        }
+        if self.heap.len() == self.k {
+            self.floor = self.heap.peek().map_or(f32::INFINITY, |w| w.key);
         }
     }
 

@@ -10,7 +10,9 @@
 //! A search works in slices of at most [`ROUND`] shared by the searches in progress (at
 //! least [`MIN_SLICE`]) and between two slices waits for the shard's next I/O poll
 //! ([`crate::runtime::poll::IoPoll`]), so a KV request that arrives meanwhile is
-//! noticed and served within about two rounds, however long the search. For int8 and
+//! noticed and served within about two rounds, however long the search. Unfiltered
+//! searches of one index scan it together ([`keel_index::SharedScan`]: each row read
+//! once per lap for all of them; see `shared_scan`). For int8 and
 //! binary indexes the best `max(k, l_search)` candidates by their codes are re-ranked
 //! exactly with their f32 originals, read from the vLog (the reads are issued together
 //! and go through the shard's I/O) and scored as they arrive, in the same slices.
