@@ -684,7 +684,7 @@ impl Fetched<'_> {
         }
         // The index may have been dropped while its records were read.
         let reg = shard.vectors.borrow();
-        if !reg.by_name.get(self.name).is_some_and(|e| e.meta.uid == self.uid) {
+        if reg.by_name.get(self.name).is_none_or(|e| e.meta.uid != self.uid) {
             return Err(Reply::err("ERR index was dropped during the search"));
         }
         Ok(())
