@@ -584,3 +584,41 @@ fn searches_in_progress_together_return_what_each_returns_alone() {
         }
     });
 }
+
+/// Purges the binary asked for, counted (only the test below writes bulk vectors).
+static RELEASES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn count_release() {
+    RELEASES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// A bulk vector write (≥ 256 KiB of values) asks for the freed memory to be given back
+/// once it committed, and only when no other bulk write is in flight: two together ask
+/// once, at the end; small writes never ask.
+#[test]
+fn the_end_of_a_bulk_vector_load_gives_freed_memory_back() {
+    use std::sync::atomic::Ordering::SeqCst;
+    keel_shard::set_release_freed(count_release);
+    on_executor(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path()).await;
+        check(&s, argv!["SKEG.VINDEX.CREATE", "v", "256", "int8"], ok()).await;
+        let vmset = |from: u64, n: u64| {
+            let mut argv = argv!["SKEG.VMSET", "v"];
+            for id in from..from + n {
+                argv.push(id.to_string().into_bytes());
+                argv.push(blob(&[id as f32 + 1.0; 256]));
+            }
+            argv
+        };
+        let before = RELEASES.load(SeqCst);
+        check(&s, vmset(0, 10), int(10)).await; // 10 KiB
+        check(&s, argv!["SKEG.VSET", "v", "7", blob(&[1.0; 256])], ok()).await;
+        assert_eq!(RELEASES.load(SeqCst), before, "small writes do not purge");
+        let (a, b) = futures_lite::future::zip(s.exec(vmset(0, 300)), s.exec(vmset(300, 300))).await; // 300 KiB each
+        assert_eq!((a, b), (int(300), int(300)));
+        assert_eq!(RELEASES.load(SeqCst), before + 1, "two bulk writes in flight together purge once, after both");
+        check(&s, vmset(600, 300), int(300)).await;
+        assert_eq!(RELEASES.load(SeqCst), before + 2);
+    });
+}
