@@ -21,8 +21,10 @@
 //! correct without per-key locks; values up to `inline_value_max` are in RAM, so this
 //! is rare. Plain reads (GET, MGET) of values on disk do not hold the connection up:
 //! their I/O is issued at once (fixing which value they return) and their replies follow
-//! when it completes. Vector indexes are exact (flat) and live wholly in RAM; a search
-//! scans its index in one go on the executor.
+//! when it completes. Vector indexes are flat and their rows (f32, or int8/binary codes)
+//! live wholly in RAM; a search scans its index in slices between the shard's other
+//! requests, and the unfiltered searches of one index in progress together share one
+//! pass over its rows (`ops::vector`).
 //!
 //! Architecture Invariant: a shard touches only its own directory, its two sockets and
 //! the client connections handed to it; it binds the sockets only after recovery
