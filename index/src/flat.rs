@@ -154,12 +154,49 @@ pub struct Checked(Query);
 #[derive(Debug)]
 pub struct Rerank {
     metric: Metric,
+    dim: usize,
     top: TopK,
     /// The candidate's prepared (for cosine normalized) f32 form, reused.
     prepared: Vec<f32>,
+    /// The candidate's decoded original ([`Rerank::push_blob`]), reused.
+    raw: Vec<f32>,
 }
 
 impl Rerank {
+    /// [`FlatIndex::rerank_push`] with the original as stored: `4·dim` bytes of
+    /// little-endian f32 (the blob `parse_f32_blob` reads), decoded and validated once
+    /// into a buffer the re-rank reuses, without the index at hand. Returns false,
+    /// keeping nothing, when the blob is not a vector the index would accept (wrong
+    /// length, a NaN or infinite component, for cosine the zero vector).
+    pub fn push_blob(&mut self, query: &Query, id: u64, blob: &[u8]) -> bool {
+        let mut raw = std::mem::take(&mut self.raw);
+        let pushed = crate::parse_f32_blob_into(blob, self.dim, &mut raw).is_ok() && self.push_valid(query, id, &raw);
+        self.raw = raw;
+        pushed
+    }
+
+    /// Scores `v` (`dim` finite components) exactly against `query` and keeps it if it
+    /// is among the best so far; false for the zero vector under cosine.
+    fn push_valid(&mut self, query: &Query, id: u64, v: &[f32]) -> bool {
+        let kernel = Kernel::best();
+        let p: &[f32] = match self.metric {
+            Metric::Cosine => {
+                if normalize_into(v, &mut self.prepared).is_err() {
+                    return false;
+                }
+                &self.prepared
+            }
+            Metric::L2 | Metric::Ip => v,
+        };
+        let key = match self.metric {
+            Metric::Cosine => kernel.dot(&query.f32, p).clamp(-1.0, 1.0),
+            Metric::Ip => kernel.dot(&query.f32, p),
+            Metric::L2 => -kernel.l2(&query.f32, p),
+        };
+        self.top.push(id, key);
+        true
+    }
+
     /// The `k` best candidates pushed, as `(id, score)`, best first (ties by smaller
     /// id); scores as [`Scan::finish`] reports them for [`Kind::F32`].
     pub fn finish(self) -> Vec<(u64, f32)> {
@@ -191,6 +228,139 @@ impl Scan {
     pub fn finish(self) -> Vec<(u64, f32)> {
         let metric = self.metric;
         self.top.into_sorted().into_iter().map(|(id, key)| (id, metric.score(key))).collect()
+    }
+}
+
+/// Several searches of one index scanning it together: each row is read from memory
+/// once per pass for every search in progress, instead of once per search (a shared,
+/// or cooperative, scan: Zukowski et al., "Cooperative Scans: Dynamic Bandwidth Sharing
+/// in a DBMS", VLDB 2007; PostgreSQL's synchronized sequential scans work alike). A
+/// flat scan of int8 codes or f32 rows larger than the CPU's caches is bound by memory
+/// bandwidth, so concurrent searches that share the reads each cost little more than
+/// the kernel's arithmetic.
+///
+/// The scan sweeps the slots in a circle: a search [`join`](Self::join)s at the sweep's
+/// current position, is scored for every slot from there to the end, then (after the
+/// sweep wraps around) from slot 0 up to where it joined, and is then done. Whoever
+/// drives the sweep ([`FlatIndex::shared_step`]) advances every member at once. A
+/// member's result is exactly that of a lone [`Scan`] of the same slots
+/// ([`FlatIndex::scan_step`]): the same rows scored by the same kernel, and the top-k
+/// order (key, then smaller id) does not depend on the order the rows come in. Slots
+/// added while a member runs are visited if the sweep reaches them before the member
+/// is done; a member still sees every vector stored during its whole scan exactly once.
+/// Like a lone scan, it must be [`restart`](Self::restart)ed when slots move
+/// ([`FlatIndex::compact`], a rebuild).
+#[derive(Debug, Default)]
+pub struct SharedScan {
+    /// The next slot the sweep scores.
+    pos: usize,
+    members: Vec<Member>,
+    /// The next member id.
+    next_id: u64,
+}
+
+/// A search that joined a [`SharedScan`], named by the id [`SharedScan::join`] gave.
+#[derive(Debug)]
+struct Member {
+    id: u64,
+    scan: Scan,
+    /// The slot where it joined: it is done when the sweep is back there.
+    start: usize,
+    /// The sweep has wrapped around since it joined.
+    wrapped: bool,
+    /// Every slot has been scored for it.
+    done: bool,
+}
+
+/// Where a member of a [`SharedScan`] is (see [`SharedScan::progress`]).
+#[derive(Debug)]
+pub enum Progress {
+    /// Slots are left to score for it.
+    Running,
+    /// It has visited every slot: its scan, to [`Scan::finish`]; it left the shared scan.
+    Done(Scan),
+    /// No member has this id (it left, or was never a member of this shared scan).
+    Unknown,
+}
+
+impl SharedScan {
+    /// An empty shared scan, at slot 0.
+    pub fn new() -> SharedScan {
+        SharedScan::default()
+    }
+
+    /// Adds `scan` (just made by [`FlatIndex::scan_prepared`] by the index this shared
+    /// scan sweeps; the slot it had reached is ignored) as a member starting at the
+    /// sweep's position; returns its id.
+    pub fn join(&mut self, scan: Scan) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.members.push(Member { id, scan, start: self.pos, wrapped: false, done: false });
+        id
+    }
+
+    /// Where member `id` is; a done member is taken out and its scan returned.
+    pub fn progress(&mut self, id: u64) -> Progress {
+        match self.members.iter().position(|m| m.id == id) {
+            None => Progress::Unknown,
+            Some(i) if self.members[i].done => Progress::Done(self.members.swap_remove(i).scan),
+            Some(_) => Progress::Running,
+        }
+    }
+
+    /// Takes member `id` out (a search that stops before it is done); nothing if it is
+    /// not a member.
+    pub fn leave(&mut self, id: u64) {
+        if let Some(i) = self.members.iter().position(|m| m.id == id) {
+            self.members.swap_remove(i);
+        }
+    }
+
+    /// Starts every member over from slot 0 with no candidates (the slots moved, so
+    /// what was scored may name the wrong vectors, or miss some).
+    pub fn restart(&mut self) {
+        self.pos = 0;
+        for m in &mut self.members {
+            m.scan.top = TopK::new(m.scan.top.k);
+            m.start = 0;
+            m.wrapped = false;
+            m.done = false;
+        }
+    }
+
+    /// Number of members (done or not, until [`progress`](Self::progress) takes them).
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// True if no search is a member.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Members not yet done: how many scans one step of the sweep scores.
+    pub fn running(&self) -> usize {
+        self.members.iter().filter(|m| !m.done).count()
+    }
+
+    /// The sweep went past the last of `n` slots: back to slot 0.
+    fn wrap(&mut self, n: usize) {
+        self.pos = 0;
+        for m in &mut self.members {
+            m.wrapped = true;
+        }
+        self.mark_done(n);
+    }
+
+    /// Marks done every member the sweep has brought back to where it joined (or, if
+    /// the slots shrank below that, to their end).
+    fn mark_done(&mut self, n: usize) {
+        let pos = self.pos;
+        for m in &mut self.members {
+            if m.wrapped && pos >= m.start.min(n) {
+                m.done = true;
+            }
+        }
     }
 }
 
@@ -284,6 +454,23 @@ impl FlatIndex {
             row.f32 = Vec::new();
         }
         Ok(Checked(row))
+    }
+
+    /// [`check`](Self::check) of a vector given as its blob (`4·dim` bytes of
+    /// little-endian f32, as [`crate::parse_f32_blob`] reads it): the same result and
+    /// errors as parsing, then checking ([`IndexError::BlobLength`] and
+    /// [`IndexError::NonFinite`] from the parse first). The decoded (and for cosine
+    /// normalized) form is built in `scratch`, reused from call to call, so a row costs
+    /// one allocation: the row itself (f32), or its code (int8, binary).
+    pub fn check_blob(&self, blob: &[u8], scratch: &mut Vec<f32>) -> Result<Checked, IndexError> {
+        crate::parse_f32_blob_into(blob, self.dim, scratch)?;
+        if self.kind == Kind::F32 {
+            return self.check(scratch);
+        }
+        if self.metric == Metric::Cosine {
+            normalize_in_place(scratch)?;
+        }
+        Ok(Checked(self.code_of(scratch)))
     }
 
     /// Inserts or replaces vector `id`.
@@ -407,23 +594,67 @@ impl FlatIndex {
     pub fn scan_step(&self, scan: &mut Scan, max_slots: usize, allow: Option<&dyn Fn(usize) -> bool>) -> bool {
         let end = self.ids.len().min(scan.next.saturating_add(max_slots.max(1)));
         let kernel = Kernel::best();
-        let mut keys = [0.0f32; SCAN_BLOCK];
-        let mut dist = [0u32; SCAN_BLOCK];
         let mut start = scan.next;
         while start < end {
             let n = (end - start).min(SCAN_BLOCK);
-            let out = &mut keys[..n];
-            self.score_block(kernel, &scan.query, start, n, out, &mut dist[..n]);
-            for (i, &key) in out.iter().enumerate() {
-                let slot = start + i;
-                if self.live[slot] && allow.is_none_or(|f| f(slot)) {
-                    scan.top.push(self.ids[slot], key);
-                }
-            }
+            self.score_range(kernel, scan, start, start + n, allow);
             start += n;
         }
         scan.next = end;
         end >= self.ids.len()
+    }
+
+    /// Advances `shared` by up to `max_slots` slots from its position, scoring them for
+    /// every member that still needs them (see [`SharedScan`]); a member that has then
+    /// visited every slot is done ([`SharedScan::progress`]). The rows are scored in
+    /// blocks of [`SCAN_BLOCK`] slots, each block for every member in turn while it is in
+    /// the CPU's cache, so the rows are read from memory once per step, not once per
+    /// member.
+    ///
+    /// # Panics
+    /// If a member's scan was made by an index of another dimension or kind.
+    pub fn shared_step(&self, shared: &mut SharedScan, max_slots: usize) {
+        let n = self.ids.len();
+        if shared.pos > n {
+            // The slots shrank under it (a caller restarts it when slots move; this is
+            // the fallback): go on from the start.
+            shared.wrap(n);
+        }
+        let end = n.min(shared.pos.saturating_add(max_slots.max(1)));
+        let kernel = Kernel::best();
+        let mut start = shared.pos;
+        while start < end {
+            let stop = end.min(start + SCAN_BLOCK);
+            for m in shared.members.iter_mut().filter(|m| !m.done) {
+                // A member that wrapped around stops where it joined.
+                let m_stop = if m.wrapped { stop.min(m.start) } else { stop };
+                if start < m_stop {
+                    self.score_range(kernel, &mut m.scan, start, m_stop, None);
+                }
+            }
+            start = stop;
+        }
+        shared.pos = end;
+        shared.mark_done(n);
+        if end >= n {
+            shared.wrap(n);
+        }
+    }
+
+    /// Scores slots `start..end` (at most [`SCAN_BLOCK`]) for `scan`: the live ones that
+    /// `allow` accepts (all live ones without it) become candidates.
+    fn score_range(&self, kernel: Kernel, scan: &mut Scan, start: usize, end: usize, allow: Option<&dyn Fn(usize) -> bool>) {
+        let mut keys = [0.0f32; SCAN_BLOCK];
+        let mut dist = [0u32; SCAN_BLOCK];
+        let n = end - start;
+        let out = &mut keys[..n];
+        self.score_block(kernel, &scan.query, start, n, out, &mut dist[..n]);
+        for (i, &key) in out.iter().enumerate() {
+            let slot = start + i;
+            if self.live[slot] && allow.is_none_or(|f| f(slot)) {
+                scan.top.push(self.ids[slot], key);
+            }
+        }
     }
 
     /// Scores exactly the given slots (a selective filter's matches), skipping free
@@ -457,7 +688,7 @@ impl FlatIndex {
 
     /// An empty re-rank keeping the `k` best candidates (see [`Rerank`]).
     pub fn reranker(&self, k: usize) -> Rerank {
-        Rerank { metric: self.metric, top: TopK::new(k), prepared: Vec::with_capacity(self.dim) }
+        Rerank { metric: self.metric, dim: self.dim, top: TopK::new(k), prepared: Vec::with_capacity(self.dim), raw: Vec::new() }
     }
 
     /// Scores candidate `id` by its f32 original `v` exactly against `query` (made by
@@ -465,26 +696,7 @@ impl FlatIndex {
     /// keeping nothing, when `v` no longer passes [`FlatIndex::check`] (e.g. of the wrong
     /// dimension). Allocates nothing after the first call.
     pub fn rerank_push(&self, r: &mut Rerank, query: &Query, id: u64, v: &[f32]) -> bool {
-        let kernel = Kernel::best();
-        if self.validate(v).is_err() {
-            return false;
-        }
-        let p: &[f32] = match self.metric {
-            Metric::Cosine => {
-                if normalize_into(v, &mut r.prepared).is_err() {
-                    return false;
-                }
-                &r.prepared
-            }
-            Metric::L2 | Metric::Ip => v,
-        };
-        let key = match self.metric {
-            Metric::Cosine => kernel.dot(&query.f32, p).clamp(-1.0, 1.0),
-            Metric::Ip => kernel.dot(&query.f32, p),
-            Metric::L2 => -kernel.l2(&query.f32, p),
-        };
-        r.top.push(id, key);
-        true
+        self.validate(v).is_ok() && r.push_valid(query, id, v)
     }
 
     /// The `k` best vectors for `q` in one call (a whole [`Scan`]), best first, ties by
@@ -520,14 +732,22 @@ impl FlatIndex {
 
     /// A validated f32 form with its code of the index's kind.
     fn encode(&self, f32: Vec<f32>) -> Query {
-        let mut q = Query { f32, codes: Vec::new(), scale: 0.0, bits: Vec::new() };
+        let mut q = self.code_of(&f32);
+        q.f32 = f32;
+        q
+    }
+
+    /// The code of the index's kind of `f` (a validated, for cosine normalized, f32
+    /// form), without the f32 form (none for [`Kind::F32`]).
+    fn code_of(&self, f: &[f32]) -> Query {
+        let mut q = Query { f32: Vec::new(), codes: Vec::new(), scale: 0.0, bits: Vec::new() };
         match self.kind {
             Kind::F32 => {}
             Kind::Int8 => {
                 q.codes = vec![0; self.dim];
-                q.scale = quantize_i8(&q.f32, &mut q.codes);
+                q.scale = quantize_i8(f, &mut q.codes);
             }
-            Kind::Binary => q.bits = centered_bits(&q.f32),
+            Kind::Binary => q.bits = centered_bits(f),
         }
         q
     }
@@ -688,11 +908,17 @@ impl std::fmt::Debug for FlatIndex {
 /// The norm is computed in f64, so neither huge components (whose squares overflow
 /// f32) nor tiny ones (whose squares underflow) are a problem.
 fn normalize_into(v: &[f32], out: &mut Vec<f32>) -> Result<(), IndexError> {
-    let norm = v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
     out.clear();
-    out.extend(v.iter().map(|&x| (f64::from(x) / norm) as f32));
+    out.extend_from_slice(v);
+    normalize_in_place(out)
+}
+
+/// [`normalize_into`] in place (`v` holds nothing meaningful after an error).
+fn normalize_in_place(v: &mut [f32]) -> Result<(), IndexError> {
+    let norm = v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
+    v.iter_mut().for_each(|x| *x = (f64::from(*x) / norm) as f32);
     // A norm of 0, or one so small that every component rounds to 0, has no direction.
-    if norm == 0.0 || out.iter().all(|&x| x == 0.0) {
+    if norm == 0.0 || v.iter().all(|&x| x == 0.0) {
         return Err(IndexError::ZeroVector);
     }
     Ok(())
@@ -758,11 +984,16 @@ impl Eq for Candidate {}
 struct TopK {
     k: usize,
     heap: BinaryHeap<Candidate>,
+    /// Once k are kept, the key of the worst of them (a key below it cannot get in);
+    /// −∞ before (+∞ for k = 0). Most candidates of a scan are turned away by this one
+    /// comparison, without touching the heap.
+    floor: f32,
 }
 
 impl TopK {
     fn new(k: usize) -> Self {
-        TopK { k, heap: BinaryHeap::with_capacity(k.min(1 << 16) + 1) }
+        let floor = if k == 0 { f32::INFINITY } else { f32::NEG_INFINITY };
+        TopK { k, heap: BinaryHeap::with_capacity(k.min(1 << 16) + 1), floor }
     }
 
     #[inline]
@@ -770,12 +1001,20 @@ impl TopK {
         // `+ 0.0` turns -0.0 into +0.0 so that equal keys compare equal under
         // `total_cmp` and ties go by id.
         let c = Candidate { key: key + 0.0, id };
+        if c.key < self.floor {
+            return; // worse than the k-th best (a NaN is not turned away here)
+        }
         if self.heap.len() < self.k {
             self.heap.push(c);
         } else if let Some(mut worst) = self.heap.peek_mut() {
             if c < *worst {
                 *worst = c;
+            } else {
+                return;
             }
+        }
+        if self.heap.len() == self.k {
+            self.floor = self.heap.peek().map_or(f32::INFINITY, |w| w.key);
         }
     }
 

@@ -17,6 +17,10 @@
 //!
 //! Allocations above 8 MiB already go to jemalloc's oversize arena, which returns them
 //! on free; these options cover the many mid-sized buffers of a busy server.
+//!
+//! After a burst of large frees whose end is known (a bulk vector load's last batch
+//! committed on a shard, a connection that carried one handed to its shard),
+//! [`release_freed`] returns the freed pages at once instead of over the decay time.
 
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -27,3 +31,27 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[expect(unsafe_code, reason = "exporting a symbol is unsafe: this is the one jemalloc reads, a NUL-terminated string")]
 #[export_name = "_rjem_malloc_conf"]
 pub static MALLOC_CONF: &[u8; 85] = b"background_thread:true,max_background_threads:1,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+
+/// jemalloc's `MALLCTL_ARENAS_ALL`: `arena.<i>.*` with this index acts on every arena.
+const ARENAS_ALL: u32 = 4096;
+
+/// Gives the memory jemalloc holds freed back to the OS now: flushes the calling
+/// thread's cache of freed small objects (`thread.tcache.flush`, so their slabs can
+/// empty), then purges the unused dirty pages of every arena (`arena.4096.purge`,
+/// `madvise(MADV_DONTNEED)`). Its cost grows with the dirty pages (a few MiB: well under
+/// a millisecond here) and the next allocations fault their pages in again, so it is
+/// for the end of a burst of large frees, never per ordinary request. A failure is
+/// ignored: nothing is lost but the early return of memory.
+pub fn release_freed() {
+    const FLUSH: &std::ffi::CStr = c"thread.tcache.flush";
+    let purge = std::ffi::CString::new(format!("arena.{ARENAS_ALL}.purge")).expect("no NUL");
+    for name in [FLUSH, purge.as_c_str()] {
+        // SAFETY: `name` is a NUL-terminated mallctl name of a command that reads and
+        // writes nothing (null old/new pointers, lengths 0), as jemalloc(3) documents
+        // for `thread.tcache.flush` and `arena.<i>.purge`.
+        #[expect(unsafe_code, reason = "mallctl is jemalloc's C interface; the call passes no buffers")]
+        let _ = unsafe {
+            tikv_jemalloc_sys::mallctl(name.as_ptr(), std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut(), 0)
+        };
+    }
+}

@@ -22,6 +22,10 @@ use std::sync::atomic::Ordering;
 
 /// A connection's read chunk and the capacity its buffers return to, bytes.
 const BUF_BYTES: usize = 16 << 10;
+/// A connection whose read buffer grew to this size carried large requests: when it
+/// closes or is handed to its shard, the router gives the freed memory back
+/// (`alloc::release_freed`).
+const LARGE_REQUESTS: usize = 256 << 10;
 
 /// Serves a newly accepted `stream` until the client closes it, QUIT, a protocol error,
 /// shutdown, or a hand-off to its shard.
@@ -61,6 +65,9 @@ pub async fn resume(rt: Rc<Router>, mut stream: TcpStream, mut conn: ConnState, 
     let mut out: Vec<u8> = Vec::with_capacity(BUF_BYTES);
     let mut pending: Vec<(Pending, RespVersion)> = Vec::new();
     let mut parser = RequestParser::new();
+    // Whether the connection carried large requests (a bulk load): their freed buffers
+    // are given back when it leaves (`alloc::release_freed`).
+    let mut large = false;
     'conn: loop {
         if !std::mem::take(&mut have_unread) {
             let read = keel_shard::runtime::net::read(&stream, &mut chunk, &shutdown).await;
@@ -121,9 +128,16 @@ pub async fn resume(rt: Rc<Router>, mut stream: TcpStream, mut conn: ConnState, 
             .streak
             .end_batch()
             .filter(|&s| inbuf.is_empty() && shared.cfg.shard_handoff && rt.links[s].is_healthy());
+        large |= inbuf.capacity() >= LARGE_REQUESTS;
         if let Some(s) = bound_to {
             match crate::handoff::offer(&rt, stream, conn, s).await {
-                Ok(()) => return,
+                Ok(()) => {
+                    if large {
+                        drop((inbuf, out));
+                        crate::alloc::release_freed();
+                    }
+                    return;
+                }
                 Err(back) => (stream, conn) = back,
             }
         }
@@ -134,4 +148,8 @@ pub async fn resume(rt: Rc<Router>, mut stream: TcpStream, mut conn: ConnState, 
     let _ = stream.close().await;
     shared.clients.remove(conn.info.id);
     shared.connected_clients.fetch_sub(1, Ordering::Relaxed);
+    if large {
+        drop((inbuf, out, chunk, pending, parser));
+        crate::alloc::release_freed();
+    }
 }

@@ -151,6 +151,7 @@ fn run_shard() -> ExitCode {
     };
     let id = cfg.id;
     exit_on_panic(format!("shard {id}"), "the router restarts it");
+    keel_shard::set_release_freed(alloc::release_freed);
     match keel_shard::run(cfg) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -171,3 +171,66 @@ fn filtered_search_on_bigann10k_is_the_top_k_of_the_matching_vectors() {
     let got = run(&mut c, &[b"SKEG.VGET".to_vec(), b"sift:p".to_vec(), b"0".to_vec()]).unwrap();
     assert_eq!(got, Value::BulkString(v), "vector 0 unchanged");
 }
+
+/// KV requests to the shard of an index are answered while searches of that index run:
+/// searches work in slices and wait for the shard's next I/O poll between them
+/// (`ops::vector`), so 20 GETs and SETs, one at a time, all finish while three clients
+/// are still in the middle of their searches (each search of 40,000 × 128 f32 rows takes
+/// far longer than a KV round trip in this debug build). If a search ran to its end
+/// before anything else (no slices), each KV request would wait for whole searches and
+/// the 24 searches would end first.
+#[test]
+fn kv_requests_are_answered_while_searches_run() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let scratch = Scratch::new();
+    let srv = Server::start(&scratch, &[]);
+    let mut c = srv.con();
+    let dim = 128;
+    check(&mut c, &["SKEG.VINDEX.CREATE", "t:vec", &dim.to_string(), "f32", "METRIC", "l2"], Reply::Ok);
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % 1000) as f32 / 10.0
+    };
+    for batch in 0..40u64 {
+        let mut argv = vec![b"SKEG.VMSET".to_vec(), b"t:vec".to_vec()];
+        for id in batch * 1000..(batch + 1) * 1000 {
+            let v: Vec<f32> = (0..dim).map(|_| next()).collect();
+            argv.push(id.to_string().into_bytes());
+            argv.push(blob(&v));
+        }
+        assert_eq!(run(&mut c, &argv).unwrap(), Value::Int(1000));
+    }
+    let query: Vec<f32> = (0..dim).map(|_| next()).collect();
+    let started = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..3)
+        .map(|_| {
+            let (mut s, started, query) = (srv.con(), started.clone(), query.clone());
+            std::thread::spawn(move || {
+                for i in 0..8 {
+                    let argv = [b"SKEG.VSEARCH".to_vec(), b"t:vec".to_vec(), b"10".to_vec(), b"10".to_vec(), blob(&query)];
+                    if i == 0 {
+                        started.fetch_add(1, Ordering::SeqCst);
+                    }
+                    assert!(matches!(run(&mut s, &argv).unwrap(), Value::Array(ref items) if items.len() == 20));
+                }
+            })
+        })
+        .collect();
+    while started.load(Ordering::SeqCst) < 3 {
+        std::thread::yield_now();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(20)); // the searches are under way
+    for i in 0..10 {
+        check(&mut c, &["SET", "t:probe", &i.to_string()], Reply::Ok);
+        assert_eq!(common::text(&run(&mut c, &[b"GET".to_vec(), b"t:probe".to_vec()]).unwrap()), i.to_string());
+    }
+    let kv_done_while_searching = clients.iter().any(|t| !t.is_finished());
+    for t in clients {
+        t.join().unwrap();
+    }
+    assert!(kv_done_while_searching, "the 20 KV requests waited for the searches to end");
+}

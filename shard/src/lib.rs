@@ -21,8 +21,10 @@
 //! correct without per-key locks; values up to `inline_value_max` are in RAM, so this
 //! is rare. Plain reads (GET, MGET) of values on disk do not hold the connection up:
 //! their I/O is issued at once (fixing which value they return) and their replies follow
-//! when it completes. Vector indexes are exact (flat) and live wholly in RAM; a search
-//! scans its index in one go on the executor.
+//! when it completes. Vector indexes are flat and their rows (f32, or int8/binary codes)
+//! live wholly in RAM; a search scans its index in slices between the shard's other
+//! requests, and the unfiltered searches of one index in progress together share one
+//! pass over its rows (`ops::vector`).
 //!
 //! Architecture Invariant: a shard touches only its own directory, its two sockets and
 //! the client connections handed to it; it binds the sockets only after recovery
@@ -46,6 +48,25 @@ use std::path::PathBuf;
 
 pub use process::{handoff_socket_path, run};
 pub use shard::{LaterValue, Reply, Shard};
+
+/// What gives the memory the process's allocator holds freed back to the OS (the
+/// server's jemalloc purge), set once by the binary; unset, nothing (another allocator,
+/// tests).
+static RELEASE_FREED: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+
+/// Sets what the shard calls once a burst of large frees ended (a bulk vector load's
+/// last batch committed: `ops::vector`), so that they leave RSS at once rather than
+/// over the allocator's decay time. The first call wins.
+pub fn set_release_freed(release: fn()) {
+    let _ = RELEASE_FREED.set(release);
+}
+
+/// Calls what [`set_release_freed`] set, if anything.
+pub(crate) fn release_freed() {
+    if let Some(release) = RELEASE_FREED.get() {
+        release();
+    }
+}
 
 /// The whole configuration of one shard process. The router builds it from its own
 /// config, serializes it with [`ShardConfig::to_toml`] and writes it to the stdin of

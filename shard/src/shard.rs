@@ -6,6 +6,7 @@ use keel_protocol::command::{Cmd, Route, Spec};
 use keel_protocol::Value;
 use keel_storage::{Commit, Lookup, Mutation, Ns, RecoveryReport, StorageError, Store, StoreOptions};
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
@@ -29,6 +30,12 @@ pub struct Shard {
     /// Vector searches in progress (they scan in slices; no index is compacted
     /// meanwhile).
     pub(crate) vector_scans: Cell<usize>,
+    /// The unfiltered searches in progress of each index (by uid) scanning it together,
+    /// with the `Registry::epoch` their slots are from (`ops::vector`).
+    pub(crate) shared_scans: RefCell<HashMap<u64, (u64, keel_index::SharedScan)>>,
+    /// Bulk vector writes whose commit is in progress (`ops::vector`): when the last
+    /// ends, the freed load buffers are given back to the OS.
+    pub(crate) bulk_writes: std::rc::Rc<Cell<usize>>,
     /// What a vector search waits for between its slices: the executor's next I/O poll.
     pub(crate) io_poll: crate::runtime::poll::IoPoll,
     pub(crate) started: Instant,
@@ -159,6 +166,8 @@ impl Shard {
             vectors: RefCell::new(vectors),
             resync: glommio::sync::Semaphore::new(1),
             vector_scans: Cell::new(0),
+            shared_scans: RefCell::new(HashMap::new()),
+            bulk_writes: std::rc::Rc::default(),
             io_poll,
             started: Instant::now(),
             recovered_keys: recovery.live_keys,
@@ -169,6 +178,13 @@ impl Shard {
     /// The store (e.g. for stats).
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Searches that are members of a shared scan of an index now (for tests: a search
+    /// that ends, or whose future is dropped, leaves it).
+    #[doc(hidden)]
+    pub fn shared_scan_members(&self) -> usize {
+        self.shared_scans.borrow().values().map(|(_, shared)| shared.len()).sum()
     }
 
     /// Runs one request in database 0: [`Shard::handle_in`].

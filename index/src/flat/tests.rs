@@ -480,3 +480,148 @@ fn a_vector_checked_by_another_kind_is_refused() {
     let checked = FlatIndex::new(3, Metric::L2, Kind::Binary).check(&[1.0, 2.0, 3.0]).unwrap();
     FlatIndex::new(3, Metric::L2, Kind::Int8).upsert_checked(1, checked);
 }
+
+/// A lone scan of `q` to the end, in one step.
+fn lone(ix: &FlatIndex, q: &[f32], depth: usize) -> Vec<(u64, f32)> {
+    let mut scan = ix.scan(q, depth).unwrap();
+    while !ix.scan_step(&mut scan, usize::MAX, None) {}
+    scan.finish()
+}
+
+/// `dim`-dimensional vectors with components in [-10, 10] from a xorshift seeded by
+/// `seed`.
+fn xorshift_vectors(seed: u64, dim: usize) -> impl FnMut() -> Vec<f32> {
+    let mut x = seed | 1;
+    move || {
+        (0..dim)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                ((x % 2001) as f32 - 1000.0) / 100.0
+            })
+            .collect()
+    }
+}
+
+proptest! {
+    /// Every metric and kind: searches that join a shared scan at different points of
+    /// its sweep (after different numbers of steps of varying sizes: at the first slot,
+    /// in the middle of a step's range, where it wraps) each get exactly what a lone scan of the same query
+    /// and depth gets (ids, order, scores bit for bit), and leave it when done.
+    #[test]
+    fn a_shared_scan_returns_what_a_lone_scan_returns(
+        (metric, kind) in metric_kind(),
+        dim in 1usize..=40,
+        n in 0usize..700,
+        seed in any::<u64>(),
+        queries in prop::collection::vec((0usize..12, 1usize..40), 1..8),
+        steps in prop::collection::vec(1usize..300, 1..5),
+    ) {
+        let mut ix = FlatIndex::new(dim, metric, kind);
+        let mut vectors = xorshift_vectors(seed, dim);
+        for id in 0..n as u64 {
+            let _ = ix.upsert(id * 3, &vectors()); // a zero vector under cosine is refused
+        }
+        let qs: Vec<Vec<f32>> = queries.iter().map(|_| vectors().iter().map(|x| x + 0.5).collect()).collect();
+        let mut shared = SharedScan::new();
+        let mut running = Vec::new(); // (member id, query)
+        let mut results = vec![None; qs.len()];
+        for t in 0..100_000 {
+            // Query i joins after queries[i].0 steps.
+            for (i, &(after, depth)) in queries.iter().enumerate() {
+                if after == t {
+                    running.push((shared.join(ix.scan(&qs[i], depth).unwrap()), i));
+                }
+            }
+            ix.shared_step(&mut shared, steps[t % steps.len()]);
+            running.retain(|&(id, i)| match shared.progress(id) {
+                Progress::Done(scan) => {
+                    results[i] = Some(scan.finish());
+                    false
+                }
+                Progress::Running => true,
+                Progress::Unknown => panic!("member {id} lost"),
+            });
+            if running.is_empty() && t >= 12 {
+                break;
+            }
+        }
+        prop_assert!(shared.is_empty(), "every member was taken out when done");
+        for (i, got) in results.into_iter().enumerate() {
+            prop_assert_eq!(got, Some(lone(&ix, &qs[i], queries[i].1)), "query {}", i);
+        }
+    }
+}
+
+/// Members that leave are no longer scored or returned; a restart (slots moved) starts
+/// every member over and still gives a lone scan's result over the moved slots; an empty
+/// index finishes a member in one step.
+#[test]
+fn a_shared_scan_restarts_and_lets_members_leave() {
+    let mut ix = FlatIndex::new(2, Metric::L2, Kind::Int8);
+    let mut shared = SharedScan::new();
+    let id = shared.join(ix.scan(&[1.0, 0.0], 5).unwrap());
+    ix.shared_step(&mut shared, 10);
+    let Progress::Done(scan) = shared.progress(id) else { panic!("an empty index is scanned in one step") };
+    assert!(scan.finish().is_empty());
+    let mut vectors = xorshift_vectors(7, 2);
+    for id in 0..1000 {
+        ix.upsert(id, &vectors()).unwrap();
+    }
+    let (a, b) = (shared.join(ix.scan(&[1.0, 0.0], 5).unwrap()), shared.join(ix.scan(&[0.0, 1.0], 7).unwrap()));
+    ix.shared_step(&mut shared, 300);
+    shared.leave(b);
+    assert!(matches!(shared.progress(b), Progress::Unknown));
+    for id in (0..1000).step_by(3) {
+        ix.remove(id);
+    }
+    ix.compact(); // the slots moved: what a scored may name other vectors now
+    shared.restart();
+    let c = shared.join(ix.scan(&[-1.0, -1.0], 3).unwrap());
+    let mut done = Vec::new();
+    for _ in 0..100 {
+        ix.shared_step(&mut shared, 64);
+        for m in [a, c] {
+            if let Progress::Done(scan) = shared.progress(m) {
+                done.push((m, scan.finish()));
+            }
+        }
+    }
+    assert_eq!(done, vec![(a, lone(&ix, &[1.0, 0.0], 5)), (c, lone(&ix, &[-1.0, -1.0], 3))]);
+    assert!(shared.is_empty());
+}
+
+proptest! {
+    /// `check_blob` = `parse_f32_blob` then `check`, for every metric and kind: the same
+    /// row or the same error, with one scratch buffer reused across blobs of any length.
+    #[test]
+    fn check_blob_is_parse_then_check(
+        (metric, kind) in metric_kind(),
+        dim in 1usize..=20,
+        blobs in prop::collection::vec((1usize..=20).prop_flat_map(|d| prop::collection::vec(prop_oneof![
+            2 => Just(0.0f32), 1 => Just(f32::NAN), 1 => Just(f32::INFINITY), 8 => -5.0f32..5.0, 1 => Just(1e-30f32)], d)), 1..12),
+        cut in 0usize..4,
+    ) {
+        let ix = FlatIndex::new(dim, metric, kind);
+        let mut scratch = Vec::new();
+        for (i, v) in blobs.iter().enumerate() {
+            let mut v = v.clone();
+            if i % 2 == 1 {
+                v.resize(dim, 0.5); // the right length
+            }
+            let mut blob: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            if i % 3 == 0 {
+                blob.truncate(blob.len().saturating_sub(cut)); // lengths not a multiple of 4
+            }
+            let want = crate::parse_f32_blob(&blob, dim).and_then(|v| ix.check(&v));
+            let got = ix.check_blob(&blob, &mut scratch);
+            match (want, got) {
+                (Err(w), Err(g)) => prop_assert_eq!(w, g),
+                // The row to store, bit for bit (f32 form, codes, scale, bits).
+                (Ok(w), Ok(g)) => prop_assert_eq!(format!("{w:?}"), format!("{g:?}")),
+                (w, g) => prop_assert!(false, "parse + check gave {:?}, check_blob {:?}", w.map(|_| ()), g.map(|_| ())),
+            }
+        }
+    }
+}

@@ -10,7 +10,9 @@
 //! A search works in slices of at most [`ROUND`] shared by the searches in progress (at
 //! least [`MIN_SLICE`]) and between two slices waits for the shard's next I/O poll
 //! ([`crate::runtime::poll::IoPoll`]), so a KV request that arrives meanwhile is
-//! noticed and served within about two rounds, however long the search. For int8 and
+//! noticed and served within about two rounds, however long the search. Unfiltered
+//! searches of one index scan it together ([`keel_index::SharedScan`]: each row read
+//! once per lap for all of them; see `shared_scan`). For int8 and
 //! binary indexes the best `max(k, l_search)` candidates by their codes are re-ranked
 //! exactly with their f32 originals, read from the vLog (the reads are issued together
 //! and go through the shard's I/O) and scored as they arrive, in the same slices.
@@ -175,11 +177,10 @@ pub fn list(shard: &Shard) -> Reply {
 }
 
 /// Parses and checks `(id, blob)` for `entry` (the vector in the form the index stores,
-/// validated and for cosine normalized once), or the error reply.
-fn parse_vector(entry: &IndexEntry, id: &[u8], blob: &[u8]) -> Result<(u64, keel_index::Checked), Reply> {
+/// validated and for cosine normalized once, decoded in `scratch`), or the error reply.
+fn parse_vector(entry: &IndexEntry, id: &[u8], blob: &[u8], scratch: &mut Vec<f32>) -> Result<(u64, keel_index::Checked), Reply> {
     let id = parse_id(id)?;
-    let v = keel_index::parse_f32_blob(blob, entry.meta.dim as usize).map_err(index_error)?;
-    let checked = entry.index.check(&v).map_err(index_error)?;
+    let checked = entry.index.check_blob(blob, scratch).map_err(index_error)?;
     Ok((id, checked))
 }
 
@@ -218,8 +219,9 @@ fn set_vectors(shard: &Shard, mut argv: Vec<Vec<u8>>, payloads: Vec<Vec<u8>>, co
     let pairs = payloads.len();
     let mut vectors = Vec::with_capacity(pairs);
     let mut muts = Vec::with_capacity(pairs);
+    let mut scratch = Vec::new();
     for (pair, payload) in argv[2..].chunks_exact_mut(2).zip(payloads) {
-        let (id, v) = match parse_vector(entry, &pair[0], &pair[1]) {
+        let (id, v) = match parse_vector(entry, &pair[0], &pair[1], &mut scratch) {
             Ok(parsed) => parsed,
             Err(reply) => return reply,
         };
@@ -231,6 +233,7 @@ fn set_vectors(shard: &Shard, mut argv: Vec<Vec<u8>>, payloads: Vec<Vec<u8>>, co
         muts.push(Mutation::Put { ns: NS_VECTOR, key: vector_key(entry.meta.uid, id), value });
         vectors.push((id, v, fields));
     }
+    let bulk = muts.iter().map(|m| if let Mutation::Put { value, .. } = m { value.len() } else { 0 }).sum::<usize>() >= BULK_BYTES;
     match shard.store.apply(muts) {
         Ok(commit) => {
             entry.index.reserve(vectors.len());
@@ -238,10 +241,42 @@ fn set_vectors(shard: &Shard, mut argv: Vec<Vec<u8>>, payloads: Vec<Vec<u8>>, co
                 entry.upsert_checked(id, v, fields);
             }
             let ok = if count { Value::Integer(pairs as i64) } else { Value::ok() };
+            let commit = if bulk { bulk_write(shard, commit) } else { commit };
             Reply::AfterCommit { commit, ok }
         }
         Err(e) => storage_error(&e).into(),
     }
+}
+
+/// A vector write of at least this many bytes of values is a bulk write: its request
+/// buffers are large (a `SKEG.VMSET` of 256 × 384-d vectors: ~400 KB).
+const BULK_BYTES: usize = 256 << 10;
+
+/// `commit`, which, once it resolved (or was dropped), gives the freed memory back to
+/// the OS if no other bulk write is in progress (`crate::release_freed`): the end of a
+/// bulk load, whose buffers (request, arguments, records) the allocator would
+/// otherwise keep for its decay time (~1 s). Before the reply, so the memory is back
+/// when the client sees the load end. A loader that sends one batch at a time pays a
+/// purge per batch (well under a millisecond here).
+fn bulk_write(shard: &Shard, commit: keel_storage::Commit) -> keel_storage::Commit {
+    struct InFlight(std::rc::Rc<std::cell::Cell<usize>>);
+    impl Drop for InFlight {
+        fn drop(&mut self) {
+            let left = self.0.get() - 1;
+            self.0.set(left);
+            if left == 0 {
+                crate::release_freed();
+            }
+        }
+    }
+    let writes = shard.bulk_writes.clone();
+    writes.set(writes.get() + 1);
+    let in_flight = InFlight(writes);
+    Box::pin(async move {
+        let done = commit.await;
+        drop(in_flight);
+        done
+    })
 }
 
 /// `SKEG.VGET name id`: the vector as stored (the blob VSET was given), or nil.
@@ -423,7 +458,7 @@ pub async fn vsearch(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
     // The stored records of the candidates, when the search needs them: the f32
     // originals to re-rank, the payloads to return.
     let need = if rerank { candidates.len() } else if with_payload { candidates.len().min(k) } else { 0 };
-    let mut fetched = Fetched { name, uid, dim, query: &query, reranker, with_payload, payloads: HashMap::new(), blob: Vec::new() };
+    let mut fetched = Fetched { name, uid, dim, query: &query, reranker, with_payload, payloads: HashMap::new() };
     if let Err(reply) = fetched.read(&mut searching, candidates.iter().take(need).map(|c| c.0)).await {
         return reply;
     }
@@ -445,9 +480,10 @@ pub async fn vsearch(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
 }
 
 /// The `depth` best candidates for `query` in the index `name` (whose uid is `uid`)
-/// among the vectors `filter` accepts, best first: a scan in steps of `step` slots, in
-/// the slices of `searching`, started over if the index's slots moved meanwhile (a
-/// rebuild). Candidates whose payload no longer matches at the end are dropped, and the
+/// among the vectors `filter` accepts, best first. Without a filter: the index's shared
+/// scan ([`shared_scan`]). With one: a scan of its own in steps of `step` slots, in the
+/// slices of `searching`, started over if the index's slots moved meanwhile (a
+/// rebuild); candidates whose payload no longer matches at the end are dropped, and the
 /// search starts over (up to [`MAX_FILTER_RESTARTS`] times) so that the vectors they
 /// kept out are seen.
 async fn scan(
@@ -459,6 +495,9 @@ async fn scan(
     step: usize,
     filter: Option<&Filter>,
 ) -> Result<Vec<(u64, f32)>, Reply> {
+    let Some(filter) = filter else {
+        return shared_scan(searching, name, uid, query, depth, step).await;
+    };
     let shard = searching.shard;
     let dropped = || Reply::err("ERR index was dropped during the search");
     let mut attempt = 0;
@@ -469,13 +508,12 @@ async fn scan(
             let reg = shard.vectors.borrow();
             let entry = reg.by_name.get(name).filter(|e| e.meta.uid == uid).ok_or_else(dropped)?;
             let scan = entry.index.scan_prepared(query, depth);
-            let rows = filter.map(|f| entry.postings.evaluate(f));
-            match rows {
-                Some(rows) if rows.len() * SELECTIVE < entry.index.slot_count() as u64 => {
-                    let slots: Vec<usize> = rows.iter().map(|r| r as usize).collect();
-                    (scan, reg.epoch, Some(slots.into_iter()), None)
-                }
-                rows => (scan, reg.epoch, None, rows),
+            let rows = entry.postings.evaluate(filter);
+            if rows.len() * SELECTIVE < entry.index.slot_count() as u64 {
+                let slots: Vec<usize> = rows.iter().map(|r| r as usize).collect();
+                (scan, reg.epoch, Some(slots.into_iter()), None)
+            } else {
+                (scan, reg.epoch, None, Some(rows))
             }
         };
         loop {
@@ -485,14 +523,16 @@ async fn scan(
                 if reg.epoch != epoch {
                     continue 'start; // slots moved: start over
                 }
-                match (&mut selected, &broad) {
-                    (Some(slots), _) => {
+                match &mut selected {
+                    Some(slots) => {
                         let before = slots.len();
                         entry.index.scan_slots(&mut scan, slots.by_ref().take(step));
                         before <= step
                     }
-                    (None, Some(rows)) => entry.index.scan_step(&mut scan, step, Some(&|slot| rows.contains(slot as u32))),
-                    (None, None) => entry.index.scan_step(&mut scan, step, None),
+                    None => {
+                        let allow = |slot: usize| broad.as_ref().is_some_and(|rows| rows.contains(slot as u32));
+                        entry.index.scan_step(&mut scan, step, Some(&allow))
+                    }
                 }
             };
             if done {
@@ -501,22 +541,100 @@ async fn scan(
             searching.pause().await;
         }
         let mut candidates = scan.finish();
-        if let Some(filter) = filter {
-            let reg = shard.vectors.borrow();
-            let entry = reg.by_name.get(name).filter(|e| e.meta.uid == uid).ok_or_else(dropped)?;
-            let none = Fields::new();
-            let found = candidates.len();
-            candidates.retain(|&(id, _)| entry.index.contains(id) && filter.matches(entry.fields_of(id).unwrap_or(&none)));
-            // Some stopped matching while the scan ran: the matching slots it started
-            // from are stale, and vectors that would have replaced them were passed
-            // over. Start over (a few times at most, against a steady stream of such
-            // changes).
-            if candidates.len() < found && attempt < MAX_FILTER_RESTARTS {
-                attempt += 1;
-                continue 'start;
-            }
+        let reg = shard.vectors.borrow();
+        let entry = reg.by_name.get(name).filter(|e| e.meta.uid == uid).ok_or_else(dropped)?;
+        let none = Fields::new();
+        let found = candidates.len();
+        candidates.retain(|&(id, _)| entry.index.contains(id) && filter.matches(entry.fields_of(id).unwrap_or(&none)));
+        // Some stopped matching while the scan ran: the matching slots it started from
+        // are stale, and vectors that would have replaced them were passed over. Start
+        // over (a few times at most, against a steady stream of such changes).
+        if candidates.len() < found && attempt < MAX_FILTER_RESTARTS {
+            attempt += 1;
+            continue 'start;
         }
         return Ok(candidates);
+    }
+}
+
+/// The `depth` best candidates for `query` among every vector of the index `name`
+/// (uid `uid`), best first, from the index's shared scan (`Shard::shared_scans`,
+/// [`keel_index::SharedScan`]): the unfiltered searches in progress of one index sweep
+/// its rows together, and whichever of them runs a slice advances all of them, `step`
+/// slots at a time (divided among the members, so that a step lasts about as long as a
+/// lone one), so each row is read from memory once per sweep, not once per search. A
+/// search that starts joins the sweep where it is and is done one lap later. When the
+/// index's slots moved (`Registry::epoch`), every member starts over.
+async fn shared_scan(
+    searching: &mut Searching<'_>,
+    name: &[u8],
+    uid: u64,
+    query: &Query,
+    depth: usize,
+    step: usize,
+) -> Result<Vec<(u64, f32)>, Reply> {
+    let shard = searching.shard;
+    let mut member: Option<Member<'_>> = None;
+    loop {
+        let done = {
+            let reg = shard.vectors.borrow();
+            let Some(entry) = reg.by_name.get(name).filter(|e| e.meta.uid == uid) else {
+                return Err(Reply::err("ERR index was dropped during the search"));
+            };
+            let mut scans = shard.shared_scans.borrow_mut();
+            let (epoch, shared) = scans.entry(uid).or_insert_with(|| (reg.epoch, keel_index::SharedScan::new()));
+            if *epoch != reg.epoch {
+                shared.restart(); // slots moved: every member starts over
+                *epoch = reg.epoch;
+            }
+            let id = match &member {
+                Some(m) => m.id,
+                None => member.insert(Member { shard, uid, id: shared.join(entry.index.scan_prepared(query, depth)) }).id,
+            };
+            let mut progress = shared.progress(id);
+            if matches!(progress, keel_index::Progress::Running) {
+                let rows = (step / shared.running().max(1)).max(16);
+                entry.index.shared_step(shared, rows);
+                progress = shared.progress(id);
+            }
+            match progress {
+                keel_index::Progress::Running => None,
+                keel_index::Progress::Done(scan) => Some(scan),
+                // Not a member (cannot happen while `member` lives): join again.
+                keel_index::Progress::Unknown => {
+                    member = None;
+                    None
+                }
+            }
+        };
+        if let Some(scan) = done {
+            return Ok(scan.finish());
+        }
+        searching.pause().await;
+    }
+}
+
+/// A search's membership of its index's shared scan: leaves it when dropped (the search
+/// ended, or its connection went away), and drops the index's shared scan once no search
+/// is left in it.
+struct Member<'s> {
+    shard: &'s Shard,
+    uid: u64,
+    id: u64,
+}
+
+impl Drop for Member<'_> {
+    fn drop(&mut self) {
+        // `shared_scans` is borrowed only within synchronous stretches of
+        // `shared_scan`, which never drop a search.
+        if let Ok(mut scans) = self.shard.shared_scans.try_borrow_mut() {
+            if let Some((_, shared)) = scans.get_mut(&self.uid) {
+                shared.leave(self.id);
+                if shared.is_empty() {
+                    scans.remove(&self.uid);
+                }
+            }
+        }
     }
 }
 
@@ -531,8 +649,6 @@ struct Fetched<'a> {
     reranker: Option<Rerank>,
     with_payload: bool,
     payloads: HashMap<u64, Vec<u8>>,
-    /// The candidate's decoded f32 original, reused.
-    blob: Vec<f32>,
 }
 
 impl Fetched<'_> {
@@ -544,7 +660,7 @@ impl Fetched<'_> {
         let mut pending = Vec::new();
         for id in ids {
             match shard.start_read(NS_VECTOR, vector_key(self.uid, id), bulk_or_null).await {
-                Ok(v) => self.take(shard, id, v)?,
+                Ok(v) => self.take(id, v)?,
                 Err(later) => {
                     pending.push((id, later));
                     searching.charge_read();
@@ -563,28 +679,28 @@ impl Fetched<'_> {
                     v
                 }
             };
-            self.take(shard, id, v)?;
+            self.take(id, v)?;
             searching.pause().await;
+        }
+        // The index may have been dropped while its records were read.
+        let reg = shard.vectors.borrow();
+        if reg.by_name.get(self.name).is_none_or(|e| e.meta.uid != self.uid) {
+            return Err(Reply::err("ERR index was dropped during the search"));
         }
         Ok(())
     }
 
-    /// Takes in the record `v` of candidate `id`: scores its original, keeps the record
-    /// for its payload.
-    fn take(&mut self, shard: &Shard, id: u64, v: Value) -> Result<(), Reply> {
+    /// Takes in the record `v` of candidate `id`: scores its original (a record whose
+    /// blob the index would not accept is skipped), keeps the record for its payload.
+    fn take(&mut self, id: u64, v: Value) -> Result<(), Reply> {
         let value = match v {
             Value::Bulk(value) => value,
             Value::Null => return Ok(()), // deleted since the scan saw it
             err => return Err(err.into()),
         };
         if let Some(reranker) = &mut self.reranker {
-            let reg = shard.vectors.borrow();
-            let Some(entry) = reg.by_name.get(self.name).filter(|e| e.meta.uid == self.uid) else {
-                return Err(Reply::err("ERR index was dropped during the search"));
-            };
-            let blob = split_vector_value(&value, self.dim).map(|(blob, _)| blob);
-            if blob.is_some_and(|b| keel_index::parse_f32_blob_into(b, self.dim, &mut self.blob).is_ok()) {
-                entry.index.rerank_push(reranker, self.query, id, &self.blob);
+            if let Some((blob, _)) = split_vector_value(&value, self.dim) {
+                reranker.push_blob(self.query, id, blob);
             }
         }
         if self.with_payload {

@@ -526,3 +526,99 @@ fn a_vector_that_stops_matching_during_a_search_is_not_returned() {
         assert_eq!(ids, [&bulk("2498"), &bulk("2502")], "2500 no longer matches");
     });
 }
+
+/// Unfiltered searches of one index in progress together scan it together (one shared
+/// scan): each returns exactly what the same search returns alone, for every kind,
+/// whether it joined the scan at its start or in the middle of the others' (the second
+/// and third start after the first ran a slice), with its own k and l_search; one
+/// dropped midway (its client went away) leaves it, and no search is left in a shared
+/// scan at the end.
+#[test]
+fn searches_in_progress_together_return_what_each_returns_alone() {
+    on_executor(|| async {
+        for kind in ["f32", "int8", "binary"] {
+            let dir = tempfile::tempdir().unwrap();
+            let s = open(dir.path()).await;
+            let dim = 64;
+            check(&s, argv!["SKEG.VINDEX.CREATE", "v", dim.to_string(), kind, "METRIC", "l2"], ok()).await;
+            let mut x = 0x2545_f491_4f6c_dd1du64;
+            let mut vector = move || -> Vec<f32> {
+                (0..dim)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        (x % 2001) as f32 / 100.0 - 10.0
+                    })
+                    .collect()
+            };
+            for batch in 0..8u64 {
+                let mut argv = argv!["SKEG.VMSET", "v"];
+                for id in batch * 1000..(batch + 1) * 1000 {
+                    argv.push(id.to_string().into_bytes());
+                    argv.push(blob(&vector()));
+                }
+                check(&s, argv, int(1000)).await;
+            }
+            let searches: Vec<Vec<Vec<u8>>> = [(10, 10), (3, 50), (25, 25), (7, 100)]
+                .into_iter()
+                .map(|(k, l): (usize, usize)| argv!["SKEG.VSEARCH", "v", k.to_string(), l.to_string(), blob(&vector())])
+                .collect();
+            let mut alone = Vec::new();
+            for argv in &searches {
+                alone.push(s.exec(argv.clone()).await);
+            }
+            let mut first = Box::pin(s.exec(searches[0].clone()));
+            let mut dropped = Box::pin(s.exec(searches[3].clone()));
+            let first_done = futures_lite::future::poll_once(&mut first).await;
+            let _ = futures_lite::future::poll_once(&mut dropped).await;
+            let (second, third) = (s.exec(searches[1].clone()), s.exec(searches[2].clone()));
+            drop(dropped);
+            let ((a, b), c) = futures_lite::future::zip(
+                futures_lite::future::zip(async { if let Some(v) = first_done { v } else { first.await } }, second),
+                third,
+            )
+            .await;
+            assert_eq!([a, b, c], [alone[0].clone(), alone[1].clone(), alone[2].clone()], "{kind}");
+            assert_eq!(s.shared_scan_members(), 0, "{kind}: every search left its shared scan");
+        }
+    });
+}
+
+/// Purges the binary asked for, counted (only the test below writes bulk vectors).
+static RELEASES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn count_release() {
+    RELEASES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// A bulk vector write (≥ 256 KiB of values) asks for the freed memory to be given back
+/// once it committed, and only when no other bulk write is in flight: two together ask
+/// once, at the end; small writes never ask.
+#[test]
+fn the_end_of_a_bulk_vector_load_gives_freed_memory_back() {
+    use std::sync::atomic::Ordering::SeqCst;
+    keel_shard::set_release_freed(count_release);
+    on_executor(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path()).await;
+        check(&s, argv!["SKEG.VINDEX.CREATE", "v", "256", "int8"], ok()).await;
+        let vmset = |from: u64, n: u64| {
+            let mut argv = argv!["SKEG.VMSET", "v"];
+            for id in from..from + n {
+                argv.push(id.to_string().into_bytes());
+                argv.push(blob(&[id as f32 + 1.0; 256]));
+            }
+            argv
+        };
+        let before = RELEASES.load(SeqCst);
+        check(&s, vmset(0, 10), int(10)).await; // 10 KiB
+        check(&s, argv!["SKEG.VSET", "v", "7", blob(&[1.0; 256])], ok()).await;
+        assert_eq!(RELEASES.load(SeqCst), before, "small writes do not purge");
+        let (a, b) = futures_lite::future::zip(s.exec(vmset(0, 300)), s.exec(vmset(300, 300))).await; // 300 KiB each
+        assert_eq!((a, b), (int(300), int(300)));
+        assert_eq!(RELEASES.load(SeqCst), before + 1, "two bulk writes in flight together purge once, after both");
+        check(&s, vmset(600, 300), int(300)).await;
+        assert_eq!(RELEASES.load(SeqCst), before + 2);
+    });
+}
