@@ -484,6 +484,7 @@ impl Inner {
             i = j;
         }
         let op = |seg: u32, start: u64| format!("read value from vlog segment {} at offset {start}", segment_file_name(seg));
+        let _reading = crate::store::Reading::new(&self.reading, a.total);
         let mut reads = Vec::with_capacity(spans.len());
         for (file, seg, start, len) in &spans {
             let Some(file) = file else {

@@ -72,6 +72,30 @@ pub(crate) struct Inner {
     pub fold_tokens: Cell<u64>,
     /// Background folds running.
     pub folds_running: Cell<usize>,
+    /// Value bytes of whole-value reads ([`Store::get`], [`Inner::assemble_read`], also
+    /// when a fold or [`Store::for_each_live`] calls it) issued to the vLog and not yet
+    /// returned: [`Store::reading_bytes`].
+    pub reading: Cell<usize>,
+}
+
+/// One client read's share of [`Inner::reading`]: `bytes` counted while it lives, given
+/// back when it is dropped (the read returned, failed, or its future was dropped).
+pub(crate) struct Reading<'a> {
+    count: &'a Cell<usize>,
+    bytes: usize,
+}
+
+impl<'a> Reading<'a> {
+    pub(crate) fn new(count: &'a Cell<usize>, bytes: usize) -> Reading<'a> {
+        count.set(count.get() + bytes);
+        Reading { count, bytes }
+    }
+}
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        self.count.set(self.count.get() - self.bytes);
+    }
 }
 
 /// The cache key of a value in the vLog.
@@ -496,6 +520,7 @@ impl Store {
             chains: RefCell::new(recovered.chains),
             fold_tokens: Cell::new(0),
             folds_running: Cell::new(0),
+            reading: Cell::new(0),
         });
         glommio::spawn_local(writer::committer(Rc::downgrade(&inner))).detach();
         glommio::spawn_local(compaction::background(Rc::downgrade(&inner))).detach();
@@ -661,6 +686,7 @@ impl Store {
         let Some(file) = file else {
             return Err(StorageError::Io { op: op(), source: std::io::Error::other("segment file is missing") });
         };
+        let _reading = Reading::new(&inner.reading, len);
         let r = file.read_at(off, len).await.map_err(io_err(op()))?;
         if r.len() != len {
             let source = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("read {} of {len} bytes", r.len()));
@@ -1014,6 +1040,16 @@ impl Store {
     /// rebuilds that state from the store when it changed. One `Cell` read.
     pub fn reverts(&self) -> u64 {
         self.handle.inner.reverts.get()
+    }
+
+    /// Value bytes of reads of whole values from the vLog ([`Store::get`], including a
+    /// value with append pieces) issued and not yet returned to their caller, bytes (the
+    /// values' lengths, not the O_DIRECT buffers' block-rounded sizes; a read whose
+    /// future is dropped stops counting then). The shard's budget of value bytes in
+    /// flight (`inflight_bytes`) counts them. Not counted: compaction's and recovery's
+    /// reads, and [`Store::for_each_live`]'s windows.
+    pub fn reading_bytes(&self) -> usize {
+        self.handle.inner.reading.get()
     }
 
     /// Counters for INFO and tests.

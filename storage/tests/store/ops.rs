@@ -79,6 +79,36 @@ fn values_in_the_append_buffer_then_on_disk() {
     });
 }
 
+/// `reading_bytes` counts a value read from the vLog from the moment its read is issued
+/// until it is returned, and a read whose future is dropped stops counting.
+#[test]
+fn reads_in_flight_are_counted_until_returned() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        let opts = StoreOptions::default();
+        let (store, _) = open(tmp.path(), &opts).await;
+        let (a, b) = (vec![1u8; 10_000], vec![2u8; 3_000]);
+        apply(&store, vec![put("a", &a), put("b", &b)]).await;
+        drop(store);
+        let (store, _) = open(tmp.path(), &opts).await;
+        assert_eq!(store.lookup(NS_KV, b"a"), Lookup::OnDisk);
+        assert_eq!(store.reading_bytes(), 0);
+        let mut read_a = Box::pin(store.get(NS_KV, b"a"));
+        let mut read_b = Box::pin(store.get(NS_KV, b"b"));
+        assert!(futures_lite::future::poll_once(&mut read_a).await.is_none(), "issued, not done");
+        assert_eq!(store.reading_bytes(), 10_000);
+        assert!(futures_lite::future::poll_once(&mut read_b).await.is_none());
+        assert_eq!(store.reading_bytes(), 13_000);
+        drop(read_b);
+        assert_eq!(store.reading_bytes(), 10_000, "a dropped read stops counting");
+        assert_eq!(read_a.await.unwrap(), Some(a.clone()));
+        assert_eq!(store.reading_bytes(), 0);
+        // A hit (the read above cached it) reads nothing.
+        assert_eq!(get(&store, "a").await, Some(a));
+        assert_eq!(store.reading_bytes(), 0);
+    });
+}
+
 #[test]
 fn for_each_live_reads_every_vector() {
     let tmp = tempfile::tempdir().unwrap();
