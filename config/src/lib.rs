@@ -93,6 +93,8 @@ pub struct FileConfig {
     pub inline_value_max: Option<usize>,
     /// Value cache budget per shard, bytes.
     pub cache_bytes: Option<u64>,
+    /// Budget per shard of value bytes read and not yet sent, bytes.
+    pub inflight_bytes: Option<u64>,
     /// Router executors (threads); default: online CPUs.
     pub router_threads: Option<usize>,
     /// Largest accepted bulk string, bytes (Redis `proto-max-bulk-len`).
@@ -129,6 +131,8 @@ pub struct Overrides {
     pub shard_handoff: Option<bool>,
     /// `--cache-bytes`.
     pub cache_bytes: Option<u64>,
+    /// `--inflight-bytes`.
+    pub inflight_bytes: Option<u64>,
 }
 
 /// The effective, validated configuration. It serializes to the TOML of a config file
@@ -155,6 +159,13 @@ pub struct Config {
     /// costs its bytes plus about 200 B of bookkeeping; a value costing more than an
     /// eighth of the budget is never cached (always read from the vLog).
     pub cache_bytes: u64,
+    /// Budget of each shard for value bytes read and not yet sent (replies its
+    /// connections hold, and its reads from the vLog in flight), bytes:
+    /// [`MIN_INFLIGHT_BYTES`] ..= [`MAX_INFLIGHT_BYTES`], default
+    /// [`DEFAULT_INFLIGHT_BYTES`] (8 MiB). A connection holding replies when the shard is
+    /// at the budget writes them before it starts another request; one holding none
+    /// always starts one (so a value larger than the budget is served). Shards only.
+    pub inflight_bytes: u64,
     /// Router executors, 1..=256 (default: online CPUs).
     pub router_threads: usize,
     /// Largest bulk string accepted from clients, bytes (default 512 MiB).
@@ -198,6 +209,13 @@ pub const MAX_INLINE_VALUE: usize = 32;
 pub const MIN_CACHE_BYTES: u64 = 1 << 20;
 /// Largest [`Config::cache_bytes`]: 1 TiB per shard (more is a typo, not a machine).
 pub const MAX_CACHE_BYTES: u64 = 1 << 40;
+
+/// Default of [`Config::inflight_bytes`]: 8 MiB per shard.
+pub const DEFAULT_INFLIGHT_BYTES: u64 = 8 << 20;
+/// Smallest [`Config::inflight_bytes`]: 64 KiB.
+pub const MIN_INFLIGHT_BYTES: u64 = 64 << 10;
+/// Largest [`Config::inflight_bytes`]: 1 TiB per shard.
+pub const MAX_INFLIGHT_BYTES: u64 = 1 << 40;
 
 /// Default of [`Config::client_query_buffer_limit`]: 1 GiB, as Redis.
 pub const DEFAULT_CLIENT_QUERY_BUFFER_LIMIT: usize = 1 << 30;
@@ -268,6 +286,12 @@ impl Config {
                 "invalid cache_bytes {cache_bytes}: expected 1 MiB ..= 1 TiB (1048576 ..= 1099511627776 bytes per shard)"
             )));
         }
+        let inflight_bytes = flags.inflight_bytes.or(file.inflight_bytes).unwrap_or(DEFAULT_INFLIGHT_BYTES);
+        if !(MIN_INFLIGHT_BYTES..=MAX_INFLIGHT_BYTES).contains(&inflight_bytes) {
+            return Err(ConfigError::Invalid(format!(
+                "invalid inflight_bytes {inflight_bytes}: expected 64 KiB ..= 1 TiB (65536 ..= 1099511627776 bytes per shard)"
+            )));
+        }
         let max_bulk_len = file.max_bulk_len.unwrap_or(512 << 20);
         if !(1024..=(512 << 20)).contains(&max_bulk_len) {
             return Err(ConfigError::Invalid(format!(
@@ -319,6 +343,7 @@ impl Config {
             segment_bytes,
             inline_value_max,
             cache_bytes,
+            inflight_bytes,
             router_threads,
             max_bulk_len,
         })
@@ -468,6 +493,21 @@ mod tests {
             let e = resolve(&format!("shard_timeout = {bad}"), Overrides::default()).unwrap_err();
             assert!(e.starts_with("line 1 (shard_timeout = "), "{e}");
         }
+    }
+
+    #[test]
+    fn inflight_bytes_default_flag_and_range() {
+        assert_eq!(resolve("", Overrides::default()).unwrap().inflight_bytes, 8 << 20);
+        assert_eq!(resolve("inflight_bytes = 65536", Overrides::default()).unwrap().inflight_bytes, 64 << 10);
+        let flags = Overrides { inflight_bytes: Some(1 << 20), ..Default::default() };
+        assert_eq!(resolve("inflight_bytes = 65536", flags).unwrap().inflight_bytes, 1 << 20);
+        assert_eq!(resolve("inflight_bytes = 1099511627776", Overrides::default()).unwrap().inflight_bytes, 1 << 40);
+        for bad in ["0", "65535", "1099511627777"] {
+            let e = resolve(&format!("inflight_bytes = {bad}"), Overrides::default()).unwrap_err();
+            assert_eq!(e, format!("invalid inflight_bytes {bad}: expected 64 KiB ..= 1 TiB (65536 ..= 1099511627776 bytes per shard)"));
+        }
+        assert!(resolve("inflight_bytes = -1", Overrides::default()).is_err());
+        assert!(resolve("inflight_bytes = \"8MiB\"", Overrides::default()).is_err());
     }
 
     #[test]

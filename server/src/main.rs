@@ -47,7 +47,7 @@ enum Command {
 #[derive(Args, Debug, Clone, Default)]
 pub struct ServeArgs {
     /// TOML config file (keys: data_dir, resp_addr, shards, durability, segment_bytes,
-    /// inline_value_max, cache_bytes, router_threads, max_bulk_len, shard_handoff,
+    /// inline_value_max, cache_bytes, inflight_bytes, router_threads, max_bulk_len, shard_handoff,
     /// client_query_buffer_limit, max_frame_len, enable_debug_command, shard_timeout,
     /// databases).
     #[arg(long, value_name = "FILE")]
@@ -73,6 +73,10 @@ pub struct ServeArgs {
     /// Value cache budget per shard, bytes, 1 MiB ..= 1 TiB [default: 33554432 (32 MiB)].
     #[arg(long, value_name = "BYTES")]
     cache_bytes: Option<u64>,
+    /// Budget per shard of value bytes read and not yet sent, bytes, 64 KiB ..= 1 TiB
+    /// [default: 8388608 (8 MiB)].
+    #[arg(long, value_name = "BYTES")]
+    inflight_bytes: Option<u64>,
 }
 
 fn init_logging() {

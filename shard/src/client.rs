@@ -13,13 +13,20 @@
 //! router carries on as if it had read them itself. Replies therefore stay in request
 //! order and every error text stays the router's.
 //!
+//! Replies leave in request order: one that is ready while none is waiting before it is
+//! encoded at once; the rest wait in order for their reads or commits. They are
+//! written at the end of each batch of requests read from the socket, once 64 KiB of
+//! them are encoded, and, under the shard's budget of value bytes in flight
+//! (`crate::inflight`), before the next request when the shard is at the budget and
+//! this connection holds replies.
+//!
 //! When the client closes the connection, or the shard shuts down, the shard tells the
 //! router (`MsgKind::Closed`) so that CLIENT LIST and INFO forget it. If the shard dies,
 //! the kernel closes its descriptors: the connections it held are closed, as a Redis
 //! server's are when it dies; new connections get `-ERR shard N is unavailable` from
 //! the router until it is back.
 
-use crate::runtime::net::SHRINK_ABOVE;
+use crate::inflight::Share;
 use crate::runtime::fdpass::{Channel, MessageReader};
 use crate::runtime::sync::{unless, Event};
 use crate::{Reply, Shard};
@@ -27,12 +34,18 @@ use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use keel_protocol::command::{lookup, stateless_reply, Route, Spec};
 use keel_protocol::handoff::{self, Message, MsgKind};
-use keel_protocol::resp::{encode, Limits, RequestParser};
+use keel_protocol::resp::{encode, Limits, RequestParser, RespVersion};
 use keel_protocol::Value;
 use std::rc::Rc;
 
 /// Bytes asked of a client socket per read.
 const READ_CHUNK: usize = 16 << 10;
+/// Encoded replies are written once they reach this many bytes (and at the end of each
+/// batch), so a batch of large values does not gather in one buffer.
+const WRITE_AT: usize = 64 << 10;
+/// A reply buffer grown past this (for one reply larger than [`WRITE_AT`]) is given
+/// back once written.
+const OUT_KEEP: usize = 128 << 10;
 
 /// What every handed-off connection of this shard shares.
 pub(crate) struct Clients {
@@ -93,8 +106,15 @@ async fn serve(clients: &Clients, chan: &Channel, mut stream: TcpStream, m: Mess
     let db = m.db;
     let mut inbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut chunk = vec![0u8; READ_CHUNK];
-    let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
-    let mut replies: Vec<Reply> = Vec::new();
+    let shard = &clients.shard;
+    let mut out = Outgoing {
+        resp,
+        max_frame: clients.max_frame,
+        buf: Vec::with_capacity(READ_CHUNK),
+        queued: Vec::new(),
+        share: shard.inflight.share(),
+        in_buf: 0,
+    };
     let mut batch: Vec<(Batched, Vec<Vec<u8>>)> = Vec::new();
     let mut served: u64 = 0;
     // Keeps its place in a long request across reads; on a return the router parses
@@ -144,38 +164,33 @@ async fn serve(clients: &Clients, chan: &Channel, mut stream: TcpStream, m: Mess
         }
         for (l, argv) in batch.drain(..) {
             match l {
-                Ok(spec) => replies.push(clients.shard.run(db, spec, argv).await),
-                Err(v) => replies.push(Reply::Ready(v)),
+                Ok(spec) => {
+                    // The budget (`crate::inflight`): holding replies while the shard is
+                    // at it, answer them before starting another request.
+                    if out.holds() && shard.inflight.full(shard.store.reading_bytes()) {
+                        if !out.flush(&mut stream).await {
+                            break 'conn End::Closed;
+                        }
+                    } else if out.buf.len() >= WRITE_AT && !out.write(&mut stream).await {
+                        break 'conn End::Closed;
+                    }
+                    out.push(shard.run(db, spec, argv).await);
+                }
+                Err(v) => out.push(Reply::Ready(v)),
             }
         }
-        for r in replies.drain(..) {
-            let v = r.into_value().await;
-            // The same reply limit as through the router (whose frames carry replies).
-            let framed = 9 + keel_protocol::shard::value_len(&v);
-            if framed > clients.max_frame {
-                let e = keel_protocol::shard::FrameError::TooLarge(framed);
-                encode(&crate::shard::reply_too_large(&e, clients.max_frame), resp, &mut out);
-            } else {
-                encode(&v, resp, &mut out);
-            }
-        }
-        if !out.is_empty() {
-            if stream.write_all(&out).await.is_err() {
-                break 'conn End::Closed;
-            }
-            out.clear();
-            if out.capacity() > SHRINK_ABOVE {
-                out = Vec::with_capacity(READ_CHUNK);
-            }
+        if !out.flush(&mut stream).await {
+            break 'conn End::Closed;
         }
         if give_back {
             break End::Return(inbuf.split_off(used));
         }
         inbuf.drain(..used);
-        if inbuf.capacity() > SHRINK_ABOVE && inbuf.len() < READ_CHUNK {
+        if inbuf.capacity() > crate::runtime::net::SHRINK_ABOVE && inbuf.len() < READ_CHUNK {
             inbuf.shrink_to(READ_CHUNK);
         }
     };
+    drop(out);
     let (kind, data) = match end {
         End::Closed => (MsgKind::Closed, Vec::new()),
         End::Return(rest) => (MsgKind::Return, rest),
@@ -198,6 +213,98 @@ async fn serve(clients: &Clients, chan: &Channel, mut stream: TcpStream, m: Mess
 /// A request read and not yet run, with its argv: the spec to run, or the reply already
 /// made (PING, ECHO).
 type Batched = Result<&'static Spec, Value>;
+
+/// A handed-off connection's replies on their way out, in request order, and its share
+/// of the shard's budget of bytes in flight.
+struct Outgoing<'a> {
+    resp: RespVersion,
+    max_frame: usize,
+    /// Encoded replies not yet written.
+    buf: Vec<u8>,
+    /// Replies not yet encoded, in request order; the first is a read or a commit still
+    /// on its way (a ready reply with nothing queued before it goes straight to `buf`).
+    queued: Vec<Reply>,
+    /// What this connection holds: every reply value once it exists (a ready one when
+    /// pushed, a read or commit once resolved), until written.
+    share: Share<'a>,
+    /// The part of `share` encoded into `buf`.
+    in_buf: usize,
+}
+
+impl Outgoing<'_> {
+    /// Whether any reply is not yet written (its reads in flight count in the shard's
+    /// budget through the store).
+    fn holds(&self) -> bool {
+        !self.buf.is_empty() || !self.queued.is_empty()
+    }
+
+    /// Takes the reply of the next request: encoded now if it is ready and nothing
+    /// waits before it, else queued.
+    fn push(&mut self, r: Reply) {
+        match r {
+            Reply::Ready(v) => {
+                let n = keel_protocol::shard::value_len(&v);
+                self.share.charge(n);
+                if self.queued.is_empty() {
+                    self.encode(&v, n);
+                } else {
+                    self.queued.push(Reply::Ready(v));
+                }
+            }
+            r => self.queued.push(r),
+        }
+    }
+
+    /// Encodes `v`, whose shard frame encoding is `n` bytes (charged), into `buf`: the
+    /// same reply limit as through the router, whose frames carry replies.
+    fn encode(&mut self, v: &Value, n: usize) {
+        let framed = 9 + n;
+        if framed > self.max_frame {
+            let e = keel_protocol::shard::FrameError::TooLarge(framed);
+            encode(&crate::shard::reply_too_large(&e, self.max_frame), self.resp, &mut self.buf);
+        } else {
+            encode(v, self.resp, &mut self.buf);
+        }
+        self.in_buf += n;
+    }
+
+    /// Waits for every queued reply in order and writes them all (in pieces of about
+    /// [`WRITE_AT`] bytes); `false` if a write failed (the connection is done).
+    async fn flush(&mut self, stream: &mut TcpStream) -> bool {
+        let mut queued = std::mem::take(&mut self.queued);
+        for r in queued.drain(..) {
+            let charged = matches!(r, Reply::Ready(_));
+            let v = r.into_value().await;
+            let n = keel_protocol::shard::value_len(&v);
+            if !charged {
+                self.share.charge(n);
+            }
+            self.encode(&v, n);
+            drop(v);
+            if self.buf.len() >= WRITE_AT && !self.write(stream).await {
+                return false;
+            }
+        }
+        self.queued = queued;
+        self.write(stream).await
+    }
+
+    /// Writes the encoded replies and releases their bytes; `false` if the write failed.
+    async fn write(&mut self, stream: &mut TcpStream) -> bool {
+        if self.buf.is_empty() {
+            return true;
+        }
+        if stream.write_all(&self.buf).await.is_err() {
+            return false;
+        }
+        self.buf.clear();
+        self.share.release(std::mem::take(&mut self.in_buf));
+        if self.buf.capacity() > OUT_KEEP {
+            self.buf = Vec::with_capacity(READ_CHUNK);
+        }
+        true
+    }
+}
 
 /// Whether this shard answers a request of a handed-off connection.
 enum Local {

@@ -12,6 +12,10 @@
 //! - the writer sends whatever the out buffer holds with one socket write per wake-up,
 //!   so all replies produced in one executor tick leave together.
 //!
+//! Under the shard's budget of value bytes in flight (`crate::inflight`), the reader
+//! starts no request while the shard is at the budget and this connection holds replies
+//! not yet written or reads not yet returned: it waits until its own are written.
+//!
 //! A malformed frame is logged and closes the connection (the router reconnects).
 
 use crate::runtime::net::SHRINK_ABOVE;
@@ -55,10 +59,14 @@ impl Pending {
 struct Queue {
     items: RefCell<VecDeque<(u64, Pending)>>,
     wake: Notify,
+    /// Pushed and not yet resolved into the out buffer (`items` and the one being
+    /// awaited).
+    outstanding: Cell<usize>,
 }
 
 impl Queue {
     fn push(&self, req_id: u64, p: Pending) {
+        self.outstanding.set(self.outstanding.get() + 1);
         let mut q = self.items.borrow_mut();
         let was_empty = q.is_empty();
         q.push_back((req_id, p));
@@ -69,11 +77,14 @@ impl Queue {
     }
 }
 
-#[derive(Default)]
 struct Conn {
+    shard: Rc<Shard>,
     /// The frame limit (`max_frame_len`).
     max_frame: usize,
     out: RefCell<Vec<u8>>,
+    /// Bytes of `out` and of the buffer the writer is writing, charged to the shard's
+    /// budget of bytes in flight until written.
+    held: Cell<usize>,
     commits: Queue,
     reads: Queue,
     wake_writer: Notify,
@@ -85,17 +96,49 @@ struct Conn {
 }
 
 impl Conn {
+    fn new(shard: Rc<Shard>, max_frame: usize) -> Conn {
+        Conn {
+            shard,
+            max_frame,
+            out: RefCell::default(),
+            held: Cell::new(0),
+            commits: Queue::default(),
+            reads: Queue::default(),
+            wake_writer: Notify::default(),
+            wake_reader: Notify::default(),
+            reader_done: Cell::new(false),
+            closing: Cell::new(false),
+            dead: Event::default(),
+        }
+    }
+
+    /// Whether this connection holds replies not yet written or reads not yet returned
+    /// (what the budget of bytes in flight waits for).
+    fn holds(&self) -> bool {
+        self.held.get() > 0 || self.reads.outstanding.get() > 0
+    }
+
+    /// Releases `n` bytes of [`Conn::held`] (written, or dropped with a dead socket).
+    fn release(&self, n: usize) {
+        self.held.set(self.held.get() - n);
+        self.shard.inflight.release(n);
+    }
+
     fn push(&self, req_id: u64, v: &Value) {
         if self.dead.is_set() {
             return;
         }
         let mut out = self.out.borrow_mut();
         let was_empty = out.is_empty();
+        let before = out.len();
         if let Err(e) = encode_reply(req_id, v, self.max_frame, &mut out) {
             let refused = crate::shard::reply_too_large(&e, self.max_frame);
             encode_reply(req_id, &refused, self.max_frame, &mut out).expect("a short error reply fits any frame limit");
         }
+        let n = out.len() - before;
         drop(out);
+        self.held.set(self.held.get() + n);
+        self.shard.inflight.charge(n);
         if was_empty {
             self.wake_writer.notify();
         }
@@ -115,7 +158,7 @@ enum End {
 /// `shutdown` is set; then answers every request already received and flushes.
 pub(crate) async fn serve(shard: Rc<Shard>, stream: UnixStream, shutdown: Event, max_frame: usize) {
     let (r, w) = futures_lite::io::split(stream);
-    let conn = Rc::new(Conn { max_frame, ..Conn::default() });
+    let conn = Rc::new(Conn::new(shard.clone(), max_frame));
     let writer = glommio::spawn_local(writer(conn.clone(), w));
     let committer = glommio::spawn_local(resolve_in_order(conn.clone(), |c| &c.commits));
     let fetcher = glommio::spawn_local(resolve_in_order(conn.clone(), |c| &c.reads));
@@ -134,6 +177,8 @@ pub(crate) async fn serve(shard: Rc<Shard>, stream: UnixStream, shutdown: Event,
     conn.closing.set(true);
     conn.wake_writer.notify();
     writer.await;
+    // Not written (the socket failed): no longer in flight.
+    conn.release(conn.held.get());
 }
 
 async fn reader(shard: &Shard, conn: &Conn, mut r: ReadHalf<UnixStream>, shutdown: &Event) -> End {
@@ -203,6 +248,14 @@ async fn reader(shard: &Shard, conn: &Conn, mut r: ReadHalf<UnixStream>, shutdow
             );
         }
         for (req_id, db, argv) in batch.drain(..) {
+            // The budget (`crate::inflight`): holding replies or reads while the shard
+            // is at it, wait for this connection's own to be written first.
+            while conn.holds() && !conn.dead.is_set() && shard.inflight.full(shard.store.reading_bytes()) {
+                conn.wake_reader.notified().await;
+            }
+            if conn.dead.is_set() {
+                return End::WriterDead;
+            }
             match shard.handle_in(db, argv).await {
                 Reply::Ready(v) => conn.push(req_id, &v),
                 Reply::AfterCommit { commit, ok } => conn.commits.push(req_id, Pending::Commit { commit, ok }),
@@ -261,6 +314,8 @@ async fn resolve_in_order(conn: Rc<Conn>, queue: fn(&Conn) -> &Queue) {
             Some((req_id, p)) => {
                 let v = p.resolve().await;
                 conn.push(req_id, &v);
+                let q = queue(&conn);
+                q.outstanding.set(q.outstanding.get() - 1);
             }
             None if conn.reader_done.get() => return,
             None => queue(&conn).wake.notified().await,
@@ -283,9 +338,11 @@ async fn writer(conn: Rc<Conn>, mut w: WriteHalf<UnixStream>) {
             tracing::warn!("router connection: write failed: {e}");
             conn.dead.set();
             conn.out.borrow_mut().clear();
+            conn.release(conn.held.get());
             conn.wake_reader.notify();
             return;
         }
+        conn.release(spare.len());
         spare.clear();
         if spare.capacity() > SHRINK_ABOVE {
             spare = Vec::with_capacity(READ_CHUNK);

@@ -37,6 +37,7 @@ mod client;
 mod conn;
 pub mod dbs;
 mod glob;
+pub mod inflight;
 mod ops;
 mod process;
 mod registry;
@@ -95,6 +96,9 @@ pub struct ShardConfig {
     pub max_frame_len: usize,
     /// Numbered databases (the router's `databases`).
     pub databases: usize,
+    /// Budget of value bytes read and not yet sent, bytes (the router's
+    /// `inflight_bytes`; see `Shard::set_inflight_bytes`).
+    pub inflight_bytes: usize,
     /// Options for the shard's store (durability tier, segment size, inline limit).
     pub store: keel_storage::StoreOptions,
 }
@@ -136,6 +140,7 @@ mod tests {
             client_query_buffer_limit: 1 << 30,
             max_frame_len: (1 << 30) + (1 << 20),
             databases: 16,
+            inflight_bytes: 8 << 20,
             store: keel_storage::StoreOptions {
                 durability: keel_storage::Durability::Relaxed,
                 segment_bytes: 1 << 20,

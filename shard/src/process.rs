@@ -138,6 +138,7 @@ async fn serve(cfg: ShardConfig, stop: Arc<AtomicBool>, parent: u32, kicker: Sta
     glommio::spawn_local(watch_signals(stop, parent, shutdown.clone())).detach();
 
     let shard = Rc::new(Shard::open_with(&cfg.dir, cfg.store.clone(), cfg.databases).await?);
+    shard.set_inflight_bytes(cfg.inflight_bytes);
     if shutdown.is_set() {
         return finish(&cfg, &shard).await;
     }

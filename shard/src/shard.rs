@@ -42,6 +42,8 @@ pub struct Shard {
     pub(crate) recovered_keys: usize,
     /// Which namespace holds each numbered database (SELECT, SWAPDB).
     pub(crate) dbs: crate::dbs::Databases,
+    /// The budget of value bytes read and not yet sent, shared by every connection.
+    pub(crate) inflight: crate::inflight::Inflight,
 }
 
 /// The outcome of one request.
@@ -172,6 +174,7 @@ impl Shard {
             started: Instant::now(),
             recovered_keys: recovery.live_keys,
             dbs,
+            inflight: crate::inflight::Inflight::default(),
         })
     }
 
@@ -185,6 +188,18 @@ impl Shard {
     #[doc(hidden)]
     pub fn shared_scan_members(&self) -> usize {
         self.shared_scans.borrow().values().map(|(_, shared)| shared.len()).sum()
+    }
+
+    /// The budget of value bytes read and not yet sent (`inflight_bytes`; default
+    /// [`crate::inflight::DEFAULT_INFLIGHT_BYTES`]) and what is in flight.
+    pub fn inflight(&self) -> &crate::inflight::Inflight {
+        &self.inflight
+    }
+
+    /// Sets the budget of value bytes read and not yet sent, bytes (the config key
+    /// `inflight_bytes`, range-checked there).
+    pub fn set_inflight_bytes(&self, bytes: usize) {
+        self.inflight.set_limit(bytes);
     }
 
     /// Runs one request in database 0: [`Shard::handle_in`].

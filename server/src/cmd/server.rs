@@ -99,6 +99,7 @@ fn config_params(rt: &Router) -> Vec<(&'static str, String)> {
         ("save", String::new()),
         ("keel-cache-bytes", cfg.cache_bytes.to_string()),
         ("keel-durability", cfg.durability.as_str().into()),
+        ("keel-inflight-bytes", cfg.inflight_bytes.to_string()),
         ("keel-shards", cfg.shards.to_string()),
     ]
 }
@@ -238,13 +239,17 @@ fn render_info(rt: &Router, want: &[String], shards: &[Value]) -> String {
                 let total = router_rss + shard_rss;
                 let _ = write!(
                     s,
-                    "# Memory\r\nused_memory:{total}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{total}\r\nused_memory_router_rss:{router_rss}\r\nused_memory_shards_rss:{shard_rss}\r\nused_memory_vector_indexes:{}\r\nused_memory_keydir:{}\r\ncache_bytes:{}\r\ncache_used_bytes:{}\r\ncache_entries:{}\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n\r\n",
+                    "# Memory\r\nused_memory:{total}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{total}\r\nused_memory_router_rss:{router_rss}\r\nused_memory_shards_rss:{shard_rss}\r\nused_memory_vector_indexes:{}\r\nused_memory_keydir:{}\r\ncache_bytes:{}\r\ncache_used_bytes:{}\r\ncache_entries:{}\r\ninflight_bytes:{}\r\ninflight_used_bytes:{}\r\ninflight_peak_bytes:{}\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n\r\n",
                     total as f64 / (1 << 20) as f64,
                     sum("index_memory_bytes"),
                     sum("keydir_bytes"),
                     sum("cache_bytes"),
                     sum("cache_used_bytes"),
                     sum("cache_entries"),
+                    sum("inflight_bytes"),
+                    sum("inflight_used_bytes"),
+                    // A peak per shard, not a sum: the largest of them.
+                    fields.iter().map(|f| f.get("inflight_peak_bytes").copied().unwrap_or(0)).max().unwrap_or(0),
                 );
             }
             "persistence" => {

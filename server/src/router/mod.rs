@@ -62,6 +62,7 @@ pub fn main(args: ServeArgs) -> ExitCode {
         router_threads: args.router_threads,
         shard_handoff: args.shard_handoff,
         cache_bytes: args.cache_bytes,
+        inflight_bytes: args.inflight_bytes,
     };
     let mut cfg = match Config::resolve(file, flags, placement::online_cpus()) {
         Ok(c) => c,

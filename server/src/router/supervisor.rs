@@ -193,6 +193,7 @@ fn shard_config(cfg: &Config, i: u32, socket: &std::path::Path, core: Option<usi
         client_query_buffer_limit: cfg.client_query_buffer_limit,
         max_frame_len: cfg.max_frame_len,
         databases: cfg.databases,
+        inflight_bytes: usize::try_from(cfg.inflight_bytes).unwrap_or(usize::MAX),
         store: keel_storage::StoreOptions {
             durability: cfg.durability,
             segment_bytes: cfg.segment_bytes,

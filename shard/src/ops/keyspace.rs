@@ -200,7 +200,7 @@ pub fn info(shard: &Shard) -> Reply {
             (db, shard.store.len(ns), expires, avg_ttl)
         })
         .collect();
-    let fields: [(&str, u64); 23] = [
+    let fields: [(&str, u64); 26] = [
         ("keys", per_db.iter().map(|&(_, n, _, _)| n as u64).sum()),
         ("expires", per_db.iter().map(|&(_, _, e, _)| e as u64).sum()),
         ("indexes", reg.by_name.len() as u64),
@@ -224,6 +224,9 @@ pub fn info(shard: &Shard) -> Reply {
         ("cache_evictions", st.cache.evictions),
         ("avg_ttl", per_db.first().map_or(0, |d| d.3)),
         ("expired_keys", st.expired_keys),
+        ("inflight_bytes", shard.inflight.limit() as u64),
+        ("inflight_used_bytes", shard.inflight.used(shard.store.reading_bytes()) as u64),
+        ("inflight_peak_bytes", shard.inflight.peak() as u64),
     ];
     let mut map: Vec<(Value, Value)> = fields.iter().map(|&(k, v)| (Value::bulk(k), Value::Integer(clamp(v)))).collect();
     // Per non-empty database: `dbN.keys`, `dbN.expires` and `dbN.avg_ttl`, for the

@@ -62,6 +62,7 @@ fn serves_frames_and_stops_on_sigterm() {
         client_query_buffer_limit: 1 << 30,
         max_frame_len: MAX,
         databases: 16,
+        inflight_bytes: 8 << 20,
     };
     let shard = std::thread::spawn(move || keel_shard::run(cfg));
 
