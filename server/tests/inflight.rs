@@ -115,7 +115,7 @@ fn run_clients(srv: &Server, clients: usize, depths: &[usize], n_keys: usize, le
 /// `warm` rounds of one GET (a connection is handed to its shard after 8 single-shard
 /// batches), then `rounds` rounds of `depth`.
 fn depths(warm: usize, rounds: usize, depth: usize) -> Vec<usize> {
-    std::iter::repeat(1).take(warm).chain(std::iter::repeat(depth).take(rounds)).collect()
+    std::iter::repeat_n(1, warm).chain(std::iter::repeat_n(depth, rounds)).collect()
 }
 
 #[test]
