@@ -49,12 +49,12 @@ for round in $(seq 1 "$ROUNDS"); do
       if awk -v a="$r" -v b="$most" 'BEGIN {exit !(a > b)}'; then most=$r; best=$pid; fi
     done
     after_writes=$(rss_mib "$best")
-    samples=$WORK/samples; : > "$samples"
-    ( while :; do echo "$(rss_mib "$best") $(rss_mib "$KPID")" >> "$samples"; sleep 0.1; done ) &
+    samples=$WORK/samples; : > "$samples"; rm -f "$WORK/stop"
+    ( while [ ! -e "$WORK/stop" ] && [ -e "/proc/$best" ]; do echo "$(rss_mib "$best") $(rss_mib "$KPID")" >> "$samples"; sleep 0.1; done ) &
     sampler=$!
     rps=$(redis-benchmark -p "$KPORT" -t get -d "$SIZE" -P "$P" -c "$CLIENTS" -n "$N" -r "$KEYS" --csv 2>/dev/null \
-      | awk -F, '$1 == "\"GET\"" {gsub(/"/, "", $2); printf "%.0f", $2}')
-    kill "$sampler"; wait "$sampler" 2>/dev/null || true
+      | awk -F, '$1 == "\"GET\"" {gsub(/"/, "", $2); printf "%.0f", $2}') || rps="failed: $(grep -c 'not responding' "$WORK/keel-relaxed.log") shard timeouts"
+    touch "$WORK/stop"; wait "$sampler" 2>/dev/null || true
     med=$(awk '{print $1}' "$samples" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
     max=$(awk '{print $1}' "$samples" | sort -n | tail -1)
     rmax=$(awk '{print $2}' "$samples" | sort -n | tail -1)
