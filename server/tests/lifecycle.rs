@@ -130,7 +130,7 @@ fn shard_subcommand_refuses_a_malformed_config() {
     let dir = scratch.path().join("shard-000");
     let socket = dir.join("shard.sock");
     let valid = format!(
-        "id = 0\nn_shards = 1\ndir = {:?}\nsocket = {:?}\nmax_bulk_len = 1048576\nclient_query_buffer_limit = 1048576\nmax_frame_len = 1074790400\ndatabases = 16\n\n[store]\nsegment_bytes = 1048576\ndurability = \"kernel\"\ninline_value_max = 16\ncompaction_dead_ratio = 0.5\n",
+        "id = 0\nn_shards = 1\ndir = {:?}\nsocket = {:?}\nmax_bulk_len = 1048576\nclient_query_buffer_limit = 1048576\nmax_frame_len = 1074790400\ndatabases = 16\ninflight_bytes = 8388608\n\n[store]\nsegment_bytes = 1048576\ndurability = \"kernel\"\ninline_value_max = 16\ncompaction_dead_ratio = 0.5\n",
         dir.display().to_string(),
         socket.display().to_string()
     );
