@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{run_keel, Scratch, Server};
+use common::{Scratch, Server};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -42,30 +42,14 @@ fn start(scratch: &Scratch, toml: &str) -> Server {
 
 #[test]
 fn bad_cache_bytes_exit_2_with_one_line() {
-    let scratch = Scratch::new();
-    let data = scratch.data_dir().display().to_string();
-    let cfg = scratch.path().join("keel.toml");
-    for (how, bad) in [("flag", "0"), ("flag", "1048575"), ("file", "0"), ("file", "100"), ("file", "1099511627777")] {
-        let mut args = vec!["--data-dir", &data, "--resp-addr", "127.0.0.1:0", "--router-threads", "1"];
-        let cfg_s = cfg.display().to_string();
-        if how == "flag" {
-            args.extend(["--cache-bytes", bad]);
-        } else {
-            std::fs::write(&cfg, format!("cache_bytes = {bad}\n")).unwrap();
-            args.extend(["--config", &cfg_s]);
-        }
-        let out = run_keel(&args);
-        assert_eq!(out.code(), Some(2), "{how} {bad}: {out:?}");
-        let lines: Vec<&str> = out.stderr.lines().collect();
-        assert_eq!(
-            lines,
-            vec![format!("keel: invalid cache_bytes {bad}: expected 1 MiB ..= 1 TiB (1048576 ..= 1099511627776 bytes per shard)")],
-            "{how} {bad}"
-        );
-    }
-    let out = run_keel(&["--data-dir", &data, "--cache-bytes", "32MiB"]);
-    assert_eq!(out.code(), Some(2), "{out:?}");
-    assert!(!scratch.data_dir().exists(), "a refused start creates nothing");
+    common::assert_bad_byte_setting(
+        &Scratch::new(),
+        "cache_bytes",
+        "--cache-bytes",
+        &[("flag", "0"), ("flag", "1048575"), ("file", "0"), ("file", "100"), ("file", "1099511627777")],
+        "1 MiB ..= 1 TiB (1048576 ..= 1099511627776 bytes per shard)",
+        "32MiB",
+    );
 }
 
 #[test]

@@ -9,7 +9,7 @@
 mod common;
 
 use common::wire::req;
-use common::{rss_bytes, run_keel, Scratch, Server};
+use common::{rss_bytes, Scratch, Server};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -120,32 +120,14 @@ fn depths(warm: usize, rounds: usize, depth: usize) -> Vec<usize> {
 
 #[test]
 fn bad_inflight_bytes_exit_2_with_one_line() {
-    let scratch = Scratch::new();
-    let data = scratch.data_dir().display().to_string();
-    let cfg = scratch.path().join("keel.toml");
-    let cfg_s = cfg.display().to_string();
-    for (how, bad) in [("flag", "0"), ("flag", "65535"), ("file", "0"), ("file", "1099511627777")] {
-        let mut args = vec!["--data-dir", &data, "--resp-addr", "127.0.0.1:0", "--router-threads", "1"];
-        if how == "flag" {
-            args.extend(["--inflight-bytes", bad]);
-        } else {
-            std::fs::write(&cfg, format!("inflight_bytes = {bad}\n")).unwrap();
-            args.extend(["--config", &cfg_s]);
-        }
-        let out = run_keel(&args);
-        assert_eq!(out.code(), Some(2), "{how} {bad}: {out:?}");
-        let lines: Vec<&str> = out.stderr.lines().collect();
-        assert_eq!(
-            lines,
-            vec![format!(
-                "keel: invalid inflight_bytes {bad}: expected 64 KiB ..= 1 TiB (65536 ..= 1099511627776 bytes per shard)"
-            )],
-            "{how} {bad}"
-        );
-    }
-    let out = run_keel(&["--data-dir", &data, "--inflight-bytes", "8MiB"]);
-    assert_eq!(out.code(), Some(2), "{out:?}");
-    assert!(!scratch.data_dir().exists(), "a refused start creates nothing");
+    common::assert_bad_byte_setting(
+        &Scratch::new(),
+        "inflight_bytes",
+        "--inflight-bytes",
+        &[("flag", "0"), ("flag", "65535"), ("file", "0"), ("file", "1099511627777")],
+        "64 KiB ..= 1 TiB (65536 ..= 1099511627776 bytes per shard)",
+        "8MiB",
+    );
 }
 
 #[test]

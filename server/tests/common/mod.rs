@@ -386,6 +386,33 @@ impl Exit {
     }
 }
 
+/// Checks that each of `bad` values of a byte-size setting — `key` in the config file,
+/// `--flag` on the command line (`("flag" | "file", value)` pairs) — makes keel exit 2
+/// with the one line `keel: invalid KEY VALUE: expected RANGE`, and that a value with a
+/// unit suffix (`unit_value`, e.g. `32MiB`: the setting takes bytes) is refused too,
+/// creating nothing.
+pub fn assert_bad_byte_setting(scratch: &Scratch, key: &str, flag: &str, bad: &[(&str, &str)], range: &str, unit_value: &str) {
+    let data = scratch.data_dir().display().to_string();
+    let cfg = scratch.path().join("keel.toml");
+    let cfg_s = cfg.display().to_string();
+    for &(how, bad) in bad {
+        let mut args = vec!["--data-dir", &data, "--resp-addr", "127.0.0.1:0", "--router-threads", "1"];
+        if how == "flag" {
+            args.extend([flag, bad]);
+        } else {
+            std::fs::write(&cfg, format!("{key} = {bad}\n")).unwrap();
+            args.extend(["--config", &cfg_s]);
+        }
+        let out = run_keel(&args);
+        assert_eq!(out.code(), Some(2), "{how} {bad}: {out:?}");
+        let lines: Vec<&str> = out.stderr.lines().collect();
+        assert_eq!(lines, vec![format!("keel: invalid {key} {bad}: expected {range}")], "{how} {bad}");
+    }
+    let out = run_keel(&["--data-dir", &data, flag, unit_value]);
+    assert_eq!(out.code(), Some(2), "{out:?}");
+    assert!(!scratch.data_dir().exists(), "a refused start creates nothing");
+}
+
 /// Runs keel with exactly `args`, expecting it to exit on its own within 60 s (config
 /// errors, `--help`). Kills it and panics if it is still running then.
 pub fn run_keel(args: &[&str]) -> Exit {
