@@ -42,7 +42,7 @@ for round in $(seq 1 "$ROUNDS"); do
   for bin in "$@"; do
     start_keel relaxed "$bin" "$KEEL_ARGS"
     fill "$KPORT"
-    # The serving shard: the one with the most keys.
+    # The serving shard: the one with the highest RSS after the writes (it holds every key).
     best=; most=-1
     for pid in $(shard_pids "$KPID"); do
       r=$(rss_mib "$pid")

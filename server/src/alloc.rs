@@ -32,8 +32,8 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[export_name = "_rjem_malloc_conf"]
 pub static MALLOC_CONF: &[u8; 85] = b"background_thread:true,max_background_threads:1,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
 
-/// jemalloc's `MALLCTL_ARENAS_ALL`: `arena.<i>.*` with this index acts on every arena.
-const ARENAS_ALL: u32 = 4096;
+/// `arena.<i>.purge` for every arena: 4096 is jemalloc's `MALLCTL_ARENAS_ALL`.
+const PURGE_ALL: &std::ffi::CStr = c"arena.4096.purge";
 
 /// Gives the memory jemalloc holds freed back to the OS now: flushes the calling
 /// thread's cache of freed small objects (`thread.tcache.flush`, so their slabs can
@@ -44,8 +44,7 @@ const ARENAS_ALL: u32 = 4096;
 /// ignored: nothing is lost but the early return of memory.
 pub fn release_freed() {
     const FLUSH: &std::ffi::CStr = c"thread.tcache.flush";
-    let purge = std::ffi::CString::new(format!("arena.{ARENAS_ALL}.purge")).expect("no NUL");
-    for name in [FLUSH, purge.as_c_str()] {
+    for name in [FLUSH, PURGE_ALL] {
         // SAFETY: `name` is a NUL-terminated mallctl name of a command that reads and
         // writes nothing (null old/new pointers, lengths 0), as jemalloc(3) documents
         // for `thread.tcache.flush` and `arena.<i>.purge`.

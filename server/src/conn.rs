@@ -76,6 +76,7 @@ pub async fn resume(rt: Rc<Router>, mut stream: TcpStream, mut conn: ConnState, 
                 Some(Ok(n)) => n,
             };
             inbuf.extend_from_slice(&chunk[..n]);
+            large |= inbuf.capacity() >= LARGE_REQUESTS;
         }
         conn.info.touch();
         let mut used = 0;
@@ -128,7 +129,6 @@ pub async fn resume(rt: Rc<Router>, mut stream: TcpStream, mut conn: ConnState, 
             .streak
             .end_batch()
             .filter(|&s| inbuf.is_empty() && shared.cfg.shard_handoff && rt.links[s].is_healthy());
-        large |= inbuf.capacity() >= LARGE_REQUESTS;
         if let Some(s) = bound_to {
             match crate::handoff::offer(&rt, stream, conn, s).await {
                 Ok(()) => {

@@ -29,8 +29,8 @@
 
 use std::cell::Cell;
 
-/// Default of the budget, bytes (the config key's default, `keel_config::DEFAULT_INFLIGHT_BYTES`).
-pub const DEFAULT_INFLIGHT_BYTES: usize = 8 << 20;
+/// Default of the budget, bytes: the config key's default.
+pub const DEFAULT_INFLIGHT_BYTES: usize = keel_config::DEFAULT_INFLIGHT_BYTES as usize;
 
 /// One shard's budget and the bytes its connections hold (see the module docs).
 #[derive(Debug)]

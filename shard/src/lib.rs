@@ -140,7 +140,7 @@ mod tests {
             client_query_buffer_limit: 1 << 30,
             max_frame_len: (1 << 30) + (1 << 20),
             databases: 16,
-            inflight_bytes: 8 << 20,
+            inflight_bytes: crate::inflight::DEFAULT_INFLIGHT_BYTES,
             store: keel_storage::StoreOptions {
                 durability: keel_storage::Durability::Relaxed,
                 segment_bytes: 1 << 20,
