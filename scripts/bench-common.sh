@@ -67,3 +67,18 @@ for row in csv.reader(sys.stdin):
   fi
 }
 
+
+# build_label OUT -> which build a results file measured: this checkout's commit, ",
+# uncommitted changes" if the tree differs from it (OUT itself excluded when it lies in
+# the repository), and a warning when $KEEL is not this checkout's target/release/keel
+# (then the commit says nothing about the binary: name its build by hand).
+build_label() {
+  local out=$1 top dirty= other=
+  top=$(git rev-parse --show-toplevel 2>/dev/null) || { echo '?'; return; }
+  case "$(realpath -m "$out")" in
+    "$top"/*) git diff --quiet HEAD -- "$top" ":(exclude)$(realpath -m "$out")" 2>/dev/null || dirty=', uncommitted changes' ;;
+    *) git diff --quiet HEAD -- "$top" 2>/dev/null || dirty=', uncommitted changes' ;;
+  esac
+  [ "$(realpath -m "$KEEL")" = "$(realpath -m "$top/target/release/keel")" ] || other="; the binary is not this checkout's target/release/keel"
+  echo "$(git rev-parse --short HEAD)$dirty$other"
+}

@@ -85,7 +85,7 @@ best() { # key-prefix -> "rps,p50" of the round with the higher rps
   echo
   echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
   echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/{print $2}') GiB RAM, Linux $(uname -r)"
-  echo "- keel $("$KEEL" --version | awk '{print $2}') ($(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- . ":(exclude)$OUT" 2>/dev/null || echo ', uncommitted changes')), default shards (= $(nproc)), flags: \`${KEEL_ARGS:-none}\`, binary \`$KEEL\`; $(redis-server --version | awk '{print $1, $2, $3}')"
+  echo "- keel $("$KEEL" --version | awk '{print $2}') ($(build_label "$OUT")), default shards (= $(nproc)), flags: \`${KEEL_ARGS:-none}\`, binary \`$KEEL\`; $(redis-server --version | awk '{print $1, $2, $3}')"
   echo "- command: \`${CACHE_BYTES:+CACHE_BYTES=$CACHE_BYTES }scripts/bench-kv.sh ${VALUE_SIZE:+-d $VALUE_SIZE }$OUT\` (N=$N CLIENTS=$CLIENTS TESTS=$TESTS KEYSPACE=${KEYSPACE:-100000}${SPREAD:+ SPREAD=$SPREAD}; keel flags: \`${KEEL_ARGS:-none}\`): per row \`redis-benchmark -t $TESTS -n $N -c $CLIENTS -P {$(echo $PS | tr ' ' ,)} -r ${KEYSPACE:-100000}${VALUE_SIZE:+ -d $VALUE_SIZE} --csv\`,"
   echo "  fresh servers, keel and Redis interleaved, two rounds each, the better round reported."
   [ "${APPEND:-0}" = 1 ] && echo "- APPEND rows: \`redis-benchmark -n $N -c $CLIENTS -P {$(echo $PS | tr ' ' ,)} -r ${APPEND_KEYS:-100} --csv APPEND a:__rand_int__ <${VALUE_SIZE:-3} bytes>\`: each of ${APPEND_KEYS:-100} keys grows by about $N/${APPEND_KEYS:-100} appends."

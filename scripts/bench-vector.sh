@@ -82,7 +82,7 @@ NOTES=$(sed -n '/^<!-- notes -->$/,$p' "$OUT" 2>/dev/null || true)
   echo
   echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
   echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/{print $2}') GiB RAM, Linux $(uname -r)"
-  echo "- keel $("$KEEL" --version | awk '{print $2}') ($(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- . ":(exclude)$OUT" 2>/dev/null || echo ', uncommitted changes')), release build, default shards (= $(nproc)), durability \`kernel\`, flags: \`${KEEL_ARGS:-none}\`"
+  echo "- keel $("$KEEL" --version | awk '{print $2}') ($(build_label "$OUT")), release build, default shards (= $(nproc)), durability \`kernel\`, flags: \`${KEEL_ARGS:-none}\`"
   echo "- command: \`${KEEL_ARGS:+KEEL_ARGS=\"$KEEL_ARGS\" }SETS=\"$SETS\" L_INT8=$L_INT8 L_BINARY=$L_BINARY L_BINARY2=$L_BINARY2 scripts/bench-vector.sh $OUT\`;"
   echo "  each section below is one fresh keel and one \`keel bench\` (its command line is in the section)."
   echo "- l_search: f32 is exact and ignores it; int8 and binary re-rank the best max(k, l_search) candidates with the f32 originals from the vLog."
