@@ -24,6 +24,7 @@ use crate::runtime::sync::{Event, Notify};
 use futures_lite::io::{ReadHalf, WriteHalf};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::UnixStream;
+use keel_protocol::command::Spec;
 use keel_protocol::shard::{decode_frame, decode_request_in, encode_reply, Kind};
 use keel_protocol::Value;
 use keel_storage::Commit;
@@ -181,10 +182,14 @@ pub(crate) async fn serve(shard: Rc<Shard>, stream: UnixStream, shutdown: Event,
     conn.release(conn.held.get());
 }
 
+/// A request frame decoded and not yet run: its id, database, the command it resolved
+/// to (or the error reply: unknown command, wrong arity) and its argv.
+type Decoded = (u64, u8, Result<&'static Spec, Reply>, Vec<Vec<u8>>);
+
 async fn reader(shard: &Shard, conn: &Conn, mut r: ReadHalf<UnixStream>, shutdown: &Event) -> End {
     let mut buf = vec![0u8; READ_CHUNK];
     let (mut start, mut end) = (0usize, 0usize);
-    let mut batch: Vec<(u64, u8, Vec<Vec<u8>>)> = Vec::new();
+    let mut batch: Vec<Decoded> = Vec::new();
     loop {
         if shutdown.is_set() {
             return End::Shutdown;
@@ -235,19 +240,17 @@ async fn reader(shard: &Shard, conn: &Conn, mut r: ReadHalf<UnixStream>, shutdow
                 }
             };
             start += used;
-            batch.push((req_id, db, argv));
+            // Looked up and arity-checked once, here: the look ahead and the run use it.
+            batch.push((req_id, db, crate::shard::resolve(&argv), argv));
         }
-        if let [(_, db, _), _, ..] = batch.as_slice() {
+        if let [(_, db, ..), _, ..] = batch.as_slice() {
             let db = *db;
             shard.prefetch(
                 db,
-                batch.iter().filter(|r| r.1 == db).filter_map(|(_, _, argv)| {
-                    let spec = argv.first().and_then(|name| keel_protocol::command::lookup(name))?;
-                    spec.arity_ok(argv.len()).then_some((spec, argv.as_slice()))
-                }),
+                batch.iter().filter(|r| r.1 == db).filter_map(|(_, _, spec, argv)| Some((*spec.as_ref().ok()?, argv.as_slice()))),
             );
         }
-        for (req_id, db, argv) in batch.drain(..) {
+        for (req_id, db, resolved, argv) in batch.drain(..) {
             // The budget (`crate::inflight`): holding replies or reads while the shard
             // is at it, wait for this connection's own to be written first.
             while conn.holds() && !conn.dead.is_set() && shard.inflight.full(shard.store.reading_bytes()) {
@@ -256,7 +259,11 @@ async fn reader(shard: &Shard, conn: &Conn, mut r: ReadHalf<UnixStream>, shutdow
             if conn.dead.is_set() {
                 return End::WriterDead;
             }
-            match shard.handle_in(db, argv).await {
+            let reply = match resolved {
+                Ok(spec) => shard.handle_spec(db, spec, argv).await,
+                Err(reply) => reply,
+            };
+            match reply {
                 Reply::Ready(v) => conn.push(req_id, &v),
                 Reply::AfterCommit { commit, ok } => conn.commits.push(req_id, Pending::Commit { commit, ok }),
                 Reply::Later(v) => conn.reads.push(req_id, Pending::Read(v)),

@@ -214,15 +214,15 @@ impl Shard {
     /// belong to this shard (the router splits multi-key commands). Never panics on any
     /// input.
     pub async fn handle_in(&self, db: u8, argv: Vec<Vec<u8>>) -> Reply {
-        let Some(name) = argv.first() else {
-            return Reply::err("ERR empty command");
-        };
-        let Some(spec) = keel_protocol::command::lookup(name) else {
-            return Reply::err(format!("ERR unknown command '{}'", crate::args::show(name)));
-        };
-        if !spec.arity_ok(argv.len()) {
-            return spec.arity_error().into();
+        match resolve(&argv) {
+            Ok(spec) => self.handle_spec(db, spec, argv).await,
+            Err(reply) => reply,
         }
+    }
+
+    /// [`Shard::handle_in`] for a request already [`resolve`]d to `spec`: checks the
+    /// database and runs the op.
+    pub(crate) async fn handle_spec(&self, db: u8, spec: &'static Spec, argv: Vec<Vec<u8>>) -> Reply {
         if db as usize >= self.dbs.count() {
             return Reply::err(crate::dbs::ERR_DB_RANGE);
         }
@@ -366,4 +366,20 @@ impl Shard {
             Err(e) => Reply::Ready(storage_error(&e)),
         }
     }
+}
+
+/// Looks `argv[0]` up in the command table and checks the arity there (the only arity
+/// check: ops rely on it). Errors: the reply to an empty request, an unknown command
+/// (`-ERR unknown command 'x'`) or a wrong argument count (Redis's text).
+pub(crate) fn resolve(argv: &[Vec<u8>]) -> Result<&'static Spec, Reply> {
+    let Some(name) = argv.first() else {
+        return Err(Reply::err("ERR empty command"));
+    };
+    let Some(spec) = keel_protocol::command::lookup(name) else {
+        return Err(Reply::err(format!("ERR unknown command '{}'", crate::args::show(name))));
+    };
+    if !spec.arity_ok(argv.len()) {
+        return Err(spec.arity_error().into());
+    }
+    Ok(spec)
 }
