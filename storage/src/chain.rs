@@ -591,8 +591,8 @@ impl Inner {
             Some(Assembled::Ready(v)) => v,
             Some(Assembled::Read(a)) => self.assemble_read(ns, key, a).await?,
         };
-        // From here to the write: no await.
-        if self.reverts.get() != reverts || self.expire_if_due(ns, key) {
+        // From here to the write: no await. (Closed while the read ran: write nothing.)
+        if self.closed.get() || self.reverts.get() != reverts || self.expire_if_due(ns, key) {
             return Ok(false);
         }
         if self.keydir.borrow().get(ns, key).map(|now| value_key(&now)) != Some(value_key(&e)) {

@@ -152,7 +152,10 @@ async fn compact_segment(inner: &Rc<Inner>, id: u32) -> Result<(), StorageError>
             Step::Bad { off, reason } => return Err(StorageError::Corrupt { file: path, offset: off, reason }),
         }
     }
-    // Keys with pieces: each is written whole, as one new put.
+    // Keys with pieces: each is written whole, as one new put, once (a key whose base
+    // and pieces are spread through the segment was queued once per run of them).
+    folds.sort_unstable();
+    folds.dedup();
     for (ns, key) in folds {
         inner.fold(ns, &key).await?;
         if inner.closed.get() {

@@ -481,15 +481,13 @@ impl Space {
                 // Found (an overwrite, a delete): no hash of its own needed.
                 return (prev, at, pos, true);
             }
+            // Not `key` (above): it orders strictly before or after it.
             let hk = key_hash(k);
-            match hk.cmp(&h).then_with(|| k.cmp(key)) {
-                Ordering::Less => {
-                    if hk == h {
-                        pos += 1;
-                    }
-                }
-                Ordering::Equal => return (prev, at, pos, true),
-                Ordering::Greater => break,
+            if hk.cmp(&h).then_with(|| k.cmp(key)) == Ordering::Greater {
+                break;
+            }
+            if hk == h {
+                pos += 1;
             }
             prev = at;
             at = self.next(at);
