@@ -1042,12 +1042,14 @@ impl Store {
         self.handle.inner.reverts.get()
     }
 
-    /// Value bytes of reads of whole values from the vLog ([`Store::get`], including a
-    /// value with append pieces) issued and not yet returned to their caller, bytes (the
-    /// values' lengths, not the O_DIRECT buffers' block-rounded sizes; a read whose
-    /// future is dropped stops counting then). The shard's budget of value bytes in
-    /// flight (`inflight_bytes`) counts them. Not counted: compaction's and recovery's
-    /// reads, and [`Store::for_each_live`]'s windows.
+    /// Value bytes of reads of whole values from the vLog issued and not yet returned to
+    /// their caller, bytes (the values' lengths, not the O_DIRECT buffers' block-rounded
+    /// sizes; a read whose future is dropped stops counting then): every [`Store::get`],
+    /// and every assembly of a value with append pieces, also for a fold (background or
+    /// compaction's) or [`Store::for_each_live`] — those bytes are held just the same.
+    /// The shard's budget of value bytes in flight (`inflight_bytes`) counts them. Not
+    /// counted: compaction's and recovery's segment reads, and [`Store::for_each_live`]'s
+    /// windows.
     pub fn reading_bytes(&self) -> usize {
         self.handle.inner.reading.get()
     }
