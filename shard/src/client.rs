@@ -167,7 +167,9 @@ async fn serve(clients: &Clients, chan: &Channel, mut stream: TcpStream, m: Mess
                 Ok(spec) => {
                     // The budget (`crate::inflight`): holding replies while the shard is
                     // at it, answer them before starting another request.
-                    if out.holds() && shard.inflight.full(shard.store.reading_bytes()) {
+                    // (Checked first: every check samples the peak.)
+                    let full = shard.inflight.full(shard.store.reading_bytes());
+                    if full && out.holds() {
                         if !out.flush(&mut stream).await {
                             break 'conn End::Closed;
                         }

@@ -253,7 +253,8 @@ async fn reader(shard: &Shard, conn: &Conn, mut r: ReadHalf<UnixStream>, shutdow
         for (req_id, db, resolved, argv) in batch.drain(..) {
             // The budget (`crate::inflight`): holding replies or reads while the shard
             // is at it, wait for this connection's own to be written first.
-            while conn.holds() && !conn.dead.is_set() && shard.inflight.full(shard.store.reading_bytes()) {
+            // (The budget first: every check samples the peak.)
+            while shard.inflight.full(shard.store.reading_bytes()) && conn.holds() && !conn.dead.is_set() {
                 conn.wake_reader.notified().await;
             }
             if conn.dead.is_set() {

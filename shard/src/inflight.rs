@@ -38,8 +38,8 @@ pub struct Inflight {
     limit: Cell<usize>,
     /// Reply bytes charged by connections and not yet released.
     held: Cell<usize>,
-    /// The most `held` + the store's reads in flight seen when a request started or a
-    /// reply was charged, since the shard started.
+    /// The most bytes in flight seen since the shard started: `held` + the store's reads
+    /// in flight at each budget check before a request, `held` when a reply is charged.
     peak: Cell<usize>,
 }
 
@@ -65,7 +65,8 @@ impl Inflight {
     }
 
     /// The most bytes seen in flight (sampled whenever a connection checks the budget
-    /// before a request, and when it charges a reply).
+    /// before a request, with the store's reads in flight, and when it charges a reply,
+    /// without them).
     pub fn peak(&self) -> usize {
         self.peak.get()
     }
