@@ -472,8 +472,7 @@ pub async fn vsearch(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
         out.push(Value::Bulk(id.to_string().into_bytes()));
         out.push(Value::Double(f64::from(score)));
         if with_payload {
-            let payload = payloads.remove(&id).and_then(|v| split_vector_value(&v, dim).map(|(_, p)| p.to_vec()));
-            out.push(payload.filter(|p| !p.is_empty()).map_or(Value::Null, Value::Bulk));
+            out.push(payloads.remove(&id).map_or(Value::Null, Value::Bulk));
         }
     }
     Value::Array(out).into()
@@ -639,8 +638,8 @@ impl Drop for Member<'_> {
 }
 
 /// The stored records a search reads after its scan, and what it makes of them: each
-/// candidate's f32 original scored into `reranker` (int8, binary), its record kept in
-/// `payloads` (WITHPAYLOAD).
+/// candidate's f32 original scored into `reranker` (int8, binary), its non-empty payload
+/// kept in `payloads` (WITHPAYLOAD).
 struct Fetched<'a> {
     name: &'a [u8],
     uid: u64,
@@ -691,7 +690,7 @@ impl Fetched<'_> {
     }
 
     /// Takes in the record `v` of candidate `id`: scores its original (a record whose
-    /// blob the index would not accept is skipped), keeps the record for its payload.
+    /// blob the index would not accept is skipped), keeps its payload.
     fn take(&mut self, id: u64, v: Value) -> Result<(), Reply> {
         let value = match v {
             Value::Bulk(value) => value,
@@ -704,7 +703,11 @@ impl Fetched<'_> {
             }
         }
         if self.with_payload {
-            self.payloads.insert(id, value);
+            // Only the payload is kept (up to l_search records are read): none or an
+            // empty one is a nil in the reply.
+            if let Some((_, payload)) = split_vector_value(&value, self.dim).filter(|(_, p)| !p.is_empty()) {
+                self.payloads.insert(id, payload.to_vec());
+            }
         }
         Ok(())
     }
