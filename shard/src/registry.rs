@@ -7,7 +7,7 @@
 //! them.
 
 use keel_index::filter::{parse_payload, Fields, PostingIndex};
-use keel_index::{FlatIndex, IndexError, Kind, Metric};
+use keel_index::{FlatIndex, Kind, Metric};
 use keel_storage::{Store, NS_INDEX, NS_VECTOR};
 use std::collections::{BTreeMap, HashMap};
 
@@ -109,14 +109,6 @@ impl IndexEntry {
             postings: PostingIndex::new(),
             fields: HashMap::new(),
         }
-    }
-
-    /// Inserts or replaces vector `id` with its payload's `fields` (errors and checks:
-    /// [`FlatIndex::upsert`]; on error nothing changes).
-    pub fn upsert(&mut self, id: u64, v: &[f32], fields: Fields) -> Result<(), IndexError> {
-        let checked = self.index.check(v)?;
-        self.upsert_checked(id, checked, fields);
-        Ok(())
     }
 
     /// Inserts or replaces vector `id`, checked by this entry's index
@@ -288,6 +280,8 @@ pub async fn rebuild(store: &Store) -> anyhow::Result<(Registry, RebuildReport)>
 
     let mut report = RebuildReport { indexes: by_uid.len(), ..Default::default() };
     let mut max_uid = by_uid.keys().copied().max().unwrap_or(0);
+    // One decode buffer for every record (`FlatIndex::check_blob`).
+    let mut scratch = Vec::new();
     store
         .for_each_live(NS_VECTOR, &mut |key, value| {
             let Some((uid, id)) = split_vector_key(key) else { return };
@@ -296,9 +290,10 @@ pub async fn rebuild(store: &Store) -> anyhow::Result<(Registry, RebuildReport)>
             let dim = entry.meta.dim as usize;
             let loaded = match split_vector_value(value, dim) {
                 None => Err(format!("record of {} bytes is shorter than 4 x dim {dim}", value.len())),
-                Some((blob, payload)) => keel_index::parse_f32_blob(blob, dim).map_err(|e| e.to_string()).and_then(|v| {
+                Some((blob, payload)) => entry.index.check_blob(blob, &mut scratch).map_err(|e| e.to_string()).and_then(|v| {
                     let fields = payload_fields(payload)?;
-                    entry.upsert(id, &v, fields).map_err(|e| e.to_string())
+                    entry.upsert_checked(id, v, fields);
+                    Ok(())
                 }),
             };
             match loaded {
