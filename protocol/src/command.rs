@@ -274,7 +274,7 @@ pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
     let mut slot = name_slot(name);
     loop {
         let spec = COMMANDS.get(usize::from(NAME_INDEX[slot]))?;
-        if spec.name.len() == name.len() && spec.name.as_bytes().eq_ignore_ascii_case(name) {
+        if spec.name.as_bytes().eq_ignore_ascii_case(name) {
             return Some(spec);
         }
         slot = (slot + 1) & (INDEX_SLOTS - 1);

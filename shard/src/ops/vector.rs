@@ -29,6 +29,9 @@ use keel_protocol::Value;
 use keel_storage::{Mutation, NS_INDEX, NS_VECTOR};
 use std::time::{Duration, Instant};
 
+/// The reply to a search whose index was dropped while it ran.
+const ERR_DROPPED: &str = "ERR index was dropped during the search";
+
 /// Largest vector dimension.
 pub const MAX_DIM: u32 = 65536;
 /// Largest k of a search.
@@ -498,7 +501,7 @@ async fn scan(
         return shared_scan(searching, name, uid, query, depth, step).await;
     };
     let shard = searching.shard;
-    let dropped = || Reply::err("ERR index was dropped during the search");
+    let dropped = || Reply::err(ERR_DROPPED);
     let mut attempt = 0;
     'start: loop {
         // (the scan, its epoch, the matching slots of a selective filter, the matching
@@ -578,7 +581,7 @@ async fn shared_scan(
         let done = {
             let reg = shard.vectors.borrow();
             let Some(entry) = reg.by_name.get(name).filter(|e| e.meta.uid == uid) else {
-                return Err(Reply::err("ERR index was dropped during the search"));
+                return Err(Reply::err(ERR_DROPPED));
             };
             let mut scans = shard.shared_scans.borrow_mut();
             let (epoch, shared) = scans.entry(uid).or_insert_with(|| (reg.epoch, keel_index::SharedScan::new()));
@@ -684,7 +687,7 @@ impl Fetched<'_> {
         // The index may have been dropped while its records were read.
         let reg = shard.vectors.borrow();
         if reg.by_name.get(self.name).is_none_or(|e| e.meta.uid != self.uid) {
-            return Err(Reply::err("ERR index was dropped during the search"));
+            return Err(Reply::err(ERR_DROPPED));
         }
         Ok(())
     }
