@@ -412,6 +412,24 @@ impl Inner {
         self.assemble_first(ns, key, e, count_miss, usize::MAX)
     }
 
+    /// Whether all of `key`'s value with append pieces (entry `e`) is in RAM — the whole
+    /// value cached, or its base and every piece inline, unwritten or cached — without
+    /// copying or counting anything; `None` for a key without pieces. (`Store::lookup`
+    /// asks this first, so that a value with a part on disk is not put together only to
+    /// be thrown away.)
+    pub(crate) fn chain_in_ram(&self, ns: Ns, key: &[u8], e: &Entry) -> Option<bool> {
+        let chains = self.chains.borrow();
+        let chain = chains.get(ns, key)?;
+        let cache = self.cache.borrow();
+        if cache.contains(&chain.pieces.last()?.place()) {
+            return Some(true);
+        }
+        let log = self.log.borrow();
+        let in_log = |seg: u32, off: u32, len: u32| len == 0 || log.ram(seg, off as u64, len as usize).is_some();
+        let base = e.inline.is_some() || in_log(e.seg, e.off, e.len) || cache.contains(&value_key(e));
+        Some(base && chain.pieces.iter().all(|p| in_log(p.seg, p.off, p.len)))
+    }
+
     /// [`Inner::assemble`] of the base and the first `n` pieces only (all of them if
     /// there are fewer).
     fn assemble_first(&self, ns: Ns, key: &[u8], e: &Entry, count_miss: bool, n: usize) -> Option<Assembled> {

@@ -643,7 +643,15 @@ impl Store {
         }
         let Some(e) = inner.keydir.borrow().get(ns, key) else { return Lookup::Missing };
         // A value with append pieces (most stores have none: one length compare).
-        let assembled = if inner.chains.borrow().is_empty() { None } else { inner.assemble(ns, key, &e, false) };
+        let assembled = if inner.chains.borrow().is_empty() {
+            None
+        } else {
+            match inner.chain_in_ram(ns, key, &e) {
+                Some(false) => return Lookup::OnDisk,
+                Some(true) => inner.assemble(ns, key, &e, false),
+                None => None,
+            }
+        };
         match assembled {
             Some(Assembled::Ready(v)) => Lookup::InMemory(v),
             Some(Assembled::Read(_)) => Lookup::OnDisk,
