@@ -56,9 +56,11 @@ impl IoPoll {
         Ok(IoPoll { state, wanted })
     }
 
-    /// Resolves once the executor has polled its rings after this call: every task
-    /// that was ready has run, and the I/O queued and completed meanwhile (new
-    /// requests' socket reads, disk reads) has been submitted and reaped.
+    /// Resolves at the end of the current or the next round of the executor's polls of
+    /// its rings (a waiter that comes after a round's peek completed but before the
+    /// ticker ran is woken by that round): every task that was ready has run, and the
+    /// I/O queued and completed meanwhile (new requests' socket reads, disk reads) has
+    /// been submitted and reaped — at worst one round (one search slice) late.
     pub fn next(&self) -> Next<'_> {
         Next { poll: self, round: None }
     }
