@@ -6,19 +6,14 @@
 
 mod common;
 
+use common::check::info;
 use common::{Scratch, Server};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// INFO `section` as name → value.
-fn info(c: &mut redis::Connection, section: &str) -> BTreeMap<String, String> {
-    let text: String = redis::cmd("INFO").arg(section).query(c).unwrap();
-    text.lines().filter_map(|l| l.split_once(':')).map(|(k, v)| (k.to_string(), v.trim().to_string())).collect()
-}
-
 fn field(c: &mut redis::Connection, section: &str, name: &str) -> u64 {
-    let m = info(c, section);
-    m.get(name).unwrap_or_else(|| panic!("INFO {section} has no {name}: {m:?}")).parse().unwrap()
+    common::check::info_field(c, section, name)
 }
 
 fn get(c: &mut redis::Connection, key: &str) -> Option<Vec<u8>> {

@@ -9,8 +9,8 @@
 mod common;
 
 use common::wire::req;
+use common::check::info;
 use common::{rss_bytes, Scratch, Server};
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,14 +22,8 @@ const MIB: u64 = 1 << 20;
 const BUDGET: u64 = 64 << 10;
 
 /// INFO `section` as name → value.
-fn info(c: &mut redis::Connection, section: &str) -> BTreeMap<String, String> {
-    let text: String = redis::cmd("INFO").arg(section).query(c).unwrap();
-    text.lines().filter_map(|l| l.split_once(':')).map(|(k, v)| (k.to_string(), v.trim().to_string())).collect()
-}
-
 fn field(c: &mut redis::Connection, name: &str) -> u64 {
-    let m = info(c, "memory");
-    m.get(name).unwrap_or_else(|| panic!("INFO memory has no {name}: {m:?}")).parse().unwrap()
+    common::check::info_field(c, "memory", name)
 }
 
 /// Waits (up to 5 s) until INFO memory's `inflight_used_bytes` is 0: a shard releases a

@@ -78,3 +78,15 @@ pub fn show<A: AsRef<[u8]>>(argv: &[A]) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// INFO `section` as field → value (every `name:value` line).
+pub fn info(con: &mut redis::Connection, section: &str) -> std::collections::BTreeMap<String, String> {
+    let text: String = redis::cmd("INFO").arg(section).query(con).unwrap();
+    text.lines().filter_map(|l| l.split_once(':')).map(|(k, v)| (k.to_string(), v.trim().to_string())).collect()
+}
+
+/// The integer field `name` of INFO `section`; panics if it is missing.
+pub fn info_field(con: &mut redis::Connection, section: &str, name: &str) -> u64 {
+    let m = info(con, section);
+    m.get(name).unwrap_or_else(|| panic!("INFO {section} has no {name}: {m:?}")).parse().unwrap()
+}
