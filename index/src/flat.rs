@@ -197,12 +197,28 @@ impl Rerank {
         true
     }
 
+    /// False when a candidate whose ranking key is at most `upper` (a
+    /// [`Bounded::upper`]) cannot enter the `k` best: `k` are kept and the worst of
+    /// them is better. Such a candidate's original need not be read.
+    pub fn admits(&self, upper: f64) -> bool {
+        !(upper < f64::from(self.top.floor))
+    }
+
     /// The `k` best candidates pushed, as `(id, score)`, best first (ties by smaller
     /// id); scores as [`Scan::finish`] reports them for [`Kind::F32`].
     pub fn finish(self) -> Vec<(u64, f32)> {
         let metric = self.metric;
         self.top.into_sorted().into_iter().map(|(id, key)| (id, metric.score(key))).collect()
     }
+}
+
+/// A re-rank candidate with an upper bound of its exact ranking key (higher is closer;
+/// for l2 the negated squared distance), made by [`FlatIndex::rerank_bounds`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Bounded {
+    pub id: u64,
+    /// No original of this candidate scores a ranking key above this (+∞: unknown).
+    pub upper: f64,
 }
 
 /// A search in progress: the query, the next slot to visit and the best candidates so
@@ -697,6 +713,74 @@ impl FlatIndex {
     /// dimension). Allocates nothing after the first call.
     pub fn rerank_push(&self, r: &mut Rerank, query: &Query, id: u64, v: &[f32]) -> bool {
         self.validate(v).is_ok() && r.push_valid(query, id, v)
+    }
+
+    /// The re-rank order of int8 candidates `ids`, each with a proven upper bound of
+    /// the ranking key its f32 original will get in a [`Rerank`] (`None` for the other
+    /// kinds: f32 needs no re-rank, and a Hamming distance bounds nothing).
+    ///
+    /// A candidate's estimate is `⟨x̂, q⟩` (l2: `‖x̂ − q‖`) between its dequantized code
+    /// `x̂` and the query's f32 form `q`, in f64, so only the stored side's quantization
+    /// error is left (the scan also quantized the query). With the per-component error
+    /// `eₓ` of [`crate::quant::quantize_i8`]:
+    ///
+    /// - cosine, ip: `⟨x, q⟩ ≤ ⟨x̂, q⟩ + eₓ·‖q‖₁`, plus the f32 rounding of the re-rank's
+    ///   dot product, at most `γ·Σ|xᵢqᵢ|` with `γ = (dim + 8)·2⁻²³` (twice the textbook
+    ///   `n·u` of a summation in any order);
+    /// - l2: `‖x − q‖ ≥ ‖x̂ − q‖ − √dim·eₓ`, and the re-rank's f32 sum of squares is at
+    ///   least `(1 − γ)` times the true one.
+    ///
+    /// The order is by estimate, best first; ids no longer in the index (and rows
+    /// whose scale is 0, whose error the bound does not cover) come last with an
+    /// infinite bound. A caller that skips every candidate whose bound is below the
+    /// k-th best exact key so far ([`Rerank::admits`]) gets the same result as a
+    /// re-rank of them all (the usual bound-and-prune of quantized search; the error
+    /// terms are this crate's, checked by `tests`).
+    pub fn rerank_bounds(&self, query: &Query, ids: impl IntoIterator<Item = u64>) -> Option<Vec<Bounded>> {
+        let Rows::Int8 { codes, scales } = &self.rows else { return None };
+        let d = self.dim;
+        let q = &query.f32;
+        let q_l1: f64 = q.iter().map(|&v| f64::from(v).abs()).sum();
+        let gamma = (d as f64 + 8.0) * f64::from(f32::EPSILON);
+        let sqrt_dim = (d as f64).sqrt();
+        let mut out: Vec<(f64, Bounded)> = ids
+            .into_iter()
+            .map(|id| {
+                let unknown = (f64::NEG_INFINITY, Bounded { id, upper: f64::INFINITY });
+                let Some(&slot) = self.slots.get(&id) else { return unknown };
+                let s = f64::from(scales[slot]);
+                if s == 0.0 {
+                    return unknown;
+                }
+                // `quantize_i8`'s bound, rounded up a little further for the f64 sums.
+                let e = s * (0.5 + 255.0 * f64::from(f32::EPSILON) / 2.0);
+                let row = &codes[slot * d..(slot + 1) * d];
+                let (estimate, upper) = match self.metric {
+                    Metric::Cosine | Metric::Ip => {
+                        let (mut dot, mut abs) = (0.0f64, 0.0f64);
+                        for (&c, &qi) in row.iter().zip(q) {
+                            let p = s * f64::from(c) * f64::from(qi);
+                            dot += p;
+                            abs += p.abs();
+                        }
+                        let err = e * q_l1;
+                        (dot, dot + err + gamma * (abs + err) + 1e-300)
+                    }
+                    Metric::L2 => {
+                        let sq: f64 = row.iter().zip(q).map(|(&c, &qi)| (s * f64::from(c) - f64::from(qi)).powi(2)).sum();
+                        let dist = sq.sqrt();
+                        let lo = ((dist - sqrt_dim * e) * (1.0 - 1e-12)).max(0.0);
+                        (-dist, -(lo * lo) * (1.0 - gamma))
+                    }
+                };
+                if upper.is_nan() {
+                    return unknown;
+                }
+                (estimate, Bounded { id, upper })
+            })
+            .collect();
+        out.sort_by(|a, b| b.0.total_cmp(&a.0));
+        Some(out.into_iter().map(|(_, b)| b).collect())
     }
 
     /// The `k` best vectors for `q` in one call (a whole [`Scan`]), best first, ties by

@@ -49,7 +49,7 @@ pub mod filter;
 mod flat;
 pub mod quant;
 
-pub use flat::{Checked, FlatIndex, Kind, Metric, Progress, Query, Rerank, Scan, SharedScan};
+pub use flat::{Bounded, Checked, FlatIndex, Kind, Metric, Progress, Query, Rerank, Scan, SharedScan};
 
 /// Errors for bad vectors or queries; `Display` is the text after `ERR ` in the reply.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

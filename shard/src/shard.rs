@@ -30,6 +30,10 @@ pub struct Shard {
     /// Vector searches in progress (they scan in slices; no index is compacted
     /// meanwhile).
     pub(crate) vector_scans: Cell<usize>,
+    /// Vector searches answered, originals read to re-rank them, and candidates whose
+    /// original the re-rank's bound let it skip (INFO `vector_searches`,
+    /// `vector_rerank_reads`, `vector_rerank_skipped`).
+    pub(crate) search_counts: Cell<crate::ops::vector::SearchCounts>,
     /// The unfiltered searches in progress of each index (by uid) scanning it together,
     /// with the `Registry::epoch` their slots are from (`ops::vector`).
     pub(crate) shared_scans: RefCell<HashMap<u64, (u64, keel_index::SharedScan)>>,
@@ -168,6 +172,7 @@ impl Shard {
             vectors: RefCell::new(vectors),
             resync: glommio::sync::Semaphore::new(1),
             vector_scans: Cell::new(0),
+            search_counts: Cell::default(),
             shared_scans: RefCell::new(HashMap::new()),
             bulk_writes: std::rc::Rc::default(),
             io_poll,

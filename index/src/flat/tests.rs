@@ -625,3 +625,102 @@ proptest! {
         }
     }
 }
+
+/// The exact ranking key a re-rank gives original `v` (None if it refuses it).
+fn rerank_key(ix: &FlatIndex, query: &Query, v: &[f32]) -> Option<f32> {
+    let mut r = ix.reranker(1);
+    ix.rerank_push(&mut r, query, 0, v).then_some(r.top.floor)
+}
+
+/// Re-ranks `bounds` in order as the shard does: every candidate `admits` lets in.
+fn pruned_rerank(ix: &FlatIndex, query: &Query, k: usize, bounds: &[Bounded], original: impl Fn(u64) -> Vec<f32>) -> (Vec<(u64, f32)>, usize) {
+    let mut r = ix.reranker(k);
+    let mut read = 0;
+    for b in bounds {
+        if r.admits(b.upper) {
+            read += 1;
+            ix.rerank_push(&mut r, query, b.id, &original(b.id));
+        }
+    }
+    (r.finish(), read)
+}
+
+proptest! {
+    /// int8, every metric: no original gets a ranking key above its candidate's bound,
+    /// and a re-rank that skips every candidate `admits` turns away returns exactly what
+    /// a re-rank of them all returns (ids, order, scores).
+    #[test]
+    fn rerank_bounds_hold_and_pruning_changes_nothing((metric, (dim, ops)) in (prop::sample::select(Metric::ALL.to_vec()), ops())) {
+        let mut ix = FlatIndex::new(dim, metric, Kind::Int8);
+        let mut model: BTreeMap<u64, Vec<f32>> = BTreeMap::new();
+        for op in ops {
+            match op {
+                Op::Upsert(id, v) => upsert_both(&mut ix, &mut model, id, v)?,
+                Op::Remove(id) => prop_assert_eq!(ix.remove(id).is_some(), model.remove(&id).is_some()),
+                Op::Compact => { ix.compact(); }
+                Op::Search(q, k) => {
+                    let Ok(mut scan) = ix.scan(&q, (3 * k).max(1)) else { continue };
+                    while !ix.scan_step(&mut scan, 7, None) {}
+                    let query = scan.query().clone();
+                    let cands = scan.finish();
+                    let bounds = ix.rerank_bounds(&query, cands.iter().map(|c| c.0)).unwrap();
+                    let mut ids: Vec<u64> = bounds.iter().map(|b| b.id).collect();
+                    ids.sort_unstable();
+                    let mut want_ids: Vec<u64> = cands.iter().map(|c| c.0).collect();
+                    want_ids.sort_unstable();
+                    prop_assert_eq!(ids, want_ids);
+                    for b in &bounds {
+                        if let Some(key) = rerank_key(&ix, &query, &model[&b.id]) {
+                            prop_assert!(f64::from(key) <= b.upper, "id {} key {} upper {}", b.id, key, b.upper);
+                        }
+                    }
+                    let full = ix.rerank(&query, k, cands.iter().map(|&(id, _)| (id, model[&id].clone())));
+                    let (pruned, _) = pruned_rerank(&ix, &query, k, &bounds, |id| model[&id].clone());
+                    prop_assert_eq!(pruned, full);
+                }
+            }
+        }
+    }
+}
+
+/// On 384-d data the bounds let a re-rank of 100 candidates for the 10 best read far
+/// fewer than 100 originals (the point of them), and the result is unchanged; ids not
+/// in the index come last, unbounded; f32 and binary indexes have no bounds.
+#[test]
+fn rerank_bounds_prune_most_candidates() {
+    let dim = 384;
+    for metric in Metric::ALL {
+        let mut next = xorshift_vectors(7, dim);
+        let mut ix = FlatIndex::new(dim, metric, Kind::Int8);
+        let mut originals = HashMap::new();
+        for id in 0..3000u64 {
+            // A shared direction plus noise, so that neighbours are close together.
+            let v: Vec<f32> = next().iter().enumerate().map(|(i, x)| x * 0.3 + if i % 3 == 0 { 5.0 } else { 0.0 }).collect();
+            ix.upsert(id, &v).unwrap();
+            originals.insert(id, v);
+        }
+        let (mut reads, mut searches) = (0, 0);
+        for _ in 0..20 {
+            let q = next();
+            let mut scan = ix.scan(&q, 100).unwrap();
+            while !ix.scan_step(&mut scan, usize::MAX, None) {}
+            let query = scan.query().clone();
+            let cands = scan.finish();
+            let mut bounds = ix.rerank_bounds(&query, cands.iter().map(|c| c.0).chain([99_999])).unwrap();
+            assert_eq!(bounds.pop(), Some(Bounded { id: 99_999, upper: f64::INFINITY }), "{metric:?}");
+            let full = ix.rerank(&query, 10, cands.iter().map(|&(id, _)| (id, originals[&id].clone())));
+            let (pruned, read) = pruned_rerank(&ix, &query, 10, &bounds, |id| originals[&id].clone());
+            assert_eq!(pruned, full, "{metric:?}");
+            reads += read;
+            searches += 1;
+        }
+        assert!(reads < searches * 50, "{metric:?}: {reads} originals read for {searches} searches of 100 candidates");
+        eprintln!("{metric:?}: {} originals read per search of 100 candidates", reads as f64 / searches as f64);
+    }
+    for kind in [Kind::F32, Kind::Binary] {
+        let mut ix = FlatIndex::new(2, Metric::L2, kind);
+        ix.upsert(1, &[1.0, 2.0]).unwrap();
+        let query = ix.query(&[0.0, 1.0]).unwrap();
+        assert_eq!(ix.rerank_bounds(&query, [1]), None);
+    }
+}

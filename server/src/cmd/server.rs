@@ -268,14 +268,17 @@ fn render_info(rt: &Router, want: &[String], shards: &[Value]) -> String {
             "stats" => {
                 let _ = write!(
                     s,
-                    "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nexpired_keys:{}\r\nshard_handoffs:{}\r\ncache_hits:{}\r\ncache_misses:{}\r\ncache_evictions:{}\r\n\r\n",
+                    "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nexpired_keys:{}\r\nshard_handoffs:{}\r\ncache_hits:{}\r\ncache_misses:{}\r\ncache_evictions:{}\r\nvector_searches:{}\r\nvector_rerank_reads:{}\r\nvector_rerank_skipped:{}\r\n\r\n",
                     sh.total_connections.load(Ordering::Relaxed),
                     sh.total_commands.load(Ordering::Relaxed),
                     sum("expired_keys"),
                     sh.shard_handoffs.load(Ordering::Relaxed),
                     sum("cache_hits"),
                     sum("cache_misses"),
-                    sum("cache_evictions")
+                    sum("cache_evictions"),
+                    sum("vector_searches"),
+                    sum("vector_rerank_reads"),
+                    sum("vector_rerank_skipped")
                 );
             }
             "keyspace" => {

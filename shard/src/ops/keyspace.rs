@@ -200,7 +200,8 @@ pub fn info(shard: &Shard) -> Reply {
             (db, shard.store.len(ns), expires, avg_ttl)
         })
         .collect();
-    let fields: [(&str, u64); 26] = [
+    let searches = shard.search_counts.get();
+    let fields: [(&str, u64); 29] = [
         ("keys", per_db.iter().map(|&(_, n, _, _)| n as u64).sum()),
         ("expires", per_db.iter().map(|&(_, _, e, _)| e as u64).sum()),
         ("indexes", reg.by_name.len() as u64),
@@ -227,6 +228,9 @@ pub fn info(shard: &Shard) -> Reply {
         ("inflight_bytes", shard.inflight.limit() as u64),
         ("inflight_used_bytes", shard.inflight.used(shard.store.reading_bytes()) as u64),
         ("inflight_peak_bytes", shard.inflight.peak() as u64),
+        ("vector_searches", searches.searches),
+        ("vector_rerank_reads", searches.rerank_reads),
+        ("vector_rerank_skipped", searches.rerank_skipped),
     ];
     let mut map: Vec<(Value, Value)> = fields.iter().map(|&(k, v)| (Value::bulk(k), Value::Integer(clamp(v)))).collect();
     // Per non-empty database: `dbN.keys`, `dbN.expires` and `dbN.avg_ttl`, for the

@@ -23,7 +23,7 @@ use crate::registry::{
 };
 use keel_index::filter::{Fields, Filter};
 use crate::shard::{storage_error, Reply, Shard};
-use keel_index::{Kind, Metric, Query, Rerank};
+use keel_index::{Bounded, Kind, Metric, Query, Rerank};
 use std::collections::HashMap;
 use keel_protocol::Value;
 use keel_storage::{Mutation, NS_INDEX, NS_VECTOR};
@@ -457,15 +457,44 @@ pub async fn vsearch(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
         Ok(c) => c,
         Err(reply) => return reply,
     };
-    let rerank = reranker.is_some();
     // The stored records of the candidates, when the search needs them: the f32
-    // originals to re-rank, the payloads to return.
-    let need = if rerank { candidates.len() } else if with_payload { candidates.len().min(k) } else { 0 };
-    let mut fetched = Fetched { name, uid, dim, query: &query, reranker, with_payload, payloads: HashMap::new() };
-    if let Err(reply) = fetched.read(&mut searching, candidates.iter().take(need).map(|c| c.0)).await {
-        return reply;
+    // originals to re-rank, the payloads to return. An int8 re-rank reads its k most
+    // promising candidates first, then only those that can still enter the k best
+    // (`rerank_bounds`); the result is the same as from reading them all.
+    let waves: [Vec<Bounded>; 2] = if reranker.is_some() {
+        let bounds = {
+            let reg = shard.vectors.borrow();
+            match reg.by_name.get(name).filter(|e| e.meta.uid == uid) {
+                Some(entry) => entry.index.rerank_bounds(&query, candidates.iter().map(|c| c.0)),
+                None => return Reply::err(ERR_DROPPED),
+            }
+        };
+        match bounds {
+            Some(mut first) => {
+                let rest = first.split_off(k.min(first.len()));
+                [first, rest]
+            }
+            None => [unbounded(&candidates, candidates.len()), Vec::new()],
+        }
+    } else if with_payload {
+        [unbounded(&candidates, k), Vec::new()]
+    } else {
+        [Vec::new(), Vec::new()]
+    };
+    let mut fetched = Fetched { name, uid, dim, query: &query, reranker, with_payload, payloads: HashMap::new(), reads: 0, skipped: 0 };
+    for wave in waves {
+        if let Err(reply) = fetched.read(&mut searching, wave).await {
+            return reply;
+        }
     }
-    let Fetched { reranker, mut payloads, .. } = fetched;
+    let Fetched { reranker, mut payloads, reads, skipped, .. } = fetched;
+    let mut counts = shard.search_counts.get();
+    counts.searches += 1;
+    if reranker.is_some() {
+        counts.rerank_reads += reads;
+        counts.rerank_skipped += skipped;
+    }
+    shard.search_counts.set(counts);
     let hits = match reranker {
         Some(r) => r.finish(),
         None => candidates.into_iter().take(k).collect(),
@@ -616,6 +645,23 @@ async fn shared_scan(
     }
 }
 
+/// Counters of a shard's vector searches (`Shard::search_counts`).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct SearchCounts {
+    /// Searches answered.
+    pub searches: u64,
+    /// Originals read to re-rank candidates (int8, binary).
+    pub rerank_reads: u64,
+    /// Candidates not read because their bound could not reach the k best
+    /// ([`Rerank::admits`]).
+    pub rerank_skipped: u64,
+}
+
+/// The first `n` of `candidates` with no bound on their exact keys (all are read).
+fn unbounded(candidates: &[(u64, f32)], n: usize) -> Vec<Bounded> {
+    candidates.iter().take(n).map(|&(id, _)| Bounded { id, upper: f64::INFINITY }).collect()
+}
+
 /// A search's membership of its index's shared scan: leaves it when dropped (the search
 /// ended, or its connection went away), and drops the index's shared scan once no search
 /// is left in it.
@@ -651,26 +697,38 @@ struct Fetched<'a> {
     reranker: Option<Rerank>,
     with_payload: bool,
     payloads: HashMap<u64, Vec<u8>>,
+    /// Records read, and candidates not read because [`Fetched::admits`] turned them
+    /// away.
+    reads: u64,
+    skipped: u64,
 }
 
 impl Fetched<'_> {
-    /// Reads the records of vectors `ids` (every read is issued before any is awaited;
-    /// a record in the value cache needs none) and takes each in as it arrives, in the
-    /// slices of `searching`. Vectors deleted since the scan saw them are left out.
-    async fn read(&mut self, searching: &mut Searching<'_>, ids: impl Iterator<Item = u64>) -> Result<(), Reply> {
+    /// Reads the records of the vectors in `wave` (every read is issued before any is
+    /// awaited; a record in the value cache needs none) and takes each in as it
+    /// arrives, in the slices of `searching`. A candidate the re-rank no longer admits
+    /// ([`Rerank::admits`] of its bound) is not read; one whose read is under way when
+    /// that becomes true is not scored. Vectors deleted since the scan saw them are left
+    /// out.
+    async fn read(&mut self, searching: &mut Searching<'_>, wave: Vec<Bounded>) -> Result<(), Reply> {
         let shard = searching.shard;
         let mut pending = Vec::new();
-        for id in ids {
+        for Bounded { id, upper } in wave {
+            if !self.admits(upper) {
+                self.skipped += 1;
+                continue;
+            }
+            self.reads += 1;
             match shard.start_read(NS_VECTOR, vector_key(self.uid, id), bulk_or_null).await {
                 Ok(v) => self.take(id, v)?,
                 Err(later) => {
-                    pending.push((id, later));
+                    pending.push((id, upper, later));
                     searching.charge_read();
                 }
             }
             searching.pause().await;
         }
-        for (id, mut later) in pending {
+        for (id, upper, mut later) in pending {
             let v = match futures_lite::future::poll_once(&mut later).await {
                 Some(v) => v,
                 None => {
@@ -681,7 +739,9 @@ impl Fetched<'_> {
                     v
                 }
             };
-            self.take(id, v)?;
+            if self.admits(upper) {
+                self.take(id, v)?;
+            }
             searching.pause().await;
         }
         // The index may have been dropped while its records were read.
@@ -690,6 +750,12 @@ impl Fetched<'_> {
             return Err(Reply::err(ERR_DROPPED));
         }
         Ok(())
+    }
+
+    /// Whether a candidate whose exact ranking key is at most `upper` may still be
+    /// among the results (always, when nothing is re-ranked).
+    fn admits(&self, upper: f64) -> bool {
+        self.reranker.as_ref().is_none_or(|r| r.admits(upper))
     }
 
     /// Takes in the record `v` of candidate `id`: scores its original (a record whose

@@ -218,12 +218,13 @@ fn info_and_unknown() {
                 "vlog_dead_bytes", "compactions", "rss_bytes", "index_memory_bytes", "keydir_bytes", "last_seq", "recovered_keys",
                 "uptime_ms", "cache_bytes", "cache_used_bytes", "cache_entries", "cache_hits", "cache_misses",
                 "cache_evictions", "avg_ttl", "expired_keys", "inflight_bytes", "inflight_used_bytes", "inflight_peak_bytes",
+                "vector_searches", "vector_rerank_reads", "vector_rerank_skipped",
                 "db0.keys", "db0.expires", "db0.avg_ttl"
             ]
         );
         assert_eq!(fields[0].1, int(2));
         assert_eq!((fields[23].1.clone(), fields[24].1.clone()), (int(8 << 20), int(0)), "inflight_bytes, inflight_used_bytes");
-        assert_eq!((fields[26].1.clone(), fields[27].1.clone()), (int(2), int(0)), "db0.keys, db0.expires");
+        assert_eq!((fields[29].1.clone(), fields[30].1.clone()), (int(2), int(0)), "db0.keys, db0.expires");
         assert!(matches!(fields[9].1, Value::Integer(n) if n > 0), "rss_bytes");
         check(&s, argv!["NOSUCH", "x"], err("ERR unknown command 'NOSUCH'")).await;
         check(&s, argv!["BAD\r\nNAME"], err("ERR unknown command 'BAD  NAME'")).await;
