@@ -207,11 +207,96 @@ fn biased_dot_sq_i8(q: &[i8], r: &[i8], q_bias: i32) -> (i32, i32) {
     (_mm512_reduce_add_epi32(qr).wrapping_sub(q_bias), _mm512_reduce_add_epi32(rr))
 }
 
+/// Four rows at a time ([`biased_dot_i8_x4`], the products scaled four lanes wide in
+/// f64 exactly as [`scalar::ip_i8_from`] does one), then one row at a time.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512vpopcntdq")]
 fn ip_i8_rows(q: &[i8], qs: f32, rows: &[i8], scales: &[f32], out: &mut [f32]) {
     assert_eq!(scales.len(), out.len());
+    let d = q.len();
     let q_bias = sum_i8(q).wrapping_mul(128);
-    for_rows(rows, q.len(), out, |i, r| scalar::ip_i8_from(qs, scales[i], biased_dot_i8(q, r).wrapping_sub(q_bias)));
+    let mut done = 0;
+    if d > 0 {
+        let (rows4, scales4, out4) = (rows.chunks_exact(4 * d), scales.chunks_exact(4), out.chunks_exact_mut(4));
+        for ((r, sc), o) in rows4.zip(scales4).zip(out4) {
+            let ab = _mm_sub_epi32(biased_dot_i8_x4(q, r), _mm_set1_epi32(q_bias));
+            // (qs · scale) · ab in f64, one rounding to f32: `ip_i8_from`'s arithmetic.
+            let sc = _mm256_mul_pd(_mm256_set1_pd(f64::from(qs)), _mm256_cvtps_pd(ld4(sc)));
+            st4(o, _mm256_cvtpd_ps(_mm256_mul_pd(sc, _mm256_cvtepi32_pd(ab))));
+            done += 4;
+        }
+    }
+    let (rows, scales, out) = (&rows[done * d..], &scales[done..], &mut out[done..]);
+    for_rows(rows, d, out, |i, r| scalar::ip_i8_from(qs, scales[i], biased_dot_i8(q, r).wrapping_sub(q_bias)));
+}
+
+/// `Σ qᵢ·(rᵢ + 128)` (wrapping) for each of the four rows of `rows` (`4·q.len()` codes),
+/// as four i32 lanes: each query load serves four rows, eight `vpdpbusd` chains run
+/// side by side (two per row), and the four horizontal sums share one shuffle tree.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512vpopcntdq")]
+#[inline]
+fn biased_dot_i8_x4(q: &[i8], rows: &[i8]) -> __m128i {
+    let d = q.len();
+    assert_eq!(rows.len(), 4 * d);
+    let bias = _mm512_set1_epi8(i8::MIN);
+    // (Written out, not with `array::map`: a closure there would not inherit this
+    // function's target features, and its vector operations would become calls.)
+    let r: [&[i8]; 4] = [&rows[..d], &rows[d..2 * d], &rows[2 * d..3 * d], &rows[3 * d..]];
+    let r64 = [r[0].as_chunks::<64>().0, r[1].as_chunks::<64>().0, r[2].as_chunks::<64>().0, r[3].as_chunks::<64>().0];
+    // Two accumulators per row (even and odd chunks), named rather than indexed by a
+    // runtime value so that they stay in registers.
+    let (mut even, mut odd) = ([_mm512_setzero_si512(); 4], [_mm512_setzero_si512(); 4]);
+    let (q64, q_tail) = q.as_chunks::<64>();
+    let (pairs, last) = q64.as_chunks::<2>();
+    for (p, [x0, x1]) in pairs.iter().enumerate() {
+        let (x0, x1) = (ld_i8(x0), ld_i8(x1));
+        for j in 0..4 {
+            let rj = &r64[j][2 * p..];
+            even[j] = _mm512_dpbusd_epi32(even[j], _mm512_xor_si512(ld_i8(&rj[0]), bias), x0);
+            odd[j] = _mm512_dpbusd_epi32(odd[j], _mm512_xor_si512(ld_i8(&rj[1]), bias), x1);
+        }
+    }
+    if let [x] = last {
+        let (x, c) = (ld_i8(x), 2 * pairs.len());
+        for j in 0..4 {
+            even[j] = _mm512_dpbusd_epi32(even[j], _mm512_xor_si512(ld_i8(&r64[j][c]), bias), x);
+        }
+    }
+    if !q_tail.is_empty() {
+        // Masked-off lanes load as 0 on both sides: q = 0 makes their products 0.
+        let x = ld_i8_tail(q_tail);
+        let start = d - q_tail.len();
+        for j in 0..4 {
+            odd[j] = _mm512_dpbusd_epi32(odd[j], _mm512_xor_si512(ld_i8_tail(&r[j][start..]), bias), x);
+        }
+    }
+    let (a, b) = (_mm512_add_epi32(even[0], odd[0]), _mm512_add_epi32(even[1], odd[1]));
+    let (c, e) = (_mm512_add_epi32(even[2], odd[2]), _mm512_add_epi32(even[3], odd[3]));
+    // Per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3], then [a, b, c, e] partial sums.
+    let ab = _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
+    let ce = _mm512_add_epi32(_mm512_unpacklo_epi32(c, e), _mm512_unpackhi_epi32(c, e));
+    let abce = _mm512_add_epi32(_mm512_unpacklo_epi64(ab, ce), _mm512_unpackhi_epi64(ab, ce));
+    let s = _mm256_add_epi32(_mm512_castsi512_si256(abce), _mm512_extracti64x4_epi64::<1>(abce));
+    _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s))
+}
+
+/// Loads 4 floats.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512vpopcntdq")]
+#[inline]
+#[expect(unsafe_code, reason = "a vector load from a slice of 4")]
+fn ld4(x: &[f32]) -> __m128 {
+    assert_eq!(x.len(), 4);
+    // SAFETY: `x` is 4 readable floats, exactly the 16 bytes the unaligned load reads.
+    unsafe { _mm_loadu_ps(x.as_ptr()) }
+}
+
+/// Stores 4 floats.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512vpopcntdq")]
+#[inline]
+#[expect(unsafe_code, reason = "a vector store to a slice of 4")]
+fn st4(out: &mut [f32], v: __m128) {
+    assert_eq!(out.len(), 4);
+    // SAFETY: `out` is 4 writable floats, exactly the 16 bytes the unaligned store writes.
+    unsafe { _mm_storeu_ps(out.as_mut_ptr(), v) }
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512vpopcntdq")]
