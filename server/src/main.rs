@@ -156,6 +156,7 @@ fn run_shard() -> ExitCode {
     let id = cfg.id;
     exit_on_panic(format!("shard {id}"), "the router restarts it");
     keel_shard::set_release_freed(alloc::release_freed);
+    alloc::set_dirty_decay_ms(alloc::SHARD_DIRTY_DECAY_MS);
     match keel_shard::run(cfg) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
