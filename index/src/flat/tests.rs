@@ -194,43 +194,58 @@ fn upsert_both(ix: &mut FlatIndex, model: &mut BTreeMap<u64, Vec<f32>>, id: u64,
     Ok(())
 }
 
+/// Applies `ops` to `ix` and to a model alike (a remove must agree on whether the id was
+/// there), checks after each that the index holds the model's ids and counts its slots
+/// right, and hands every search to `search` with the model as it is then.
+fn replay(
+    ix: &mut FlatIndex,
+    ops: Vec<Op>,
+    mut search: impl FnMut(&FlatIndex, &BTreeMap<u64, Vec<f32>>, Vec<f32>, usize) -> Result<(), TestCaseError>,
+) -> Result<(), TestCaseError> {
+    let mut model: BTreeMap<u64, Vec<f32>> = BTreeMap::new();
+    for op in ops {
+        match op {
+            Op::Upsert(id, v) => upsert_both(ix, &mut model, id, v)?,
+            Op::Remove(id) => prop_assert_eq!(ix.remove(id).is_some(), model.remove(&id).is_some()),
+            Op::Compact => {
+                ix.compact();
+            }
+            Op::Search(q, k) => search(ix, &model, q, k)?,
+        }
+        prop_assert_eq!(ix.len(), model.len());
+        prop_assert_eq!(ix.slot_count(), ix.len() + ix.free_slots());
+        for id in model.keys() {
+            prop_assert!(ix.contains(*id));
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #[test]
     fn flat_matches_brute_force((dim, ops) in ops()) {
         let mut ix = cosine(dim);
-        let mut model: BTreeMap<u64, Vec<f32>> = BTreeMap::new();
-        for op in ops {
-            match op {
-                Op::Upsert(id, v) => upsert_both(&mut ix, &mut model, id, v)?,
-                Op::Remove(id) => prop_assert_eq!(ix.remove(id).is_some(), model.remove(&id).is_some()),
-                Op::Compact => { ix.compact(); }
-                Op::Search(q, k) => {
-                    if q.iter().all(|&x| x == 0.0) {
-                        prop_assert_eq!(ix.search(&q, k), Err(IndexError::ZeroVector));
-                        continue;
-                    }
-                    let got = ix.search(&q, k).unwrap();
-                    prop_assert_eq!(&got, &naive(&model, &q, k));
-                    // Independent check in f64: returned scores are true cosines, and
-                    // nothing left out beats the k-th result.
-                    for &(id, s) in &got {
-                        prop_assert!((f64::from(s) - cosine_f64(&q, &model[&id])).abs() < 1e-5);
-                    }
-                    if let Some(&(_, kth)) = got.last() {
-                        for (id, v) in &model {
-                            if !got.iter().any(|r| r.0 == *id) {
-                                prop_assert!(cosine_f64(&q, v) <= f64::from(kth) + 1e-5);
-                            }
-                        }
+        replay(&mut ix, ops, |ix, model, q, k| {
+            if q.iter().all(|&x| x == 0.0) {
+                prop_assert_eq!(ix.search(&q, k), Err(IndexError::ZeroVector));
+                return Ok(());
+            }
+            let got = ix.search(&q, k).unwrap();
+            prop_assert_eq!(&got, &naive(model, &q, k));
+            // Independent check in f64: returned scores are true cosines, and
+            // nothing left out beats the k-th result.
+            for &(id, s) in &got {
+                prop_assert!((f64::from(s) - cosine_f64(&q, &model[&id])).abs() < 1e-5);
+            }
+            if let Some(&(_, kth)) = got.last() {
+                for (id, v) in model {
+                    if !got.iter().any(|r| r.0 == *id) {
+                        prop_assert!(cosine_f64(&q, v) <= f64::from(kth) + 1e-5);
                     }
                 }
             }
-            prop_assert_eq!(ix.len(), model.len());
-            prop_assert_eq!(ix.slot_count(), ix.len() + ix.free_slots());
-            for id in model.keys() {
-                prop_assert!(ix.contains(*id));
-            }
-        }
+            Ok(())
+        })?;
     }
 }
 
@@ -346,32 +361,24 @@ proptest! {
     #[test]
     fn rerank_of_a_full_scan_is_exact(((metric, kind), (dim, ops)) in (metric_kind(), ops())) {
         let mut ix = FlatIndex::new(dim, metric, kind);
-        let mut model: BTreeMap<u64, Vec<f32>> = BTreeMap::new();
-        for op in ops {
-            match op {
-                Op::Upsert(id, v) => upsert_both(&mut ix, &mut model, id, v)?,
-                Op::Remove(id) => prop_assert_eq!(ix.remove(id).is_some(), model.remove(&id).is_some()),
-                Op::Compact => { ix.compact(); }
-                Op::Search(q, k) => {
-                    let Ok(mut scan) = ix.scan(&q, ix.len()) else {
-                        prop_assert!(metric == Metric::Cosine && q.iter().all(|&x| x == 0.0));
-                        continue;
-                    };
-                    while !ix.scan_step(&mut scan, 5, None) {}
-                    let query = scan.query().clone();
-                    let cands = scan.finish();
-                    prop_assert_eq!(cands.len(), model.len());
-                    let mut want = exact_all(metric, &model, &q);
-                    want.truncate(k);
-                    if kind == Kind::F32 {
-                        prop_assert_eq!(&cands[..k.min(cands.len())], &want[..]);
-                    }
-                    let got = ix.rerank(&query, k, cands.iter().map(|&(id, _)| (id, model[&id].clone())));
-                    prop_assert_eq!(got, want);
-                }
+        replay(&mut ix, ops, |ix, model, q, k| {
+            let Ok(mut scan) = ix.scan(&q, ix.len()) else {
+                prop_assert!(metric == Metric::Cosine && q.iter().all(|&x| x == 0.0));
+                return Ok(());
+            };
+            while !ix.scan_step(&mut scan, 5, None) {}
+            let query = scan.query().clone();
+            let cands = scan.finish();
+            prop_assert_eq!(cands.len(), model.len());
+            let mut want = exact_all(metric, model, &q);
+            want.truncate(k);
+            if kind == Kind::F32 {
+                prop_assert_eq!(&cands[..k.min(cands.len())], &want[..]);
             }
-            prop_assert_eq!(ix.len(), model.len());
-        }
+            let got = ix.rerank(&query, k, cands.iter().map(|&(id, _)| (id, model[&id].clone())));
+            prop_assert_eq!(got, want);
+            Ok(())
+        })?;
     }
 }
 
@@ -652,34 +659,27 @@ proptest! {
     #[test]
     fn rerank_bounds_hold_and_pruning_changes_nothing((metric, (dim, ops)) in (prop::sample::select(Metric::ALL.to_vec()), ops())) {
         let mut ix = FlatIndex::new(dim, metric, Kind::Int8);
-        let mut model: BTreeMap<u64, Vec<f32>> = BTreeMap::new();
-        for op in ops {
-            match op {
-                Op::Upsert(id, v) => upsert_both(&mut ix, &mut model, id, v)?,
-                Op::Remove(id) => prop_assert_eq!(ix.remove(id).is_some(), model.remove(&id).is_some()),
-                Op::Compact => { ix.compact(); }
-                Op::Search(q, k) => {
-                    let Ok(mut scan) = ix.scan(&q, (3 * k).max(1)) else { continue };
-                    while !ix.scan_step(&mut scan, 7, None) {}
-                    let query = scan.query().clone();
-                    let cands = scan.finish();
-                    let bounds = ix.rerank_bounds(&query, cands.iter().map(|c| c.0)).unwrap();
-                    let mut ids: Vec<u64> = bounds.iter().map(|b| b.id).collect();
-                    ids.sort_unstable();
-                    let mut want_ids: Vec<u64> = cands.iter().map(|c| c.0).collect();
-                    want_ids.sort_unstable();
-                    prop_assert_eq!(ids, want_ids);
-                    for b in &bounds {
-                        if let Some(key) = rerank_key(&ix, &query, &model[&b.id]) {
-                            prop_assert!(f64::from(key) <= b.upper, "id {} key {} upper {}", b.id, key, b.upper);
-                        }
-                    }
-                    let full = ix.rerank(&query, k, cands.iter().map(|&(id, _)| (id, model[&id].clone())));
-                    let (pruned, _) = pruned_rerank(&ix, &query, k, &bounds, |id| model[&id].clone());
-                    prop_assert_eq!(pruned, full);
+        replay(&mut ix, ops, |ix, model, q, k| {
+            let Ok(mut scan) = ix.scan(&q, (3 * k).max(1)) else { return Ok(()) };
+            while !ix.scan_step(&mut scan, 7, None) {}
+            let query = scan.query().clone();
+            let cands = scan.finish();
+            let bounds = ix.rerank_bounds(&query, cands.iter().map(|c| c.0)).unwrap();
+            let mut ids: Vec<u64> = bounds.iter().map(|b| b.id).collect();
+            ids.sort_unstable();
+            let mut want_ids: Vec<u64> = cands.iter().map(|c| c.0).collect();
+            want_ids.sort_unstable();
+            prop_assert_eq!(ids, want_ids);
+            for b in &bounds {
+                if let Some(key) = rerank_key(ix, &query, &model[&b.id]) {
+                    prop_assert!(f64::from(key) <= b.upper, "id {} key {} upper {}", b.id, key, b.upper);
                 }
             }
-        }
+            let full = ix.rerank(&query, k, cands.iter().map(|&(id, _)| (id, model[&id].clone())));
+            let (pruned, _) = pruned_rerank(ix, &query, k, &bounds, |id| model[&id].clone());
+            prop_assert_eq!(pruned, full);
+            Ok(())
+        })?;
     }
 }
 
