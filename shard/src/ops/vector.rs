@@ -460,7 +460,9 @@ pub async fn vsearch(shard: &Shard, argv: Vec<Vec<u8>>) -> Reply {
     // The stored records of the candidates, when the search needs them: the f32
     // originals to re-rank, the payloads to return. An int8 re-rank reads its k most
     // promising candidates first, then only those that can still enter the k best
-    // (`rerank_bounds`); the result is the same as from reading them all.
+    // (`rerank_bounds`); the result is the same as from reading them all. (A vector
+    // rewritten after its bound was computed is judged by its old code, as the scan
+    // already chose the candidates by their codes at the time.)
     let waves: [Vec<Bounded>; 2] = if reranker.is_some() {
         let bounds = {
             let reg = shard.vectors.borrow();
